@@ -1,0 +1,14 @@
+//! The load-and-chaos harness as a library: the CLI in `main.rs` is a thin shell over these
+//! modules, and the end-to-end tests drive them directly.
+
+pub mod smoke;
+pub mod stack;
+
+/// Process exit codes (k6-compatible where k6 has one); see DESIGN.md §6.
+pub mod exit {
+    pub const PASS: i32 = 0;
+    pub const USAGE: i32 = 2;
+    pub const RUNTIME: i32 = 3;
+    pub const THRESHOLDS_FAILED: i32 = 99;
+    pub const INTERRUPTED: i32 = 130;
+}

@@ -1,0 +1,134 @@
+//! `harness` command line. Only this file turns errors into exit codes and prose.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use harness::{exit, smoke, stack};
+
+#[derive(Parser)]
+#[command(name = "harness", version, about = "Load-and-chaos harness: real load, injected faults, a verdict CI can trust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Manage the local stack (database, broker, target app) on 127.0.0.1.
+    Stack {
+        #[command(subcommand)]
+        action: StackCmd,
+        /// Where the state file and logs live.
+        #[arg(long, global = true, default_value = "reports/.stack")]
+        dir: PathBuf,
+    },
+    /// Short fixed-rate load of orders and coupon requests; prints a result table.
+    Smoke {
+        /// Base URL of the target (default: the stack's app).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value = "reports/.stack")]
+        stack_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StackCmd {
+    /// Start database (existing or private), broker and target app; idempotent.
+    Up {
+        /// Server tried first; a private mariadbd starts when it does not answer.
+        #[arg(long, env = "DATABASE_URL", default_value = "mysql://root@127.0.0.1:3306/test")]
+        database_url: String,
+        /// Database the target app uses on that server.
+        #[arg(long, default_value = "harness")]
+        database: String,
+        #[arg(long, default_value = "incident")]
+        preset: String,
+        /// Only the database and broker (the tests start their own app).
+        #[arg(long)]
+        no_app: bool,
+        /// Extra flags passed to target-app, e.g. --app-arg=--external-call-ms=200
+        #[arg(long = "app-arg", allow_hyphen_values = true)]
+        app_args: Vec<String>,
+    },
+    /// Stop everything the stack started and remove its files.
+    Down,
+    /// Show each component and whether it runs.
+    Status,
+    /// Print `export` lines (HARNESS_DATABASE_URL, HARNESS_KAFKA, HARNESS_TARGET_URL).
+    Env,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let code = match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::RUNTIME
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Cmd::Stack { action, dir } => stack_cmd(action, dir).await,
+        Cmd::Smoke { target, rate, seconds, stack_dir } => {
+            let target = match target {
+                Some(t) => t,
+                None => stack::StackState::load(&stack_dir)?
+                    .and_then(|s| s.app.map(|a| a.url))
+                    .ok_or_else(|| anyhow::anyhow!("no --target given and no stack app running (run `harness stack up`)"))?,
+            };
+            let opts = smoke::SmokeOptions { target, rate, duration: Duration::from_secs(seconds), timeout: Duration::from_secs(10) };
+            eprintln!("smoke: {} req/s for {} s against {}", opts.rate, seconds, opts.target);
+            let result = smoke::run(&opts).await?;
+            print!("{}", smoke::render(&result));
+            Ok(exit::PASS)
+        }
+    }
+}
+
+async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
+    match action {
+        StackCmd::Up { database_url, database, preset, no_app, app_args } => {
+            let opts = stack::UpOptions { dir: dir.clone(), database_url, database_name: database, with_app: !no_app, preset, app_args };
+            let state = stack::up(&opts).await?;
+            for line in stack::status_lines(&state) {
+                println!("{line}");
+            }
+            Ok(exit::PASS)
+        }
+        StackCmd::Down => {
+            stack::down(&dir)?;
+            println!("stack down");
+            Ok(exit::PASS)
+        }
+        StackCmd::Status => match stack::StackState::load(&dir)? {
+            None => {
+                println!("stack is down (no {})", dir.join("state.json").display());
+                Ok(exit::RUNTIME)
+            }
+            Some(state) => {
+                for line in stack::status_lines(&state) {
+                    println!("{line}");
+                }
+                Ok(if state.healthy() { exit::PASS } else { exit::RUNTIME })
+            }
+        },
+        StackCmd::Env => {
+            let state = stack::StackState::load(&dir)?.ok_or_else(|| stack::StackError::NotUp(dir.join("state.json")))?;
+            for line in state.env_lines() {
+                println!("{line}");
+            }
+            Ok(exit::PASS)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The bundled target app as a stack component: the `target-app` binary built beside
+//! `harness`, started on a free port against the stack's database and broker.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::process::{self, Child};
+use super::StackError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct App {
+    pub url: String,
+    pub preset: String,
+    pub child: Child,
+}
+
+/// `HARNESS_TARGET_APP_BIN`, else `target-app` next to the running `harness` binary.
+pub fn find_binary() -> Result<PathBuf, StackError> {
+    if let Some(p) = std::env::var_os("HARNESS_TARGET_APP_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| StackError::io(Path::new("current_exe"), e))?;
+    // Tests run from target/<profile>/deps; the binaries sit one level up.
+    for dir in exe.ancestors().skip(1).take(2) {
+        let p = dir.join("target-app");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(StackError::Missing {
+        what: "target-app binary".into(),
+        hint: "build it with `cargo build -p target-app` (make does) or set HARNESS_TARGET_APP_BIN".into(),
+    })
+}
+
+pub async fn start(database_url: &str, bootstrap: &str, preset: &str, extra: &[String], dir: &Path, logs: &Path) -> Result<App, StackError> {
+    let bin = find_binary()?;
+    let port = process::free_port()?;
+    let mut args = vec![
+        "--listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--database-url".to_owned(),
+        database_url.to_owned(),
+        "--kafka".to_owned(),
+        bootstrap.to_owned(),
+        "--preset".to_owned(),
+        preset.to_owned(),
+    ];
+    args.extend(extra.iter().cloned());
+    let child = process::spawn(&bin, &args, dir, &logs.join("target-app.log"), &[])?;
+    let url = format!("http://127.0.0.1:{port}");
+    let health = format!("{url}/actuator/health");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("http client");
+    process::wait_ready(&child, "target-app", Duration::from_secs(90), || {
+        let (c, h) = (client.clone(), health.clone());
+        async move { matches!(c.get(&h).send().await, Ok(r) if r.status().is_success()) }
+    })
+    .await?;
+    Ok(App { url, preset: preset.to_owned(), child })
+}
+
+impl App {
+    pub fn stop(&self) {
+        self.child.stop(Duration::from_secs(15));
+    }
+}

@@ -1,0 +1,202 @@
+//! `harness stack up|down|status|env`: the local stack on 127.0.0.1 (database, broker, target
+//! app) for the demo and the end-to-end tests.
+//!
+//! Invariants: every process the stack starts is recorded in the state file *before* the next
+//! one starts, so a failed or interrupted `up` can always be undone by `down`; `down` leaves no
+//! process and no directory of ours behind; `up` on a healthy stack changes nothing.
+
+pub mod app;
+pub mod broker;
+pub mod mariadb;
+pub mod process;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot start {program}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("`{what}` failed:\n{output}")]
+    Command { what: String, output: String },
+    #[error("{what} not found: {hint}")]
+    Missing { what: String, hint: String },
+    #[error("{what} exited during start-up (log: {log}):\n{tail}")]
+    Died { what: String, log: PathBuf, tail: String },
+    #[error("{what} not ready after {secs} s (log: {log}):\n{tail}")]
+    NotReady { what: String, secs: u64, log: PathBuf, tail: String },
+    #[error("database {url}: {source}")]
+    Db { url: String, source: sqlx::Error },
+    #[error("state file {path} is unreadable ({source}); stop leftovers by hand or delete it")]
+    State { path: PathBuf, source: serde_json::Error },
+    #[error("the stack is not up (no {0})")]
+    NotUp(PathBuf),
+}
+
+impl StackError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        StackError::Io { path: path.to_owned(), source }
+    }
+}
+
+/// What `up` started, persisted between commands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StackState {
+    pub database: Option<mariadb::Database>,
+    /// The database the target app uses on that server.
+    pub database_name: String,
+    pub broker: Option<broker::Broker>,
+    pub app: Option<app::App>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub dir: PathBuf,
+    /// Tried first; a private server is started when it does not answer.
+    pub database_url: String,
+    pub database_name: String,
+    /// Start the target app too (tests start their own in-process).
+    pub with_app: bool,
+    pub preset: String,
+    /// Extra `target-app` flags.
+    pub app_args: Vec<String>,
+}
+
+impl StackState {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    pub fn load(dir: &Path) -> Result<Option<StackState>, StackError> {
+        let path = Self::path(dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| StackError::State { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StackError::io(&path, e)),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), StackError> {
+        let path = Self::path(dir);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("state serialises")).map_err(|e| StackError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| StackError::io(&path, e))
+    }
+
+    /// Database URL for the target app (server + the stack's database).
+    pub fn database_url(&self) -> Option<String> {
+        self.database.as_ref().map(|d| mariadb::with_database(&d.server_url, &self.database_name))
+    }
+
+    /// True when every recorded process still runs.
+    pub fn healthy(&self) -> bool {
+        let db = self.database.as_ref().is_some_and(|d| d.private.as_ref().is_none_or(|p| p.child.alive()));
+        let broker = self.broker.as_ref().is_some_and(|b| b.child.alive());
+        let app = self.app.as_ref().is_none_or(|a| a.child.alive());
+        db && broker && app
+    }
+
+    /// Shell `export` lines for tests and scripts.
+    pub fn env_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(url) = self.database_url() {
+            out.push(format!("export HARNESS_DATABASE_URL='{url}'"));
+        }
+        if let Some(b) = &self.broker {
+            out.push(format!("export HARNESS_KAFKA='{}'", b.bootstrap));
+        }
+        if let Some(a) = &self.app {
+            out.push(format!("export HARNESS_TARGET_URL='{}'", a.url));
+        }
+        out
+    }
+}
+
+/// Brings the stack up; a no-op when the recorded stack is healthy and has what was asked.
+pub async fn up(opts: &UpOptions) -> Result<StackState, StackError> {
+    if let Some(state) = StackState::load(&opts.dir)? {
+        let same_app = match (&state.app, opts.with_app) {
+            (Some(a), true) => a.preset == opts.preset,
+            (None, false) => true,
+            _ => false,
+        };
+        if state.healthy() && same_app {
+            eprintln!("stack already up ({})", opts.dir.display());
+            return Ok(state);
+        }
+        eprintln!("stack state is stale or differs from what was asked; restarting it");
+        down(&opts.dir)?;
+    }
+    let logs = opts.dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| StackError::io(&logs, e))?;
+    let mut state = StackState { database_name: opts.database_name.clone(), ..Default::default() };
+    let result = start_parts(opts, &logs, &mut state).await;
+    if let Err(e) = result {
+        eprintln!("stack up failed; stopping what was started");
+        let _ = stop_parts(&state);
+        let _ = std::fs::remove_file(StackState::path(&opts.dir));
+        return Err(e);
+    }
+    Ok(state)
+}
+
+async fn start_parts(opts: &UpOptions, logs: &Path, state: &mut StackState) -> Result<(), StackError> {
+    eprintln!("  database…");
+    let db = mariadb::start(&opts.database_url, &opts.dir, logs).await?;
+    let server = db.server_url.clone();
+    state.database = Some(db);
+    state.save(&opts.dir)?;
+    mariadb::create_database(&server, &opts.database_name).await?;
+
+    eprintln!("  broker…");
+    state.broker = Some(broker::start(&opts.dir, logs).await?);
+    state.save(&opts.dir)?;
+
+    if opts.with_app {
+        eprintln!("  target app ({})…", opts.preset);
+        let url = state.database_url().expect("database recorded above");
+        let bootstrap = state.broker.as_ref().expect("broker recorded above").bootstrap.clone();
+        state.app = Some(app::start(&url, &bootstrap, &opts.preset, &opts.app_args, &opts.dir, logs).await?);
+        state.save(&opts.dir)?;
+    }
+    Ok(())
+}
+
+fn stop_parts(state: &StackState) -> Result<(), StackError> {
+    if let Some(a) = &state.app {
+        a.stop();
+    }
+    let broker = state.broker.as_ref().map(|b| b.stop()).unwrap_or(Ok(()));
+    let db = state.database.as_ref().map(|d| d.stop()).unwrap_or(Ok(()));
+    broker.and(db)
+}
+
+/// Stops everything recorded and removes the stack directory. Idempotent.
+pub fn down(dir: &Path) -> Result<(), StackError> {
+    if let Some(state) = StackState::load(dir)? {
+        stop_parts(&state)?;
+    }
+    std::fs::remove_dir_all(dir).or_else(mariadb::ignore_missing).map_err(|e| StackError::io(dir, e))
+}
+
+/// One line per component: what, where, alive.
+pub fn status_lines(state: &StackState) -> Vec<String> {
+    let mark = |alive: bool| if alive { "up  " } else { "DOWN" };
+    let mut out = Vec::new();
+    if let Some(d) = &state.database {
+        match &d.private {
+            Some(p) => out.push(format!("{} database  {}/{} (private mariadbd pid {})", mark(p.child.alive()), d.server_url, state.database_name, p.child.pid)),
+            None => out.push(format!("up   database  {}/{} (existing server)", d.server_url, state.database_name)),
+        }
+    }
+    if let Some(b) = &state.broker {
+        out.push(format!("{} broker    {} (tansu pid {})", mark(b.child.alive()), b.bootstrap, b.child.pid));
+    }
+    if let Some(a) = &state.app {
+        out.push(format!("{} app       {} (preset {}, pid {})", mark(a.child.alive()), a.url, a.preset, a.child.pid));
+    }
+    out
+}

@@ -1,0 +1,129 @@
+//! Starting, finding and stopping the stack's child processes.
+//!
+//! Children run in their own process group (a Ctrl-C meant for `harness` must not kill the
+//! database under a later run) with output in a log file, and outlive the `harness stack up`
+//! that started them. Before signalling a recorded pid we check it still runs the program we
+//! started: pids get reused, and `down` must never kill a stranger.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::StackError;
+
+/// A child the stack started: what to check before signalling it, and where it logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Child {
+    pub pid: u32,
+    /// File name of the program, matched against `/proc/<pid>/cmdline`.
+    pub program: String,
+    pub log: PathBuf,
+}
+
+pub fn spawn(program: &Path, args: &[String], cwd: &Path, log: &Path, env: &[(&str, &str)]) -> Result<Child, StackError> {
+    let out = File::create(log).map_err(|e| StackError::io(log, e))?;
+    let err = out.try_clone().map_err(|e| StackError::io(log, e))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().map_err(|e| StackError::Spawn { program: program.display().to_string(), source: e })?;
+    Ok(Child {
+        pid: child.id(),
+        program: program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        log: log.to_owned(),
+    })
+}
+
+impl Child {
+    /// True when the pid is alive and still runs our program (not a zombie, not a reused pid).
+    pub fn alive(&self) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        !zombie && String::from_utf8_lossy(first).ends_with(&self.program)
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`. Returns once the process is gone.
+    pub fn stop(&self, grace: Duration) {
+        if !self.alive() {
+            return;
+        }
+        signal(self.pid, libc::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while self.alive() && Instant::now() < deadline {
+            reap(self.pid);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.alive() {
+            signal(self.pid, libc::SIGKILL);
+            while self.alive() {
+                reap(self.pid);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        reap(self.pid);
+    }
+
+    /// The last lines of the child's log, for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: plain syscall on a pid we verified runs our program.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Collects the exit status when the child is ours (same process), so it does not linger as a
+/// zombie; a no-op for children of an earlier `harness` process.
+fn reap(pid: u32) {
+    let mut status = 0;
+    // SAFETY: WNOHANG never blocks; an unrelated pid just returns an error.
+    unsafe {
+        libc::waitpid(pid as i32, &mut status, libc::WNOHANG);
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> Result<u16, StackError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| StackError::io(Path::new("127.0.0.1:0"), e))?;
+    Ok(l.local_addr().map_err(|e| StackError::io(Path::new("127.0.0.1:0"), e))?.port())
+}
+
+pub fn port_open(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// Waits until `ready()` holds, failing early with the log tail if the child dies.
+pub async fn wait_ready<F, Fut>(child: &Child, what: &str, timeout: Duration, mut ready: F) -> Result<(), StackError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready().await {
+            return Ok(());
+        }
+        if !child.alive() {
+            return Err(StackError::Died { what: what.to_owned(), log: child.log.clone(), tail: child.log_tail(15) });
+        }
+        if Instant::now() > deadline {
+            return Err(StackError::NotReady { what: what.to_owned(), secs: timeout.as_secs(), log: child.log.clone(), tail: child.log_tail(15) });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
