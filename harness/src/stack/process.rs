@@ -44,11 +44,14 @@ pub fn spawn(program: &Path, args: &[String], cwd: &Path, log: &Path, env: &[(&s
 impl Child {
     /// True when the pid is alive and still runs our program (not a zombie, not a reused pid).
     pub fn alive(&self) -> bool {
-        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
-        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-        !zombie && String::from_utf8_lossy(first).ends_with(&self.program)
+        // `comm` (the kernel's 15-byte program name) is set at exec; cmdline can still read
+        // empty for a moment after it, so it is not usable right after spawn.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else { return false };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { return false };
+        let comm = &stat[open + 1..close];
+        let zombie = stat[close + 1..].trim_start().starts_with('Z');
+        let ours = self.program.get(..15).unwrap_or(&self.program);
+        !zombie && comm == ours
     }
 
     /// SIGTERM, then SIGKILL after `grace`. Returns once the process is gone.
@@ -119,11 +122,31 @@ where
             return Ok(());
         }
         if !child.alive() {
+            child.stop(Duration::from_secs(5));
             return Err(StackError::Died { what: what.to_owned(), log: child.log.clone(), tail: child.log_tail(15) });
         }
         if Instant::now() > deadline {
+            child.stop(Duration::from_secs(10));
             return Err(StackError::NotReady { what: what.to_owned(), secs: timeout.as_secs(), log: child.log.clone(), tail: child.log_tail(15) });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alive_tracks_our_child_and_stop_ends_it() {
+        let dir = std::env::temp_dir();
+        let log = dir.join(format!("harness-proc-test-{}.log", std::process::id()));
+        let child = spawn(Path::new("/bin/sleep"), &["30".to_owned()], &dir, &log, &[]).unwrap();
+        assert!(child.alive(), "fresh child not seen alive");
+        let stranger = Child { program: "not-sleep".into(), ..child.clone() };
+        assert!(!stranger.alive(), "a pid running another program is not ours");
+        child.stop(Duration::from_secs(5));
+        assert!(!child.alive());
+        let _ = std::fs::remove_file(log);
     }
 }

@@ -1,0 +1,96 @@
+//! The local stack on real processes: a private mariadbd when the configured server does not
+//! answer, idempotent `up`, and a `down` that leaves no process or directory behind.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use harness::stack::{self, mariadb, UpOptions};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("harness-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn harness_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_harness"))
+}
+
+#[tokio::test]
+async fn private_mariadb_starts_when_the_url_does_not_answer_and_is_removed_on_stop() {
+    let dir = temp_dir("mariadb");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let db = mariadb::start(&format!("mysql://root@127.0.0.1:{}/test", closed_port()), &dir, &logs).await.expect("private mariadbd");
+    let private = db.private.clone().expect("a private server, since the URL did not answer");
+    assert!(private.child.alive());
+    assert!(mariadb::answers(&db.server_url).await, "private server must accept root with no password");
+    mariadb::create_database(&db.server_url, "harness").await.unwrap();
+    assert!(mariadb::answers(&mariadb::with_database(&db.server_url, "harness")).await);
+
+    db.stop().unwrap();
+    assert!(!private.child.alive(), "mariadbd pid {} still running", private.child.pid);
+    assert!(!private.datadir.exists(), "datadir {} left behind", private.datadir.display());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn up_is_idempotent_and_down_leaves_nothing_behind() {
+    let dir = temp_dir("stack");
+    let opts = UpOptions {
+        dir: dir.join(".stack"),
+        database_url: std::env::var("HARNESS_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
+        database_name: format!("harness_stack_test_{}", std::process::id()),
+        with_app: true,
+        preset: "incident".into(),
+        app_args: vec![],
+    };
+    let first = stack::up(&opts).await.expect("stack up");
+    assert!(first.healthy());
+    let app = first.app.clone().unwrap();
+    let health: serde_json::Value = reqwest::get(format!("{}/actuator/health", app.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(health["components"]["db"]["status"], "UP");
+    assert_eq!(health["components"]["kafka"]["status"], "UP");
+
+    let second = stack::up(&opts).await.expect("second up");
+    assert_eq!(second.app.as_ref().unwrap().child.pid, app.child.pid, "a healthy stack is left as it is");
+    assert_eq!(second.broker.as_ref().unwrap().child.pid, first.broker.as_ref().unwrap().child.pid);
+
+    let out = Command::new(harness_bin()).args(["stack", "status", "--dir"]).arg(&opts.dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&app.url));
+
+    let out = Command::new(harness_bin()).args(["stack", "down", "--dir"]).arg(&opts.dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!app.child.alive(), "target-app still running");
+    assert!(!first.broker.as_ref().unwrap().child.alive(), "tansu still running");
+    assert!(!opts.dir.exists(), "stack dir left behind");
+
+    let out = Command::new(harness_bin()).args(["stack", "status", "--dir"]).arg(&opts.dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "status of a stopped stack is a runtime error");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stack is down"));
+    // Down again is harmless.
+    let out = Command::new(harness_bin()).args(["stack", "down", "--dir"]).arg(&opts.dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mariadb::with_database(&opts.database_url, "")).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS `{}`", opts.database_name)).execute(&mut c).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_broken_state_file_is_a_clear_error() {
+    let dir = temp_dir("badstate");
+    std::fs::write(dir.join("state.json"), "{ not json").unwrap();
+    let out = Command::new(harness_bin()).args(["stack", "status", "--dir"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("state.json") && err.contains("unreadable"), "{err}");
+    assert!(dir.join("state.json").exists(), "the state file is kept for the user to inspect");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

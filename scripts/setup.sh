@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh Debian machine; safe to run again (each step checks
+# first). The tansu broker is installed by `harness stack up` itself when missing.
+set -euo pipefail
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# C toolchain for librdkafka (built by rdkafka-sys with ./configure + make) and MariaDB's server
+# binaries for the private database the stack starts when DATABASE_URL does not answer.
+need=()
+for pkg in gcc g++ make pkg-config zlib1g-dev libc6-dev python3; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then need+=(mariadb-server); fi
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# The pinned toolchain and the Wasm target (rust-toolchain.toml names both).
+if ! command -v rustup >/dev/null 2>&1; then
+  say "rustup is required (https://rustup.rs); the pinned toolchain is in rust-toolchain.toml"
+  exit 1
+fi
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "installing Rust $toolchain with the wasm32-unknown-unknown target"
+  rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy --target wasm32-unknown-unknown
+fi
+say "ready"
