@@ -1,8 +1,11 @@
 //! The load-and-chaos harness as a library: the CLI in `main.rs` is a thin shell over these
 //! modules, and the end-to-end tests drive them directly.
 
+pub mod alerts;
+pub mod scenario;
 pub mod smoke;
 pub mod stack;
+pub mod threshold;
 
 /// Process exit codes (k6-compatible where k6 has one); see DESIGN.md §6.
 pub mod exit {

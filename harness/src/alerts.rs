@@ -1,0 +1,104 @@
+//! Alert rules (`expr` held `for` a while) evaluated once per second on the run's series, so
+//! the report can say when each rule fired and how long after the fault or first breach.
+
+use serde::Serialize;
+
+use crate::threshold::Op;
+
+/// `series op number`, e.g. `db_pool_acquire_timeouts_total > 10`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub series: String,
+    pub op: Op,
+    pub value: f64,
+}
+
+impl Condition {
+    pub fn parse(text: &str) -> Result<Condition, String> {
+        let err = || format!("invalid alert expression `{text}`: expected `<series> <op> <number>` with op one of < <= > >= == !=");
+        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
+        let (pos, len, op) = ops
+            .iter()
+            .filter_map(|(t, op)| text.find(t).map(|p| (p, t.len(), *op)))
+            .min_by_key(|(p, len, _)| (*p, usize::MAX - len))
+            .ok_or_else(err)?;
+        let series = text[..pos].trim();
+        let value: f64 = text[pos + len..].trim().parse().map_err(|_| err())?;
+        if series.is_empty() || series.contains(char::is_whitespace) {
+            return Err(err());
+        }
+        Ok(Condition { series: series.to_owned(), op, value })
+    }
+
+    pub fn holds(&self, v: f64) -> bool {
+        match self.op {
+            Op::Lt => v < self.value,
+            Op::Le => v <= self.value,
+            Op::Gt => v > self.value,
+            Op::Ge => v >= self.value,
+            Op::Eq => v == self.value,
+            Op::Ne => v != self.value,
+        }
+    }
+}
+
+/// When a rule fired and resolved, in seconds since the run started.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct AlertState {
+    pub name: String,
+    pub expr: String,
+    pub severity: String,
+    pub for_secs: f64,
+    /// First second the condition held in the current streak.
+    #[serde(skip)]
+    pending_since: Option<f64>,
+    pub fired_at: Option<f64>,
+    pub resolved_at: Option<f64>,
+}
+
+impl AlertState {
+    pub fn new(name: &str, expr: &str, severity: &str, for_secs: f64) -> Self {
+        AlertState { name: name.into(), expr: expr.into(), severity: severity.into(), for_secs, ..Default::default() }
+    }
+
+    /// Feeds one sample at time `t` (s). Records the first firing and the first resolution
+    /// after it, as Prometheus does: pending once the condition holds, firing when it held `for`.
+    pub fn observe(&mut self, cond: &Condition, t: f64, v: Option<f64>) {
+        let holds = v.is_some_and(|v| cond.holds(v));
+        if holds {
+            let since = *self.pending_since.get_or_insert(t);
+            if self.fired_at.is_none() && t - since >= self.for_secs {
+                self.fired_at = Some(t);
+            }
+        } else {
+            self.pending_since = None;
+            if self.fired_at.is_some() && self.resolved_at.is_none() {
+                self.resolved_at = Some(t);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_after_holding_for_and_resolves() {
+        let c = Condition::parse("lag > 1000").unwrap();
+        let mut a = AlertState::new("lag", "lag > 1000", "warning", 3.0);
+        for (t, v) in [(0.0, 10.0), (1.0, 2000.0), (2.0, 2000.0), (3.0, 500.0), (4.0, 3000.0), (5.0, 3000.0), (6.0, 3000.0), (7.0, 3000.0), (8.0, 0.0)] {
+            a.observe(&c, t, Some(v));
+        }
+        assert_eq!(a.fired_at, Some(7.0), "streak 4..7 lasts 3 s");
+        assert_eq!(a.resolved_at, Some(8.0));
+    }
+
+    #[test]
+    fn parse_errors() {
+        assert!(Condition::parse("x >").is_err());
+        assert!(Condition::parse("> 5").is_err());
+        assert!(Condition::parse("a b > 5").is_err());
+        assert_eq!(Condition::parse("a>=5").unwrap().op, Op::Ge);
+    }
+}

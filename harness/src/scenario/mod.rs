@@ -1,0 +1,554 @@
+//! Scenario files (TOML): what load to drive, what to watch, and what makes a run pass.
+//!
+//! Loading is all-or-nothing and happens before any traffic: unknown fields, wrong types, bad
+//! durations, threshold syntax and dangling references (a template naming an undeclared
+//! generator, a metric naming an unknown request) are errors that name the file, line, column
+//! and field.
+
+pub mod duration;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use duration::Dur;
+pub use template::{GeneratorSpec, Generators, Template};
+
+use crate::threshold::{Expr, MetricKind, MetricRef};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seed for the random generators (same seed, same values in the same order).
+    #[serde(default)]
+    pub seed: u64,
+    pub target: Target,
+    pub executor: Executor,
+    pub requests: Vec<RequestSpec>,
+    #[serde(default)]
+    pub generators: BTreeMap<String, GeneratorSpec>,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, CustomMetric>,
+    #[serde(default)]
+    pub thresholds: BTreeMap<Spanned<MetricRef>, Vec<ThresholdSpec>>,
+    #[serde(default)]
+    pub probes: Probes,
+    #[serde(default)]
+    pub sql_checks: Vec<SqlCheck>,
+    #[serde(default)]
+    pub alerts: Vec<AlertRule>,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Base URL; `--target` overrides it.
+    pub url: String,
+    /// Default per-request timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(10))
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub duration: Dur,
+    /// VUs (vus executor) or requests per second (arrival-rate executor) at the stage's end.
+    pub target: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "ExecutorSpec")]
+pub enum Executor {
+    /// Closed model (goose): VUs each loop request → think time → request.
+    Vus { start_vus: u32, stages: Vec<Stage>, think_time: Dur },
+    /// Open model: requests start on schedule whatever the responses; `max_in_flight` bounds
+    /// concurrent requests, and an arrival beyond it is dropped and counted.
+    ArrivalRate { start_rate: u32, stages: Vec<Stage>, max_in_flight: u32 },
+}
+
+/// The table as written: a plain struct so type errors keep their exact location (serde's
+/// tagged enums buffer their content and lose it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecutorSpec {
+    #[serde(rename = "type")]
+    kind: ExecutorKind,
+    stages: Vec<Stage>,
+    start_vus: Option<u32>,
+    think_time: Option<Dur>,
+    start_rate: Option<u32>,
+    max_in_flight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ExecutorKind {
+    Vus,
+    ArrivalRate,
+}
+
+impl TryFrom<ExecutorSpec> for Executor {
+    type Error = String;
+    fn try_from(s: ExecutorSpec) -> Result<Self, String> {
+        match s.kind {
+            ExecutorKind::Vus => {
+                if s.start_rate.is_some() || s.max_in_flight.is_some() {
+                    return Err("start_rate and max_in_flight belong to type = \"arrival-rate\"".into());
+                }
+                Ok(Executor::Vus { start_vus: s.start_vus.unwrap_or(0), stages: s.stages, think_time: s.think_time.unwrap_or_default() })
+            }
+            ExecutorKind::ArrivalRate => {
+                if s.start_vus.is_some() || s.think_time.is_some() {
+                    return Err("start_vus and think_time belong to type = \"vus\"".into());
+                }
+                Ok(Executor::ArrivalRate {
+                    start_rate: s.start_rate.unwrap_or(0),
+                    stages: s.stages,
+                    max_in_flight: s.max_in_flight.unwrap_or_else(default_in_flight),
+                })
+            }
+        }
+    }
+}
+
+fn default_in_flight() -> u32 {
+    1_000
+}
+
+impl Executor {
+    pub fn stages(&self) -> &[Stage] {
+        match self {
+            Executor::Vus { stages, .. } | Executor::ArrivalRate { stages, .. } => stages,
+        }
+    }
+    pub fn stages_mut(&mut self) -> &mut Vec<Stage> {
+        match self {
+            Executor::Vus { stages, .. } | Executor::ArrivalRate { stages, .. } => stages,
+        }
+    }
+    pub fn total_duration(&self) -> std::time::Duration {
+        self.stages().iter().map(|s| s.duration.0).sum()
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Executor::Vus { .. } => "vus",
+            Executor::ArrivalRate { .. } => "arrival-rate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    pub name: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub body: Option<Spanned<String>>,
+    /// Share of the mix relative to the other requests' weights.
+    #[serde(default = "one")]
+    pub weight: u32,
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Statuses that count as success for `http_req_failed` (default: 200–399, as k6).
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn one() -> u32 {
+    1
+}
+
+/// A custom metric. Only `type = "rate"`: the share of `request`'s responses whose status is
+/// in `success_status`. (A struct, not a tagged enum: tagged enums lose the field spans.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomMetric {
+    #[serde(rename = "type")]
+    pub kind: CustomKind,
+    pub request: Spanned<String>,
+    pub success_status: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CustomKind {
+    Rate,
+}
+
+/// One threshold: a bare expression or `{ threshold, abortOnFail, delayAbortEval }`.
+#[derive(Debug, Clone)]
+pub struct ThresholdSpec {
+    pub expr: Expr,
+    pub abort_on_fail: bool,
+    pub delay_abort_eval: Dur,
+}
+
+impl<'de> Deserialize<'de> for ThresholdSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            threshold: Expr,
+            #[serde(default, rename = "abortOnFail")]
+            abort_on_fail: bool,
+            #[serde(default, rename = "delayAbortEval")]
+            delay_abort_eval: Dur,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ThresholdSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a threshold string like \"p(95)<2000\" or a table { threshold = \"…\", abortOnFail = true }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ThresholdSpec, E> {
+                let expr = s.parse().map_err(E::custom)?;
+                Ok(ThresholdSpec { expr, abort_on_fail: false, delay_abort_eval: Dur::default() })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ThresholdSpec, A::Error> {
+                let f = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ThresholdSpec { expr: f.threshold, abort_on_fail: f.abort_on_fail, delay_abort_eval: f.delay_abort_eval })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probes {
+    pub prometheus: Option<PrometheusProbe>,
+    pub kafka: Option<KafkaProbe>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusProbe {
+    /// Full URL of the metrics endpoint; `{target}` is replaced by the target URL.
+    pub url: String,
+    /// Series to record, by metric name (unlabelled samples, or the sum over labels).
+    pub series: Vec<String>,
+    #[serde(default = "one_second")]
+    pub interval: Dur,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaProbe {
+    pub bootstrap: String,
+    pub group: String,
+    pub topic: String,
+    #[serde(default = "one_second")]
+    pub interval: Dur,
+    /// After the load ends, keep watching until the lag is 0 or this much time passed.
+    #[serde(default)]
+    pub drain_timeout: Dur,
+}
+
+fn one_second() -> Dur {
+    Dur(std::time::Duration::from_secs(1))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlCheck {
+    pub name: String,
+    /// MySQL URL; `{env:NAME}` takes it from an environment variable.
+    pub database_url: String,
+    /// Must return one integer (or NULL, read as 0).
+    pub query: String,
+    /// The value must equal this number…
+    pub expect: Option<i64>,
+    /// …or how many responses of `request` had `status` (exactly one of the two).
+    pub expect_responses: Option<ResponseCount>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseCount {
+    pub request: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    pub name: String,
+    /// `<series> <op> <number>`, e.g. `db_pool_acquire_timeouts_total > 10`.
+    pub expr: Spanned<String>,
+    #[serde(default, rename = "for")]
+    pub for_: Dur,
+    #[serde(default = "warning")]
+    pub severity: String,
+}
+
+fn warning() -> String {
+    "warning".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub plugin: PathBuf,
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+/// Where in which file something is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+pub struct Located {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(Located),
+    #[error("--set {assignment}: {message}")]
+    Override { assignment: String, message: String },
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file; `sets` are `key.path=value` overrides.
+    pub fn load(path: &Path, sets: &[String]) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+        Self::from_str(&text, &path.display().to_string(), sets)
+    }
+
+    pub fn from_str(text: &str, file: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Invalid(locate_toml(text, file, &e)))?;
+        scenario.validate(text, file)?;
+        if sets.is_empty() {
+            return Ok(scenario);
+        }
+        let mut doc: toml::Table = toml::from_str(text).expect("parsed above");
+        for s in sets {
+            apply_set(&mut doc, s)?;
+        }
+        let edited = toml::to_string(&doc).expect("table serialises");
+        let scenario: Scenario = toml::from_str(&edited).map_err(|e| ScenarioError::Override {
+            assignment: sets.join(" "),
+            message: e.message().to_owned(),
+        })?;
+        scenario.validate(&edited, &format!("{file} (after --set)"))?;
+        Ok(scenario)
+    }
+
+    /// Multiplies every stage duration by `factor` (>0): the same shape, faster or slower.
+    pub fn scale_time(&mut self, factor: f64) {
+        for s in self.executor.stages_mut() {
+            s.duration = s.duration.scaled(factor);
+        }
+        if let Some(k) = &mut self.probes.kafka {
+            k.drain_timeout = k.drain_timeout.scaled(factor);
+        }
+        for a in &mut self.alerts {
+            a.for_ = a.for_.scaled(factor);
+        }
+    }
+
+    /// The k6 metric names and their kinds, plus declared custom and probe metrics.
+    pub fn metric_kind(&self, name: &str) -> Option<MetricKind> {
+        match name {
+            "http_reqs" | "iterations" | "dropped_iterations" => Some(MetricKind::Counter),
+            "http_req_duration" => Some(MetricKind::Trend),
+            "http_req_failed" => Some(MetricKind::Rate),
+            "vus" | "target_rate" => Some(MetricKind::Gauge),
+            "kafka_consumer_lag" if self.probes.kafka.is_some() => Some(MetricKind::Gauge),
+            n if self.metrics.contains_key(n) => Some(MetricKind::Rate),
+            n if self.probes.prometheus.as_ref().is_some_and(|p| p.series.iter().any(|s| s == n)) => Some(MetricKind::Gauge),
+            _ => None,
+        }
+    }
+
+    fn validate(&self, text: &str, file: &str) -> Result<(), ScenarioError> {
+        let at = |span: std::ops::Range<usize>, field: &str, message: String| {
+            let (line, column) = line_col(text, span.start);
+            ScenarioError::Invalid(Located { file: file.to_owned(), line, column, field: field.to_owned(), message })
+        };
+        let nowhere = |field: &str, message: String| {
+            let span = find_key(text, field.rsplit('.').next().unwrap_or(field));
+            at(span, field, message)
+        };
+        if !self.target.url.starts_with("http://") && !self.target.url.starts_with("https://") {
+            return Err(nowhere("target.url", format!("`{}` is not an http:// or https:// URL", self.target.url)));
+        }
+        if self.executor.stages().is_empty() {
+            return Err(nowhere("executor.stages", "at least one stage is required".into()));
+        }
+        if self.executor.total_duration().is_zero() {
+            return Err(nowhere("executor.stages", "the stages add up to zero time".into()));
+        }
+        if let Executor::ArrivalRate { max_in_flight: 0, .. } = self.executor {
+            return Err(nowhere("executor.max_in_flight", "must be at least 1".into()));
+        }
+        if self.requests.is_empty() {
+            return Err(nowhere("requests", "at least one [[requests]] entry is required".into()));
+        }
+        if self.requests.iter().all(|r| r.weight == 0) {
+            return Err(nowhere("requests.weight", "at least one request needs a weight above 0".into()));
+        }
+        for (name, g) in &self.generators {
+            g.validate().map_err(|m| nowhere(&format!("generators.{name}"), m))?;
+        }
+        let gens = Generators::new(&self.generators, self.seed);
+        let mut names = std::collections::HashSet::new();
+        for r in &self.requests {
+            if !names.insert(r.name.as_str()) {
+                return Err(nowhere("requests.name", format!("request name `{}` is used twice", r.name)));
+            }
+            if r.method.parse::<http::Method>().is_err() {
+                return Err(nowhere("requests.method", format!("`{}` is not an HTTP method", r.method)));
+            }
+            if !r.path.get_ref().starts_with('/') {
+                return Err(at(r.path.span(), "requests.path", format!("`{}` must start with /", r.path.get_ref())));
+            }
+            Template::compile(r.path.get_ref(), &gens).map_err(|m| at(r.path.span(), "requests.path", m))?;
+            if let Some(b) = &r.body {
+                Template::compile(b.get_ref(), &gens).map_err(|m| at(b.span(), "requests.body", m))?;
+            }
+        }
+        for (name, m) in &self.metrics {
+            let request = &m.request;
+            if !names.contains(request.get_ref().as_str()) {
+                return Err(at(request.span(), &format!("metrics.{name}.request"), format!("no request named `{}`", request.get_ref())));
+            }
+            if self.builtin(name) {
+                return Err(nowhere(&format!("metrics.{name}"), "a custom metric cannot reuse a built-in metric's name".into()));
+            }
+        }
+        for (metric, specs) in &self.thresholds {
+            let m = metric.get_ref();
+            let field = format!("thresholds.\"{m}\"");
+            let kind = self.metric_kind(&m.name).ok_or_else(|| {
+                at(metric.span(), &field, format!("unknown metric `{}` (built-in, a declared [metrics] entry, kafka_consumer_lag with [probes.kafka], or a [probes.prometheus] series)", m.name))
+            })?;
+            for (k, v) in &m.tags {
+                if k != "name" {
+                    return Err(at(metric.span(), &field, format!("unsupported tag `{k}` (only `name` is supported)")));
+                }
+                if !names.contains(v.as_str()) {
+                    return Err(at(metric.span(), &field, format!("no request named `{v}`")));
+                }
+            }
+            for s in specs {
+                s.expr.check_kind(&m.name, kind).map_err(|e| at(metric.span(), &field, e.to_string()))?;
+            }
+        }
+        for a in &self.alerts {
+            let rule = crate::alerts::Condition::parse(a.expr.get_ref()).map_err(|m| at(a.expr.span(), "alerts.expr", m))?;
+            if self.metric_kind(&rule.series).is_none() {
+                return Err(at(a.expr.span(), "alerts.expr", format!("unknown series `{}`", rule.series)));
+            }
+        }
+        for c in &self.sql_checks {
+            match (&c.expect, &c.expect_responses) {
+                (Some(_), None) => {}
+                (None, Some(r)) if names.contains(r.request.as_str()) => {}
+                (None, Some(r)) => return Err(nowhere("expect_responses", format!("no request named `{}`", r.request))),
+                _ => return Err(nowhere("sql_checks", format!("check `{}` needs exactly one of `expect` or `expect_responses`", c.name))),
+            }
+        }
+        if !self.faults.is_empty() {
+            return Err(nowhere(
+                "faults",
+                "fault plugins are not supported by this build yet; remove the [[faults]] entries (nothing was injected)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn builtin(&self, name: &str) -> bool {
+        matches!(name, "http_reqs" | "iterations" | "dropped_iterations" | "http_req_duration" | "http_req_failed" | "vus" | "target_rate")
+    }
+}
+
+/// `a.b.c=value`: value parsed as TOML (number, bool, string in quotes) or else taken as a string.
+fn apply_set(doc: &mut toml::Table, assignment: &str) -> Result<(), ScenarioError> {
+    let err = |m: &str| ScenarioError::Override { assignment: assignment.to_owned(), message: m.to_owned() };
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| err("expected key.path=value"))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut table = doc;
+    for p in &parts[..parts.len() - 1] {
+        table = match table.get_mut(*p) {
+            Some(toml::Value::Table(t)) => t,
+            Some(toml::Value::Array(_)) => return Err(err(&format!("`{p}` is a list; --set cannot index into lists"))),
+            Some(_) => return Err(err(&format!("`{p}` is not a table"))),
+            None => return Err(err(&format!("no `{p}` in the scenario"))),
+        };
+    }
+    let last = parts[parts.len() - 1];
+    if !table.contains_key(last) {
+        return Err(err(&format!("no `{key}` in the scenario (only existing keys can be overridden)")));
+    }
+    table.insert(last.to_owned(), value);
+    Ok(())
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|nl| before.len() - nl).unwrap_or(before.len() + 1);
+    (line, column)
+}
+
+/// The first line that assigns or opens `key`, for errors without a span of their own.
+fn find_key(text: &str, key: &str) -> std::ops::Range<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        let indent = line.len() - t.len();
+        let head = t.trim_start_matches('[').trim_end();
+        if head.starts_with(key) && (t[key.len().min(t.len())..].trim_start().starts_with('=') || t.starts_with('[')) {
+            return offset + indent..offset + indent + key.len();
+        }
+        offset += line.len();
+    }
+    0..0
+}
+
+fn locate_toml(text: &str, file: &str, e: &toml::de::Error) -> Located {
+    let span = e.span().unwrap_or(0..0);
+    let (line, column) = line_col(text, span.start);
+    let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let field = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().to_owned())
+        .filter(|k| !k.is_empty() && !k.starts_with('['))
+        .unwrap_or_else(|| line_text.trim().trim_matches(|c| c == '[' || c == ']').to_owned());
+    Located { file: file.to_owned(), line, column, field, message: e.message().to_owned() }
+}
+
+#[cfg(test)]
+mod tests;

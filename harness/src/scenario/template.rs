@@ -1,0 +1,202 @@
+//! Request templates: `{{user_id}}` placeholders in paths and bodies, filled per request from
+//! the scenario's generators (sequence, uniform range, hot-key skew) or the built-ins
+//! `iteration` and `vu`. A placeholder used twice in one request gets the same value.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum GeneratorSpec {
+    /// start, start+step, …: one value per use across the whole run.
+    Sequence {
+        #[serde(default = "one")]
+        start: u64,
+        #[serde(default = "one")]
+        step: u64,
+    },
+    /// Uniformly random in `min..=max`.
+    Uniform { min: u64, max: u64 },
+    /// `hot` with probability `share`, otherwise uniform in `min..=max` (the incident's hot
+    /// product that every order locks).
+    HotKey { min: u64, max: u64, hot: u64, share: f64 },
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl GeneratorSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            GeneratorSpec::Sequence { step, .. } if *step == 0 => Err("step must be at least 1".into()),
+            GeneratorSpec::Uniform { min, max } | GeneratorSpec::HotKey { min, max, .. } if min > max => {
+                Err(format!("min ({min}) must not exceed max ({max})"))
+            }
+            GeneratorSpec::HotKey { share, .. } if !(0.0..=1.0).contains(share) => Err(format!("share ({share}) must be between 0 and 1")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Live generator state for one run.
+pub struct Generators {
+    names: Vec<String>,
+    state: Vec<GenState>,
+}
+
+enum GenState {
+    Sequence { next: AtomicU64, step: u64 },
+    Uniform { min: u64, max: u64, rng: Mutex<fastrand::Rng> },
+    HotKey { min: u64, max: u64, hot: u64, share: f64, rng: Mutex<fastrand::Rng> },
+}
+
+impl Generators {
+    pub fn new(specs: &BTreeMap<String, GeneratorSpec>, seed: u64) -> Generators {
+        let mut names = Vec::new();
+        let mut state = Vec::new();
+        for (i, (name, spec)) in specs.iter().enumerate() {
+            names.push(name.clone());
+            let rng = || Mutex::new(fastrand::Rng::with_seed(seed.wrapping_add(i as u64 * 0x9E37_79B9)));
+            state.push(match *spec {
+                GeneratorSpec::Sequence { start, step } => GenState::Sequence { next: AtomicU64::new(start), step },
+                GeneratorSpec::Uniform { min, max } => GenState::Uniform { min, max, rng: rng() },
+                GeneratorSpec::HotKey { min, max, hot, share } => GenState::HotKey { min, max, hot, share, rng: rng() },
+            });
+        }
+        Generators { names, state }
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    fn next(&self, i: usize) -> u64 {
+        match &self.state[i] {
+            GenState::Sequence { next, step } => next.fetch_add(*step, Relaxed),
+            GenState::Uniform { min, max, rng } => rng.lock().expect("rng").u64(*min..=*max),
+            GenState::HotKey { min, max, hot, share, rng } => {
+                let mut r = rng.lock().expect("rng");
+                if r.f64() < *share {
+                    *hot
+                } else {
+                    r.u64(*min..=*max)
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Lit(String),
+    Gen(usize),
+    Iteration,
+    Vu,
+}
+
+/// A compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+impl Template {
+    /// Compiles `text`, resolving every placeholder against `gens`; an unknown name or an
+    /// unclosed `{{` is an error naming it.
+    pub fn compile(text: &str, gens: &Generators) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(Part::Lit(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or_else(|| format!("unclosed `{{{{` in `{text}`"))?;
+            let name = after[..close].trim();
+            parts.push(match name {
+                "iteration" => Part::Iteration,
+                "vu" => Part::Vu,
+                n => Part::Gen(gens.index(n).ok_or_else(|| {
+                    let known = if gens.names.is_empty() { "none declared".to_owned() } else { gens.names.join(", ") };
+                    format!("unknown generator `{n}` in template (declared: {known}; built-ins: iteration, vu)")
+                })?),
+            });
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Lit(rest.to_owned()));
+        }
+        Ok(Template { parts })
+    }
+
+    pub fn render(&self, gens: &Generators, iteration: u64, vu: u64) -> String {
+        let mut out = String::with_capacity(64);
+        let mut drawn: [Option<u64>; 16] = [None; 16];
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Iteration => out.push_str(itoa(iteration).as_str()),
+                Part::Vu => out.push_str(itoa(vu).as_str()),
+                Part::Gen(i) => {
+                    let v = match drawn.get_mut(*i) {
+                        Some(slot) => *slot.get_or_insert_with(|| gens.next(*i)),
+                        None => gens.next(*i),
+                    };
+                    out.push_str(itoa(v).as_str());
+                }
+            }
+        }
+        out
+    }
+}
+
+fn itoa(v: u64) -> String {
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gens() -> Generators {
+        let mut specs = BTreeMap::new();
+        specs.insert("user_id".to_owned(), GeneratorSpec::Sequence { start: 10, step: 1 });
+        specs.insert("product_id".to_owned(), GeneratorSpec::HotKey { min: 1, max: 100, hot: 1, share: 0.5 });
+        Generators::new(&specs, 7)
+    }
+
+    #[test]
+    fn same_placeholder_same_value_within_one_request() {
+        let g = gens();
+        let t = Template::compile(r#"{"a":{{user_id}},"b":{{ user_id }},"i":{{iteration}}}"#, &g).unwrap();
+        assert_eq!(t.render(&g, 3, 0), r#"{"a":10,"b":10,"i":3}"#);
+        assert_eq!(t.render(&g, 4, 0), r#"{"a":11,"b":11,"i":4}"#);
+    }
+
+    #[test]
+    fn hot_key_share_is_respected() {
+        let g = gens();
+        let t = Template::compile("{{product_id}}", &g).unwrap();
+        let hot = (0..10_000).filter(|_| t.render(&g, 0, 0) == "1").count();
+        // 50% hot plus 1% of the uniform half.
+        assert!((4_800..=5_300).contains(&hot), "hot share {hot}/10000");
+    }
+
+    #[test]
+    fn unknown_and_unclosed_placeholders_are_errors() {
+        let g = gens();
+        assert!(Template::compile("{{coupon}}", &g).unwrap_err().contains("unknown generator `coupon`"));
+        assert!(Template::compile("x{{user_id", &g).unwrap_err().contains("unclosed"));
+    }
+
+    #[test]
+    fn generator_specs_are_checked() {
+        assert!(GeneratorSpec::Uniform { min: 5, max: 1 }.validate().is_err());
+        assert!(GeneratorSpec::HotKey { min: 1, max: 5, hot: 1, share: 1.5 }.validate().is_err());
+        assert!(GeneratorSpec::Sequence { start: 1, step: 0 }.validate().is_err());
+    }
+}

@@ -1,0 +1,328 @@
+//! k6 threshold semantics in one place: parsing `p(95)<2000`-style expressions and metric
+//! references like `http_req_duration{name:create_order}`, and judging them against observed
+//! values. The Wasm `k6-thresholds` plugin wraps these same rules.
+//!
+//! One deliberate difference from k6: a threshold whose metric has no samples FAILS with "no
+//! data" (k6 passes it), because a gate that passes on nothing measured is a wrong PASS.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How a metric aggregates, which decides the aggregations a threshold may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    /// `count`, `rate` (per second).
+    Counter,
+    /// `rate` (share of true samples).
+    Rate,
+    /// `avg`, `min`, `max`, `med`, `p(N)`.
+    Trend,
+    /// `value` (last), `min`, `max`, `avg`, `med`, `p(N)` over the 1 s samples.
+    Gauge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Agg {
+    Avg,
+    Min,
+    Max,
+    Med,
+    Count,
+    Rate,
+    Value,
+    /// Percentile 0..=100.
+    P(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+/// One parsed threshold expression, e.g. `p(95) < 2000`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expr {
+    pub agg: Agg,
+    pub op: Op,
+    pub value: f64,
+    /// The text as written, for reports.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    #[error("invalid threshold `{0}`: expected `<aggregation> <operator> <number>`, e.g. `p(95)<2000` or `rate<0.05`")]
+    Syntax(String),
+    #[error("unknown aggregation `{0}` (use avg, min, max, med, count, rate, value or p(N))")]
+    UnknownAgg(String),
+    #[error("percentile `{0}` must be a number from 0 to 100")]
+    BadPercentile(String),
+    #[error("invalid metric reference `{0}`: expected `name` or `name{{tag:value,…}}`")]
+    BadMetric(String),
+    #[error("aggregation `{agg}` does not apply to {kind:?} metric `{metric}` (allowed: {allowed})")]
+    WrongAgg { agg: String, kind: MetricKind, metric: String, allowed: &'static str },
+}
+
+impl fmt::Display for Agg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Agg::Avg => f.write_str("avg"),
+            Agg::Min => f.write_str("min"),
+            Agg::Max => f.write_str("max"),
+            Agg::Med => f.write_str("med"),
+            Agg::Count => f.write_str("count"),
+            Agg::Rate => f.write_str("rate"),
+            Agg::Value => f.write_str("value"),
+            Agg::P(p) => write!(f, "p({p})"),
+        }
+    }
+}
+
+impl FromStr for Expr {
+    type Err = ThresholdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        let ops = [("<=", Op::Le), (">=", Op::Ge), ("===", Op::Eq), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
+        let (pos, len, op) = ops
+            .iter()
+            .filter_map(|(t, op)| text.find(t).map(|p| (p, t.len(), *op)))
+            .min_by_key(|(p, len, _)| (*p, usize::MAX - len))
+            .ok_or_else(|| ThresholdError::Syntax(s.to_owned()))?;
+        let (lhs, rhs) = (text[..pos].trim(), text[pos + len..].trim());
+        let value: f64 = rhs.parse().map_err(|_| ThresholdError::Syntax(s.to_owned()))?;
+        if !value.is_finite() {
+            return Err(ThresholdError::Syntax(s.to_owned()));
+        }
+        let agg = match lhs {
+            "avg" => Agg::Avg,
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "med" => Agg::Med,
+            "count" => Agg::Count,
+            "rate" => Agg::Rate,
+            "value" => Agg::Value,
+            "" => return Err(ThresholdError::Syntax(s.to_owned())),
+            p if p.starts_with("p(") && p.ends_with(')') => {
+                let inner = &p[2..p.len() - 1];
+                let n: f64 = inner.trim().parse().map_err(|_| ThresholdError::BadPercentile(inner.to_owned()))?;
+                if !(0.0..=100.0).contains(&n) {
+                    return Err(ThresholdError::BadPercentile(inner.to_owned()));
+                }
+                Agg::P(n)
+            }
+            other => return Err(ThresholdError::UnknownAgg(other.to_owned())),
+        };
+        Ok(Expr { agg, op, value, source: text.to_owned() })
+    }
+}
+
+impl Expr {
+    /// Rejects aggregations k6 does not define for this kind of metric.
+    pub fn check_kind(&self, metric: &str, kind: MetricKind) -> Result<(), ThresholdError> {
+        let (ok, allowed) = match kind {
+            MetricKind::Counter => (matches!(self.agg, Agg::Count | Agg::Rate), "count, rate"),
+            MetricKind::Rate => (matches!(self.agg, Agg::Rate), "rate"),
+            MetricKind::Trend => (matches!(self.agg, Agg::Avg | Agg::Min | Agg::Max | Agg::Med | Agg::P(_)), "avg, min, max, med, p(N)"),
+            MetricKind::Gauge => (!matches!(self.agg, Agg::Count | Agg::Rate), "value, min, max, avg, med, p(N)"),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ThresholdError::WrongAgg { agg: self.agg.to_string(), kind, metric: metric.to_owned(), allowed })
+        }
+    }
+
+    /// True when `observed` satisfies the threshold.
+    pub fn passes(&self, observed: f64) -> bool {
+        match self.op {
+            Op::Lt => observed < self.value,
+            Op::Le => observed <= self.value,
+            Op::Gt => observed > self.value,
+            Op::Ge => observed >= self.value,
+            Op::Eq => observed == self.value,
+            Op::Ne => observed != self.value,
+        }
+    }
+}
+
+/// `name` or `name{tag:value,…}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct MetricRef {
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl FromStr for MetricRef {
+    type Err = ThresholdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ThresholdError::BadMetric(s.to_owned());
+        let valid_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        let (name, tags) = match s.find('{') {
+            None => (s.trim(), Vec::new()),
+            Some(open) => {
+                let inner = s[open + 1..].strip_suffix('}').ok_or_else(bad)?;
+                let mut tags = Vec::new();
+                for pair in inner.split(',') {
+                    let (k, v) = pair.split_once(':').ok_or_else(bad)?;
+                    let (k, v) = (k.trim(), v.trim());
+                    if !valid_name(k) || v.is_empty() {
+                        return Err(bad());
+                    }
+                    tags.push((k.to_owned(), v.to_owned()));
+                }
+                tags.sort();
+                (s[..open].trim(), tags)
+            }
+        };
+        if !valid_name(name) {
+            return Err(bad());
+        }
+        Ok(MetricRef { name: name.to_owned(), tags })
+    }
+}
+
+impl fmt::Display for MetricRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if !self.tags.is_empty() {
+            let t: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            write!(f, "{{{}}}", t.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The outcome of one threshold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub metric: String,
+    pub threshold: String,
+    /// None when the metric had no data.
+    pub observed: Option<f64>,
+    pub passed: bool,
+    pub abort_on_fail: bool,
+    /// Why it failed in words, when it did.
+    pub reason: Option<String>,
+}
+
+/// Judges one expression against an observed value (None = no samples).
+pub fn judge(metric: &str, expr: &Expr, observed: Option<f64>, abort_on_fail: bool) -> Verdict {
+    let (passed, reason) = match observed {
+        None => (false, Some("no data: the metric had no samples".to_owned())),
+        Some(v) if v.is_nan() => (false, Some("no data: the value is undefined".to_owned())),
+        Some(v) if expr.passes(v) => (true, None),
+        Some(v) => (false, Some(format!("observed {} does not satisfy {}", fmt_num(v), expr.source))),
+    };
+    Verdict { metric: metric.to_owned(), threshold: expr.source.clone(), observed: observed.filter(|v| !v.is_nan()), passed, abort_on_fail, reason }
+}
+
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if v.abs() < 1.0 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expressions and outcomes as k6's threshold documentation describes them.
+    #[test]
+    fn k6_documented_expressions() {
+        let cases: &[(&str, f64, bool)] = &[
+            ("rate<0.05", 0.049, true),
+            ("rate<0.05", 0.05, false),
+            ("rate<0.01", 0.125, false),
+            ("p(95)<2000", 1999.9, true),
+            ("p(95)<2000", 3500.0, false),
+            ("p(99.9) < 3000", 2000.0, true),
+            ("avg<200", 200.0, false),
+            ("avg<=200", 200.0, true),
+            ("max<=1000", 1000.0, true),
+            ("med<150", 149.0, true),
+            ("min>=10", 9.0, false),
+            ("count>=500", 500.0, true),
+            ("count<10", 10.0, false),
+            ("rate>0.97", 0.962, false),
+            ("rate>0.97", 0.98, true),
+            ("value<5000", 6850.0, false),
+            ("max==0", 0.0, true),
+            ("max===0", 1.0, false),
+            ("count!=0", 3.0, true),
+        ];
+        for (text, observed, want) in cases {
+            let e: Expr = text.parse().unwrap_or_else(|err| panic!("{text}: {err}"));
+            assert_eq!(e.passes(*observed), *want, "{text} with {observed}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_named() {
+        for bad in ["p95<2000", "rate", "<5", "rate<", "rate<abc", "p(101)<5", "p(x)<5", "avg<<5", "mean<5", "rate<inf"] {
+            assert!(bad.parse::<Expr>().is_err(), "{bad} should not parse");
+        }
+        assert_eq!("mean<5".parse::<Expr>().unwrap_err(), ThresholdError::UnknownAgg("mean".into()));
+    }
+
+    #[test]
+    fn metric_refs_with_tags() {
+        let m: MetricRef = "http_req_duration{name:create_order}".parse().unwrap();
+        assert_eq!(m.name, "http_req_duration");
+        assert_eq!(m.tags, vec![("name".to_owned(), "create_order".to_owned())]);
+        assert_eq!(m.to_string(), "http_req_duration{name:create_order}");
+        let two: MetricRef = "http_reqs{status:201, name:x}".parse().unwrap();
+        assert_eq!(two.to_string(), "http_reqs{name:x,status:201}");
+        for bad in ["", "a{", "a{b}", "a{b:}", "sp ace", "a{b:c"] {
+            assert!(bad.parse::<MetricRef>().is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn aggregations_must_fit_the_metric_kind() {
+        let p95: Expr = "p(95)<1".parse().unwrap();
+        assert!(p95.check_kind("http_req_duration", MetricKind::Trend).is_ok());
+        assert!(p95.check_kind("http_req_failed", MetricKind::Rate).is_err());
+        let rate: Expr = "rate<1".parse().unwrap();
+        assert!(rate.check_kind("http_reqs", MetricKind::Counter).is_ok());
+        assert!(rate.check_kind("http_req_duration", MetricKind::Trend).is_err());
+        let value: Expr = "value<1".parse().unwrap();
+        assert!(value.check_kind("coupon_consumer_lag", MetricKind::Gauge).is_ok());
+    }
+
+    #[test]
+    fn no_data_fails_instead_of_passing() {
+        let e: Expr = "p(95)<2000".parse().unwrap();
+        let v = judge("http_req_duration{name:none}", &e, None, false);
+        assert!(!v.passed);
+        assert!(v.reason.unwrap().contains("no data"));
+        assert!(judge("x", &e, Some(10.0), false).passed);
+    }
+}
