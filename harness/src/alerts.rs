@@ -1,7 +1,7 @@
 //! Alert rules (`expr` held `for` a while) evaluated once per second on the run's series, so
 //! the report can say when each rule fired and how long after the fault or first breach.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::threshold::Op;
 
@@ -43,7 +43,7 @@ impl Condition {
 }
 
 /// When a rule fired and resolved, in seconds since the run started.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct AlertState {
     pub name: String,
     pub expr: String,

@@ -2,10 +2,16 @@
 //! modules, and the end-to-end tests drive them directly.
 
 pub mod alerts;
+pub mod load;
+pub mod metrics;
+pub mod probe;
+pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod smoke;
 pub mod stack;
 pub mod threshold;
+pub mod verdict;
 
 /// Process exit codes (k6-compatible where k6 has one); see DESIGN.md §6.
 pub mod exit {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use harness::{exit, smoke, stack};
+use harness::{exit, report, run, smoke, stack};
 
 #[derive(Parser)]
 #[command(name = "harness", version, about = "Load-and-chaos harness: real load, injected faults, a verdict CI can trust")]
@@ -15,6 +15,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run a scenario: drive load, watch probes, judge thresholds, write reports/<run-id>/.
+    Run {
+        scenario: PathBuf,
+        /// Base URL of the target (overrides the scenario's target.url).
+        #[arg(long)]
+        target: Option<String>,
+        /// Override a scenario value, e.g. --set executor.max_in_flight=200 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Directory for run reports.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Multiply every stage duration (and alert `for`, drain timeout) by this factor.
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check scenario files without sending any traffic.
+    Validate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
     /// Manage the local stack (database, broker, target app) on 127.0.0.1.
     Stack {
         #[command(subcommand)]
@@ -65,7 +91,13 @@ enum StackCmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { exit::USAGE } else { exit::PASS });
+        }
+    };
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let code = match rt.block_on(dispatch(cli)) {
         Ok(code) => code,
@@ -79,6 +111,34 @@ fn main() {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Cmd::Run { scenario, target, sets, out, time_scale, quiet } => {
+            let opts = run::RunOptions { scenario, sets, target, out_dir: out, time_scale, progress: !quiet };
+            match run::run(&opts, interrupted()).await {
+                Ok(outcome) => {
+                    print!("{}", report::table::render(&outcome.summary));
+                    println!("{}", run::describe(&outcome.dir));
+                    Ok(outcome.summary.exit_code)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(e.exit_code())
+                }
+            }
+        }
+        Cmd::Validate { scenarios, sets } => {
+            let mut code = exit::PASS;
+            for path in scenarios {
+                let opts = run::RunOptions { scenario: path.clone(), sets: sets.clone(), target: None, out_dir: PathBuf::new(), time_scale: 1.0, progress: false };
+                match run::prepare(&opts) {
+                    Ok(s) => println!("ok  {} ({}: {} requests, {} stages, {:.0} s, {} thresholds)", path.display(), s.executor.kind(), s.requests.len(), s.executor.stages().len(), s.executor.total_duration().as_secs_f64(), s.thresholds.values().map(Vec::len).sum::<usize>()),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        code = e.exit_code();
+                    }
+                }
+            }
+            Ok(code)
+        }
         Cmd::Stack { action, dir } => stack_cmd(action, dir).await,
         Cmd::Smoke { target, rate, seconds, stack_dir } => {
             let target = match target {
@@ -130,5 +190,14 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
             }
             Ok(exit::PASS)
         }
+    }
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }

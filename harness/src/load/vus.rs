@@ -1,0 +1,125 @@
+//! The closed-model executor (k6's `ramping-vus`), driven by goose: goose starts and stops
+//! virtual users along the stages; each VU loops "send one request of the mix, think". The
+//! request itself goes through our client and recorder, never goose's metrics, so both
+//! executors measure the same way. Goose keeps process-wide state (its killswitch), so one
+//! process runs one VU attack at a time; goose plans in whole seconds, so stage durations are
+//! rounded to the second.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType as _};
+use goose::goose::{GooseUser, Scenario as GooseScenario, Transaction, TransactionResult};
+use goose::GooseAttack;
+
+use super::schedule::Profile;
+use super::{Executor, LoadCtx, LoadError};
+use crate::scenario::Stage;
+
+pub struct Vus {
+    start_vus: u32,
+    stages: Vec<Stage>,
+    think_time: Duration,
+}
+
+impl Vus {
+    pub fn new(start_vus: u32, stages: &[Stage], think_time: Duration) -> Vus {
+        Vus { start_vus, stages: stages.to_vec(), think_time }
+    }
+
+    /// Goose's test plan: `users,seconds;…`, one step per stage (plus the start level).
+    pub fn test_plan(&self) -> String {
+        let mut steps = Vec::new();
+        if self.start_vus > 0 {
+            steps.push(format!("{},0", self.start_vus));
+        }
+        for s in &self.stages {
+            steps.push(format!("{},{}", s.target, s.duration.0.as_secs_f64().round() as u64));
+        }
+        steps.join(";")
+    }
+
+    async fn drive(&self, ctx: LoadCtx) -> Result<(), LoadError> {
+        let err = |e: goose::GooseError| LoadError::Goose(e.to_string());
+        let iterations = Arc::new(AtomicU64::new(0));
+        let tx_ctx = ctx.clone();
+        let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
+            let (ctx, n) = (tx_ctx.clone(), iterations.fetch_add(1, Relaxed));
+            let vu = user.weighted_users_index as u64;
+            Box::pin(async move {
+                ctx.plan.execute(&ctx.client, &ctx.recorder, n, vu, Instant::now()).await;
+                TransactionResult::Ok(())
+            })
+        }))
+        .set_name("mix");
+        let mut scenario = GooseScenario::new("scenario").register_transaction(transaction);
+        if !self.think_time.is_zero() {
+            scenario = scenario.set_wait_time(self.think_time, self.think_time).map_err(err)?;
+        }
+        let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
+            .map_err(err)?
+            .register_scenario(scenario)
+            .set_default(GooseDefault::Host, ctx.plan.base.as_str())
+            .map_err(err)?
+            .set_default(GooseDefault::TestPlan, self.test_plan().as_str())
+            .map_err(err)?
+            .set_default(GooseDefault::NoTelnet, true)
+            .map_err(err)?
+            .set_default(GooseDefault::NoWebSocket, true)
+            .map_err(err)?
+            .set_default(GooseDefault::NoPrintMetrics, true)
+            .map_err(err)?
+            .set_default(GooseDefault::NoResetMetrics, true)
+            .map_err(err)?
+            .set_default(GooseDefault::Quiet, 1)
+            .map_err(err)?;
+
+        // Publish the planned VU count each second and forward our stop signal to goose.
+        let profile = Profile::new(self.start_vus, &self.stages);
+        let (recorder, mut stop) = (ctx.recorder.clone(), ctx.stop.clone());
+        let started = Instant::now();
+        let watcher = tokio::spawn(async move {
+            loop {
+                recorder.set_gauge("vus", profile.value_at(started.elapsed().as_secs_f64()).round(), false);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    changed = stop.changed() => {
+                        if changed.is_err() || *stop.borrow() {
+                            goose::trigger_killswitch("harness stop");
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let result = attack.execute().await;
+        watcher.abort();
+        ctx.recorder.set_gauge("vus", 0.0, false);
+        result.map(|_| ()).map_err(err)
+    }
+}
+
+impl Executor for Vus {
+    fn run(&self, ctx: LoadCtx) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
+        Box::pin(self.drive(ctx))
+    }
+    fn gauge(&self) -> &'static str {
+        "vus"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Dur;
+
+    #[test]
+    fn stages_become_a_goose_test_plan() {
+        let st = |s: u64, t: u32| Stage { duration: Dur(Duration::from_secs(s)), target: t };
+        let v = Vus::new(5, &[st(10, 100), st(30, 100), st(5, 0)], Duration::ZERO);
+        assert_eq!(v.test_plan(), "5,0;100,10;100,30;0,5");
+    }
+}

@@ -1,0 +1,337 @@
+//! The run's measurements: every request outcome, the executors' gauges and the probes' samples,
+//! kept as whole-run HDR histograms and counters per request name plus one summarised row per
+//! 1 s window. Every number a threshold judges or a report prints is computed from here.
+//!
+//! Windows are keyed by the second a sample was recorded (its completion), and a window is
+//! summarised when the clock moves past it, so memory stays flat however long the run is.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Why a request did not get a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Timeout,
+    Connect,
+    Other,
+}
+
+/// One finished request.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub status: Option<u16>,
+    pub error: Option<ErrorKind>,
+    /// From the intended start (arrival-rate) or the actual start (VUs) to the end.
+    pub latency: Duration,
+    /// Not a failure in `http_req_failed`'s sense (status expected, no error).
+    pub ok: bool,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 1 h at 3 significant digits (≤0.1% error); fixed bounds so recording never resizes.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Whole-run numbers for one request name (or for all of them).
+#[derive(Debug, Clone)]
+pub struct Totals {
+    pub latency_us: Histogram<u64>,
+    pub count: u64,
+    pub failed: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    pub timeouts: u64,
+    pub connect_errors: u64,
+    pub other_errors: u64,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Totals { latency_us: histogram(), count: 0, failed: 0, statuses: BTreeMap::new(), timeouts: 0, connect_errors: 0, other_errors: 0 }
+    }
+}
+
+impl Totals {
+    fn add(&mut self, o: &Outcome) {
+        self.count += 1;
+        self.latency_us.saturating_record(o.latency.as_micros().max(1) as u64);
+        if !o.ok {
+            self.failed += 1;
+        }
+        if let Some(s) = o.status {
+            *self.statuses.entry(s).or_default() += 1;
+        }
+        match o.error {
+            Some(ErrorKind::Timeout) => self.timeouts += 1,
+            Some(ErrorKind::Connect) => self.connect_errors += 1,
+            Some(ErrorKind::Other) => self.other_errors += 1,
+            None => {}
+        }
+    }
+
+    /// Latency quantile in milliseconds (None without samples).
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        (self.count > 0).then(|| self.latency_us.value_at_quantile(q) as f64 / 1000.0)
+    }
+    pub fn mean_ms(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.latency_us.mean() / 1000.0)
+    }
+    pub fn min_ms(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.latency_us.min() as f64 / 1000.0)
+    }
+    pub fn max_ms(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.latency_us.max() as f64 / 1000.0)
+    }
+}
+
+/// One summarised second.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    /// Seconds since the run started (window covers [second, second+1)).
+    pub second: u64,
+    pub requests: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    /// Executor gauges and probe samples (last value written in the second).
+    pub gauges: BTreeMap<String, f64>,
+    /// Per request name: (requests, failed, p95 ms).
+    pub per_name: BTreeMap<String, (u64, u64, Option<f64>)>,
+}
+
+struct Current {
+    second: u64,
+    all: Histogram<u64>,
+    requests: u64,
+    failed: u64,
+    dropped: u64,
+    gauges: BTreeMap<String, f64>,
+    per_name: BTreeMap<String, (u64, u64, Histogram<u64>)>,
+}
+
+impl Current {
+    fn new(second: u64, carry: &BTreeMap<String, f64>) -> Current {
+        Current { second, all: histogram(), requests: 0, failed: 0, dropped: 0, gauges: carry.clone(), per_name: BTreeMap::new() }
+    }
+
+    fn summarise(&self) -> Window {
+        let q = |h: &Histogram<u64>, q: f64| (h.len() > 0).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+        Window {
+            second: self.second,
+            requests: self.requests,
+            failed: self.failed,
+            dropped: self.dropped,
+            p50_ms: q(&self.all, 0.5),
+            p95_ms: q(&self.all, 0.95),
+            p99_ms: q(&self.all, 0.99),
+            max_ms: (self.all.len() > 0).then(|| self.all.max() as f64 / 1000.0),
+            gauges: self.gauges.clone(),
+            per_name: self.per_name.iter().map(|(n, (c, f, h))| (n.clone(), (*c, *f, q(h, 0.95)))).collect(),
+        }
+    }
+}
+
+struct Inner {
+    all: Totals,
+    per_name: BTreeMap<String, Totals>,
+    dropped: u64,
+    windows: Vec<Window>,
+    current: Current,
+    /// Probe series: every sample with its time (s since start), for gauge aggregations.
+    series: BTreeMap<String, Vec<(f64, f64)>>,
+}
+
+/// Shared by the executors, probes and live checks of one run.
+pub struct Recorder {
+    start: Instant,
+    inner: Mutex<Inner>,
+}
+
+/// Everything measured, after the run.
+#[derive(Debug, Clone)]
+pub struct RunMetrics {
+    pub elapsed: Duration,
+    pub all: Totals,
+    pub per_name: BTreeMap<String, Totals>,
+    pub dropped: u64,
+    pub windows: Vec<Window>,
+    pub series: BTreeMap<String, Vec<(f64, f64)>>,
+}
+
+impl Recorder {
+    pub fn new(request_names: &[String]) -> Recorder {
+        let per_name = request_names.iter().map(|n| (n.clone(), Totals::default())).collect();
+        Recorder {
+            start: Instant::now(),
+            inner: Mutex::new(Inner {
+                all: Totals::default(),
+                per_name,
+                dropped: 0,
+                windows: Vec::new(),
+                current: Current::new(0, &BTreeMap::new()),
+                series: BTreeMap::new(),
+            }),
+        }
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    pub fn elapsed_secs(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Rolls the window forward to the current second; must be called with the lock held.
+    fn roll(&self, inner: &mut Inner) {
+        let now = self.start.elapsed().as_secs();
+        while inner.current.second < now {
+            let done = inner.current.summarise();
+            let next = Current::new(inner.current.second + 1, &done.gauges);
+            inner.windows.push(done);
+            inner.current = next;
+        }
+    }
+
+    pub fn record(&self, name: &str, o: Outcome) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        self.roll(&mut inner);
+        inner.all.add(&o);
+        if let Some(t) = inner.per_name.get_mut(name) {
+            t.add(&o);
+        } else {
+            let mut t = Totals::default();
+            t.add(&o);
+            inner.per_name.insert(name.to_owned(), t);
+        }
+        let c = &mut inner.current;
+        c.requests += 1;
+        c.failed += u64::from(!o.ok);
+        let us = o.latency.as_micros().max(1) as u64;
+        c.all.saturating_record(us);
+        let e = c.per_name.entry(name.to_owned()).or_insert_with(|| (0, 0, histogram()));
+        e.0 += 1;
+        e.1 += u64::from(!o.ok);
+        e.2.saturating_record(us);
+    }
+
+    pub fn record_dropped(&self) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        self.roll(&mut inner);
+        inner.dropped += 1;
+        inner.current.dropped += 1;
+    }
+
+    /// Sets a gauge (executor state such as `vus`, or a probe sample) for the current second.
+    /// Probe samples are also kept whole-run as a series for threshold aggregations.
+    pub fn set_gauge(&self, name: &str, value: f64, keep_series: bool) {
+        let t = self.elapsed_secs();
+        let mut inner = self.inner.lock().expect("recorder lock");
+        self.roll(&mut inner);
+        inner.current.gauges.insert(name.to_owned(), value);
+        if keep_series {
+            inner.series.entry(name.to_owned()).or_default().push((t, value));
+        }
+    }
+
+    /// A view of the whole-run numbers so far (for live checks and the progress line).
+    pub fn snapshot(&self) -> RunMetrics {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        self.roll(&mut inner);
+        RunMetrics {
+            elapsed: self.start.elapsed(),
+            all: inner.all.clone(),
+            per_name: inner.per_name.clone(),
+            dropped: inner.dropped,
+            windows: inner.windows.clone(),
+            series: inner.series.clone(),
+        }
+    }
+
+    /// Light view for the progress line: the last complete window and totals.
+    pub fn last_window(&self) -> Option<Window> {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        self.roll(&mut inner);
+        inner.windows.last().cloned()
+    }
+
+    /// Closes the current (partial) window and returns everything.
+    pub fn finish(&self) -> RunMetrics {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        self.roll(&mut inner);
+        let last = inner.current.summarise();
+        if last.requests > 0 || last.dropped > 0 || !last.gauges.is_empty() {
+            inner.windows.push(last);
+        }
+        let next = Current::new(inner.current.second + 1, &BTreeMap::new());
+        inner.current = next;
+        RunMetrics {
+            elapsed: self.start.elapsed(),
+            all: inner.all.clone(),
+            per_name: inner.per_name.clone(),
+            dropped: inner.dropped,
+            windows: inner.windows.clone(),
+            series: inner.series.clone(),
+        }
+    }
+}
+
+impl RunMetrics {
+    pub fn requests_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.all.count as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(ms: u64) -> Outcome {
+        Outcome { status: Some(200), error: None, latency: Duration::from_millis(ms), ok: true }
+    }
+
+    #[test]
+    fn totals_per_name_and_overall() {
+        let r = Recorder::new(&["a".into(), "b".into()]);
+        for ms in 1..=100 {
+            r.record("a", ok(ms));
+        }
+        r.record("b", Outcome { status: None, error: Some(ErrorKind::Timeout), latency: Duration::from_secs(5), ok: false });
+        r.record_dropped();
+        let m = r.finish();
+        assert_eq!(m.all.count, 101);
+        assert_eq!(m.all.failed, 1);
+        assert_eq!(m.per_name["a"].count, 100);
+        assert_eq!(m.per_name["b"].timeouts, 1);
+        assert_eq!(m.dropped, 1);
+        let p95 = m.per_name["a"].quantile_ms(0.95).unwrap();
+        assert!((94.9..=95.1).contains(&p95), "p95 {p95}");
+        assert_eq!(m.windows.iter().map(|w| w.requests).sum::<u64>(), 101);
+        assert_eq!(m.windows.iter().map(|w| w.dropped).sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn windows_roll_each_second_and_carry_gauges() {
+        let r = Recorder::new(&["a".into()]);
+        r.set_gauge("vus", 5.0, false);
+        r.record("a", ok(1));
+        std::thread::sleep(Duration::from_millis(2100));
+        r.record("a", ok(1));
+        let m = r.finish();
+        assert_eq!(m.windows.len(), 3, "{:?}", m.windows);
+        assert_eq!(m.windows.iter().map(|w| w.requests).collect::<Vec<_>>(), vec![1, 0, 1]);
+        assert!(m.windows.iter().all(|w| w.gauges.get("vus") == Some(&5.0)), "gauges carry into empty seconds");
+        assert_eq!(m.windows[1].p95_ms, None);
+    }
+}

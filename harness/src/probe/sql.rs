@@ -1,0 +1,63 @@
+//! Post-run SQL checks: integrity invariants declared in the scenario (no negative stock, no
+//! duplicate coupons, rows that match what the harness saw answered).
+
+use serde::Serialize;
+use sqlx::{Connection, MySqlConnection};
+
+use crate::metrics::RunMetrics;
+use crate::scenario::SqlCheck;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SqlResult {
+    pub name: String,
+    pub query: String,
+    pub expected: Option<i64>,
+    pub observed: Option<i64>,
+    pub passed: bool,
+    pub error: Option<String>,
+}
+
+/// `{env:NAME}` → the variable's value.
+fn expand(url: &str) -> Result<String, String> {
+    match url.strip_prefix("{env:").and_then(|r| r.strip_suffix('}')) {
+        Some(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
+        None => Ok(url.to_owned()),
+    }
+}
+
+pub async fn run_checks(checks: &[SqlCheck], metrics: &RunMetrics) -> Vec<SqlResult> {
+    let mut out = Vec::new();
+    for c in checks {
+        let expected = match (&c.expect, &c.expect_responses) {
+            (Some(v), _) => Some(*v),
+            (None, Some(r)) => Some(metrics.per_name.get(&r.request).and_then(|t| t.statuses.get(&r.status)).copied().unwrap_or(0) as i64),
+            (None, None) => None,
+        };
+        let observed = run_one(c).await;
+        let (observed, error) = match observed {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        };
+        let passed = error.is_none() && observed == expected;
+        out.push(SqlResult { name: c.name.clone(), query: c.query.clone(), expected, observed, passed, error });
+    }
+    out
+}
+
+async fn run_one(c: &SqlCheck) -> Result<i64, String> {
+    let url = expand(&c.database_url)?;
+    let connect = tokio::time::timeout(std::time::Duration::from_secs(5), MySqlConnection::connect(&url)).await;
+    let mut conn = match connect {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
+        Err(_) => return Err("cannot connect: no answer within 5 s".into()),
+    };
+    // Casting makes SUM()/COUNT()/NULL all come back as one integer.
+    let sql = format!("SELECT CAST(({}) AS SIGNED)", c.query.trim().trim_end_matches(';'));
+    let v: Option<i64> = tokio::time::timeout(std::time::Duration::from_secs(30), sqlx::query_scalar(&sql).fetch_one(&mut conn))
+        .await
+        .map_err(|_| "query took longer than 30 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let _ = conn.close().await;
+    Ok(v.unwrap_or(0))
+}

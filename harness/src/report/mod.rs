@@ -1,0 +1,37 @@
+//! Everything the harness prints or writes about a run. Only this module formats output: the
+//! live progress line, the end-of-run tables, and the files in `reports/<run-id>/`
+//! (`summary.json`, `timeseries.csv`, `junit.xml`).
+
+pub mod junit;
+pub mod progress;
+pub mod summary;
+pub mod table;
+pub mod timeseries;
+
+use std::path::Path;
+
+pub use summary::Summary;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}")]
+pub struct ReportError {
+    pub path: String,
+    pub source: std::io::Error,
+}
+
+/// Writes every file of a run directory (created if needed).
+pub fn write_all(dir: &Path, summary: &Summary, windows: &[crate::metrics::Window]) -> Result<(), ReportError> {
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| ReportError { path: p.clone(), source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let write = |name: &str, body: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).map_err(io(&p))
+    };
+    write("summary.json", serde_json::to_string_pretty(summary).expect("summary serialises"))?;
+    write("timeseries.csv", timeseries::csv(windows))?;
+    write("junit.xml", junit::xml(summary))?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The end-of-run summary on the terminal: verdict, per-request table, thresholds with their
+//! observed values, SQL checks and probe peaks.
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use super::Summary;
+use crate::threshold::fmt_num;
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into())
+}
+
+pub fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    let verdict = match s.status.as_str() {
+        "passed" => "PASS".to_owned(),
+        "failed" => "FAIL".to_owned(),
+        other => other.to_uppercase(),
+    };
+    out.push_str(&format!(
+        "\n{verdict}  {}  ({} requests in {:.1} s, {:.1} req/s, {} failed, {} dropped)\n",
+        s.scenario.name, s.totals.http_reqs, s.elapsed_s, s.totals.http_reqs_per_s, s.totals.http_req_failed, s.totals.dropped_iterations
+    ));
+    if let Some(r) = &s.reason {
+        out.push_str(&format!("reason: {r}\n"));
+    }
+
+    let mut b = Builder::default();
+    b.push_record(["request", "count", "req/s", "error %", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms", "statuses"]);
+    for r in &s.requests {
+        let statuses: Vec<String> = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let mut st = statuses.join(" ");
+        if r.timeouts > 0 {
+            st.push_str(&format!(" timeout:{}", r.timeouts));
+        }
+        if r.connect_errors > 0 {
+            st.push_str(&format!(" connect:{}", r.connect_errors));
+        }
+        b.push_record([
+            r.name.clone(),
+            r.count.to_string(),
+            format!("{:.1}", r.per_s),
+            format!("{:.2}", r.error_rate * 100.0),
+            ms(r.p50_ms),
+            ms(r.p90_ms),
+            ms(r.p95_ms),
+            ms(r.p99_ms),
+            ms(r.max_ms),
+            st.trim().to_owned(),
+        ]);
+    }
+    out.push_str(&b.build().with(Style::rounded()).to_string());
+    out.push('\n');
+
+    if !s.thresholds.is_empty() {
+        let mut b = Builder::default();
+        b.push_record(["", "metric", "threshold", "observed"]);
+        for v in &s.thresholds {
+            let observed = v.observed.map(fmt_num).unwrap_or_else(|| "no data".into());
+            b.push_record([if v.passed { "✓" } else { "✗" }.to_owned(), v.metric.clone(), v.threshold.clone(), observed]);
+        }
+        out.push_str(&b.build().with(Style::rounded()).to_string());
+        out.push('\n');
+    }
+    if !s.sql_checks.is_empty() {
+        let mut b = Builder::default();
+        b.push_record(["", "sql check", "expected", "observed"]);
+        for c in &s.sql_checks {
+            let observed = match (&c.error, c.observed) {
+                (Some(e), _) => format!("error: {e}"),
+                (None, Some(v)) => v.to_string(),
+                (None, None) => "-".into(),
+            };
+            b.push_record([if c.passed { "✓" } else { "✗" }.to_owned(), c.name.clone(), c.expected.map(|v| v.to_string()).unwrap_or_default(), observed]);
+        }
+        out.push_str(&b.build().with(Style::rounded()).to_string());
+        out.push('\n');
+    }
+    if !s.series_peaks.is_empty() || !s.probes.is_empty() {
+        let mut b = Builder::default();
+        b.push_record(["probe series", "peak"]);
+        for (k, v) in &s.series_peaks {
+            b.push_record([k.clone(), fmt_num(*v)]);
+        }
+        if let Some(l) = &s.kafka_lag {
+            let drained = l.drained_at_s.map(|t| format!("drained at {t:.1} s ({:.0}/s)", l.drain_rate_per_s.unwrap_or(0.0))).unwrap_or_else(|| "not drained".into());
+            b.push_record(["kafka lag drain".to_owned(), drained]);
+        }
+        for p in s.probes.iter().filter(|p| p.failures > 0) {
+            b.push_record([format!("{} failures", p.name), format!("{} of {} ({})", p.failures, p.failures + p.samples, p.last_error.clone().unwrap_or_default())]);
+        }
+        out.push_str(&b.build().with(Style::rounded()).to_string());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,303 @@
+//! One run, start to verdict: load the scenario, check the target answers, start probes and the
+//! executor, print progress and check abort-on-fail thresholds each second, stop on the end of
+//! the stages, an abort or an interrupt, run SQL checks, judge, and always write the report.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::alerts::{AlertState, Condition};
+use crate::exit;
+use crate::load::{self, client::HttpClient, plan::LoadPlan, LoadCtx};
+use crate::metrics::{Recorder, RunMetrics};
+use crate::probe::{self, kafka::KafkaLagProbe, prometheus::PrometheusProbe, ProbeHealth};
+use crate::report::{self, summary, Summary};
+use crate::scenario::{Scenario, ScenarioError};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub sets: Vec<String>,
+    pub target: Option<String>,
+    pub out_dir: PathBuf,
+    pub time_scale: f64,
+    /// Print the progress line each second on stderr.
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("--time-scale must be a positive number, got {0}")]
+    TimeScale(f64),
+    #[error("{0}")]
+    Plan(#[from] load::plan::PlanError),
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Scenario(_) | RunError::TimeScale(_) | RunError::Plan(_) => exit::USAGE,
+            RunError::Report(_) => exit::RUNTIME,
+        }
+    }
+}
+
+pub struct RunOutcome {
+    pub summary: Summary,
+    pub dir: PathBuf,
+}
+
+/// Loads and validates a scenario with the run's overrides applied (what `validate` checks).
+pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
+    if !(opts.time_scale > 0.0 && opts.time_scale.is_finite()) {
+        return Err(RunError::TimeScale(opts.time_scale));
+    }
+    let mut s = Scenario::load(&opts.scenario, &opts.sets)?;
+    if opts.time_scale != 1.0 {
+        s.scale_time(opts.time_scale);
+    }
+    Ok(s)
+}
+
+fn run_id(name: &str) -> String {
+    let now = SystemTime::now();
+    let stamp = summary::rfc3339(now).replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_owned();
+    let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    format!("{slug}-{stamp}-{:04x}", fastrand::u16(..))
+}
+
+/// Runs a scenario until done, aborted by a threshold, or `interrupt` resolves (Ctrl-C).
+pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Result<RunOutcome, RunError> {
+    let s = Arc::new(prepare(opts)?);
+    let target = opts.target.clone().unwrap_or_else(|| s.target.url.clone()).trim_end_matches('/').to_owned();
+    let plan = Arc::new(LoadPlan::new(&s, &target)?);
+    let id = run_id(&s.name);
+    let dir = opts.out_dir.join(&id);
+    let started_at = summary::rfc3339(SystemTime::now());
+    let recorder = Arc::new(Recorder::new(&plan.names()));
+    let client = HttpClient::new();
+
+    // A dead target is a runtime error, reported before any load is sent.
+    if let Err(e) = client.reachable(&target, Duration::from_secs(5)).await {
+        let reason = format!("target {target} does not answer: {e}");
+        let summary = build_summary(&s, opts, &id, &target, &started_at, &recorder.finish(), Status::Error(reason), vec![], vec![], None, vec![]);
+        report::write_all(&dir, &summary, &[])?;
+        return Ok(RunOutcome { summary, dir });
+    }
+
+    let (stop_load_tx, stop_load) = watch::channel(false);
+    let (stop_probes_tx, stop_probes) = watch::channel(false);
+    let mut probe_tasks = Vec::new();
+    if let Some(p) = &s.probes.prometheus {
+        let probe = PrometheusProbe { url: p.url.replace("{target}", &target), series: p.series.clone(), interval: p.interval.0 };
+        probe_tasks.push(tokio::spawn(probe.run(recorder.clone(), stop_probes.clone())));
+    }
+    let mut lag_task = None;
+    let mut early_probe_errors = Vec::new();
+    if let Some(k) = &s.probes.kafka {
+        match KafkaLagProbe::new(&k.bootstrap, &k.group, &k.topic, k.interval.0) {
+            Ok(p) => lag_task = Some(tokio::spawn(p.run(recorder.clone(), stop_probes.clone(), k.drain_timeout.0))),
+            Err(e) => {
+                let mut h = ProbeHealth::new(&format!("kafka lag {}", k.topic));
+                h.failed(e.to_string());
+                early_probe_errors.push(h);
+            }
+        }
+    }
+
+    let executor = load::executor_for(&s);
+    let gauge = executor.gauge();
+    let ctx = LoadCtx { plan: plan.clone(), recorder: recorder.clone(), client: client.clone(), stop: stop_load };
+    let planned = s.executor.total_duration().as_secs_f64();
+    let load_fut = executor.run(ctx);
+    tokio::pin!(load_fut);
+    tokio::pin!(interrupt);
+
+    let mut alerts: Vec<(Condition, AlertState)> = s
+        .alerts
+        .iter()
+        .map(|a| {
+            let c = Condition::parse(a.expr.get_ref()).expect("validated at load");
+            (c, AlertState::new(&a.name, a.expr.get_ref(), &a.severity, a.for_.0.as_secs_f64()))
+        })
+        .collect();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut status: Option<Status> = None;
+    let load_started = Instant::now();
+    let load_result = loop {
+        tokio::select! {
+            r = &mut load_fut => break r,
+            _ = tick.tick() => {
+                let snapshot = recorder.snapshot();
+                let last = snapshot.windows.last();
+                if opts.progress {
+                    eprintln!("{}", report::progress::line(load_started.elapsed().as_secs_f64(), planned, gauge, last, snapshot.all.count, snapshot.all.failed));
+                }
+                observe_alerts(&mut alerts, &snapshot);
+                if status.is_none() {
+                    if let Some(reason) = abort_reason(&s, &snapshot) {
+                        eprintln!("aborting: {reason}");
+                        status = Some(Status::Aborted(reason));
+                        let _ = stop_load_tx.send(true);
+                    }
+                }
+            }
+            _ = &mut interrupt, if status.is_none() => {
+                eprintln!("interrupted: stopping the load and writing a partial report…");
+                status = Some(Status::Interrupted);
+                let _ = stop_load_tx.send(true);
+            }
+        }
+    };
+    let _ = stop_probes_tx.send(true);
+    let mut probes: Vec<ProbeHealth> = early_probe_errors;
+    for t in probe_tasks {
+        if let Ok(h) = t.await {
+            probes.push(h);
+        }
+    }
+    let mut lag = None;
+    if let Some(t) = lag_task {
+        // After an interrupt nobody wants to wait for a drain.
+        if matches!(status, Some(Status::Interrupted)) {
+            t.abort();
+        } else if let Ok((h, l)) = t.await {
+            probes.push(h);
+            lag = Some(l);
+        }
+    }
+    let metrics = recorder.finish();
+    {
+        let snapshot = &metrics;
+        observe_alerts(&mut alerts, snapshot);
+    }
+    let sql = if matches!(status, Some(Status::Interrupted)) { Vec::new() } else { probe::sql::run_checks(&s.sql_checks, &metrics).await };
+    let status = match (status, load_result) {
+        (Some(st), _) => st,
+        (None, Err(e)) => Status::Error(e.to_string()),
+        (None, Ok(())) => Status::Done,
+    };
+    let summary = build_summary(&s, opts, &id, &target, &started_at, &metrics, status, sql, probes, lag, alerts.into_iter().map(|(_, a)| a).collect());
+    report::write_all(&dir, &summary, &metrics.windows)?;
+    Ok(RunOutcome { summary, dir })
+}
+
+enum Status {
+    Done,
+    Aborted(String),
+    Interrupted,
+    Error(String),
+}
+
+/// The first abort-on-fail threshold that fails after its delay, in words.
+fn abort_reason(s: &Scenario, m: &RunMetrics) -> Option<String> {
+    let elapsed = m.elapsed;
+    for (metric, specs) in &s.thresholds {
+        for spec in specs.iter().filter(|t| t.abort_on_fail && elapsed >= t.delay_abort_eval.0) {
+            let observed = crate::verdict::observe(s, m, metric.get_ref(), spec.expr.agg);
+            // Live checks only act on data; "no data yet" is not a reason to abort.
+            if let Some(v) = observed {
+                if !spec.expr.passes(v) {
+                    return Some(format!("threshold {} {} crossed (observed {})", metric.get_ref(), spec.expr.source, crate::threshold::fmt_num(v)));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn observe_alerts(alerts: &mut [(Condition, AlertState)], m: &RunMetrics) {
+    let Some(w) = m.windows.last() else { return };
+    let t = w.second as f64 + 1.0;
+    for (c, a) in alerts.iter_mut() {
+        let v = match c.series.as_str() {
+            "http_reqs" => Some(w.requests as f64),
+            "http_req_failed" => (w.requests > 0).then(|| w.failed as f64 / w.requests as f64),
+            "http_req_duration" => w.p95_ms,
+            "dropped_iterations" => Some(w.dropped as f64),
+            other => w.gauges.get(other).copied(),
+        };
+        a.observe(c, t, v);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_summary(
+    s: &Scenario,
+    opts: &RunOptions,
+    id: &str,
+    target: &str,
+    started_at: &str,
+    m: &RunMetrics,
+    status: Status,
+    sql: Vec<probe::sql::SqlResult>,
+    probes: Vec<ProbeHealth>,
+    lag: Option<probe::kafka::LagSummary>,
+    alerts: Vec<AlertState>,
+) -> Summary {
+    let secs = m.elapsed.as_secs_f64();
+    let thresholds = match &status {
+        Status::Error(_) => Vec::new(),
+        _ => crate::verdict::evaluate(s, m),
+    };
+    let gates_ok = thresholds.iter().all(|v| v.passed) && sql.iter().all(|c| c.passed);
+    let (status_text, code, reason) = match status {
+        Status::Interrupted => ("interrupted", exit::INTERRUPTED, Some("interrupted by signal; partial results".to_owned())),
+        Status::Error(e) => ("error", exit::RUNTIME, Some(e)),
+        Status::Aborted(r) => ("aborted", exit::THRESHOLDS_FAILED, Some(r)),
+        Status::Done if gates_ok => ("passed", exit::PASS, None),
+        Status::Done => {
+            let failed: Vec<String> = thresholds
+                .iter()
+                .filter(|v| !v.passed)
+                .map(|v| format!("{} {}", v.metric, v.threshold))
+                .chain(sql.iter().filter(|c| !c.passed).map(|c| format!("sql check `{}`", c.name)))
+                .collect();
+            ("failed", exit::THRESHOLDS_FAILED, Some(format!("failed: {}", failed.join(", "))))
+        }
+    };
+    let mut requests: Vec<_> = plan_order(s).iter().filter_map(|n| m.per_name.get(n).map(|t| summary::request_row(n, t, secs))).collect();
+    requests.push(summary::request_row("(all)", &m.all, secs));
+    Summary {
+        schema: summary::SCHEMA.to_owned(),
+        run_id: id.to_owned(),
+        scenario: summary::ScenarioInfo {
+            name: s.name.clone(),
+            file: opts.scenario.display().to_string(),
+            executor: s.executor.kind().to_owned(),
+            planned_duration_s: s.executor.total_duration().as_secs_f64(),
+            time_scale: opts.time_scale,
+        },
+        target: target.to_owned(),
+        started_at: started_at.to_owned(),
+        elapsed_s: secs,
+        status: status_text.to_owned(),
+        exit_code: code,
+        reason,
+        totals: summary::totals_row(m),
+        requests,
+        thresholds,
+        sql_checks: summary::sql_rows(&sql),
+        probes: summary::probe_rows(&probes),
+        kafka_lag: lag.as_ref().map(summary::lag_row),
+        series_peaks: summary::series_peaks(m),
+        alerts,
+    }
+}
+
+fn plan_order(s: &Scenario) -> Vec<String> {
+    s.requests.iter().map(|r| r.name.clone()).collect()
+}
+
+/// Where `harness run` writes: `<out>/<run-id>/`.
+pub fn describe(dir: &Path) -> String {
+    format!("report: {}/ (summary.json, timeseries.csv, junit.xml)", dir.display())
+}
