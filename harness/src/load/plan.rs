@@ -10,7 +10,7 @@ use http_body_util::Full;
 
 use super::client::HttpClient;
 use crate::metrics::Recorder;
-use crate::scenario::{Generators, Scenario, Template};
+use crate::scenario::{Draws, Generators, Scenario, Template};
 
 pub struct PreparedRequest {
     pub name: String,
@@ -76,8 +76,9 @@ impl LoadPlan {
     /// Builds, sends and records iteration `n`'s request; latency counts from `started`.
     pub async fn execute(&self, client: &HttpClient, recorder: &Recorder, iteration: u64, vu: u64, started: Instant) {
         let r = &self.requests[self.pick(iteration)];
-        let path = r.path.render(&self.gens, iteration, vu);
-        let body = r.body.as_ref().map(|b| Bytes::from(b.render(&self.gens, iteration, vu))).unwrap_or_default();
+        let mut draws = Draws::default();
+        let path = r.path.render_with(&self.gens, iteration, vu, &mut draws);
+        let body = r.body.as_ref().map(|b| Bytes::from(b.render_with(&self.gens, iteration, vu, &mut draws))).unwrap_or_default();
         let mut builder = http::Request::builder().method(r.method.clone()).uri(format!("{}{}", self.base, path));
         if let Some(h) = builder.headers_mut() {
             h.extend(r.headers.clone());

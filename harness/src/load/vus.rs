@@ -39,11 +39,13 @@ impl Vus {
         for s in &self.stages {
             steps.push(format!("{},{}", s.target, s.duration.0.as_secs_f64().round() as u64));
         }
+        // Goose holds the last level until told otherwise; k6 stops at the end of the stages.
+        steps.push("0,0".to_owned());
         steps.join(";")
     }
 
     async fn drive(&self, ctx: LoadCtx) -> Result<(), LoadError> {
-        let err = |e: goose::GooseError| LoadError::Goose(e.to_string());
+        let err = |e: goose::GooseError| LoadError::Goose(format!("{e:?}"));
         let iterations = Arc::new(AtomicU64::new(0));
         let tx_ctx = ctx.clone();
         let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
@@ -71,8 +73,6 @@ impl Vus {
             .set_default(GooseDefault::NoWebSocket, true)
             .map_err(err)?
             .set_default(GooseDefault::NoPrintMetrics, true)
-            .map_err(err)?
-            .set_default(GooseDefault::NoResetMetrics, true)
             .map_err(err)?
             .set_default(GooseDefault::Quiet, 1)
             .map_err(err)?;
@@ -120,6 +120,6 @@ mod tests {
     fn stages_become_a_goose_test_plan() {
         let st = |s: u64, t: u32| Stage { duration: Dur(Duration::from_secs(s)), target: t };
         let v = Vus::new(5, &[st(10, 100), st(30, 100), st(5, 0)], Duration::ZERO);
-        assert_eq!(v.test_plan(), "5,0;100,10;100,30;0,5");
+        assert_eq!(v.test_plan(), "5,0;100,10;100,30;0,5;0,0");
     }
 }

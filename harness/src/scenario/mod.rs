@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use duration::Dur;
-pub use template::{GeneratorSpec, Generators, Template};
+pub use template::{Draws, GeneratorSpec, Generators, Template};
 
 use crate::threshold::{Expr, MetricKind, MetricRef};
 

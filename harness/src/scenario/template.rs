@@ -90,6 +90,10 @@ impl Generators {
     }
 }
 
+/// Values drawn for one request (the first 16 generators; later ones draw per use).
+#[derive(Debug, Default)]
+pub struct Draws([Option<u64>; 16]);
+
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Lit(String),
@@ -133,9 +137,16 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// Renders with fresh draws (one request that uses only this template).
     pub fn render(&self, gens: &Generators, iteration: u64, vu: u64) -> String {
+        self.render_with(gens, iteration, vu, &mut Draws::default())
+    }
+
+    /// Renders sharing `drawn` with the request's other templates, so `{{user_id}}` in the
+    /// path and in the body of one request is the same value.
+    pub fn render_with(&self, gens: &Generators, iteration: u64, vu: u64, drawn: &mut Draws) -> String {
+        let drawn = &mut drawn.0;
         let mut out = String::with_capacity(64);
-        let mut drawn: [Option<u64>; 16] = [None; 16];
         for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
@@ -175,6 +186,16 @@ mod tests {
         let t = Template::compile(r#"{"a":{{user_id}},"b":{{ user_id }},"i":{{iteration}}}"#, &g).unwrap();
         assert_eq!(t.render(&g, 3, 0), r#"{"a":10,"b":10,"i":3}"#);
         assert_eq!(t.render(&g, 4, 0), r#"{"a":11,"b":11,"i":4}"#);
+    }
+
+    #[test]
+    fn path_and_body_of_one_request_share_draws() {
+        let g = gens();
+        let path = Template::compile("/u/{{user_id}}", &g).unwrap();
+        let body = Template::compile("{{user_id}}", &g).unwrap();
+        let mut d = Draws::default();
+        assert_eq!(path.render_with(&g, 0, 0, &mut d), "/u/10");
+        assert_eq!(body.render_with(&g, 0, 0, &mut d), "10");
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub fn find_tansu() -> Option<PathBuf> {
 /// Installs tansu with the sqlite engine. A debug build: it compiles in a fraction of the
 /// release build's ~50 min on 2 cores and is fast enough for a local test broker.
 pub fn install_tansu() -> Result<PathBuf, StackError> {
-    eprintln!("  tansu {TANSU_VERSION} not found; installing it once for this machine (cargo install, 15-40 min on 2 cores)…");
+    eprintln!("  tansu {TANSU_VERSION} not found; installing it once for this machine (cargo install --debug, about 7 min on 2 cores)…");
     let status = Command::new("cargo")
         .args(["install", "tansu", "--version", TANSU_VERSION, "--locked", "--debug", "--features", "libsql"])
         .env("CARGO_PROFILE_DEV_DEBUG", "0")

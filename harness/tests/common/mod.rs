@@ -1,0 +1,141 @@
+//! A tiny in-test HTTP server with exact per-path counters and switchable behaviour (status,
+//! delay), served on 127.0.0.1:0 with `run(listener, shutdown)`, plus helpers to run the
+//! `harness` binary and read what it wrote.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::Router;
+
+#[derive(Default)]
+pub struct Behaviour {
+    pub counts: Mutex<BTreeMap<String, u64>>,
+    pub status: AtomicU16,
+    pub delay_ms: AtomicU64,
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub state: Arc<Behaviour>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+async fn any(State(b): State<Arc<Behaviour>>, req: Request) -> StatusCode {
+    let path = req.uri().path().to_owned();
+    let delay = b.delay_ms.load(Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    *b.counts.lock().unwrap().entry(path).or_default() += 1;
+    StatusCode::from_u16(b.status.load(Relaxed)).unwrap()
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Behaviour::default());
+        state.status.store(200, Relaxed);
+        let app = Router::new().fallback(any).with_state(state.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestServer { url, state, stop: Some(tx), handle }
+    }
+
+    pub fn count(&self, path: &str) -> u64 {
+        self.state.counts.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests to every path but `/`, which the harness's one pre-flight GET hits.
+    pub fn total(&self) -> u64 {
+        self.state.counts.lock().unwrap().iter().filter(|(p, _)| p.as_str() != "/").map(|(_, v)| v).sum()
+    }
+
+    /// Stops accepting and closes the listener (the target "dies").
+    pub async fn kill(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.handle.abort();
+    }
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("harness-{tag}-{}-{}", std::process::id(), fastrand::u32(..)));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes `text` as a scenario file in `dir`.
+pub fn scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs the harness binary to completion (async-friendly).
+pub async fn harness(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_harness")).args(&args).output().unwrap()).await.unwrap()
+}
+
+/// The single run directory under `out`.
+pub fn run_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    assert_eq!(dirs.len(), 1, "expected one run directory in {}: {dirs:?}", out.display());
+    dirs.into_iter().next().unwrap()
+}
+
+pub fn summary(out: &Path) -> serde_json::Value {
+    let p = run_dir(out).join("summary.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// A two-request arrival-rate scenario against `url`.
+pub fn basic(url: &str, rate: u32, secs: u32, thresholds: &str) -> String {
+    format!(
+        r#"
+name = "basic"
+[target]
+url = "{url}"
+timeout = "2s"
+[executor]
+type = "arrival-rate"
+start_rate = {rate}
+max_in_flight = 500
+stages = [ {{ duration = "{secs}s", target = {rate} }} ]
+[generators]
+id = {{ type = "sequence" }}
+[[requests]]
+name = "a"
+method = "POST"
+path = "/a/{{{{id}}}}"
+body = '{{"id": {{{{id}}}}}}'
+weight = 3
+[[requests]]
+name = "b"
+path = "/b"
+[thresholds]
+{thresholds}
+"#
+    )
+}
+
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
