@@ -15,6 +15,8 @@ pub mod kafka;
 pub mod lag;
 pub mod metrics;
 pub mod orders;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,11 +1,9 @@
 //! Coupon path against real MariaDB and the tansu broker: first come first served, nothing
 //! lost or doubled, and lag that reads exactly what was left unconsumed.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{eventually, TestApp};
+use target_app::test_support::{eventually, TestApp};
 use futures::stream::{self, StreamExt};
 use target_app::{ConsumerMode, Preset};
 

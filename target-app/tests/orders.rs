@@ -1,13 +1,11 @@
 //! Order path against real MariaDB: the stock lock holds, and the pool runs dry the way the
 //! incident's did.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestApp;
+use target_app::test_support::TestApp;
 use futures::future::join_all;
 use target_app::Preset;
 

@@ -1,16 +1,15 @@
-//! Test support: runs the real app in-process on 127.0.0.1:0 against a fresh database on the
-//! stack's MariaDB and a fresh topic on the stack's broker, so tests never share state.
+//! Test support (feature `test-support`): runs the real app in-process on 127.0.0.1:0 against
+//! a fresh database on the stack's MariaDB and a fresh topic on the stack's broker, so tests
+//! never share state. Used by this crate's tests and by the harness's end-to-end tests.
 //!
 //! The stack comes from `make test` (`harness stack up --no-app`); without it these tests fail
 //! with a message instead of silently skipping.
-
-#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
 use sqlx::mysql::MySqlPool;
 use sqlx::{Connection, MySqlConnection};
-use target_app::{Config, Preset};
+use crate::{Config, Preset};
 use tokio::sync::oneshot;
 
 pub fn stack_env(name: &str) -> String {
@@ -27,7 +26,7 @@ pub struct TestApp {
     server_url: String,
     db_name: String,
     stop: Option<oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<Result<(), target_app::StartError>>,
+    handle: tokio::task::JoinHandle<Result<(), crate::StartError>>,
 }
 
 /// Server URL with the database path swapped.
@@ -54,7 +53,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(target_app::run(listener, config.clone(), async move {
+        let handle = tokio::spawn(crate::run(listener, config.clone(), async move {
             let _ = rx.await;
         }));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
