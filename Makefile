@@ -16,11 +16,12 @@ setup:
 build: setup
 	$(CARGO) build --workspace --bins
 
-## Main job: bring the local stack up, drive a short load through it, print the result.
+## Main job: bring the local stack up, run the smoke scenario through it, print the verdict.
 demo: build
 	@set -e; trap '$(HARNESS) stack down --dir $(STACK_DIR) >/dev/null' EXIT; \
 	$(HARNESS) stack up --dir $(STACK_DIR); \
-	$(HARNESS) smoke --stack-dir $(STACK_DIR) --rate 50 --seconds 10
+	eval "$$($(HARNESS) stack env --dir $(STACK_DIR))"; \
+	$(HARNESS) run scenarios/smoke.toml --target "$$HARNESS_TARGET_URL" --set probes.kafka.bootstrap="$$HARNESS_KAFKA"
 
 ## Every test: unit tests and end-to-end tests against a real MariaDB and tansu broker.
 test: build

@@ -8,7 +8,6 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod smoke;
 pub mod stack;
 pub mod threshold;
 pub mod verdict;

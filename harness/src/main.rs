@@ -1,10 +1,9 @@
 //! `harness` command line. Only this file turns errors into exit codes and prose.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use harness::{exit, report, run, smoke, stack};
+use harness::{exit, report, run, stack};
 
 #[derive(Parser)]
 #[command(name = "harness", version, about = "Load-and-chaos harness: real load, injected faults, a verdict CI can trust")]
@@ -48,18 +47,6 @@ enum Cmd {
         /// Where the state file and logs live.
         #[arg(long, global = true, default_value = "reports/.stack")]
         dir: PathBuf,
-    },
-    /// Short fixed-rate load of orders and coupon requests; prints a result table.
-    Smoke {
-        /// Base URL of the target (default: the stack's app).
-        #[arg(long)]
-        target: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        rate: u32,
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        #[arg(long, default_value = "reports/.stack")]
-        stack_dir: PathBuf,
     },
 }
 
@@ -140,19 +127,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(code)
         }
         Cmd::Stack { action, dir } => stack_cmd(action, dir).await,
-        Cmd::Smoke { target, rate, seconds, stack_dir } => {
-            let target = match target {
-                Some(t) => t,
-                None => stack::StackState::load(&stack_dir)?
-                    .and_then(|s| s.app.map(|a| a.url))
-                    .ok_or_else(|| anyhow::anyhow!("no --target given and no stack app running (run `harness stack up`)"))?,
-            };
-            let opts = smoke::SmokeOptions { target, rate, duration: Duration::from_secs(seconds), timeout: Duration::from_secs(10) };
-            eprintln!("smoke: {} req/s for {} s against {}", opts.rate, seconds, opts.target);
-            let result = smoke::run(&opts).await?;
-            print!("{}", smoke::render(&result));
-            Ok(exit::PASS)
-        }
     }
 }
 

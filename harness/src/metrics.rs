@@ -150,12 +150,15 @@ struct Inner {
 /// Shared by the executors, probes and live checks of one run.
 pub struct Recorder {
     start: Instant,
+    /// When the executor finished; rates are per second of load, not of the drain after it.
+    load_end: Mutex<Option<Duration>>,
     inner: Mutex<Inner>,
 }
 
 /// Everything measured, after the run.
 #[derive(Debug, Clone)]
 pub struct RunMetrics {
+    /// Load time: start to the executor's end (or now, while it runs).
     pub elapsed: Duration,
     pub all: Totals,
     pub per_name: BTreeMap<String, Totals>,
@@ -169,6 +172,7 @@ impl Recorder {
         let per_name = request_names.iter().map(|n| (n.clone(), Totals::default())).collect();
         Recorder {
             start: Instant::now(),
+            load_end: Mutex::new(None),
             inner: Mutex::new(Inner {
                 all: Totals::default(),
                 per_name,
@@ -182,6 +186,15 @@ impl Recorder {
 
     pub fn start(&self) -> Instant {
         self.start
+    }
+
+    /// Marks the end of the load (first call wins).
+    pub fn end_load(&self) {
+        self.load_end.lock().expect("recorder lock").get_or_insert(self.start.elapsed());
+    }
+
+    fn load_elapsed(&self) -> Duration {
+        self.load_end.lock().expect("recorder lock").unwrap_or_else(|| self.start.elapsed())
     }
 
     pub fn elapsed_secs(&self) -> f64 {
@@ -245,7 +258,7 @@ impl Recorder {
         let mut inner = self.inner.lock().expect("recorder lock");
         self.roll(&mut inner);
         RunMetrics {
-            elapsed: self.start.elapsed(),
+            elapsed: self.load_elapsed(),
             all: inner.all.clone(),
             per_name: inner.per_name.clone(),
             dropped: inner.dropped,
@@ -272,7 +285,7 @@ impl Recorder {
         let next = Current::new(inner.current.second + 1, &BTreeMap::new());
         inner.current = next;
         RunMetrics {
-            elapsed: self.start.elapsed(),
+            elapsed: self.load_elapsed(),
             all: inner.all.clone(),
             per_name: inner.per_name.clone(),
             dropped: inner.dropped,

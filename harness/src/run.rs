@@ -157,6 +157,7 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
             }
         }
     };
+    recorder.end_load();
     let _ = stop_probes_tx.send(true);
     let mut probes: Vec<ProbeHealth> = early_probe_errors;
     for t in probe_tasks {
