@@ -8,7 +8,7 @@ HARNESS := $(BIN)/harness
 STACK_DIR ?= reports/.stack
 TEST_STACK_DIR ?= reports/.stack-test
 
-.PHONY: demo test setup build stack-up stack-down stack-status clean
+.PHONY: demo test bench setup build stack-up stack-down stack-status clean
 
 setup:
 	@scripts/setup.sh
@@ -41,3 +41,9 @@ stack-down:
 
 stack-status:
 	$(HARNESS) stack status --dir $(STACK_DIR)
+
+## Benchmark: our arrival-rate executor vs wrk, oha and k6 on one trivial endpoint, one table.
+bench: setup
+	@scripts/bench-tools.sh
+	$(CARGO) build --release -p harness --bin harness --example trivial_server --example bench
+	$(CARGO_TARGET_DIR)/release/examples/bench $(CARGO_TARGET_DIR)/release/harness $(CARGO_TARGET_DIR)/release/examples/trivial_server
