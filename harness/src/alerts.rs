@@ -54,6 +54,9 @@ pub struct AlertState {
     pending_since: Option<f64>,
     pub fired_at: Option<f64>,
     pub resolved_at: Option<f64>,
+    /// Seconds from the first threshold breach (or fault injection) to firing.
+    #[serde(default)]
+    pub time_to_detect_s: Option<f64>,
 }
 
 impl AlertState {

@@ -33,6 +33,14 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
+    /// Re-render a run's report (--format html|md|junit), or compare two runs (A B).
+    Report {
+        #[arg(required = true, num_args = 1..=2)]
+        runs: Vec<PathBuf>,
+        /// Format to regenerate for one run.
+        #[arg(long, default_value = "html")]
+        format: String,
+    },
     /// Check scenario files without sending any traffic.
     Validate {
         #[arg(required = true)]
@@ -125,6 +133,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
             Ok(code)
+        }
+        Cmd::Report { runs, format } => {
+            if let [a, b] = runs.as_slice() {
+                let (a, b) = (report::regen::load_summary(a)?, report::regen::load_summary(b)?);
+                print!("{}", report::compare::render(&a, &b));
+                return Ok(exit::PASS);
+            }
+            let format: report::regen::Format = match format.parse() {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::USAGE);
+                }
+            };
+            let written = report::regen::regenerate(&runs[0], format)?;
+            println!("wrote {}", written.display());
+            Ok(exit::PASS)
         }
         Cmd::Stack { action, dir } => stack_cmd(action, dir).await,
     }

@@ -131,6 +131,8 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut status: Option<Status> = None;
+    // First second each threshold was seen failing live (index = position in evaluate()).
+    let mut first_breach: Vec<Option<f64>> = Vec::new();
     let load_started = Instant::now();
     let load_result = loop {
         tokio::select! {
@@ -142,6 +144,14 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
                     eprintln!("{}", report::progress::line(load_started.elapsed().as_secs_f64(), planned, gauge, last, snapshot.all.count, snapshot.all.failed));
                 }
                 observe_alerts(&mut alerts, &snapshot);
+                let now = snapshot.elapsed.as_secs_f64();
+                let live = crate::verdict::evaluate(&s, &snapshot);
+                first_breach.resize(live.len(), None);
+                for (slot, v) in first_breach.iter_mut().zip(&live) {
+                    if !v.passed && v.observed.is_some() && slot.is_none() {
+                        *slot = Some(now);
+                    }
+                }
                 if status.is_none() {
                     if let Some(reason) = abort_reason(&s, &snapshot) {
                         eprintln!("aborting: {reason}");
@@ -158,6 +168,12 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
         }
     };
     recorder.end_load();
+    let status = match (status, load_result) {
+        (Some(st), _) => st,
+        (None, Err(load::LoadError::Interrupted)) => Status::Interrupted,
+        (None, Err(e)) => Status::Error(e.to_string()),
+        (None, Ok(())) => Status::Done,
+    };
     let _ = stop_probes_tx.send(true);
     let mut probes: Vec<ProbeHealth> = early_probe_errors;
     for t in probe_tasks {
@@ -168,7 +184,7 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let mut lag = None;
     if let Some(t) = lag_task {
         // After an interrupt nobody wants to wait for a drain.
-        if matches!(status, Some(Status::Interrupted)) {
+        if matches!(status, Status::Interrupted) {
             t.abort();
         } else if let Ok((h, l)) = t.await {
             probes.push(h);
@@ -176,17 +192,20 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
         }
     }
     let metrics = recorder.finish();
-    {
-        let snapshot = &metrics;
-        observe_alerts(&mut alerts, snapshot);
+    observe_alerts(&mut alerts, &metrics);
+    let sql = if matches!(status, Status::Interrupted) { Vec::new() } else { probe::sql::run_checks(&s.sql_checks, &metrics).await };
+    let mut summary = build_summary(&s, opts, &id, &target, &started_at, &metrics, status, sql, probes, lag, alerts.into_iter().map(|(_, a)| a).collect());
+    for (v, first) in summary.thresholds.iter_mut().zip(&first_breach) {
+        v.first_breach_s = *first;
     }
-    let sql = if matches!(status, Some(Status::Interrupted)) { Vec::new() } else { probe::sql::run_checks(&s.sql_checks, &metrics).await };
-    let status = match (status, load_result) {
-        (Some(st), _) => st,
-        (None, Err(e)) => Status::Error(e.to_string()),
-        (None, Ok(())) => Status::Done,
-    };
-    let summary = build_summary(&s, opts, &id, &target, &started_at, &metrics, status, sql, probes, lag, alerts.into_iter().map(|(_, a)| a).collect());
+    // Time to detect: from the first threshold breach (fault injection once faults exist).
+    let reference = summary.thresholds.iter().filter_map(|v| v.first_breach_s).reduce(f64::min);
+    for a in &mut summary.alerts {
+        a.time_to_detect_s = match (a.fired_at, reference) {
+            (Some(f), Some(r)) => Some((f - r).max(0.0)),
+            _ => None,
+        };
+    }
     report::write_all(&dir, &summary, &metrics.windows)?;
     Ok(RunOutcome { summary, dir })
 }

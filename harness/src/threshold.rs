@@ -227,6 +227,9 @@ pub struct Verdict {
     pub abort_on_fail: bool,
     /// Why it failed in words, when it did.
     pub reason: Option<String>,
+    /// First second (since start) the live evaluation saw it failing.
+    #[serde(default)]
+    pub first_breach_s: Option<f64>,
 }
 
 /// Judges one expression against an observed value (None = no samples).
@@ -237,7 +240,7 @@ pub fn judge(metric: &str, expr: &Expr, observed: Option<f64>, abort_on_fail: bo
         Some(v) if expr.passes(v) => (true, None),
         Some(v) => (false, Some(format!("observed {} does not satisfy {}", fmt_num(v), expr.source))),
     };
-    Verdict { metric: metric.to_owned(), threshold: expr.source.clone(), observed: observed.filter(|v| !v.is_nan()), passed, abort_on_fail, reason }
+    Verdict { metric: metric.to_owned(), threshold: expr.source.clone(), observed: observed.filter(|v| !v.is_nan()), passed, abort_on_fail, reason, first_breach_s: None }
 }
 
 pub fn fmt_num(v: f64) -> String {

@@ -180,6 +180,29 @@ async fn sigint_writes_a_partial_report_and_exits_130() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_a_goose_run_is_an_interrupt_too() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("vusigint");
+    let text = basic(&server.url, 1, 1, r#"http_req_failed = ["rate<0.01"]"#).replace(
+        "type = \"arrival-rate\"\nstart_rate = 1\nmax_in_flight = 500\nstages = [ { duration = \"1s\", target = 1 } ]",
+        "type = \"vus\"\nthink_time = \"10ms\"\nstages = [ { duration = \"30s\", target = 3 } ]",
+    );
+    let file = scenario(&dir, "s.toml", &text);
+    let out = dir.join("out");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", &s(&file), "--out", &s(&out), "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary(&out)["status"], "interrupted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn virtual_users_via_goose_count_exactly() {
     let server = TestServer::start().await;
     server.state.delay_ms.store(20, Relaxed);

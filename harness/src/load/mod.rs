@@ -21,6 +21,9 @@ use plan::LoadPlan;
 pub enum LoadError {
     #[error("virtual-user executor (goose): {0}")]
     Goose(String),
+    /// Ctrl-C reached the executor before the harness saw it (goose catches SIGINT itself).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// What an executor needs: the plan, where to record, and a stop signal (abort or Ctrl-C).

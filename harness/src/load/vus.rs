@@ -81,6 +81,8 @@ impl Vus {
         let profile = Profile::new(self.start_vus, &self.stages);
         let (recorder, mut stop) = (ctx.recorder.clone(), ctx.stop.clone());
         let started = Instant::now();
+        let we_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = we_stopped.clone();
         let watcher = tokio::spawn(async move {
             loop {
                 recorder.set_gauge("vus", profile.value_at(started.elapsed().as_secs_f64()).round(), false);
@@ -88,6 +90,7 @@ impl Vus {
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                     changed = stop.changed() => {
                         if changed.is_err() || *stop.borrow() {
+                            flag.store(true, Relaxed);
                             goose::trigger_killswitch("harness stop");
                             return;
                         }
@@ -98,7 +101,13 @@ impl Vus {
         let result = attack.execute().await;
         watcher.abort();
         ctx.recorder.set_gauge("vus", 0.0, false);
-        result.map(|_| ()).map_err(err)
+        result.map_err(err)?;
+        // Goose replaces the process's SIGINT handler while it runs: a killswitch we did not
+        // pull is the user's Ctrl-C.
+        if goose::is_killswitch_triggered() && !we_stopped.load(Relaxed) {
+            return Err(LoadError::Interrupted);
+        }
+        Ok(())
     }
 }
 

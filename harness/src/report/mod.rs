@@ -1,10 +1,16 @@
 //! Everything the harness prints or writes about a run. Only this module formats output: the
 //! live progress line, the end-of-run tables, and the files in `reports/<run-id>/`
-//! (`summary.json`, `timeseries.csv`, `junit.xml`).
+//! (`summary.json`, `timeseries.csv`, `junit.xml`, `report.md`, `report.html`).
 
+pub mod compare;
+pub mod csvread;
+pub mod html;
 pub mod junit;
+pub mod markdown;
 pub mod progress;
+pub mod regen;
 pub mod summary;
+pub mod svg;
 pub mod table;
 pub mod timeseries;
 
@@ -33,5 +39,8 @@ pub fn write_all(dir: &Path, summary: &Summary, windows: &[crate::metrics::Windo
     write("summary.json", serde_json::to_string_pretty(summary).expect("summary serialises"))?;
     write("timeseries.csv", timeseries::csv(windows))?;
     write("junit.xml", junit::xml(summary))?;
+    write("report.md", markdown::render(summary))?;
+    let table = csvread::Table::parse(&timeseries::csv(windows)).expect("our own CSV parses");
+    write("report.html", html::render(summary, &table))?;
     Ok(())
 }

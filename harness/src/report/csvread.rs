@@ -1,0 +1,76 @@
+//! Reads `timeseries.csv` back (for `harness report` and the HTML charts): a header of column
+//! names and one row per second, empty cells meaning "no value in that second".
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<f64>>>,
+}
+
+impl Table {
+    pub fn parse(text: &str) -> Result<Table, String> {
+        let mut lines = text.lines();
+        let header = lines.next().ok_or("empty file (no header line)")?;
+        let columns: Vec<String> = header.split(',').map(str::to_owned).collect();
+        if columns.first().map(String::as_str) != Some("second") {
+            return Err(format!("first column must be `second`, found `{}`", columns[0]));
+        }
+        let mut rows = Vec::new();
+        for (i, line) in lines.enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let cells: Vec<&str> = line.split(',').collect();
+            if cells.len() != columns.len() {
+                return Err(format!("line {}: {} cells, header has {}", i + 2, cells.len(), columns.len()));
+            }
+            let row = cells
+                .iter()
+                .map(|c| if c.is_empty() { Ok(None) } else { c.parse::<f64>().map(Some).map_err(|_| format!("line {}: `{c}` is not a number", i + 2)) })
+                .collect::<Result<Vec<_>, String>>()?;
+            rows.push(row);
+        }
+        Ok(Table { columns, rows })
+    }
+
+    pub fn column(&self, name: &str) -> Option<Vec<Option<f64>>> {
+        let i = self.columns.iter().position(|c| c == name)?;
+        Some(self.rows.iter().map(|r| r[i]).collect())
+    }
+
+    pub fn seconds(&self) -> Vec<f64> {
+        self.rows.iter().map(|r| r[0].unwrap_or(0.0)).collect()
+    }
+
+    /// Columns whose name starts with `prefix`, keyed by the rest of the name.
+    pub fn columns_with_prefix(&self, prefix: &str) -> BTreeMap<String, Vec<Option<f64>>> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.strip_prefix(prefix).map(|rest| (rest.to_owned(), self.column(c).unwrap_or_default())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_what_timeseries_writes() {
+        let w = crate::metrics::Window { second: 0, requests: 5, failed: 1, p95_ms: Some(2.5), ..Default::default() };
+        let t = Table::parse(&crate::report::timeseries::csv(&[w])).unwrap();
+        assert_eq!(t.column("requests").unwrap(), vec![Some(5.0)]);
+        assert_eq!(t.column("p50_ms").unwrap(), vec![None]);
+        assert_eq!(t.column("p95_ms").unwrap(), vec![Some(2.5)]);
+    }
+
+    #[test]
+    fn corrupt_files_are_named_errors() {
+        assert!(Table::parse("").unwrap_err().contains("empty"));
+        assert!(Table::parse("a,b\n1,2\n").unwrap_err().contains("second"));
+        assert!(Table::parse("second,x\n1\n").unwrap_err().contains("line 2"));
+        assert!(Table::parse("second,x\n1,abc\n").unwrap_err().contains("`abc`"));
+    }
+}
