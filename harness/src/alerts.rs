@@ -16,14 +16,8 @@ pub struct Condition {
 impl Condition {
     pub fn parse(text: &str) -> Result<Condition, String> {
         let err = || format!("invalid alert expression `{text}`: expected `<series> <op> <number>` with op one of < <= > >= == !=");
-        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
-        let (pos, len, op) = ops
-            .iter()
-            .filter_map(|(t, op)| text.find(t).map(|p| (p, t.len(), *op)))
-            .min_by_key(|(p, len, _)| (*p, usize::MAX - len))
-            .ok_or_else(err)?;
-        let series = text[..pos].trim();
-        let value: f64 = text[pos + len..].trim().parse().map_err(|_| err())?;
+        let (series, op, rhs) = crate::threshold::split_op(text).ok_or_else(err)?;
+        let value: f64 = rhs.parse().map_err(|_| err())?;
         if series.is_empty() || series.contains(char::is_whitespace) {
             return Err(err());
         }
@@ -31,14 +25,7 @@ impl Condition {
     }
 
     pub fn holds(&self, v: f64) -> bool {
-        match self.op {
-            Op::Lt => v < self.value,
-            Op::Le => v <= self.value,
-            Op::Gt => v > self.value,
-            Op::Ge => v >= self.value,
-            Op::Eq => v == self.value,
-            Op::Ne => v != self.value,
-        }
+        self.op.holds(v, self.value)
     }
 }
 

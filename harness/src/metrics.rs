@@ -257,6 +257,10 @@ impl Recorder {
     pub fn snapshot(&self) -> RunMetrics {
         let mut inner = self.inner.lock().expect("recorder lock");
         self.roll(&mut inner);
+        self.collect(&inner)
+    }
+
+    fn collect(&self, inner: &Inner) -> RunMetrics {
         RunMetrics {
             elapsed: self.load_elapsed(),
             all: inner.all.clone(),
@@ -284,14 +288,7 @@ impl Recorder {
         }
         let next = Current::new(inner.current.second + 1, &BTreeMap::new());
         inner.current = next;
-        RunMetrics {
-            elapsed: self.load_elapsed(),
-            all: inner.all.clone(),
-            per_name: inner.per_name.clone(),
-            dropped: inner.dropped,
-            windows: inner.windows.clone(),
-            series: inner.series.clone(),
-        }
+        self.collect(&inner)
     }
 }
 

@@ -71,6 +71,30 @@ pub enum ThresholdError {
     WrongAgg { agg: String, kind: MetricKind, metric: String, allowed: &'static str },
 }
 
+impl Op {
+    /// `lhs op rhs`.
+    pub fn holds(self, lhs: f64, rhs: f64) -> bool {
+        match self {
+            Op::Lt => lhs < rhs,
+            Op::Le => lhs <= rhs,
+            Op::Gt => lhs > rhs,
+            Op::Ge => lhs >= rhs,
+            Op::Eq => lhs == rhs,
+            Op::Ne => lhs != rhs,
+        }
+    }
+}
+
+/// Splits `lhs op rhs` at the first (longest) comparison operator; both sides trimmed.
+pub fn split_op(text: &str) -> Option<(&str, Op, &str)> {
+    let ops = [("<=", Op::Le), (">=", Op::Ge), ("===", Op::Eq), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
+    let (pos, len, op) = ops
+        .iter()
+        .filter_map(|(t, op)| text.find(t).map(|p| (p, t.len(), *op)))
+        .min_by_key(|(p, len, _)| (*p, usize::MAX - len))?;
+    Some((text[..pos].trim(), op, text[pos + len..].trim()))
+}
+
 impl fmt::Display for Agg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -90,14 +114,7 @@ impl FromStr for Expr {
     type Err = ThresholdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let text = s.trim();
-        let ops = [("<=", Op::Le), (">=", Op::Ge), ("===", Op::Eq), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
-        let (pos, len, op) = ops
-            .iter()
-            .filter_map(|(t, op)| text.find(t).map(|p| (p, t.len(), *op)))
-            .min_by_key(|(p, len, _)| (*p, usize::MAX - len))
-            .ok_or_else(|| ThresholdError::Syntax(s.to_owned()))?;
-        let (lhs, rhs) = (text[..pos].trim(), text[pos + len..].trim());
+        let (lhs, op, rhs) = split_op(s).ok_or_else(|| ThresholdError::Syntax(s.to_owned()))?;
         let value: f64 = rhs.parse().map_err(|_| ThresholdError::Syntax(s.to_owned()))?;
         if !value.is_finite() {
             return Err(ThresholdError::Syntax(s.to_owned()));
@@ -121,7 +138,7 @@ impl FromStr for Expr {
             }
             other => return Err(ThresholdError::UnknownAgg(other.to_owned())),
         };
-        Ok(Expr { agg, op, value, source: text.to_owned() })
+        Ok(Expr { agg, op, value, source: s.trim().to_owned() })
     }
 }
 
@@ -143,14 +160,7 @@ impl Expr {
 
     /// True when `observed` satisfies the threshold.
     pub fn passes(&self, observed: f64) -> bool {
-        match self.op {
-            Op::Lt => observed < self.value,
-            Op::Le => observed <= self.value,
-            Op::Gt => observed > self.value,
-            Op::Ge => observed >= self.value,
-            Op::Eq => observed == self.value,
-            Op::Ne => observed != self.value,
-        }
+        self.op.holds(observed, self.value)
     }
 }
 

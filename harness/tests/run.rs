@@ -162,15 +162,7 @@ async fn sigint_writes_a_partial_report_and_exits_130() {
     let dir = temp_dir("sigint");
     let file = scenario(&dir, "s.toml", &basic(&server.url, 50, 30, r#"http_req_failed = ["rate<0.05"]"#));
     let out = dir.join("out");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", &s(&file), "--out", &s(&out), "--quiet"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let o = run_then_interrupt(&file, &out, Duration::from_secs(2)).await;
     assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
     let sum = summary(&out);
     assert_eq!(sum["status"], "interrupted");
@@ -189,15 +181,7 @@ async fn sigint_during_a_goose_run_is_an_interrupt_too() {
     );
     let file = scenario(&dir, "s.toml", &text);
     let out = dir.join("out");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", &s(&file), "--out", &s(&out), "--quiet"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let o = run_then_interrupt(&file, &out, Duration::from_secs(3)).await;
     assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(summary(&out)["status"], "interrupted");
 }

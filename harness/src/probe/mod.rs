@@ -7,10 +7,10 @@ pub mod kafka;
 pub mod prometheus;
 pub mod sql;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a probe fared over the run.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProbeHealth {
     pub name: String,
     pub samples: u64,

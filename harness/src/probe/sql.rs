@@ -1,13 +1,13 @@
 //! Post-run SQL checks: integrity invariants declared in the scenario (no negative stock, no
 //! duplicate coupons, rows that match what the harness saw answered).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection};
 
 use crate::metrics::RunMetrics;
 use crate::scenario::SqlCheck;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SqlResult {
     pub name: String,
     pub query: String,

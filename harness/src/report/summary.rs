@@ -28,8 +28,8 @@ pub struct Summary {
     pub totals: TotalsRow,
     pub requests: Vec<RequestRow>,
     pub thresholds: Vec<Verdict>,
-    pub sql_checks: Vec<SqlResultRow>,
-    pub probes: Vec<ProbeRow>,
+    pub sql_checks: Vec<SqlResult>,
+    pub probes: Vec<ProbeHealth>,
     pub kafka_lag: Option<LagRow>,
     /// Peak (max) of every recorded gauge series, e.g. `db_pool_pending`.
     pub series_peaks: BTreeMap<String, f64>,
@@ -75,24 +75,6 @@ pub struct RequestRow {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SqlResultRow {
-    pub name: String,
-    pub query: String,
-    pub expected: Option<i64>,
-    pub observed: Option<i64>,
-    pub passed: bool,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ProbeRow {
-    pub name: String,
-    pub samples: u64,
-    pub failures: u64,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LagRow {
     pub peak: i64,
     pub peak_at_s: f64,
@@ -130,16 +112,6 @@ pub fn totals_row(m: &RunMetrics) -> TotalsRow {
         connect_errors: m.all.connect_errors,
         p95_ms: m.all.quantile_ms(0.95),
     }
-}
-
-pub fn sql_rows(r: &[SqlResult]) -> Vec<SqlResultRow> {
-    r.iter()
-        .map(|r| SqlResultRow { name: r.name.clone(), query: r.query.clone(), expected: r.expected, observed: r.observed, passed: r.passed, error: r.error.clone() })
-        .collect()
-}
-
-pub fn probe_rows(p: &[ProbeHealth]) -> Vec<ProbeRow> {
-    p.iter().map(|p| ProbeRow { name: p.name.clone(), samples: p.samples, failures: p.failures, last_error: p.last_error.clone() }).collect()
 }
 
 pub fn lag_row(l: &LagSummary) -> LagRow {

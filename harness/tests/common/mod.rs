@@ -139,3 +139,17 @@ path = "/b"
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+/// Starts `harness run FILE --out OUT --quiet`, sends SIGINT after `after`, returns its output.
+pub async fn run_then_interrupt(file: &Path, out: &Path, after: Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", &file.display().to_string(), "--out", &out.display().to_string(), "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(after).await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
+}
