@@ -141,7 +141,8 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
                 let snapshot = recorder.snapshot();
                 let last = snapshot.windows.last();
                 if opts.progress {
-                    eprintln!("{}", report::progress::line(load_started.elapsed().as_secs_f64(), planned, gauge, last, snapshot.all.count, snapshot.all.failed));
+                    let t = load_started.elapsed().as_secs_f64();
+                    eprintln!("{}", report::progress::line(t, planned, stage_at(&s, t), gauge, last, snapshot.all.count, snapshot.all.failed));
                 }
                 observe_alerts(&mut alerts, &snapshot);
                 let now = snapshot.elapsed.as_secs_f64();
@@ -215,6 +216,19 @@ enum Status {
     Aborted(String),
     Interrupted,
     Error(String),
+}
+
+/// (1-based stage at `t` seconds, number of stages); past the end: (n + 1, n).
+fn stage_at(s: &Scenario, t: f64) -> (usize, usize) {
+    let stages = s.executor.stages();
+    let mut end = 0.0;
+    for (i, st) in stages.iter().enumerate() {
+        end += st.duration.0.as_secs_f64();
+        if t < end {
+            return (i + 1, stages.len());
+        }
+    }
+    (stages.len() + 1, stages.len())
 }
 
 /// The first abort-on-fail threshold that fails after its delay, in words.

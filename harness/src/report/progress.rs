@@ -3,14 +3,16 @@
 
 use crate::metrics::Window;
 
-pub fn line(elapsed: f64, planned: f64, gauge_name: &str, w: Option<&Window>, total_reqs: u64, total_failed: u64) -> String {
+/// `stage` is (current 1-based, total); past the last stage the run is draining.
+pub fn line(elapsed: f64, planned: f64, stage: (usize, usize), gauge_name: &str, w: Option<&Window>, total_reqs: u64, total_failed: u64) -> String {
+    let stage = if stage.0 > stage.1 { "draining".to_owned() } else { format!("stage {}/{}", stage.0, stage.1) };
     let Some(w) = w else {
-        return format!("[{:>5.0}s/{:.0}s] starting…", elapsed, planned);
+        return format!("[{:>5.0}s/{:.0}s] {stage} starting…", elapsed, planned);
     };
     let gauge = w.gauges.get(gauge_name).map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
     let err = if total_reqs > 0 { total_failed as f64 * 100.0 / total_reqs as f64 } else { 0.0 };
     let mut s = format!(
-        "[{:>5.0}s/{:.0}s] {gauge_name} {gauge:>5}  req/s {:>6}  p95 {:>8}  errors {:>5.2}%  dropped {}",
+        "[{:>5.0}s/{:.0}s] {stage}  {gauge_name} {gauge:>5}  req/s {:>6}  p95 {:>8}  errors {:>5.2}%  dropped {}",
         elapsed,
         planned,
         w.requests,
@@ -24,4 +26,19 @@ pub fn line(elapsed: f64, planned: f64, gauge_name: &str, w: Option<&Window>, to
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_stage_gauge_and_probes() {
+        let mut w = Window { requests: 50, failed: 1, p95_ms: Some(12.5), ..Default::default() };
+        w.gauges.insert("vus".into(), 40.0);
+        w.gauges.insert("db_pool_pending".into(), 3.0);
+        let l = line(12.0, 60.0, (2, 4), "vus", Some(&w), 100, 1);
+        assert!(l.contains("stage 2/4") && l.contains("vus    40") && l.contains("p95   12.5ms") && l.contains("errors  1.00%") && l.contains("pool pending 3"), "{l}");
+        assert!(line(61.0, 60.0, (5, 4), "vus", Some(&w), 100, 1).contains("draining"));
+    }
 }
