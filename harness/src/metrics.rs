@@ -228,7 +228,11 @@ impl Recorder {
         c.failed += u64::from(!o.ok);
         let us = o.latency.as_micros().max(1) as u64;
         c.all.saturating_record(us);
-        let e = c.per_name.entry(name.to_owned()).or_insert_with(|| (0, 0, histogram()));
+        // get_mut first: this runs per request, and entry() would allocate the key every time.
+        if !c.per_name.contains_key(name) {
+            c.per_name.insert(name.to_owned(), (0, 0, histogram()));
+        }
+        let e = c.per_name.get_mut(name).expect("inserted above");
         e.0 += 1;
         e.1 += u64::from(!o.ok);
         e.2.saturating_record(us);
