@@ -333,5 +333,5 @@ fn plan_order(s: &Scenario) -> Vec<String> {
 
 /// Where `harness run` writes: `<out>/<run-id>/`.
 pub fn describe(dir: &Path) -> String {
-    format!("report: {}/ (summary.json, timeseries.csv, junit.xml)", dir.display())
+    format!("report: {}/ (report.html, report.md, summary.json, timeseries.csv, junit.xml)", dir.display())
 }
