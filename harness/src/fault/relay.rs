@@ -1,0 +1,448 @@
+//! The embedded TCP fault relay: Toxiproxy's proxies and toxics on live connections, both
+//! directions. Each link runs two pipes (client→upstream, upstream→client); a pipe re-reads its
+//! toxics whenever they change, so adding or removing a toxic acts on connections already open.
+//!
+//! Latency is pipelined (each chunk is delayed from the moment it was read, not queued behind
+//! the previous chunk's delay), and a reader feeding a slow writer is back-pressured through a
+//! bounded channel, so bandwidth limits hold without buffering without bound.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::toxic::{Kind, Stream, Toxic};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RelayError {
+    #[error("proxy {0} already exists")]
+    ProxyExists(String),
+    #[error("proxy {0} not found")]
+    NoProxy(String),
+    #[error("toxic {0} already exists")]
+    ToxicExists(String),
+    #[error("toxic {0} not found")]
+    NoToxic(String),
+    #[error("cannot listen on {addr}: {message}")]
+    Listen { addr: String, message: String },
+    #[error("invalid toxic: {0}")]
+    BadToxic(String),
+}
+
+/// One proxy: a listener, its upstream, its toxics and its live links.
+pub struct Proxy {
+    pub name: String,
+    pub upstream: String,
+    listen: Mutex<SocketAddr>,
+    enabled: AtomicBool,
+    toxics: RwLock<Vec<Toxic>>,
+    changed: watch::Sender<u64>,
+    accept: Mutex<Option<JoinHandle<()>>>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProxyView {
+    pub name: String,
+    pub listen: String,
+    pub upstream: String,
+    pub enabled: bool,
+    pub toxics: Vec<Toxic>,
+}
+
+/// All proxies of one relay (the state behind the Toxiproxy-compatible API).
+#[derive(Default)]
+pub struct Relay {
+    proxies: Mutex<BTreeMap<String, Arc<Proxy>>>,
+}
+
+impl Relay {
+    pub fn new() -> Arc<Relay> {
+        Arc::new(Relay::default())
+    }
+
+    /// Creates a proxy listening on `listen` (port 0 picks one) and starts it if `enabled`.
+    pub async fn create(&self, name: &str, listen: &str, upstream: &str, enabled: bool) -> Result<ProxyView, RelayError> {
+        if self.proxies.lock().expect("relay lock").contains_key(name) {
+            return Err(RelayError::ProxyExists(name.to_owned()));
+        }
+        let listener = TcpListener::bind(listen).await.map_err(|e| RelayError::Listen { addr: listen.to_owned(), message: e.to_string() })?;
+        let addr = listener.local_addr().map_err(|e| RelayError::Listen { addr: listen.to_owned(), message: e.to_string() })?;
+        let proxy = Arc::new(Proxy {
+            name: name.to_owned(),
+            upstream: upstream.to_owned(),
+            listen: Mutex::new(addr),
+            enabled: AtomicBool::new(false),
+            toxics: RwLock::new(Vec::new()),
+            changed: watch::channel(0).0,
+            accept: Mutex::new(None),
+            links: Arc::default(),
+        });
+        {
+            let mut map = self.proxies.lock().expect("relay lock");
+            if map.contains_key(name) {
+                return Err(RelayError::ProxyExists(name.to_owned()));
+            }
+            map.insert(name.to_owned(), proxy.clone());
+        }
+        if enabled {
+            proxy.start(listener);
+        }
+        Ok(proxy.view())
+    }
+
+    pub fn get(&self, name: &str) -> Result<Arc<Proxy>, RelayError> {
+        self.proxies.lock().expect("relay lock").get(name).cloned().ok_or_else(|| RelayError::NoProxy(name.to_owned()))
+    }
+
+    pub fn list(&self) -> BTreeMap<String, ProxyView> {
+        self.proxies.lock().expect("relay lock").iter().map(|(k, p)| (k.clone(), p.view())).collect()
+    }
+
+    pub fn delete(&self, name: &str) -> Result<(), RelayError> {
+        let p = self.proxies.lock().expect("relay lock").remove(name).ok_or_else(|| RelayError::NoProxy(name.to_owned()))?;
+        p.stop();
+        Ok(())
+    }
+
+    /// Toxiproxy's `/reset`: every proxy enabled, every toxic removed, both directions.
+    pub async fn reset(&self) -> Result<(), RelayError> {
+        let proxies: Vec<Arc<Proxy>> = self.proxies.lock().expect("relay lock").values().cloned().collect();
+        for p in proxies {
+            p.toxics.write().expect("toxics lock").clear();
+            p.bump();
+            p.set_enabled(true).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every listener and link (the relay is going away).
+    pub fn shutdown(&self) {
+        for p in self.proxies.lock().expect("relay lock").values() {
+            p.stop();
+        }
+    }
+}
+
+impl Proxy {
+    pub fn view(&self) -> ProxyView {
+        ProxyView {
+            name: self.name.clone(),
+            listen: self.listen.lock().expect("listen lock").to_string(),
+            upstream: self.upstream.clone(),
+            enabled: self.enabled.load(Relaxed),
+            toxics: self.toxics.read().expect("toxics lock").clone(),
+        }
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        *self.listen.lock().expect("listen lock")
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn start(self: &Arc<Self>, listener: TcpListener) {
+        self.enabled.store(true, Relaxed);
+        let me = self.clone();
+        let links = self.links.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { continue };
+                let _ = client.set_nodelay(true);
+                let link = tokio::spawn(run_link(client, me.clone()));
+                let mut l = links.lock().expect("links lock");
+                l.retain(|h| !h.is_finished());
+                l.push(link);
+            }
+        });
+        *self.accept.lock().expect("accept lock") = Some(task);
+    }
+
+    /// Stops listening and drops every live link (Toxiproxy's "down").
+    fn stop(&self) {
+        self.enabled.store(false, Relaxed);
+        if let Some(t) = self.accept.lock().expect("accept lock").take() {
+            t.abort();
+        }
+        for l in self.links.lock().expect("links lock").drain(..) {
+            l.abort();
+        }
+    }
+
+    pub async fn set_enabled(self: &Arc<Self>, enabled: bool) -> Result<(), RelayError> {
+        if enabled == self.enabled.load(Relaxed) {
+            return Ok(());
+        }
+        if enabled {
+            let addr = self.listen_addr();
+            // The old listener is gone with its task; the port may take a moment to free.
+            let mut last = String::new();
+            for _ in 0..50 {
+                match TcpListener::bind(addr).await {
+                    Ok(l) => {
+                        self.start(l);
+                        return Ok(());
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(RelayError::Listen { addr: addr.to_string(), message: last })
+        } else {
+            self.stop();
+            Ok(())
+        }
+    }
+
+    pub fn add_toxic(&self, mut t: Toxic) -> Result<Toxic, RelayError> {
+        t.kind.validate().map_err(RelayError::BadToxic)?;
+        if !(0.0..=1.0).contains(&t.toxicity) {
+            return Err(RelayError::BadToxic(format!("toxicity {} must be between 0 and 1", t.toxicity)));
+        }
+        if t.name.is_empty() {
+            t.name = format!("{}_{}", t.kind.type_name(), match t.stream { Stream::Upstream => "upstream", Stream::Downstream => "downstream" });
+        }
+        let mut toxics = self.toxics.write().expect("toxics lock");
+        if toxics.iter().any(|x| x.name == t.name) {
+            return Err(RelayError::ToxicExists(t.name));
+        }
+        toxics.push(t.clone());
+        drop(toxics);
+        self.bump();
+        Ok(t)
+    }
+
+    pub fn update_toxic(&self, name: &str, attributes: Option<serde_json::Value>, toxicity: Option<f32>) -> Result<Toxic, RelayError> {
+        let mut toxics = self.toxics.write().expect("toxics lock");
+        let t = toxics.iter_mut().find(|t| t.name == name).ok_or_else(|| RelayError::NoToxic(name.to_owned()))?;
+        let mut updated = t.clone();
+        if let Some(attrs) = attributes {
+            let mut as_json = serde_json::to_value(&updated).expect("toxic serialises");
+            if let (Some(current), Some(new)) = (as_json["attributes"].as_object_mut(), attrs.as_object()) {
+                for (k, v) in new {
+                    current.insert(k.clone(), v.clone());
+                }
+            }
+            updated = serde_json::from_value(as_json).map_err(|e| RelayError::BadToxic(e.to_string()))?;
+            updated.kind.validate().map_err(RelayError::BadToxic)?;
+        }
+        if let Some(x) = toxicity {
+            updated.toxicity = x;
+        }
+        *t = updated.clone();
+        drop(toxics);
+        self.bump();
+        Ok(updated)
+    }
+
+    pub fn remove_toxic(&self, name: &str) -> Result<(), RelayError> {
+        let mut toxics = self.toxics.write().expect("toxics lock");
+        let before = toxics.len();
+        toxics.retain(|t| t.name != name);
+        if toxics.len() == before {
+            return Err(RelayError::NoToxic(name.to_owned()));
+        }
+        drop(toxics);
+        self.bump();
+        Ok(())
+    }
+
+    pub fn toxic(&self, name: &str) -> Result<Toxic, RelayError> {
+        self.toxics.read().expect("toxics lock").iter().find(|t| t.name == name).cloned().ok_or_else(|| RelayError::NoToxic(name.to_owned()))
+    }
+
+    /// The toxics acting on `dir` for one link; toxicity is rolled once per link and toxic.
+    fn active(&self, dir: Stream, rolls: &mut HashMap<String, bool>) -> Vec<Kind> {
+        self.toxics
+            .read()
+            .expect("toxics lock")
+            .iter()
+            .filter(|t| t.stream == dir)
+            .filter(|t| *rolls.entry(t.name.clone()).or_insert_with(|| t.toxicity >= 1.0 || fastrand::f32() < t.toxicity))
+            .map(|t| t.kind.clone())
+            .collect()
+    }
+}
+
+/// How a pipe ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    /// Its source reached EOF and the close was passed on; the other direction may go on.
+    Eof,
+    /// The link must close now (timeout, limit_data, write error).
+    Close,
+    /// The link must be reset (TCP RST to the client).
+    Reset,
+}
+
+async fn run_link(mut client: TcpStream, proxy: Arc<Proxy>) {
+    let upstream = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&proxy.upstream)).await {
+        Ok(Ok(u)) => u,
+        _ => return,
+    };
+    let _ = upstream.set_nodelay(true);
+    let client_fd = client.as_raw_fd();
+    // Borrowed halves: an owned write half sends FIN when dropped, which would turn a
+    // reset_peer into a clean EOF. These close nothing; `client` itself closes last.
+    let (cr, cw) = client.split();
+    let (ur, uw) = upstream.into_split();
+    let up = pipe(cr, uw, Stream::Upstream, proxy.clone());
+    let down = pipe(ur, cw, Stream::Downstream, proxy.clone());
+    tokio::pin!(up);
+    tokio::pin!(down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        let end = tokio::select! {
+            e = &mut up, if !up_done => { up_done = true; e }
+            e = &mut down, if !down_done => { down_done = true; e }
+        };
+        match end {
+            End::Eof => {}
+            End::Close => return,
+            End::Reset => {
+                reset(client_fd);
+                return;
+            }
+        }
+    }
+}
+
+/// Makes the coming close of the client socket an RST (SO_LINGER with zero timeout).
+fn reset(fd: RawFd) {
+    // SAFETY: the fd belongs to the client socket, whose halves are still alive in this task.
+    let sock = unsafe { BorrowedFd::borrow_raw(fd) };
+    let _ = socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO));
+}
+
+async fn pipe<R, W>(mut r: R, mut w: W, dir: Stream, proxy: Arc<Proxy>) -> End
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let (tx, mut rx) = mpsc::channel::<Option<(Instant, Bytes)>>(16);
+    let reader = async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(None).await;
+                    break;
+                }
+                Ok(n) => {
+                    if tx.send(Some((Instant::now(), Bytes::copy_from_slice(&buf[..n])))).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    let writer = async move {
+        let mut changed = proxy.changed.subscribe();
+        let mut rolls = HashMap::new();
+        let mut sent: u64 = 0;
+        let mut reset_at: Option<Instant> = None;
+        loop {
+            let toxics = proxy.active(dir, &mut rolls);
+            if let Some(t) = toxics.iter().find_map(|k| if let Kind::Timeout { timeout } = k { Some(*timeout) } else { None }) {
+                // Nothing passes; close after `t` ms unless the toxic goes away first.
+                let wait = async {
+                    if t == 0 {
+                        std::future::pending::<()>().await
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(t)).await
+                    }
+                };
+                tokio::select! {
+                    _ = wait => return End::Close,
+                    _ = changed.changed() => continue,
+                }
+            }
+            match toxics.iter().find_map(|k| if let Kind::ResetPeer { timeout } = k { Some(*timeout) } else { None }) {
+                Some(t) => {
+                    reset_at.get_or_insert_with(|| Instant::now() + Duration::from_millis(t));
+                }
+                None => reset_at = None,
+            }
+            let item = tokio::select! {
+                it = rx.recv() => it.flatten(),
+                _ = changed.changed() => continue,
+                _ = async { tokio::time::sleep_until(reset_at.expect("guarded")).await }, if reset_at.is_some() => return End::Reset,
+            };
+            let Some((read_at, data)) = item else {
+                if let Some(d) = toxics.iter().find_map(|k| if let Kind::SlowClose { delay } = k { Some(*delay) } else { None }) {
+                    tokio::time::sleep(Duration::from_millis(d)).await;
+                }
+                let _ = w.shutdown().await;
+                return End::Eof;
+            };
+            if let Some((latency, jitter)) = toxics.iter().find_map(|k| if let Kind::Latency { latency, jitter } = k { Some((*latency, *jitter)) } else { None }) {
+                let j = if jitter > 0 { fastrand::i64(-(jitter as i64)..=jitter as i64) } else { 0 };
+                let delay = Duration::from_millis((latency as i64 + j).max(0) as u64);
+                tokio::time::sleep_until(read_at + delay).await;
+            }
+            let mut data = data;
+            let mut last = false;
+            if let Some(limit) = toxics.iter().find_map(|k| if let Kind::LimitData { bytes } = k { Some(*bytes) } else { None }) {
+                let room = limit.saturating_sub(sent) as usize;
+                if data.len() >= room {
+                    data = data.slice(..room);
+                    last = true;
+                }
+            }
+            let slicer = toxics.iter().find_map(|k| if let Kind::Slicer { average_size, size_variation, delay } = k { Some((*average_size, *size_variation, *delay)) } else { None });
+            let rate = toxics.iter().find_map(|k| if let Kind::Bandwidth { rate } = k { Some(*rate) } else { None });
+            if write_shaped(&mut w, &data, slicer, rate).await.is_err() {
+                return End::Close;
+            }
+            sent += data.len() as u64;
+            if last {
+                return End::Close;
+            }
+        }
+    };
+    tokio::select! {
+        end = writer => end,
+        _ = reader => End::Close,
+    }
+}
+
+/// Writes `data`, sliced and/or rate-limited.
+async fn write_shaped<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], slicer: Option<(u64, u64, u64)>, rate_kb: Option<u64>) -> std::io::Result<()> {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let mut n = rest.len();
+        if let Some((avg, var, _)) = slicer {
+            let size = if var > 0 { fastrand::u64(avg - var..=avg + var) } else { avg };
+            n = n.min(size.max(1) as usize);
+        }
+        if let Some(rate) = rate_kb {
+            // Pieces of at most 1/20 s worth, each followed by its share of time.
+            n = n.min(((rate * 1000) / 20).max(1) as usize);
+        }
+        w.write_all(&rest[..n]).await?;
+        w.flush().await?;
+        if let Some(rate) = rate_kb {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / (rate as f64 * 1000.0))).await;
+        }
+        if let Some((_, _, delay_us)) = slicer {
+            if delay_us > 0 {
+                tokio::time::sleep(Duration::from_micros(delay_us)).await;
+            }
+        }
+        rest = &rest[n..];
+    }
+    Ok(())
+}
