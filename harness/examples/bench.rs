@@ -126,6 +126,16 @@ fn main() {
         format!("dropped {}", s["totals"]["dropped_iterations"]),
     ]);
 
+    let file = scenario(&dir, "sustained", &url, 30_000, secs, 64);
+    let (m, s) = ours(&harness, &file, &dir.join("out-sustained"), |_| {});
+    let n = s["totals"]["http_reqs"].as_f64().unwrap();
+    rows.push([
+        "harness arrival-rate (offered 30k/s, 64 in flight)".into(),
+        format!("{:.0}", n / s["elapsed_s"].as_f64().unwrap()),
+        format!("{:.0}", n / m.cpu),
+        format!("dropped {}", s["totals"]["dropped_iterations"]),
+    ]);
+
     // 2. Achieved vs target rate.
     let mut rate_rows = Vec::new();
     for rate in [100u32, 1_000, 10_000] {
@@ -154,8 +164,8 @@ fn main() {
     let oj: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
     let oha_p99 = oj["latencyPercentiles"]["p99"].as_f64().map(|s| s * 1000.0).unwrap_or(f64::NAN);
 
-    // 4. RSS after 1M requests (25k/s for 40 s): VmRSS after 2 s vs at the end.
-    let file = scenario(&dir, "rss", &url, 25_000, 40.0, 1_000);
+    // 4. RSS over 1M requests (20k/s for 50 s): VmRSS after 2 s vs at the end.
+    let file = scenario(&dir, "rss", &url, 20_000, 50.0, 1_000);
     let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
     let sampler = samples.clone();
     let (m, s) = ours(&harness, &file, &dir.join("out-rss"), move |pid| {
@@ -188,7 +198,7 @@ fn main() {
     println!("| generator | p99 ms |\n|---|---:|");
     println!("| harness arrival-rate (latency from intended start) | {ours_p99:.1} |");
     println!("| oha --latency-correction -q 500 | {oha_p99:.1} |");
-    println!("\n## Memory over 1M requests (25k/s offered for 40 s)\n");
+    println!("\n## Memory over 1M requests (20k/s offered for 50 s)\n");
     println!("| requests | RSS after 2 s | RSS at the end | growth | peak RSS | CPU s |\n|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {} | {:.1} MB | {:.1} MB | {:.1} MB | {:.1} MB | {:.1} |",

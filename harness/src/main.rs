@@ -41,6 +41,12 @@ enum Cmd {
         #[arg(long, default_value = "html")]
         format: String,
     },
+    /// Run the embedded fault relay with its Toxiproxy-compatible API until Ctrl-C.
+    Proxy {
+        /// Address of the HTTP API (Toxiproxy's default port is 8474).
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        listen: String,
+    },
     /// Check scenario files without sending any traffic.
     Validate {
         #[arg(required = true)]
@@ -149,6 +155,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             let written = report::regen::regenerate(&runs[0], format)?;
             println!("wrote {}", written.display());
+            Ok(exit::PASS)
+        }
+        Cmd::Proxy { listen } => {
+            let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            let relay = harness::fault::relay::Relay::new();
+            eprintln!("fault relay API (Toxiproxy-compatible) on http://{}", listener.local_addr()?);
+            harness::fault::api::run(listener, relay.clone(), interrupted()).await?;
+            relay.shutdown();
             Ok(exit::PASS)
         }
         Cmd::Stack { action, dir } => stack_cmd(action, dir).await,

@@ -27,6 +27,7 @@ impl ArrivalRate {
 
     async fn drive(&self, ctx: LoadCtx) -> Result<(), LoadError> {
         let permits = Arc::new(Semaphore::new(self.max_in_flight as usize));
+        let shared = Arc::new(ctx.clone());
         let start = tokio::time::Instant::now();
         let mut stop = ctx.stop.clone();
         let mut last_second = u64::MAX;
@@ -51,7 +52,8 @@ impl ArrivalRate {
             }
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    let ctx = ctx.clone();
+                    // One Arc clone per request instead of cloning every field of the context.
+                    let ctx = shared.clone();
                     let intended = due.into_std();
                     tokio::spawn(async move {
                         ctx.plan.execute(&ctx.client, &ctx.recorder, n, 0, intended).await;
