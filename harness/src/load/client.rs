@@ -38,8 +38,13 @@ impl HttpClient {
         let result = tokio::time::timeout(timeout, async {
             let resp = self.inner.request(req).await?;
             let status = resp.status().as_u16();
-            // Drain the body so the connection goes back to the pool.
-            let _ = resp.into_body().collect().await;
+            // Drain the body (without keeping it) so the connection goes back to the pool.
+            let mut body = resp.into_body();
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    break;
+                }
+            }
             Ok::<u16, hyper_util::client::legacy::Error>(status)
         })
         .await;

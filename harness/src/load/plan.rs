@@ -16,6 +16,8 @@ pub struct PreparedRequest {
     pub name: String,
     method: http::Method,
     path: Template,
+    /// The full URI, built once, when the path has no placeholder (the common case).
+    fixed_uri: Option<http::Uri>,
     body: Option<Template>,
     headers: http::HeaderMap,
     timeout: Duration,
@@ -50,10 +52,16 @@ impl LoadPlan {
             if r.body.is_some() && !headers.contains_key(http::header::CONTENT_TYPE) {
                 headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
             }
+            let path = Template::compile(r.path.get_ref(), &gens).map_err(err)?;
+            let fixed_uri = match path.constant() {
+                Some(p) => Some(format!("{}{p}", target.trim_end_matches('/')).parse::<http::Uri>().map_err(|e| err(format!("URL {target}{p}: {e}")))?),
+                None => None,
+            };
             requests.push(PreparedRequest {
                 name: r.name.clone(),
                 method: r.method.parse().map_err(|_| err(format!("bad method {}", r.method)))?,
-                path: Template::compile(r.path.get_ref(), &gens).map_err(err)?,
+                path,
+                fixed_uri,
                 body: r.body.as_ref().map(|b| Template::compile(b.get_ref(), &gens)).transpose().map_err(err)?,
                 headers,
                 timeout: r.timeout.unwrap_or(s.target.timeout).0,
@@ -77,11 +85,16 @@ impl LoadPlan {
     pub async fn execute(&self, client: &HttpClient, recorder: &Recorder, iteration: u64, vu: u64, started: Instant) {
         let r = &self.requests[self.pick(iteration)];
         let mut draws = Draws::default();
-        let path = r.path.render_with(&self.gens, iteration, vu, &mut draws);
+        let mut builder = http::Request::builder().method(r.method.clone());
+        builder = match &r.fixed_uri {
+            Some(uri) => builder.uri(uri.clone()),
+            None => builder.uri(format!("{}{}", self.base, r.path.render_with(&self.gens, iteration, vu, &mut draws))),
+        };
         let body = r.body.as_ref().map(|b| Bytes::from(b.render_with(&self.gens, iteration, vu, &mut draws))).unwrap_or_default();
-        let mut builder = http::Request::builder().method(r.method.clone()).uri(format!("{}{}", self.base, path));
-        if let Some(h) = builder.headers_mut() {
-            h.extend(r.headers.clone());
+        if !r.headers.is_empty() {
+            if let Some(h) = builder.headers_mut() {
+                h.extend(r.headers.clone());
+            }
         }
         let outcome = match builder.body(Full::new(body)) {
             Ok(req) => client.send(req, r.timeout, started, &r.expect).await,

@@ -137,6 +137,15 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// The text when the template has no placeholder (it renders the same every time).
+    pub fn constant(&self) -> Option<String> {
+        match self.parts.as_slice() {
+            [] => Some(String::new()),
+            [Part::Lit(s)] => Some(s.clone()),
+            _ => None,
+        }
+    }
+
     /// Renders with fresh draws (one request that uses only this template).
     pub fn render(&self, gens: &Generators, iteration: u64, vu: u64) -> String {
         self.render_with(gens, iteration, vu, &mut Draws::default())
@@ -205,6 +214,13 @@ mod tests {
         let hot = (0..10_000).filter(|_| t.render(&g, 0, 0) == "1").count();
         // 50% hot plus 1% of the uniform half.
         assert!((4_800..=5_300).contains(&hot), "hot share {hot}/10000");
+    }
+
+    #[test]
+    fn constant_templates_are_recognised() {
+        let g = gens();
+        assert_eq!(Template::compile("/api/x", &g).unwrap().constant(), Some("/api/x".into()));
+        assert_eq!(Template::compile("/u/{{user_id}}", &g).unwrap().constant(), None);
     }
 
     #[test]
