@@ -55,10 +55,12 @@ impl ArrivalRate {
                     // One Arc clone per request instead of cloning every field of the context.
                     let ctx = shared.clone();
                     let intended = due.into_std();
-                    tokio::spawn(async move {
+                    // Boxed: the request future is large, and spawning it by value copies it
+                    // through every layer of the spawn path.
+                    tokio::spawn(Box::pin(async move {
                         ctx.plan.execute(&ctx.client, &ctx.recorder, n, 0, intended).await;
                         drop(permit);
-                    });
+                    }));
                 }
                 Err(_) => ctx.recorder.record_dropped(),
             }
