@@ -9,36 +9,39 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// An upstream that echoes every byte back.
-async fn echo_server() -> String {
+/// An upstream on a free port that runs `handle` for every connection.
+async fn upstream<F, Fut>(handle: F) -> String
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     tokio::spawn(async move {
         loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
+            let (s, _) = l.accept().await.unwrap();
+            tokio::spawn(handle(s));
         }
     });
     addr
 }
 
+/// An upstream that echoes every byte back.
+async fn echo_server() -> String {
+    upstream(|mut s| async move {
+        let (mut r, mut w) = s.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+    })
+    .await
+}
+
 /// An upstream that sends `n` bytes to every client, then closes.
 async fn source_server(n: usize) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            tokio::spawn(async move {
-                let _ = s.write_all(&vec![7u8; n]).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    addr
+    upstream(move |mut s| async move {
+        let _ = s.write_all(&vec![7u8; n]).await;
+        let _ = s.shutdown().await;
+    })
+    .await
 }
 
 struct Api {
