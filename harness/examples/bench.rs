@@ -156,8 +156,8 @@ fn main() {
     let oj: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
     let oha_p99 = oj["latencyPercentiles"]["p99"].as_f64().map(|s| s * 1000.0).unwrap_or(f64::NAN);
 
-    // 4. RSS over 1M requests (20k/s for 50 s): VmRSS after 2 s vs at the end.
-    let file = scenario(&dir, "rss", &url, 20_000, 50.0, 1_000);
+    // 4. RSS over at least 1M requests (20k/s for 52 s): VmRSS after 2 s vs at the end.
+    let file = scenario(&dir, "rss", &url, 20_000, 52.0, 1_000);
     let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
     let sampler = samples.clone();
     let (m, s) = ours(&harness, &file, &dir.join("out-rss"), move |pid| {
@@ -190,7 +190,7 @@ fn main() {
     println!("| generator | p99 ms |\n|---|---:|");
     println!("| harness arrival-rate (latency from intended start) | {ours_p99:.1} |");
     println!("| oha --latency-correction -q 500 | {oha_p99:.1} |");
-    println!("\n## Memory over 1M requests (20k/s offered for 50 s)\n");
+    println!("\n## Memory over 1M requests (20k/s offered for 52 s)\n");
     println!("| requests | RSS after 2 s | RSS at the end | growth | peak RSS | CPU s |\n|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {} | {:.1} MB | {:.1} MB | {:.1} MB | {:.1} MB | {:.1} |",
