@@ -57,6 +57,30 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
     assert_eq!(health["components"]["db"]["status"], "UP");
     assert_eq!(health["components"]["kafka"]["status"], "UP");
 
+    // The app reaches its database through the stack's fault relay: a latency toxic there
+    // slows a real order (five statements, each a round trip), and /reset undoes it.
+    let api = first.relay.as_ref().expect("relay recorded").api.clone();
+    let http = reqwest::Client::new();
+    let order = || async {
+        let started = std::time::Instant::now();
+        let r = http
+            .post(format!("{}/api/orders", app.url))
+            .header("content-type", "application/json")
+            .body(r#"{"user_id":1,"product_id":2,"quantity":1}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        started.elapsed()
+    };
+    let direct = order().await;
+    let toxic = serde_json::json!({"name": "slow", "type": "latency", "attributes": {"latency": 100}});
+    assert_eq!(http.post(format!("{api}/proxies/mariadb/toxics")).json(&toxic).send().await.unwrap().status().as_u16(), 200);
+    let slowed = order().await;
+    assert!(slowed >= std::time::Duration::from_millis(300), "order with 100 ms DB latency took {slowed:?} (direct {direct:?})");
+    assert_eq!(http.post(format!("{api}/reset")).send().await.unwrap().status().as_u16(), 204);
+    assert!(order().await < std::time::Duration::from_millis(200));
+
     let second = stack::up(&opts).await.expect("second up");
     assert_eq!(second.app.as_ref().unwrap().child.pid, app.child.pid, "a healthy stack is left as it is");
     assert_eq!(second.broker.as_ref().unwrap().child.pid, first.broker.as_ref().unwrap().child.pid);
@@ -69,6 +93,7 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!app.child.alive(), "target-app still running");
     assert!(!first.broker.as_ref().unwrap().child.alive(), "tansu still running");
+    assert!(!first.relay.as_ref().unwrap().child.alive(), "relay still running");
     assert!(!opts.dir.exists(), "stack dir left behind");
 
     let out = Command::new(harness_bin()).args(["stack", "status", "--dir"]).arg(&opts.dir).output().unwrap();

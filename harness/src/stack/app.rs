@@ -16,27 +16,27 @@ pub struct App {
     pub child: Child,
 }
 
-/// `HARNESS_TARGET_APP_BIN`, else `target-app` next to the running `harness` binary.
-pub fn find_binary() -> Result<PathBuf, StackError> {
-    if let Some(p) = std::env::var_os("HARNESS_TARGET_APP_BIN") {
+/// `$env_var`, else the binary `name` next to the running executable (or one level up, where
+/// test binaries in target/<profile>/deps find the workspace's binaries).
+pub fn find_sibling(name: &str, env_var: &str) -> Result<PathBuf, StackError> {
+    if let Some(p) = std::env::var_os(env_var) {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().map_err(|e| StackError::io(Path::new("current_exe"), e))?;
-    // Tests run from target/<profile>/deps; the binaries sit one level up.
     for dir in exe.ancestors().skip(1).take(2) {
-        let p = dir.join("target-app");
+        let p = dir.join(name);
         if p.is_file() {
             return Ok(p);
         }
     }
     Err(StackError::Missing {
-        what: "target-app binary".into(),
-        hint: "build it with `cargo build -p target-app` (make does) or set HARNESS_TARGET_APP_BIN".into(),
+        what: format!("{name} binary"),
+        hint: format!("build it with `cargo build --workspace --bins` (make does) or set {env_var}"),
     })
 }
 
 pub async fn start(database_url: &str, bootstrap: &str, preset: &str, extra: &[String], dir: &Path, logs: &Path) -> Result<App, StackError> {
-    let bin = find_binary()?;
+    let bin = find_sibling("target-app", "HARNESS_TARGET_APP_BIN")?;
     let port = process::free_port()?;
     let mut args = vec![
         "--listen".to_owned(),

@@ -17,7 +17,10 @@ pub const TANSU_VERSION: &str = "0.6.0";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Broker {
+    /// What clients use: the advertised listener (the fault relay's port).
     pub bootstrap: String,
+    /// Where tansu itself listens.
+    pub direct: String,
     pub child: Child,
     pub dir: PathBuf,
 }
@@ -49,21 +52,21 @@ pub fn install_tansu() -> Result<PathBuf, StackError> {
     find_tansu().ok_or_else(|| StackError::Missing { what: "tansu".into(), hint: "cargo install finished but no tansu binary was found".into() })
 }
 
-pub async fn start(dir: &Path, logs: &Path) -> Result<Broker, StackError> {
+/// Starts tansu on `port`, advertising `advertised` (the relay's port in front of it) so every
+/// client connection, including the ones metadata redirects, goes through the relay.
+pub async fn start(dir: &Path, logs: &Path, port: u16, advertised: u16) -> Result<Broker, StackError> {
     let tansu = match find_tansu() {
         Some(p) => p,
         None => install_tansu()?,
     };
     let dir = dir.join("broker");
     std::fs::create_dir_all(&dir).map_err(|e| StackError::io(&dir, e))?;
-    let port = process::free_port()?;
-    let url = format!("tcp://127.0.0.1:{port}");
     let args = vec![
         "broker".to_owned(),
         "--listener-url".to_owned(),
-        url.clone(),
+        format!("tcp://127.0.0.1:{port}"),
         "--advertised-listener-url".to_owned(),
-        url,
+        format!("tcp://127.0.0.1:{advertised}"),
         // Relative to the working directory, which is `dir`.
         "--storage-engine".to_owned(),
         "sqlite://tansu.db".to_owned(),
@@ -71,7 +74,7 @@ pub async fn start(dir: &Path, logs: &Path) -> Result<Broker, StackError> {
     let child = process::spawn(&tansu, &args, &dir, &logs.join("tansu.log"), &[("RUST_LOG", "warn")])?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     process::wait_ready(&child, "tansu broker", Duration::from_secs(60), || async move { process::port_open(addr) }).await?;
-    Ok(Broker { bootstrap: format!("127.0.0.1:{port}"), child, dir })
+    Ok(Broker { bootstrap: format!("127.0.0.1:{advertised}"), direct: format!("127.0.0.1:{port}"), child, dir })
 }
 
 impl Broker {

@@ -9,6 +9,7 @@ pub mod app;
 pub mod broker;
 pub mod mariadb;
 pub mod process;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,10 @@ pub struct StackState {
     /// The database the target app uses on that server.
     pub database_name: String,
     pub broker: Option<broker::Broker>,
+    /// The fault relay in front of the database and the broker.
+    pub relay: Option<relay::RelayProc>,
+    /// Relay port in front of the database (the app connects here).
+    pub db_proxy_port: Option<u16>,
     pub app: Option<app::App>,
 }
 
@@ -86,17 +91,27 @@ impl StackState {
         std::fs::rename(&tmp, &path).map_err(|e| StackError::io(&path, e))
     }
 
-    /// Database URL for the target app (server + the stack's database).
+    /// Database URL (server + the stack's database), direct.
     pub fn database_url(&self) -> Option<String> {
         self.database.as_ref().map(|d| mariadb::with_database(&d.server_url, &self.database_name))
+    }
+
+    /// Database URL through the fault relay: what the target app uses.
+    pub fn app_database_url(&self) -> Option<String> {
+        let url = self.database_url()?;
+        Some(match self.db_proxy_port {
+            Some(p) => relay::via_port(&url, p),
+            None => url,
+        })
     }
 
     /// True when every recorded process still runs.
     pub fn healthy(&self) -> bool {
         let db = self.database.as_ref().is_some_and(|d| d.private.as_ref().is_none_or(|p| p.child.alive()));
         let broker = self.broker.as_ref().is_some_and(|b| b.child.alive());
+        let relay = self.relay.as_ref().is_some_and(|r| r.child.alive());
         let app = self.app.as_ref().is_none_or(|a| a.child.alive());
-        db && broker && app
+        db && broker && relay && app
     }
 
     /// Shell `export` lines for tests and scripts.
@@ -107,6 +122,9 @@ impl StackState {
         }
         if let Some(b) = &self.broker {
             out.push(format!("export HARNESS_KAFKA='{}'", b.bootstrap));
+        }
+        if let Some(r) = &self.relay {
+            out.push(format!("export HARNESS_PROXY_API='{}'", r.api));
         }
         if let Some(a) = &self.app {
             out.push(format!("export HARNESS_TARGET_URL='{}'", a.url));
@@ -151,13 +169,23 @@ async fn start_parts(opts: &UpOptions, logs: &Path, state: &mut StackState) -> R
     state.save(&opts.dir)?;
     mariadb::create_database(&server, &opts.database_name).await?;
 
+    eprintln!("  fault relay…");
+    let relay = relay::start(&opts.dir, logs).await?;
+    state.relay = Some(relay.clone());
+    state.save(&opts.dir)?;
+    let db_upstream = relay::host_port(&server).ok_or_else(|| StackError::Missing { what: format!("host:port in {server}"), hint: "use mysql://user@host:port".into() })?;
+    state.db_proxy_port = Some(relay.add_proxy("mariadb", &db_upstream).await?);
+    let broker_port = process::free_port()?;
+    let advertised = relay.add_proxy("kafka", &format!("127.0.0.1:{broker_port}")).await?;
+    state.save(&opts.dir)?;
+
     eprintln!("  broker…");
-    state.broker = Some(broker::start(&opts.dir, logs).await?);
+    state.broker = Some(broker::start(&opts.dir, logs, broker_port, advertised).await?);
     state.save(&opts.dir)?;
 
     if opts.with_app {
         eprintln!("  target app ({})…", opts.preset);
-        let url = state.database_url().expect("database recorded above");
+        let url = state.app_database_url().expect("database recorded above");
         let bootstrap = state.broker.as_ref().expect("broker recorded above").bootstrap.clone();
         state.app = Some(app::start(&url, &bootstrap, &opts.preset, &opts.app_args, &opts.dir, logs).await?);
         state.save(&opts.dir)?;
@@ -170,6 +198,9 @@ fn stop_parts(state: &StackState) -> Result<(), StackError> {
         a.stop();
     }
     let broker = state.broker.as_ref().map(|b| b.stop()).unwrap_or(Ok(()));
+    if let Some(r) = &state.relay {
+        r.stop();
+    }
     let db = state.database.as_ref().map(|d| d.stop()).unwrap_or(Ok(()));
     broker.and(db)
 }
@@ -192,8 +223,12 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
             None => out.push(format!("up   database  {}/{} (existing server)", d.server_url, state.database_name)),
         }
     }
+    if let Some(r) = &state.relay {
+        let db = state.db_proxy_port.map(|p| format!("database via 127.0.0.1:{p}, ")).unwrap_or_default();
+        out.push(format!("{} relay     {} ({db}pid {})", mark(r.child.alive()), r.api, r.child.pid));
+    }
     if let Some(b) = &state.broker {
-        out.push(format!("{} broker    {} (tansu pid {})", mark(b.child.alive()), b.bootstrap, b.child.pid));
+        out.push(format!("{} broker    {} via relay → {} (tansu pid {})", mark(b.child.alive()), b.bootstrap, b.direct, b.child.pid));
     }
     if let Some(a) = &state.app {
         out.push(format!("{} app       {} (preset {}, pid {})", mark(a.child.alive()), a.url, a.preset, a.child.pid));

@@ -1,0 +1,87 @@
+//! The stack's fault relay: `harness proxy` as a child process, with one proxy in front of the
+//! database and one in front of the broker, so network faults hit the target app's real
+//! traffic.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::process::{self, Child};
+use super::StackError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayProc {
+    /// Toxiproxy-compatible API base URL.
+    pub api: String,
+    pub child: Child,
+}
+
+pub async fn start(dir: &Path, logs: &Path) -> Result<RelayProc, StackError> {
+    let bin = super::app::find_sibling("harness", "HARNESS_BIN")?;
+    let port = process::free_port()?;
+    let args = vec!["proxy".to_owned(), "--listen".to_owned(), format!("127.0.0.1:{port}")];
+    let child = process::spawn(&bin, &args, dir, &logs.join("relay.log"), &[])?;
+    let api = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("http client");
+    let version = format!("{api}/version");
+    process::wait_ready(&child, "fault relay", Duration::from_secs(20), || {
+        let (c, v) = (client.clone(), version.clone());
+        async move { matches!(c.get(&v).send().await, Ok(r) if r.status().is_success()) }
+    })
+    .await?;
+    Ok(RelayProc { api, child })
+}
+
+impl RelayProc {
+    /// Creates proxy `name` → `upstream` on a free port; returns that port.
+    pub async fn add_proxy(&self, name: &str, upstream: &str) -> Result<u16, StackError> {
+        let port = process::free_port()?;
+        let body = serde_json::json!({ "name": name, "listen": format!("127.0.0.1:{port}"), "upstream": upstream });
+        let err = |output: String| StackError::Command { what: format!("POST {}/proxies ({name})", self.api), output };
+        let resp = reqwest::Client::new().post(format!("{}/proxies", self.api)).json(&body).send().await.map_err(|e| err(e.to_string()))?;
+        if resp.status().as_u16() != 201 {
+            return Err(err(format!("HTTP {}: {}", resp.status(), resp.text().await.unwrap_or_default())));
+        }
+        Ok(port)
+    }
+
+    pub fn stop(&self) {
+        self.child.stop(Duration::from_secs(5));
+    }
+}
+
+/// The host[:port] part of a `mysql://user@host:port[/db]` URL, as written.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let rest = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
+    rest.split(['/', '?']).next()
+}
+
+/// `host:port` of a MySQL URL (port 3306 when none is written).
+pub fn host_port(url: &str) -> Option<String> {
+    let hp = authority(url)?;
+    Some(if hp.contains(':') { hp.to_owned() } else { format!("{hp}:3306") })
+}
+
+/// `url` with its host[:port] replaced by `127.0.0.1:port`.
+pub fn via_port(url: &str, port: u16) -> String {
+    match authority(url) {
+        Some(hp) => {
+            let at = url.find(hp).expect("authority is a slice of url");
+            format!("{}127.0.0.1:{port}{}", &url[..at], &url[at + hp.len()..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_port_and_rewrite() {
+        assert_eq!(super::host_port("mysql://root@127.0.0.1:3306/x").as_deref(), Some("127.0.0.1:3306"));
+        assert_eq!(super::host_port("mysql://u:p@db/x?a=b").as_deref(), Some("db:3306"));
+        assert_eq!(super::via_port("mysql://root@127.0.0.1:3306/harness", 9), "mysql://root@127.0.0.1:9/harness");
+        assert_eq!(super::via_port("mysql://root@db/harness", 9), "mysql://root@127.0.0.1:9/harness");
+    }
+}
