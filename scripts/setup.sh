@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # binaries for the private database the stack starts when DATABASE_URL does not answer.
 need=()
 # chromium: the report test renders report.html headless.
-for pkg in gcc g++ make pkg-config zlib1g-dev libc6-dev python3 chromium; do
+# libssl-dev: the toxiproxy_rust conformance test's HTTP client links OpenSSL.
+for pkg in gcc g++ make pkg-config zlib1g-dev libc6-dev libssl-dev python3 chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then need+=(mariadb-server); fi
