@@ -14,7 +14,8 @@ fn s(p: &Path) -> String {
 }
 
 /// One real run against the in-test server; returns its run directory.
-async fn one_run(tag: &str, status: u16) -> PathBuf {
+/// (the temp dir that holds it, removed when dropped; the run directory)
+async fn one_run(tag: &str, status: u16) -> (TempDir, PathBuf) {
     let server = TestServer::start().await;
     server.state.status.store(status, Relaxed);
     let dir = temp_dir(tag);
@@ -27,12 +28,13 @@ http_req_duration = ["p(95)<500"]"#)
     let out = dir.join("out");
     let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
     assert!(matches!(o.status.code(), Some(0) | Some(99)), "{}", String::from_utf8_lossy(&o.stderr));
-    run_dir(&out)
+    let run = run_dir(&out);
+    (dir, run)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_regenerates_identically_from_the_run_files() {
-    let run = one_run("regen", 200).await;
+    let (_keep_run, run) = one_run("regen", 200).await;
     for (format, file) in [("html", "report.html"), ("md", "report.md"), ("junit", "junit.xml")] {
         let original = std::fs::read_to_string(run.join(file)).unwrap();
         std::fs::remove_file(run.join(file)).unwrap();
@@ -46,7 +48,7 @@ async fn every_format_regenerates_identically_from_the_run_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_corrupt_inputs_are_named_and_nothing_is_overwritten() {
-    let run = one_run("corrupt", 200).await;
+    let (_keep_run, run) = one_run("corrupt", 200).await;
     let html_before = std::fs::read_to_string(run.join("report.html")).unwrap();
 
     std::fs::write(run.join("timeseries.csv"), "second,requests\n1,abc\n").unwrap();
@@ -74,8 +76,8 @@ async fn missing_or_corrupt_inputs_are_named_and_nothing_is_overwritten() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_compare_side_by_side() {
-    let good = one_run("cmp-a", 200).await;
-    let bad = one_run("cmp-b", 503).await;
+    let (_keep_good, good) = one_run("cmp-a", 200).await;
+    let (_keep_bad, bad) = one_run("cmp-b", 503).await;
     let o = harness(args(&["report", &s(&good), &s(&bad)])).await;
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
@@ -95,13 +97,13 @@ async fn two_runs_compare_side_by_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_every_chart_with_data() {
-    let run = one_run("chromium", 200).await;
+    let (_keep_run, run) = one_run("chromium", 200).await;
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("Debian's chromium is required for this test (scripts/setup.sh installs it)");
     let profile = temp_dir("chromium-profile");
-    let profile_dir = profile.clone();
+    let profile_dir = profile.to_path_buf();
     let page = format!("file://{}", run.join("report.html").display());
     let page_ref = page.clone();
     let flags = [
@@ -141,5 +143,4 @@ async fn chromium_renders_every_chart_with_data() {
     let png = std::fs::read(&shot).unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(&png[1..4], b"PNG");
     assert!(png.len() > 20_000, "a blank page is a few KB; got {} bytes", png.len());
-    let _ = std::fs::remove_dir_all(&profile);
 }
