@@ -16,12 +16,9 @@ setup:
 build: setup
 	$(CARGO) build --workspace --bins
 
-## Main job: bring the local stack up, run the smoke scenario through it, print the verdict.
+## Main job: start the local stack, run the demo scenario through it, print the verdict.
 demo: build
-	@set -e; trap '$(HARNESS) stack down --dir $(STACK_DIR) >/dev/null' EXIT; \
-	$(HARNESS) stack up --dir $(STACK_DIR); \
-	eval "$$($(HARNESS) stack env --dir $(STACK_DIR))"; \
-	$(HARNESS) run scenarios/smoke.toml --target "$$HARNESS_TARGET_URL" --set probes.kafka.bootstrap="$$HARNESS_KAFKA"
+	$(HARNESS) demo --dir $(STACK_DIR)
 
 ## Every test: unit tests and end-to-end tests against a real MariaDB and tansu broker.
 test: build

@@ -33,6 +33,23 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
+    /// The main job: start the local stack, run the demo scenario through it, print the verdict,
+    /// stop the stack (unless --keep).
+    Demo {
+        #[arg(long, default_value = "scenarios/smoke.toml")]
+        scenario: PathBuf,
+        #[arg(long, default_value = "reports/.stack")]
+        dir: PathBuf,
+        #[arg(long, env = "DATABASE_URL", default_value = "mysql://root@127.0.0.1:3306/test")]
+        database_url: String,
+        #[arg(long, default_value = "harness")]
+        database: String,
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Leave the stack running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Re-render a run's report (--format html|md|junit), or compare two runs (A B).
     Report {
         #[arg(required = true, num_args = 1..=2)]
@@ -114,17 +131,30 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Cmd::Run { scenario, target, sets, out, time_scale, quiet } => {
             let opts = run::RunOptions { scenario, sets, target, out_dir: out, time_scale, progress: !quiet };
-            match run::run(&opts, interrupted()).await {
-                Ok(outcome) => {
-                    print!("{}", report::table::render(&outcome.summary));
-                    println!("{}", run::describe(&outcome.dir));
-                    Ok(outcome.summary.exit_code)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(e.exit_code())
-                }
+            Ok(run_and_print(&opts).await)
+        }
+        Cmd::Demo { scenario, dir, database_url, database, out, keep } => {
+            let up = stack::UpOptions { dir: dir.clone(), database_url, database_name: database, with_app: true, preset: "incident".into(), app_args: vec![] };
+            let state = stack::up(&up).await?;
+            for line in stack::status_lines(&state) {
+                println!("{line}");
             }
+            let target = state.app.as_ref().map(|a| a.url.clone());
+            let kafka = state.broker.as_ref().map(|b| b.bootstrap.clone()).unwrap_or_default();
+            let opts = run::RunOptions {
+                scenario,
+                sets: vec![format!("probes.kafka.bootstrap=\"{kafka}\"")],
+                target,
+                out_dir: out,
+                time_scale: 1.0,
+                progress: true,
+            };
+            let code = run_and_print(&opts).await;
+            if !keep {
+                stack::down(&dir)?;
+                println!("stack down");
+            }
+            Ok(code)
         }
         Cmd::Validate { scenarios, sets } => {
             let mut code = exit::PASS;
@@ -202,6 +232,21 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
                 println!("{line}");
             }
             Ok(exit::PASS)
+        }
+    }
+}
+
+/// Runs a scenario, prints the summary table and where the report is; returns the exit code.
+async fn run_and_print(opts: &run::RunOptions) -> i32 {
+    match run::run(opts, interrupted()).await {
+        Ok(outcome) => {
+            print!("{}", report::table::render(&outcome.summary));
+            println!("{}", run::describe(&outcome.dir));
+            outcome.summary.exit_code
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
         }
     }
 }

@@ -119,3 +119,35 @@ async fn a_broken_state_file_is_a_clear_error() {
     assert!(dir.join("state.json").exists(), "the state file is kept for the user to inspect");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn demo_runs_the_scenario_through_a_fresh_stack_and_stops_it() {
+    let dir = temp_dir("demo");
+    let stack_dir = dir.join(".stack");
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
+    let database = format!("harness_demo_test_{}", std::process::id());
+    let out = dir.join("out");
+    let args: Vec<String> = vec![
+        "demo".into(),
+        "--dir".into(),
+        stack_dir.display().to_string(),
+        "--database".into(),
+        database.clone(),
+        "--out".into(),
+        out.display().to_string(),
+        "--scenario".into(),
+        scenario.display().to_string(),
+    ];
+    let o = tokio::task::spawn_blocking(move || Command::new(harness_bin()).args(&args).output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("PASS  smoke") && stdout.contains("stack down"), "{stdout}");
+    assert!(!stack_dir.exists(), "the demo leaves no stack behind");
+    let runs: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(runs.len(), 1, "one report directory");
+
+    let url = std::env::var("HARNESS_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mariadb::with_database(&url, "")).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&mut c).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
