@@ -228,3 +228,14 @@ async fn summary_json_validates_against_its_schema() {
     broken["status"] = serde_json::json!("fine");
     assert!(!validator.is_valid(&broken));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_scenario_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).map(|p| s(&p)).collect();
+    assert!(files.len() >= 2, "{files:?}");
+    let mut a = vec!["validate".to_owned()];
+    a.extend(files);
+    let o = harness(a).await;
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+}
