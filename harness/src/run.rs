@@ -321,7 +321,7 @@ fn build_summary(
         thresholds,
         sql_checks: sql,
         probes,
-        kafka_lag: lag.as_ref().map(summary::lag_row),
+        kafka_lag: lag,
         series_peaks: summary::series_peaks(m),
         alerts,
     }

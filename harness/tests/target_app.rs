@@ -117,6 +117,13 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
     let lag = s.kafka_lag.as_ref().unwrap();
     assert_eq!(lag.last, Some(0));
     assert!(s.series_peaks.contains_key("db_pool_active"));
+    assert_eq!(lag.partitions.len(), 3, "{:?}", lag.partitions);
+    // A summary with every section filled in still matches its schema.
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../schema/summary.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let value = serde_json::to_value(s).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     std::fs::remove_dir_all(&dir).unwrap();
     app.stop().await;
 }

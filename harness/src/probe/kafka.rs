@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::ProbeHealth;
@@ -16,7 +16,7 @@ use crate::metrics::Recorder;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartitionLag {
     pub partition: i32,
     /// None when the group never committed on this partition (lag counts from the low watermark).
@@ -25,7 +25,7 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LagSummary {
     pub peak: i64,
     pub peak_at_s: f64,
@@ -33,7 +33,8 @@ pub struct LagSummary {
     /// First time (s since start) after the peak that the lag read 0.
     pub drained_at_s: Option<f64>,
     /// Records drained per second from the peak to 0 (peak / (drained − peak time)).
-    pub drain_rate: Option<f64>,
+    pub drain_rate_per_s: Option<f64>,
+    /// The last reading per partition (committed offset, high watermark, lag).
     pub partitions: Vec<PartitionLag>,
 }
 
@@ -100,7 +101,7 @@ impl KafkaLagProbe {
                     }
                     if total == 0 && summary.peak > 0 && summary.drained_at_s.is_none() {
                         summary.drained_at_s = Some(t);
-                        summary.drain_rate = Some(summary.peak as f64 / (t - summary.peak_at_s).max(1e-3));
+                        summary.drain_rate_per_s = Some(summary.peak as f64 / (t - summary.peak_at_s).max(1e-3));
                     }
                     summary.last = Some(total);
                     summary.partitions = parts;

@@ -30,7 +30,7 @@ pub struct Summary {
     pub thresholds: Vec<Verdict>,
     pub sql_checks: Vec<SqlResult>,
     pub probes: Vec<ProbeHealth>,
-    pub kafka_lag: Option<LagRow>,
+    pub kafka_lag: Option<LagSummary>,
     /// Peak (max) of every recorded gauge series, e.g. `db_pool_pending`.
     pub series_peaks: BTreeMap<String, f64>,
     pub alerts: Vec<crate::alerts::AlertState>,
@@ -74,15 +74,6 @@ pub struct RequestRow {
     pub max_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LagRow {
-    pub peak: i64,
-    pub peak_at_s: f64,
-    pub last: Option<i64>,
-    pub drained_at_s: Option<f64>,
-    pub drain_rate_per_s: Option<f64>,
-}
-
 pub fn request_row(name: &str, t: &Totals, secs: f64) -> RequestRow {
     RequestRow {
         name: name.to_owned(),
@@ -112,10 +103,6 @@ pub fn totals_row(m: &RunMetrics) -> TotalsRow {
         connect_errors: m.all.connect_errors,
         p95_ms: m.all.quantile_ms(0.95),
     }
-}
-
-pub fn lag_row(l: &LagSummary) -> LagRow {
-    LagRow { peak: l.peak, peak_at_s: l.peak_at_s, last: l.last, drained_at_s: l.drained_at_s, drain_rate_per_s: l.drain_rate }
 }
 
 pub fn series_peaks(m: &RunMetrics) -> BTreeMap<String, f64> {
