@@ -233,3 +233,33 @@ async fn timeout_limit_data_slicer_and_slow_close() {
     // ~100 slices 1 ms apart, then a 300 ms delayed close.
     assert!(started.elapsed() >= Duration::from_millis(390), "took {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_async_client_checks_every_status_code() {
+    use harness::fault::client::{ToxiproxyClient, ToxiproxyError};
+    use harness::fault::toxic::{Kind, Stream, Toxic};
+
+    let api = Api::start().await;
+    let c = ToxiproxyClient::new(&api.base);
+    assert!(!c.version().await.unwrap().is_empty());
+    let listen = c.create_proxy("db", "127.0.0.1:0", &echo_server().await).await.unwrap();
+    assert!(matches!(c.create_proxy("db", "127.0.0.1:0", "127.0.0.1:1").await, Err(ToxiproxyError::Status { status: 409, .. })));
+    let toxic = Toxic { name: "lat".into(), kind: Kind::Latency { latency: 150, jitter: 0 }, stream: Stream::Downstream, toxicity: 1.0 };
+    assert_eq!(c.add_toxic("db", &toxic).await.unwrap(), toxic);
+    let duplicate = c.add_toxic("db", &toxic).await.unwrap_err();
+    assert!(matches!(&duplicate, ToxiproxyError::Status { status: 409, .. }), "a duplicate toxic is an error, not lost: {duplicate}");
+    assert!(matches!(c.add_toxic("nope", &toxic).await, Err(ToxiproxyError::Status { status: 404, .. })));
+    assert!(round_trip_ms(&listen).await >= 140.0);
+    assert_eq!(c.proxy("db").await.unwrap().toxics.len(), 1);
+    c.remove_toxic("db", "lat").await.unwrap();
+    assert!(matches!(c.remove_toxic("db", "lat").await, Err(ToxiproxyError::Status { status: 404, .. })));
+    c.set_enabled("db", false).await.unwrap();
+    assert!(TcpStream::connect(&listen).await.is_err());
+    c.reset().await.unwrap();
+    assert!(c.proxy("db").await.unwrap().enabled);
+    c.delete_proxy("db").await.unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = ToxiproxyClient::new(&format!("http://127.0.0.1:{port}"));
+    assert!(matches!(dead.reset().await, Err(ToxiproxyError::Unreachable { .. })));
+}
