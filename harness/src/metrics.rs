@@ -184,10 +184,6 @@ impl Recorder {
         }
     }
 
-    pub fn start(&self) -> Instant {
-        self.start
-    }
-
     /// Marks the end of the load (first call wins).
     pub fn end_load(&self) {
         self.load_end.lock().expect("recorder lock").get_or_insert(self.start.elapsed());
@@ -273,13 +269,6 @@ impl Recorder {
             windows: inner.windows.clone(),
             series: inner.series.clone(),
         }
-    }
-
-    /// Light view for the progress line: the last complete window and totals.
-    pub fn last_window(&self) -> Option<Window> {
-        let mut inner = self.inner.lock().expect("recorder lock");
-        self.roll(&mut inner);
-        inner.windows.last().cloned()
     }
 
     /// Closes the current (partial) window and returns everything.

@@ -154,7 +154,7 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
                     }
                 }
                 if status.is_none() {
-                    if let Some(reason) = abort_reason(&s, &snapshot) {
+                    if let Some(reason) = abort_reason(&s, &live, snapshot.elapsed) {
                         eprintln!("aborting: {reason}");
                         status = Some(Status::Aborted(reason));
                         let _ = stop_load_tx.send(true);
@@ -231,21 +231,15 @@ fn stage_at(s: &Scenario, t: f64) -> (usize, usize) {
     (stages.len() + 1, stages.len())
 }
 
-/// The first abort-on-fail threshold that fails after its delay, in words.
-fn abort_reason(s: &Scenario, m: &RunMetrics) -> Option<String> {
-    let elapsed = m.elapsed;
-    for (metric, specs) in &s.thresholds {
-        for spec in specs.iter().filter(|t| t.abort_on_fail && elapsed >= t.delay_abort_eval.0) {
-            let observed = crate::verdict::observe(s, m, metric.get_ref(), spec.expr.agg);
-            // Live checks only act on data; "no data yet" is not a reason to abort.
-            if let Some(v) = observed {
-                if !spec.expr.passes(v) {
-                    return Some(format!("threshold {} {} crossed (observed {})", metric.get_ref(), spec.expr.source, crate::threshold::fmt_num(v)));
-                }
-            }
-        }
-    }
-    None
+/// The first abort-on-fail threshold failing after its delay, in words. `live` is
+/// `verdict::evaluate` of this second, in the same order as the scenario's threshold specs.
+fn abort_reason(s: &Scenario, live: &[crate::threshold::Verdict], elapsed: Duration) -> Option<String> {
+    let specs = s.thresholds.values().flatten();
+    specs.zip(live).find_map(|(spec, v)| {
+        // Live checks only act on data; "no data yet" is not a reason to abort.
+        let observed = v.observed.filter(|_| spec.abort_on_fail && elapsed >= spec.delay_abort_eval.0 && !v.passed)?;
+        Some(format!("threshold {} {} crossed (observed {})", v.metric, v.threshold, crate::threshold::fmt_num(observed)))
+    })
 }
 
 fn observe_alerts(alerts: &mut [(Condition, AlertState)], m: &RunMetrics) {

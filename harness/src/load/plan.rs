@@ -2,7 +2,6 @@
 //! weighted mix laid out as a fixed cycle so the same iteration always picks the same request
 //! (client and server counts can then be compared exactly).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -120,8 +119,6 @@ fn smooth_weighted_cycle(weights: &[u32]) -> Vec<usize> {
     }
     cycle
 }
-
-pub type SharedPlan = Arc<LoadPlan>;
 
 #[cfg(test)]
 mod tests {

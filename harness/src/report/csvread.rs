@@ -1,8 +1,6 @@
 //! Reads `timeseries.csv` back (for `harness report` and the HTML charts): a header of column
 //! names and one row per second, empty cells meaning "no value in that second".
 
-use std::collections::BTreeMap;
-
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
     pub columns: Vec<String>,
@@ -42,14 +40,6 @@ impl Table {
 
     pub fn seconds(&self) -> Vec<f64> {
         self.rows.iter().map(|r| r[0].unwrap_or(0.0)).collect()
-    }
-
-    /// Columns whose name starts with `prefix`, keyed by the rest of the name.
-    pub fn columns_with_prefix(&self, prefix: &str) -> BTreeMap<String, Vec<Option<f64>>> {
-        self.columns
-            .iter()
-            .filter_map(|c| c.strip_prefix(prefix).map(|rest| (rest.to_owned(), self.column(c).unwrap_or_default())))
-            .collect()
     }
 }
 

@@ -37,10 +37,12 @@ pub fn write_all(dir: &Path, summary: &Summary, windows: &[crate::metrics::Windo
         std::fs::write(&p, body).map_err(io(&p))
     };
     write("summary.json", serde_json::to_string_pretty(summary).expect("summary serialises"))?;
-    write("timeseries.csv", timeseries::csv(windows))?;
+    let csv = timeseries::csv(windows);
+    // The HTML reads the series from the CSV, as `harness report` does later.
+    let table = csvread::Table::parse(&csv).expect("our own CSV parses");
+    write("timeseries.csv", csv)?;
     write("junit.xml", junit::xml(summary))?;
     write("report.md", markdown::render(summary))?;
-    let table = csvread::Table::parse(&timeseries::csv(windows)).expect("our own CSV parses");
     write("report.html", html::render(summary, &table))?;
     Ok(())
 }
