@@ -8,13 +8,29 @@ HARNESS := $(BIN)/harness
 STACK_DIR ?= reports/.stack
 TEST_STACK_DIR ?= reports/.stack-test
 
-.PHONY: demo test bench setup build stack-up stack-down stack-status clean
+.PHONY: demo test bench setup build plugins stack-up stack-down stack-status clean
+
+# Plugins are components for wasm32-unknown-unknown, linked by the toolchain's own
+# wasm-component-ld (DESIGN.md §1); outputs are copied to plugins/build/<name>.wasm.
+SYSROOT = $(shell rustc --print sysroot)
+PLUGIN_LINKER = $(SYSROOT)/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld
+SHIPPED_PLUGINS := k6-thresholds st-001 peak lock-contention slow-inserts
+FIXTURE_PLUGINS := trap spin hog malformed abi2 fault-trap
 
 setup:
 	@scripts/setup.sh
 
-build: setup
+build: setup plugins
 	$(CARGO) build --workspace --bins
+
+## The shipped plugins and the test fixtures, built from source.
+plugins: setup
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=$(PLUGIN_LINKER) \
+	  $(CARGO) build --release --target wasm32-unknown-unknown --manifest-path plugins/Cargo.toml
+	@mkdir -p plugins/build/fixtures
+	@for p in $(SHIPPED_PLUGINS); do cp $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/$$(echo $$p | tr - _).wasm plugins/build/$$p.wasm; done
+	@for p in $(FIXTURE_PLUGINS); do cp $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/fixture_$$(echo $$p | tr - _).wasm plugins/build/fixtures/$$p.wasm; done
+	@echo "plugins: $(SHIPPED_PLUGINS) → plugins/build/"
 
 ## Main job: start the local stack, run the demo scenario through it, print the verdict.
 demo: build
@@ -25,7 +41,8 @@ test: build
 	@set -e; trap '$(HARNESS) stack down --dir $(TEST_STACK_DIR) >/dev/null' EXIT; \
 	$(HARNESS) stack up --no-app --dir $(TEST_STACK_DIR); \
 	eval "$$($(HARNESS) stack env --dir $(TEST_STACK_DIR))"; \
-	$(CARGO) test --workspace --no-fail-fast 2>&1 | tee $(TEST_STACK_DIR)/cargo-test.log; \
+	( $(CARGO) test --workspace --no-fail-fast 2>&1; a=$$?; \
+	  $(CARGO) test --manifest-path plugins/Cargo.toml -p k6-rules 2>&1; b=$$?; exit $$((a | b)) ) | tee $(TEST_STACK_DIR)/cargo-test.log; \
 	status=$${PIPESTATUS[0]}; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "total: %d passed, %d failed\n", p, f }' $(TEST_STACK_DIR)/cargo-test.log; \
 	exit $$status

@@ -10,7 +10,9 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod stack;
-pub mod threshold;
+pub mod plugin;
+/// k6 threshold rules (shared with the k6-thresholds plugin; see plugins/k6-rules).
+pub use k6_rules as threshold;
 pub mod verdict;
 
 /// Process exit codes (k6-compatible where k6 has one); see DESIGN.md §6.

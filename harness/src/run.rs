@@ -15,7 +15,11 @@ use crate::load::{self, client::HttpClient, plan::LoadPlan, LoadCtx};
 use crate::metrics::{Recorder, RunMetrics};
 use crate::probe::{self, kafka::KafkaLagProbe, prometheus::PrometheusProbe, ProbeHealth};
 use crate::report::{self, summary, Summary};
+use crate::fault::session::{Actuators, FaultSession};
+use crate::plugin::fault::{FaultPlugin, TickState};
+use crate::plugin::{CallStats, Limits, PluginError};
 use crate::scenario::{Scenario, ScenarioError};
+use crate::verdict::Judges;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -73,7 +77,8 @@ fn run_id(name: &str) -> String {
     format!("{slug}-{stamp}-{:04x}", fastrand::u16(..))
 }
 
-/// Runs a scenario until done, aborted by a threshold, or `interrupt` resolves (Ctrl-C).
+/// Runs a scenario until done, aborted by a threshold, or `interrupt` resolves (Ctrl-C or
+/// SIGTERM). Whatever ends the run, every fault applied is rolled back and a report is written.
 pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Result<RunOutcome, RunError> {
     let s = Arc::new(prepare(opts)?);
     let target = opts.target.clone().unwrap_or_else(|| s.target.url.clone()).trim_end_matches('/').to_owned();
@@ -83,11 +88,24 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let started_at = summary::rfc3339(SystemTime::now());
     let recorder = Arc::new(Recorder::new(&plan.names()));
     let client = HttpClient::new();
+    let mut extras = Extras::default();
+
+    // Plugins first: a missing, broken or wrong-ABI plugin is a runtime error before any load.
+    let (mut judges, mut fault_plugins) = match start_plugins(&s, opts) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let summary = build_summary(&s, opts, &id, &target, &started_at, &recorder.finish(), Status::Error(e.to_string()), Vec::new(), vec![], vec![], None, vec![], extras);
+            report::write_all(&dir, &summary, &[])?;
+            return Ok(RunOutcome { summary, dir });
+        }
+    };
+    extras.evaluator = judges.evaluator.clone();
 
     // A dead target is a runtime error, reported before any load is sent.
     if let Err(e) = client.reachable(&target, Duration::from_secs(5)).await {
         let reason = format!("target {target} does not answer: {e}");
-        let summary = build_summary(&s, opts, &id, &target, &started_at, &recorder.finish(), Status::Error(reason), vec![], vec![], None, vec![]);
+        let summary = build_summary(&s, opts, &id, &target, &started_at, &recorder.finish(), Status::Error(reason), Vec::new(), vec![], vec![], None, vec![], extras);
         report::write_all(&dir, &summary, &[])?;
         return Ok(RunOutcome { summary, dir });
     }
@@ -131,44 +149,56 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut status: Option<Status> = None;
-    // First second each threshold was seen failing live (index = position in evaluate()).
+    // First second each threshold was seen failing live (index = position in the verdicts).
     let mut first_breach: Vec<Option<f64>> = Vec::new();
     let load_started = Instant::now();
+    let mut faults = FaultSession::new(actuators(&s, &target), plan.clone(), load_started);
     let load_result = loop {
         tokio::select! {
             r = &mut load_fut => break r,
             _ = tick.tick() => {
                 let snapshot = recorder.snapshot();
                 let last = snapshot.windows.last();
+                let t = load_started.elapsed().as_secs_f64();
                 if opts.progress {
-                    let t = load_started.elapsed().as_secs_f64();
                     eprintln!("{}", report::progress::line(t, planned, stage_at(&s, t), gauge, last, snapshot.all.count, snapshot.all.failed));
                 }
                 observe_alerts(&mut alerts, &snapshot);
-                let now = snapshot.elapsed.as_secs_f64();
-                let live = crate::verdict::evaluate(&s, &snapshot);
-                first_breach.resize(live.len(), None);
-                for (slot, v) in first_breach.iter_mut().zip(&live) {
-                    if !v.passed && v.observed.is_some() && slot.is_none() {
-                        *slot = Some(now);
-                    }
+                if status.is_some() {
+                    continue;
                 }
-                if status.is_none() {
-                    if let Some(reason) = abort_reason(&s, &live, snapshot.elapsed) {
+                let now = snapshot.elapsed.as_secs_f64();
+                match judge_live(&mut judges, &s, &snapshot, now, &mut first_breach) {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => {
                         eprintln!("aborting: {reason}");
                         status = Some(Status::Aborted(reason));
-                        let _ = stop_load_tx.send(true);
                     }
+                    Err(e) => status = Some(Status::Error(e)),
+                }
+                if status.is_none() {
+                    let state = tick_state(&s, &snapshot, t);
+                    if let Err(e) = tick_faults(&mut fault_plugins, &mut faults, &state).await {
+                        status = Some(Status::Error(e));
+                    }
+                }
+                if let Some(Status::Error(e)) = &status {
+                    eprintln!("error: {e}; stopping the load and rolling faults back");
+                }
+                if status.is_some() {
+                    let _ = stop_load_tx.send(true);
                 }
             }
             _ = &mut interrupt, if status.is_none() => {
-                eprintln!("interrupted: stopping the load and writing a partial report…");
+                eprintln!("interrupted: stopping the load, rolling faults back and writing a partial report…");
                 status = Some(Status::Interrupted);
                 let _ = stop_load_tx.send(true);
             }
         }
     };
     recorder.end_load();
+    // Faults end with the load, before the drain is watched and whatever the outcome.
+    let stuck = faults.rollback_all().await;
     let status = match (status, load_result) {
         (Some(st), _) => st,
         (None, Err(load::LoadError::Interrupted)) => Status::Interrupted,
@@ -194,13 +224,40 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     }
     let metrics = recorder.finish();
     observe_alerts(&mut alerts, &metrics);
+    let mut status = status;
+    if stuck > 0 && !matches!(status, Status::Error(_)) {
+        status = Status::Error(format!("{stuck} fault(s) could not be rolled back; see the fault table"));
+    }
+    let thresholds = match &status {
+        Status::Error(_) => Vec::new(),
+        _ => match judges.evaluate(&crate::plugin::summary::from_run(&s, &metrics)) {
+            Ok(v) => v,
+            Err(e) => {
+                status = Status::Error(e.to_string());
+                Vec::new()
+            }
+        },
+    };
     let sql = if matches!(status, Status::Interrupted) { Vec::new() } else { probe::sql::run_checks(&s.sql_checks, &metrics).await };
-    let mut summary = build_summary(&s, opts, &id, &target, &started_at, &metrics, status, sql, probes, lag, alerts.into_iter().map(|(_, a)| a).collect());
+    extras.faults = faults.journal();
+    extras.plugins = judges.stats().into_iter().chain(fault_plugins.iter().map(|p| (p.name().to_owned(), p.stats))).collect();
+    let mut summary = build_summary(&s, opts, &id, &target, &started_at, &metrics, status, thresholds, sql, probes, lag, alerts.into_iter().map(|(_, a)| a).collect(), extras);
     for (v, first) in summary.thresholds.iter_mut().zip(&first_breach) {
         v.first_breach_s = *first;
     }
-    // Time to detect: from the first threshold breach (fault injection once faults exist).
-    let reference = summary.thresholds.iter().filter_map(|v| v.first_breach_s).reduce(f64::min);
+    // Time to detect: from the first fault injected, else from the first threshold breach.
+    summary.detect_from = summary
+        .faults
+        .iter()
+        .map(|f| summary::DetectFrom { event: format!("fault injected: {} {}", f.kind, f.target), at_s: f.applied_s })
+        .reduce(|a, b| if b.at_s < a.at_s { b } else { a })
+        .or_else(|| {
+            summary.thresholds.iter().filter_map(|v| v.first_breach_s.map(|t| (t, v))).reduce(|a, b| if b.0 < a.0 { b } else { a }).map(|(t, v)| summary::DetectFrom {
+                event: format!("first threshold breach: {} {}", v.metric, v.threshold),
+                at_s: t,
+            })
+        });
+    let reference = summary.detect_from.as_ref().map(|d| d.at_s);
     for a in &mut summary.alerts {
         a.time_to_detect_s = match (a.fired_at, reference) {
             (Some(f), Some(r)) => Some((f - r).max(0.0)),
@@ -209,6 +266,66 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     }
     report::write_all(&dir, &summary, &metrics.windows)?;
     Ok(RunOutcome { summary, dir })
+}
+
+/// Report material beyond the measurements.
+#[derive(Default)]
+struct Extras {
+    evaluator: String,
+    faults: Vec<crate::fault::journal::FaultRecord>,
+    plugins: Vec<(String, CallStats)>,
+}
+
+fn start_plugins(s: &Scenario, opts: &RunOptions) -> Result<(Judges, Vec<FaultPlugin>), PluginError> {
+    let limits = Limits::default();
+    let judges = Judges::start(s, &opts.scenario, opts.time_scale, limits)?;
+    let mut faults = Vec::new();
+    for spec in &s.faults {
+        faults.push(FaultPlugin::start(&crate::verdict::resolve(&spec.plugin, &opts.scenario), &crate::verdict::config_json(spec, opts.time_scale), limits)?);
+    }
+    Ok((judges, faults))
+}
+
+/// `{target}` and `{env:NAME}` expanded; an unset variable leaves that actuator absent (a
+/// fault needing it then fails with a message naming the setting).
+fn actuators(s: &Scenario, target: &str) -> Actuators {
+    let expand = |v: &str| -> Option<String> {
+        let v = v.replace("{target}", target);
+        match v.strip_prefix("{env:").and_then(|r| r.strip_suffix('}')) {
+            Some(var) => std::env::var(var).ok().filter(|x| !x.is_empty()),
+            None => Some(v),
+        }
+    };
+    Actuators { app_faults: expand(&s.actuators.app_faults), toxiproxy: expand(&s.actuators.toxiproxy) }
+}
+
+/// This second's threshold judgement: records first breaches; Some(reason) to abort.
+fn judge_live(judges: &mut Judges, s: &Scenario, snapshot: &RunMetrics, now: f64, first_breach: &mut Vec<Option<f64>>) -> Result<Option<String>, String> {
+    let sum = crate::plugin::summary::from_run(s, snapshot);
+    let live = judges.evaluate(&sum).map_err(|e| e.to_string())?;
+    first_breach.resize(live.len(), None);
+    for (slot, v) in first_breach.iter_mut().zip(&live) {
+        if !v.passed && v.observed.is_some() && slot.is_none() {
+            *slot = Some(now);
+        }
+    }
+    let abort = judges.check(&sum).map_err(|e| e.to_string())?;
+    Ok(abort.first().map(|v| format!("threshold {} {} crossed (observed {})", v.metric, v.threshold, v.observed.map(crate::threshold::fmt_num).unwrap_or_else(|| "no data".into()))))
+}
+
+fn tick_state(s: &Scenario, m: &RunMetrics, t: f64) -> TickState {
+    let gauges = m.windows.last().map(|w| w.gauges.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default();
+    TickState { elapsed_s: t, stage: stage_at(s, t).0 as u32, requests: m.all.count, failed: m.all.failed, gauges }
+}
+
+async fn tick_faults(plugins: &mut [FaultPlugin], session: &mut FaultSession, state: &TickState) -> Result<(), String> {
+    for p in plugins.iter_mut() {
+        let actions = p.on_tick(state).map_err(|e| e.to_string())?;
+        for a in actions {
+            session.apply(p.name(), a).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 enum Status {
@@ -229,17 +346,6 @@ fn stage_at(s: &Scenario, t: f64) -> (usize, usize) {
         }
     }
     (stages.len() + 1, stages.len())
-}
-
-/// The first abort-on-fail threshold failing after its delay, in words. `live` is
-/// `verdict::evaluate` of this second, in the same order as the scenario's threshold specs.
-fn abort_reason(s: &Scenario, live: &[crate::threshold::Verdict], elapsed: Duration) -> Option<String> {
-    let specs = s.thresholds.values().flatten();
-    specs.zip(live).find_map(|(spec, v)| {
-        // Live checks only act on data; "no data yet" is not a reason to abort.
-        let observed = v.observed.filter(|_| spec.abort_on_fail && elapsed >= spec.delay_abort_eval.0 && !v.passed)?;
-        Some(format!("threshold {} {} crossed (observed {})", v.metric, v.threshold, crate::threshold::fmt_num(observed)))
-    })
 }
 
 fn observe_alerts(alerts: &mut [(Condition, AlertState)], m: &RunMetrics) {
@@ -266,16 +372,14 @@ fn build_summary(
     started_at: &str,
     m: &RunMetrics,
     status: Status,
+    thresholds: Vec<crate::threshold::Verdict>,
     sql: Vec<probe::sql::SqlResult>,
     probes: Vec<ProbeHealth>,
     lag: Option<probe::kafka::LagSummary>,
     alerts: Vec<AlertState>,
+    extras: Extras,
 ) -> Summary {
     let secs = m.elapsed.as_secs_f64();
-    let thresholds = match &status {
-        Status::Error(_) => Vec::new(),
-        _ => crate::verdict::evaluate(s, m),
-    };
     let gates_ok = thresholds.iter().all(|v| v.passed) && sql.iter().all(|c| c.passed);
     let (status_text, code, reason) = match status {
         Status::Interrupted => ("interrupted", exit::INTERRUPTED, Some("interrupted by signal; partial results".to_owned())),
@@ -318,6 +422,14 @@ fn build_summary(
         kafka_lag: lag,
         series_peaks: summary::series_peaks(m),
         alerts,
+        detect_from: None,
+        threshold_evaluator: extras.evaluator,
+        faults: extras.faults,
+        plugins: extras
+            .plugins
+            .into_iter()
+            .map(|(plugin, c)| summary::PluginCalls { plugin, calls: c.calls, total_us: c.total_us, mean_us: if c.calls > 0 { c.total_us / c.calls as f64 } else { 0.0 }, max_us: c.max_us })
+            .collect(),
     }
 }
 

@@ -1,117 +1,151 @@
-//! From measurements to verdicts: the observed value of a metric reference (k6 names, custom
-//! rate metrics, executor gauges, probe series) under an aggregation, judged by `threshold`.
+//! Who judges a run. The scenario's `[thresholds]` go to the `k6-thresholds` Wasm plugin (the
+//! default evaluator) or, when that plugin is not built, to the same rules compiled in
+//! (`k6_rules`); `[[threshold_plugins]]` add their own gates. Every judge sees the same
+//! `Summary`, and the report says which evaluator was used.
 
-use crate::metrics::{RunMetrics, Totals};
-use crate::scenario::Scenario;
-use crate::threshold::{judge, Agg, MetricRef, Verdict};
+use std::path::{Path, PathBuf};
 
-/// The value `agg` of `metric` over the whole run so far; None when there is no sample.
-pub fn observe(s: &Scenario, m: &RunMetrics, metric: &MetricRef, agg: Agg) -> Option<f64> {
-    let name_tag = metric.tags.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
-    let totals = |m: &RunMetrics| -> Option<Totals> {
-        match name_tag {
-            Some(n) => m.per_name.get(n).cloned(),
-            None => Some(m.all.clone()),
-        }
-    };
-    let secs = m.elapsed.as_secs_f64().max(1e-9);
-    match metric.name.as_str() {
-        "http_reqs" | "iterations" => {
-            let t = totals(m)?;
-            match agg {
-                Agg::Count => Some(t.count as f64),
-                Agg::Rate => Some(t.count as f64 / secs),
-                _ => None,
-            }
-        }
-        "dropped_iterations" => match (agg, name_tag) {
-            (_, Some(_)) => None,
-            (Agg::Count, None) => Some(m.dropped as f64),
-            (Agg::Rate, None) => Some(m.dropped as f64 / secs),
-            _ => None,
-        },
-        "http_req_duration" => {
-            let t = totals(m)?;
-            match agg {
-                Agg::Avg => t.mean_ms(),
-                Agg::Min => t.min_ms(),
-                Agg::Max => t.max_ms(),
-                Agg::Med => t.quantile_ms(0.5),
-                Agg::P(p) => t.quantile_ms(p / 100.0),
-                _ => None,
-            }
-        }
-        "http_req_failed" => {
-            let t = totals(m)?;
-            (t.count > 0 && agg == Agg::Rate).then(|| t.failed as f64 / t.count as f64)
-        }
-        "vus" | "target_rate" => {
-            let values: Vec<f64> = m.windows.iter().filter_map(|w| w.gauges.get(&metric.name).copied()).collect();
-            aggregate(&values, agg)
-        }
-        name => {
-            if let Some(c) = s.metrics.get(name) {
-                let t = m.per_name.get(c.request.get_ref())?;
-                if t.count == 0 || agg != Agg::Rate {
-                    return None;
+use k6_rules::{Summary, ThresholdDef, Verdict};
+
+use crate::metrics::RunMetrics;
+use crate::plugin::threshold::ThresholdPlugin;
+use crate::plugin::{CallStats, Limits, PluginError};
+use crate::scenario::{PluginSpec, Scenario};
+
+/// The scenario's `[thresholds]` in file order, normalised.
+pub fn defs(s: &Scenario) -> Vec<ThresholdDef> {
+    s.thresholds
+        .iter()
+        .flat_map(|(metric, specs)| {
+            specs.iter().map(|spec| ThresholdDef {
+                metric: metric.get_ref().to_string(),
+                threshold: spec.expr.source.clone(),
+                abort_on_fail: spec.abort_on_fail,
+                delay_abort_eval_s: spec.delay_abort_eval.0.as_secs_f64(),
+            })
+        })
+        .collect()
+}
+
+/// The thresholds judged natively (no plugin): what the fallback and unit tests use.
+pub fn evaluate_native(s: &Scenario, m: &RunMetrics) -> Vec<Verdict> {
+    k6_rules::evaluate(&defs(s), &crate::plugin::summary::from_run(s, m))
+}
+
+/// The shipped plugin `name` (e.g. `k6-thresholds`): `$HARNESS_PLUGIN_DIR/<name>.wasm`, else
+/// `plugins/build/<name>.wasm` beside the scenario's parent directory or the working directory.
+pub fn locate_shipped(name: &str, scenario: &Path) -> Option<PathBuf> {
+    let file = format!("{name}.wasm");
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(d) = std::env::var_os("HARNESS_PLUGIN_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(parent) = scenario.parent().and_then(|p| p.parent()) {
+        dirs.push(parent.join("plugins/build"));
+    }
+    dirs.push(PathBuf::from("plugins/build"));
+    dirs.into_iter().map(|d| d.join(&file)).find(|p| p.is_file())
+}
+
+/// A plugin spec's path, relative to the scenario file.
+pub fn resolve(spec_path: &Path, scenario: &Path) -> PathBuf {
+    if spec_path.is_absolute() {
+        spec_path.to_owned()
+    } else {
+        scenario.parent().unwrap_or(Path::new(".")).join(spec_path)
+    }
+}
+
+/// A plugin's config as JSON, with the run's time scale added for schedules and bounds.
+pub fn config_json(spec: &PluginSpec, time_scale: f64) -> String {
+    let mut v = serde_json::to_value(&spec.config).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("time_scale".into(), time_scale.into());
+    }
+    v.to_string()
+}
+
+enum K6 {
+    None,
+    Native(Vec<ThresholdDef>),
+    Plugin(Box<ThresholdPlugin>, Vec<ThresholdDef>),
+}
+
+pub struct Judges {
+    k6: K6,
+    plugins: Vec<ThresholdPlugin>,
+    /// What judged `[thresholds]`, for the report.
+    pub evaluator: String,
+}
+
+impl Judges {
+    /// Starts every judge of the scenario at `scenario_path`. Plugin errors (missing file,
+    /// wrong ABI, config rejected) stop the run before any load.
+    pub fn start(s: &Scenario, scenario_path: &Path, time_scale: f64, limits: Limits) -> Result<Judges, PluginError> {
+        let defs = defs(s);
+        let (k6, evaluator) = if defs.is_empty() {
+            (K6::None, "none ([thresholds] is empty)".to_owned())
+        } else {
+            match locate_shipped("k6-thresholds", scenario_path) {
+                Some(path) => {
+                    let config = serde_json::json!({ "thresholds": defs.iter().map(|d| serde_json::json!({
+                        "metric": d.metric, "threshold": d.threshold, "abort_on_fail": d.abort_on_fail, "delay_abort_eval_s": d.delay_abort_eval_s,
+                    })).collect::<Vec<_>>() });
+                    let p = ThresholdPlugin::start(&path, &config.to_string(), limits)?;
+                    (K6::Plugin(Box::new(p), defs), format!("k6-thresholds plugin ({})", path.display()))
                 }
-                let good: u64 = c.success_status.iter().filter_map(|st| t.statuses.get(st)).sum();
-                return Some(good as f64 / t.count as f64);
+                None => (K6::Native(defs), "built-in k6 rules (k6-thresholds.wasm not found; build it with `make plugins`)".to_owned()),
             }
-            let values: Vec<f64> = m.series.get(name)?.iter().map(|(_, v)| *v).collect();
-            aggregate(&values, agg)
+        };
+        let mut plugins = Vec::new();
+        for spec in &s.threshold_plugins {
+            plugins.push(ThresholdPlugin::start(&resolve(&spec.plugin, scenario_path), &config_json(spec, time_scale), limits)?);
         }
+        Ok(Judges { k6, plugins, evaluator })
     }
-}
 
-/// Gauge aggregations over samples in time order.
-pub fn aggregate(values: &[f64], agg: Agg) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let sorted = || {
-        let mut v = values.to_vec();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v
-    };
-    let rank = |v: &[f64], q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-    match agg {
-        Agg::Value => values.last().copied(),
-        Agg::Min => values.iter().copied().reduce(f64::min),
-        Agg::Max => values.iter().copied().reduce(f64::max),
-        Agg::Avg => Some(values.iter().sum::<f64>() / values.len() as f64),
-        Agg::Med => Some(rank(&sorted(), 0.5)),
-        Agg::P(p) => Some(rank(&sorted(), p / 100.0)),
-        Agg::Count | Agg::Rate => None,
-    }
-}
-
-/// Every threshold of the scenario, in file order of metrics, judged on `m`.
-pub fn evaluate(s: &Scenario, m: &RunMetrics) -> Vec<Verdict> {
-    let mut out = Vec::new();
-    for (metric, specs) in &s.thresholds {
-        let metric = metric.get_ref();
-        for spec in specs {
-            let observed = observe(s, m, metric, spec.expr.agg);
-            out.push(judge(&metric.to_string(), &spec.expr, observed, spec.abort_on_fail));
+    /// Every verdict: `[thresholds]` in file order, then each plugin's.
+    pub fn evaluate(&mut self, sum: &Summary) -> Result<Vec<Verdict>, PluginError> {
+        let mut out = match &mut self.k6 {
+            K6::None => Vec::new(),
+            K6::Native(defs) => k6_rules::evaluate(defs, sum),
+            K6::Plugin(p, defs) => {
+                let mut v = p.evaluate(sum)?;
+                if v.len() != defs.len() {
+                    return Err(PluginError::Malformed { plugin: p.name().into(), call: "evaluate", message: format!("{} verdicts for {} thresholds", v.len(), defs.len()) });
+                }
+                for (v, d) in v.iter_mut().zip(defs.iter()) {
+                    v.abort_on_fail = d.abort_on_fail;
+                }
+                v
+            }
+        };
+        for p in &mut self.plugins {
+            out.extend(p.evaluate(sum)?);
         }
+        Ok(out)
     }
-    out
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Verdicts that abort the run now.
+    pub fn check(&mut self, sum: &Summary) -> Result<Vec<Verdict>, PluginError> {
+        let mut out = match &mut self.k6 {
+            K6::None => Vec::new(),
+            K6::Native(defs) => k6_rules::check(defs, sum),
+            K6::Plugin(p, _) => p.check(sum)?,
+        };
+        for p in &mut self.plugins {
+            out.extend(p.check(sum)?);
+        }
+        Ok(out)
+    }
 
-    #[test]
-    fn gauge_aggregations() {
-        let v = [5.0, 1.0, 9.0, 3.0];
-        assert_eq!(aggregate(&v, Agg::Value), Some(3.0));
-        assert_eq!(aggregate(&v, Agg::Max), Some(9.0));
-        assert_eq!(aggregate(&v, Agg::Min), Some(1.0));
-        assert_eq!(aggregate(&v, Agg::Avg), Some(4.5));
-        assert_eq!(aggregate(&v, Agg::Med), Some(3.0));
-        assert_eq!(aggregate(&v, Agg::P(100.0)), Some(9.0));
-        assert_eq!(aggregate(&[], Agg::Max), None);
+    /// Call cost per plugin.
+    pub fn stats(&self) -> Vec<(String, CallStats)> {
+        let mut out = Vec::new();
+        if let K6::Plugin(p, _) = &self.k6 {
+            out.push((p.name().to_owned(), p.stats));
+        }
+        out.extend(self.plugins.iter().map(|p| (p.name().to_owned(), p.stats)));
+        out
     }
 }

@@ -1,9 +1,12 @@
-//! Faults. Only this module talks to fault actuators. So far: the embedded TCP fault relay
-//! (`relay`) with Toxiproxy's toxics (`toxic`) behind a Toxiproxy-compatible HTTP API (`api`),
-//! and our async client for any Toxiproxy API (`client`). Fault plugins, the journal and
-//! rollback come with the plugin host.
+//! Faults. Only this module talks to fault actuators: the embedded TCP fault relay (`relay`)
+//! with Toxiproxy's toxics (`toxic`) behind a Toxiproxy-compatible HTTP API (`api`), our async
+//! client for any Toxiproxy API (`client`), and one run's actuators + journal + rollback
+//! (`session`, `journal`) carrying out fault plugins' `action`s.
 
+pub mod action;
 pub mod api;
 pub mod client;
+pub mod journal;
 pub mod relay;
+pub mod session;
 pub mod toxic;

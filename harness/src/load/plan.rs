@@ -71,6 +71,11 @@ impl LoadPlan {
         Ok(LoadPlan { base: target.trim_end_matches('/').to_owned(), requests, cycle: smooth_weighted_cycle(&weights), gens })
     }
 
+    /// See [`Generators::set_hot_share`].
+    pub fn set_hot_share(&self, generator: &str, share: f64) -> Result<f64, String> {
+        self.gens.set_hot_share(generator, share)
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.requests.iter().map(|r| r.name.clone()).collect()
     }

@@ -34,6 +34,34 @@ pub struct Summary {
     /// Peak (max) of every recorded gauge series, e.g. `db_pool_pending`.
     pub series_peaks: BTreeMap<String, f64>,
     pub alerts: Vec<crate::alerts::AlertState>,
+    /// What alert time-to-detect is measured from: the first fault injected, else the first
+    /// threshold breach.
+    #[serde(default)]
+    pub detect_from: Option<DetectFrom>,
+    /// What judged `[thresholds]`: the k6-thresholds plugin or the built-in rules.
+    #[serde(default)]
+    pub threshold_evaluator: String,
+    /// Every fault applied, with applied and rolled-back times.
+    #[serde(default)]
+    pub faults: Vec<crate::fault::journal::FaultRecord>,
+    /// Call cost of each Wasm plugin.
+    #[serde(default)]
+    pub plugins: Vec<PluginCalls>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DetectFrom {
+    pub event: String,
+    pub at_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PluginCalls {
+    pub plugin: String,
+    pub calls: u64,
+    pub total_us: f64,
+    pub mean_us: f64,
+    pub max_us: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

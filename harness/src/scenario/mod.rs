@@ -43,8 +43,15 @@ pub struct Scenario {
     pub sql_checks: Vec<SqlCheck>,
     #[serde(default)]
     pub alerts: Vec<AlertRule>,
+    /// Extra gates as Wasm threshold plugins (`harness:plugin/thresholds`).
     #[serde(default)]
-    pub faults: Vec<FaultSpec>,
+    pub threshold_plugins: Vec<PluginSpec>,
+    /// Fault schedules as Wasm fault plugins (`harness:plugin/faults`).
+    #[serde(default)]
+    pub faults: Vec<PluginSpec>,
+    /// Where fault actions go.
+    #[serde(default)]
+    pub actuators: ActuatorSpec,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -306,12 +313,38 @@ fn warning() -> String {
     "warning".into()
 }
 
+/// A plugin by path (relative to the scenario file) with its config table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FaultSpec {
+pub struct PluginSpec {
     pub plugin: PathBuf,
     #[serde(default)]
     pub config: toml::Table,
+}
+
+/// Fault actuators. `{target}` and `{env:NAME}` are expanded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActuatorSpec {
+    /// The app's fault admin API (GET fields, POST a partial update).
+    #[serde(default = "default_app_faults")]
+    pub app_faults: String,
+    /// A Toxiproxy-compatible API: `harness stack` exports the relay's as HARNESS_PROXY_API.
+    #[serde(default = "default_toxiproxy")]
+    pub toxiproxy: String,
+}
+
+impl Default for ActuatorSpec {
+    fn default() -> Self {
+        ActuatorSpec { app_faults: default_app_faults(), toxiproxy: default_toxiproxy() }
+    }
+}
+
+fn default_app_faults() -> String {
+    "{target}/admin/faults".into()
+}
+fn default_toxiproxy() -> String {
+    "{env:HARNESS_PROXY_API}".into()
 }
 
 /// Where in which file something is wrong.
@@ -476,11 +509,12 @@ impl Scenario {
                 _ => return Err(nowhere("sql_checks", format!("check `{}` needs exactly one of `expect` or `expect_responses`", c.name))),
             }
         }
-        if !self.faults.is_empty() {
-            return Err(nowhere(
-                "faults",
-                "fault plugins are not supported by this build yet; remove the [[faults]] entries (nothing was injected)".into(),
-            ));
+        for (field, specs) in [("faults", &self.faults), ("threshold_plugins", &self.threshold_plugins)] {
+            for p in specs {
+                if p.plugin.extension().is_none_or(|e| e != "wasm") {
+                    return Err(nowhere(&format!("{field}.plugin"), format!("`{}` is not a .wasm component", p.plugin.display())));
+                }
+            }
         }
         Ok(())
     }

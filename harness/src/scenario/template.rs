@@ -51,7 +51,7 @@ pub struct Generators {
 enum GenState {
     Sequence { next: AtomicU64, step: u64 },
     Uniform { min: u64, max: u64, rng: Mutex<fastrand::Rng> },
-    HotKey { min: u64, max: u64, hot: u64, share: f64, rng: Mutex<fastrand::Rng> },
+    HotKey { min: u64, max: u64, hot: u64, share: AtomicU64, rng: Mutex<fastrand::Rng> },
 }
 
 impl Generators {
@@ -64,10 +64,23 @@ impl Generators {
             state.push(match *spec {
                 GeneratorSpec::Sequence { start, step } => GenState::Sequence { next: AtomicU64::new(start), step },
                 GeneratorSpec::Uniform { min, max } => GenState::Uniform { min, max, rng: rng() },
-                GeneratorSpec::HotKey { min, max, hot, share } => GenState::HotKey { min, max, hot, share, rng: rng() },
+                GeneratorSpec::HotKey { min, max, hot, share } => GenState::HotKey { min, max, hot, share: AtomicU64::new(share.to_bits()), rng: rng() },
             });
         }
         Generators { names, state }
+    }
+
+    /// Changes a hot-key generator's share while the load runs (the hot-product skew fault);
+    /// returns the share it had.
+    pub fn set_hot_share(&self, name: &str, new: f64) -> Result<f64, String> {
+        if !(0.0..=1.0).contains(&new) {
+            return Err(format!("hot share {new} is outside 0..1"));
+        }
+        match self.index(name).map(|i| &self.state[i]) {
+            Some(GenState::HotKey { share, .. }) => Ok(f64::from_bits(share.swap(new.to_bits(), Relaxed))),
+            Some(_) => Err(format!("generator `{name}` is not a hot-key generator")),
+            None => Err(format!("no generator named `{name}` (declared: {})", self.names.join(", "))),
+        }
     }
 
     fn index(&self, name: &str) -> Option<usize> {
@@ -80,7 +93,7 @@ impl Generators {
             GenState::Uniform { min, max, rng } => rng.lock().expect("rng").u64(*min..=*max),
             GenState::HotKey { min, max, hot, share, rng } => {
                 let mut r = rng.lock().expect("rng");
-                if r.f64() < *share {
+                if r.f64() < f64::from_bits(share.load(Relaxed)) {
                     *hot
                 } else {
                     r.u64(*min..=*max)
@@ -205,6 +218,21 @@ mod tests {
         let mut d = Draws::default();
         assert_eq!(path.render_with(&g, 0, 0, &mut d), "/u/10");
         assert_eq!(body.render_with(&g, 0, 0, &mut d), "10");
+    }
+
+    #[test]
+    fn hot_share_changes_live_and_reports_the_old_value() {
+        let mut specs = BTreeMap::new();
+        specs.insert("product_id".to_owned(), GeneratorSpec::HotKey { min: 1, max: 100, hot: 1, share: 0.0 });
+        specs.insert("seq".to_owned(), GeneratorSpec::Sequence { start: 1, step: 1 });
+        let g = Generators::new(&specs, 7);
+        let t = Template::compile("{{product_id}}", &g).unwrap();
+        assert_eq!(g.set_hot_share("product_id", 1.0), Ok(0.0));
+        assert!((0..100).all(|_| t.render(&g, 0, 0) == "1"));
+        assert_eq!(g.set_hot_share("product_id", 0.25), Ok(1.0));
+        assert!(g.set_hot_share("seq", 0.5).is_err());
+        assert!(g.set_hot_share("nope", 0.5).is_err());
+        assert!(g.set_hot_share("product_id", 1.5).is_err());
     }
 
     #[test]

@@ -123,9 +123,15 @@ fn dangling_references_are_errors() {
 }
 
 #[test]
-fn faults_are_refused_until_the_plugin_host_exists() {
-    let e = invalid(&format!("{VALID}\n[[faults]]\nplugin = \"x.wasm\"\n"));
-    assert!(e.message.contains("not supported"), "{e}");
+fn plugin_specs_need_a_wasm_path_and_known_fields() {
+    let s = Scenario::from_str(&format!("{VALID}\n[[faults]]\nplugin = \"x.wasm\"\nconfig = {{ at_s = 5 }}\n"), "s.toml", &[]).unwrap();
+    assert_eq!(s.faults[0].config["at_s"].as_integer(), Some(5));
+    assert_eq!(s.actuators.app_faults, "{target}/admin/faults");
+    let e = invalid(&format!("{VALID}\n[[faults]]\nplugin = \"x.so\"\n"));
+    assert_eq!(e.field, "faults.plugin");
+    assert!(e.message.contains("not a .wasm"), "{e}");
+    let e = invalid(&format!("{VALID}\n[[threshold_plugins]]\nplugin = \"x.wasm\"\nconfg = {{}}\n"));
+    assert!(e.message.contains("unknown field `confg`"), "{e}");
 }
 
 #[test]

@@ -1,18 +1,12 @@
-//! k6 threshold semantics in one place: parsing `p(95)<2000`-style expressions and metric
-//! references like `http_req_duration{name:create_order}`, and judging them against observed
-//! values. The Wasm `k6-thresholds` plugin wraps these same rules.
-//!
-//! One deliberate difference from k6: a threshold whose metric has no samples FAILS with "no
-//! data" (k6 passes it), because a gate that passes on nothing measured is a wrong PASS.
+//! Threshold expressions (`p(95)<2000`, `rate<0.05`) and metric references
+//! (`http_req_duration{name:create_order}`): parsing, kind checks, and judging one value.
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 
 /// How a metric aggregates, which decides the aggregations a threshold may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     /// `count`, `rate` (per second).
     Counter,
@@ -24,7 +18,7 @@ pub enum MetricKind {
     Gauge,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Agg {
     Avg,
     Min,
@@ -37,7 +31,7 @@ pub enum Agg {
     P(f64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Lt,
     Le,
@@ -48,7 +42,7 @@ pub enum Op {
 }
 
 /// One parsed threshold expression, e.g. `p(95) < 2000`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
     pub agg: Agg,
     pub op: Op,
@@ -57,19 +51,30 @@ pub struct Expr {
     pub source: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThresholdError {
-    #[error("invalid threshold `{0}`: expected `<aggregation> <operator> <number>`, e.g. `p(95)<2000` or `rate<0.05`")]
     Syntax(String),
-    #[error("unknown aggregation `{0}` (use avg, min, max, med, count, rate, value or p(N))")]
     UnknownAgg(String),
-    #[error("percentile `{0}` must be a number from 0 to 100")]
     BadPercentile(String),
-    #[error("invalid metric reference `{0}`: expected `name` or `name{{tag:value,…}}`")]
     BadMetric(String),
-    #[error("aggregation `{agg}` does not apply to {kind:?} metric `{metric}` (allowed: {allowed})")]
     WrongAgg { agg: String, kind: MetricKind, metric: String, allowed: &'static str },
 }
+
+impl fmt::Display for ThresholdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThresholdError::Syntax(t) => write!(f, "invalid threshold `{t}`: expected `<aggregation> <operator> <number>`, e.g. `p(95)<2000` or `rate<0.05`"),
+            ThresholdError::UnknownAgg(a) => write!(f, "unknown aggregation `{a}` (use avg, min, max, med, count, rate, value or p(N))"),
+            ThresholdError::BadPercentile(p) => write!(f, "percentile `{p}` must be a number from 0 to 100"),
+            ThresholdError::BadMetric(m) => write!(f, "invalid metric reference `{m}`: expected `name` or `name{{tag:value,…}}`"),
+            ThresholdError::WrongAgg { agg, kind, metric, allowed } => {
+                write!(f, "aggregation `{agg}` does not apply to {kind:?} metric `{metric}` (allowed: {allowed})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ThresholdError {}
 
 impl Op {
     /// `lhs op rhs`.
@@ -165,7 +170,7 @@ impl Expr {
 }
 
 /// `name` or `name{tag:value,…}`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MetricRef {
     pub name: String,
     pub tags: Vec<(String, String)>,
@@ -210,47 +215,6 @@ impl fmt::Display for MetricRef {
         }
         Ok(())
     }
-}
-
-impl<'de> Deserialize<'de> for MetricRef {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl<'de> Deserialize<'de> for Expr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// The outcome of one threshold.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Verdict {
-    pub metric: String,
-    pub threshold: String,
-    /// None when the metric had no data.
-    pub observed: Option<f64>,
-    pub passed: bool,
-    pub abort_on_fail: bool,
-    /// Why it failed in words, when it did.
-    pub reason: Option<String>,
-    /// First second (since start) the live evaluation saw it failing.
-    #[serde(default)]
-    pub first_breach_s: Option<f64>,
-}
-
-/// Judges one expression against an observed value (None = no samples).
-pub fn judge(metric: &str, expr: &Expr, observed: Option<f64>, abort_on_fail: bool) -> Verdict {
-    let (passed, reason) = match observed {
-        None => (false, Some("no data: the metric had no samples".to_owned())),
-        Some(v) if v.is_nan() => (false, Some("no data: the value is undefined".to_owned())),
-        Some(v) if expr.passes(v) => (true, None),
-        Some(v) => (false, Some(format!("observed {} does not satisfy {}", fmt_num(v), expr.source))),
-    };
-    Verdict { metric: metric.to_owned(), threshold: expr.source.clone(), observed: observed.filter(|v| !v.is_nan()), passed, abort_on_fail, reason, first_breach_s: None }
 }
 
 pub fn fmt_num(v: f64) -> String {
@@ -329,13 +293,20 @@ mod tests {
         let value: Expr = "value<1".parse().unwrap();
         assert!(value.check_kind("coupon_consumer_lag", MetricKind::Gauge).is_ok());
     }
+}
 
-    #[test]
-    fn no_data_fails_instead_of_passing() {
-        let e: Expr = "p(95)<2000".parse().unwrap();
-        let v = judge("http_req_duration{name:none}", &e, None, false);
-        assert!(!v.passed);
-        assert!(v.reason.unwrap().contains("no data"));
-        assert!(judge("x", &e, Some(10.0), false).passed);
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for MetricRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Expr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }

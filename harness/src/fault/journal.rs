@@ -1,0 +1,34 @@
+//! The fault journal: every fault applied during a run, when, and when (and whether) it was
+//! rolled back. It is what the report's fault table and chart shading are drawn from, and what
+//! rollback walks (newest first).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultRecord {
+    /// The plugin that asked for it.
+    pub plugin: String,
+    /// `app`, `toxic`, `proxy-down` or `hot-share`.
+    pub kind: String,
+    /// What was changed, e.g. `order_hold_ms at http://…/admin/faults`.
+    pub target: String,
+    /// The value in force (the last one, when the plugin changed it several times).
+    pub value: String,
+    /// How many times the value was changed after it was first applied.
+    pub updates: u32,
+    /// What rollback puts back, e.g. `0`, `removed`, `enabled`.
+    pub original: String,
+    pub applied_at: String,
+    /// Seconds since the load started.
+    pub applied_s: f64,
+    pub rolled_back_at: Option<String>,
+    pub rolled_back_s: Option<f64>,
+    /// Why rollback failed, when it did (the report shows it in red: a fault may still be live).
+    pub rollback_error: Option<String>,
+}
+
+impl FaultRecord {
+    pub fn active(&self) -> bool {
+        self.rolled_back_at.is_none() && self.rollback_error.is_none()
+    }
+}

@@ -1,0 +1,99 @@
+//! Fault plugins (`harness:plugin/faults`): configure once, `on-tick` each second; the actions
+//! they return are validated here and carried out (and journaled) by `crate::fault`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::Store;
+
+use super::{arm, describe_trap, load, store_and_linker, CallStats, HostState, Limits, Loaded, PluginError};
+use crate::fault::action::{Action, ToxicSpec};
+
+mod bindings {
+    wasmtime::component::bindgen!({ world: "fault", path: "../plugins/wit" });
+}
+use bindings::harness::plugin::types as wit;
+
+/// What a fault plugin sees each second.
+#[derive(Debug, Clone, Default)]
+pub struct TickState {
+    pub elapsed_s: f64,
+    pub stage: u32,
+    pub requests: u64,
+    pub failed: u64,
+    pub gauges: Vec<(String, f64)>,
+}
+
+pub struct FaultPlugin {
+    loaded: Arc<Loaded>,
+    store: Store<HostState>,
+    bindings: bindings::Fault,
+    limits: Limits,
+    pub stats: CallStats,
+}
+
+impl FaultPlugin {
+    pub fn start(path: &Path, config: &str, limits: Limits) -> Result<FaultPlugin, PluginError> {
+        let loaded = load(path, "faults", "fault")?;
+        let (mut store, linker) = store_and_linker(&limits);
+        arm(&mut store, &limits);
+        let bindings = bindings::Fault::instantiate(&mut store, &loaded.component, &linker)
+            .map_err(|e| PluginError::Trap { plugin: loaded.name.clone(), call: "instantiate", message: describe_trap(&e, &limits) })?;
+        let mut p = FaultPlugin { loaded, store, bindings, limits, stats: CallStats::default() };
+        arm(&mut p.store, &p.limits);
+        match p.bindings.harness_plugin_faults().call_configure(&mut p.store, config) {
+            Ok(Ok(())) => Ok(p),
+            Ok(Err(message)) => Err(PluginError::Config { plugin: p.name().into(), call: "configure", message }),
+            Err(e) => Err(PluginError::Trap { plugin: p.name().into(), call: "configure", message: describe_trap(&e, &p.limits) }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.loaded.name
+    }
+
+    pub fn on_tick(&mut self, st: &TickState) -> Result<Vec<Action>, PluginError> {
+        let arg = wit::RunState { elapsed_s: st.elapsed_s, stage: st.stage, requests: st.requests, failed: st.failed, gauges: st.gauges.clone() };
+        arm(&mut self.store, &self.limits);
+        let started = Instant::now();
+        let r = self.bindings.harness_plugin_faults().call_on_tick(&mut self.store, &arg);
+        self.stats.add(started.elapsed());
+        let actions = r.map_err(|e| PluginError::Trap { plugin: self.loaded.name.clone(), call: "on-tick", message: describe_trap(&e, &self.limits) })?;
+        actions
+            .into_iter()
+            .map(|a| convert(a).map_err(|message| PluginError::Malformed { plugin: self.loaded.name.clone(), call: "on-tick", message }))
+            .collect()
+    }
+}
+
+fn convert(a: wit::FaultAction) -> Result<Action, String> {
+    Ok(match a {
+        wit::FaultAction::SetAppFault((field, value)) => {
+            if field.trim().is_empty() {
+                return Err("set-app-fault with an empty field name".into());
+            }
+            if value < 0 {
+                return Err(format!("set-app-fault {field} = {value}: values must not be negative"));
+            }
+            Action::SetAppFault { field, value }
+        }
+        wit::FaultAction::AddToxic(t) => {
+            if !(0.0..=1.0).contains(&t.toxicity) {
+                return Err(format!("toxic {}: toxicity {} is outside 0..1", t.name, t.toxicity));
+            }
+            if t.proxy.is_empty() || t.name.is_empty() {
+                return Err("add-toxic needs a proxy and a toxic name".into());
+            }
+            Action::AddToxic(ToxicSpec { proxy: t.proxy, name: t.name, kind: t.kind, direction: t.direction, toxicity: t.toxicity, attributes: t.attributes })
+        }
+        wit::FaultAction::RemoveToxic((proxy, name)) => Action::RemoveToxic { proxy, name },
+        wit::FaultAction::SetHotShare((generator, share)) => {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!("set-hot-share {generator}: share {share} is outside 0..1"));
+            }
+            Action::SetHotShare { generator, share }
+        }
+        wit::FaultAction::RestoreAll => Action::RestoreAll,
+    })
+}

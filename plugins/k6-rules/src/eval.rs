@@ -1,0 +1,251 @@
+//! From a [`Summary`] to verdicts: the observed value of a metric reference under an
+//! aggregation (k6 names, custom rate metrics, gauges and probe series), judged by its expression.
+
+use crate::expr::{fmt_num, Agg, Expr, MetricRef};
+use crate::model::Summary;
+
+/// One threshold of a scenario, normalised.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ThresholdDef {
+    /// As written, e.g. `http_req_duration{name:order}`.
+    pub metric: String,
+    /// As written, e.g. `p(95)<2000`.
+    pub threshold: String,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub abort_on_fail: bool,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub delay_abort_eval_s: f64,
+}
+
+/// The outcome of one threshold.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Verdict {
+    pub metric: String,
+    pub threshold: String,
+    /// None when the metric had no data.
+    pub observed: Option<f64>,
+    pub passed: bool,
+    pub abort_on_fail: bool,
+    /// Why it failed in words, when it did.
+    pub reason: Option<String>,
+    /// First second (since start) the live evaluation saw it failing.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub first_breach_s: Option<f64>,
+}
+
+/// Judges one expression against an observed value (None = no samples).
+pub fn judge(metric: &str, expr: &Expr, observed: Option<f64>, abort_on_fail: bool) -> Verdict {
+    let (passed, reason) = match observed {
+        None => (false, Some("no data: the metric had no samples".to_owned())),
+        Some(v) if v.is_nan() => (false, Some("no data: the value is undefined".to_owned())),
+        Some(v) if expr.passes(v) => (true, None),
+        Some(v) => (false, Some(format!("observed {} does not satisfy {}", fmt_num(v), expr.source))),
+    };
+    Verdict { metric: metric.to_owned(), threshold: expr.source.clone(), observed: observed.filter(|v| !v.is_nan()), passed, abort_on_fail, reason, first_breach_s: None }
+}
+
+/// The `q` quantile (0..=1) of bucketed samples, as HDR histograms define it: the bound of the
+/// bucket holding the sample of rank ceil(q × count), at least 1.
+pub fn quantile(buckets: &[(f64, u64)], q: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().map(|b| b.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (bound, n) in buckets {
+        seen += n;
+        if seen >= rank {
+            return Some(*bound);
+        }
+    }
+    buckets.last().map(|b| b.0)
+}
+
+/// The value `agg` of `metric` over the run so far; None when there is no sample.
+pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
+    let name_tag = metric.tags.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
+    let secs = s.elapsed_s.max(1e-9);
+    match metric.name.as_str() {
+        "http_reqs" | "iterations" => {
+            let r = s.request(name_tag)?;
+            match agg {
+                Agg::Count => Some(r.count as f64),
+                Agg::Rate => Some(r.count as f64 / secs),
+                _ => None,
+            }
+        }
+        "dropped_iterations" => match (agg, name_tag) {
+            (_, Some(_)) => None,
+            (Agg::Count, None) => Some(s.dropped_iterations as f64),
+            (Agg::Rate, None) => Some(s.dropped_iterations as f64 / secs),
+            _ => None,
+        },
+        "http_req_duration" => {
+            let r = s.request(name_tag)?;
+            let b = &r.latency_ms;
+            match agg {
+                Agg::Avg => {
+                    let n: u64 = b.iter().map(|x| x.1).sum();
+                    (n > 0).then(|| b.iter().map(|(v, c)| v * *c as f64).sum::<f64>() / n as f64)
+                }
+                Agg::Min => b.iter().find(|x| x.1 > 0).map(|x| x.0),
+                Agg::Max => b.iter().rev().find(|x| x.1 > 0).map(|x| x.0),
+                Agg::Med => quantile(b, 0.5),
+                Agg::P(p) => quantile(b, p / 100.0),
+                _ => None,
+            }
+        }
+        "http_req_failed" => {
+            let r = s.request(name_tag)?;
+            (r.count > 0 && agg == Agg::Rate).then(|| r.failed as f64 / r.count as f64)
+        }
+        name => {
+            if let Some(r) = s.rates.iter().find(|r| r.name == name) {
+                return (r.total > 0 && agg == Agg::Rate).then(|| r.good as f64 / r.total as f64);
+            }
+            let values: Vec<f64> = s.series(name)?.points.iter().map(|p| p.1).collect();
+            aggregate(&values, agg)
+        }
+    }
+}
+
+/// Gauge aggregations over samples in time order.
+pub fn aggregate(values: &[f64], agg: Agg) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let sorted = || {
+        let mut v = values.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    };
+    let rank = |v: &[f64], q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    match agg {
+        Agg::Value => values.last().copied(),
+        Agg::Min => values.iter().copied().reduce(f64::min),
+        Agg::Max => values.iter().copied().reduce(f64::max),
+        Agg::Avg => Some(values.iter().sum::<f64>() / values.len() as f64),
+        Agg::Med => Some(rank(&sorted(), 0.5)),
+        Agg::P(p) => Some(rank(&sorted(), p / 100.0)),
+        Agg::Count | Agg::Rate => None,
+    }
+}
+
+fn parse(d: &ThresholdDef) -> Result<(MetricRef, Expr), String> {
+    let m: MetricRef = d.metric.parse().map_err(|e| format!("{e}"))?;
+    let e: Expr = d.threshold.parse().map_err(|e| format!("{}: {e}", d.metric))?;
+    Ok((m, e))
+}
+
+/// Checks that every definition parses (what a plugin's `configure` does).
+pub fn validate(defs: &[ThresholdDef]) -> Result<(), String> {
+    defs.iter().try_for_each(|d| parse(d).map(|_| ()))
+}
+
+/// Every threshold judged on `s`, in order. A definition that does not parse fails with why.
+pub fn evaluate(defs: &[ThresholdDef], s: &Summary) -> Vec<Verdict> {
+    defs.iter()
+        .map(|d| match parse(d) {
+            Ok((m, e)) => judge(&d.metric, &e, observe(s, &m, e.agg), d.abort_on_fail),
+            Err(why) => Verdict { metric: d.metric.clone(), threshold: d.threshold.clone(), observed: None, passed: false, abort_on_fail: d.abort_on_fail, reason: Some(why), first_breach_s: None },
+        })
+        .collect()
+}
+
+/// k6's `abortOnFail`: the abort-on-fail thresholds failing now, once `delay_abort_eval_s` has
+/// passed. Live checks act on data only: "no data yet" is not a reason to abort.
+pub fn check(defs: &[ThresholdDef], s: &Summary) -> Vec<Verdict> {
+    let live: Vec<ThresholdDef> = defs.iter().filter(|d| d.abort_on_fail && s.elapsed_s >= d.delay_abort_eval_s).cloned().collect();
+    evaluate(&live, s).into_iter().filter(|v| !v.passed && v.observed.is_some()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RequestStats, Series};
+
+    fn summary() -> Summary {
+        Summary {
+            elapsed_s: 10.0,
+            requests: vec![
+                RequestStats { name: "(all)".into(), count: 100, failed: 7, latency_ms: vec![(10.0, 90), (500.0, 5), (2500.0, 5)], statuses: vec![(200, 93), (503, 7)] },
+                RequestStats { name: "order".into(), count: 0, failed: 0, latency_ms: vec![], statuses: vec![] },
+            ],
+            dropped_iterations: 3,
+            rates: vec![crate::RateMetric { name: "coupon_issue_success".into(), good: 95, total: 100 }],
+            series: vec![Series { name: "kafka_consumer_lag".into(), points: vec![(1.0, 10.0), (2.0, 6850.0), (3.0, 0.0)] }],
+        }
+    }
+
+    fn def(metric: &str, threshold: &str) -> ThresholdDef {
+        ThresholdDef { metric: metric.into(), threshold: threshold.into(), abort_on_fail: false, delay_abort_eval_s: 0.0 }
+    }
+
+    #[test]
+    fn quantiles_follow_hdr_rank_rule() {
+        let b = [(1.0, 50), (2.0, 45), (3.0, 5)];
+        assert_eq!(quantile(&b, 0.5), Some(1.0));
+        assert_eq!(quantile(&b, 0.51), Some(2.0));
+        assert_eq!(quantile(&b, 0.95), Some(2.0));
+        assert_eq!(quantile(&b, 0.96), Some(3.0));
+        assert_eq!(quantile(&b, 0.0), Some(1.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn incident_gates_on_a_summary() {
+        let s = summary();
+        let v = evaluate(
+            &[
+                def("http_req_failed", "rate<0.05"),
+                def("http_req_duration", "p(95)<2000"),
+                def("http_req_duration", "p(94)<2000"),
+                def("coupon_issue_success", "rate>0.97"),
+                def("kafka_consumer_lag", "max<5000"),
+                def("dropped_iterations", "count<5"),
+                def("http_reqs", "rate>=10"),
+            ],
+            &s,
+        );
+        let got: Vec<(bool, Option<f64>)> = v.iter().map(|v| (v.passed, v.observed)).collect();
+        assert_eq!(
+            got,
+            vec![(false, Some(0.07)), (true, Some(500.0)), (true, Some(500.0)), (false, Some(0.95)), (false, Some(6850.0)), (true, Some(3.0)), (true, Some(10.0))]
+        );
+        assert_eq!(evaluate(&[def("http_req_duration", "p(96)<2000")], &s)[0].observed, Some(2500.0));
+    }
+
+    #[test]
+    fn no_data_fails_instead_of_passing() {
+        let s = summary();
+        let v = evaluate(&[def("http_req_duration{name:order}", "p(95)<2000"), def("nope", "max<1")], &s);
+        assert!(v.iter().all(|v| !v.passed && v.reason.as_deref().unwrap().contains("no data")));
+        let e: Expr = "p(95)<2000".parse().unwrap();
+        assert!(judge("x", &e, Some(10.0), false).passed);
+    }
+
+    #[test]
+    fn check_honours_abort_on_fail_and_delay() {
+        let s = summary();
+        let mut d = def("http_req_failed", "rate<0.05");
+        assert!(check(&[d.clone()], &s).is_empty(), "not abortOnFail");
+        d.abort_on_fail = true;
+        d.delay_abort_eval_s = 30.0;
+        assert!(check(&[d.clone()], &s).is_empty(), "still inside delayAbortEval");
+        d.delay_abort_eval_s = 5.0;
+        assert_eq!(check(&[d], &s).len(), 1);
+        let mut nodata = def("http_req_duration{name:order}", "p(95)<1");
+        nodata.abort_on_fail = true;
+        assert!(check(&[nodata], &s).is_empty(), "no data is not a reason to abort");
+    }
+
+    #[test]
+    fn bad_definitions_fail_with_why() {
+        let v = evaluate(&[def("http_req_duration", "p95<1")], &summary());
+        assert!(!v[0].passed && v[0].reason.as_deref().unwrap().contains("unknown aggregation `p95`"));
+        assert!(validate(&[def("a{", "rate<1")]).is_err());
+    }
+}

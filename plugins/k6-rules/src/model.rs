@@ -1,0 +1,48 @@
+//! The measured run as plain values (the Rust twin of the WIT `run-summary` record).
+
+/// One request name's totals; `name == "(all)"` for every request together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestStats {
+    pub name: String,
+    pub count: u64,
+    pub failed: u64,
+    /// (bucket upper bound in ms, samples), ascending by bound.
+    pub latency_ms: Vec<(f64, u64)>,
+    pub statuses: Vec<(u16, u64)>,
+}
+
+/// A custom rate metric: `good` of `total`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateMetric {
+    pub name: String,
+    pub good: u64,
+    pub total: u64,
+}
+
+/// (seconds since start, value) samples in time order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub elapsed_s: f64,
+    pub requests: Vec<RequestStats>,
+    pub dropped_iterations: u64,
+    pub rates: Vec<RateMetric>,
+    pub series: Vec<Series>,
+}
+
+pub const ALL: &str = "(all)";
+
+impl Summary {
+    pub fn request(&self, name: Option<&str>) -> Option<&RequestStats> {
+        let name = name.unwrap_or(ALL);
+        self.requests.iter().find(|r| r.name == name)
+    }
+    pub fn series(&self, name: &str) -> Option<&Series> {
+        self.series.iter().find(|s| s.name == name)
+    }
+}
