@@ -168,18 +168,18 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
                     continue;
                 }
                 let now = snapshot.elapsed.as_secs_f64();
-                match judge_live(&mut judges, &s, &snapshot, now, &mut first_breach) {
-                    Ok(None) => {}
-                    Ok(Some(reason)) => {
-                        eprintln!("aborting: {reason}");
-                        status = Some(Status::Aborted(reason));
-                    }
-                    Err(e) => status = Some(Status::Error(e)),
+                let state = tick_state(&s, &snapshot, t);
+                if let Err(e) = tick_faults(&mut fault_plugins, &mut faults, &state).await {
+                    status = Some(Status::Error(e));
                 }
                 if status.is_none() {
-                    let state = tick_state(&s, &snapshot, t);
-                    if let Err(e) = tick_faults(&mut fault_plugins, &mut faults, &state).await {
-                        status = Some(Status::Error(e));
+                    match judge_live(&mut judges, &s, &snapshot, now, &mut first_breach) {
+                        Ok(None) => {}
+                        Ok(Some(reason)) => {
+                            eprintln!("aborting: {reason}");
+                            status = Some(Status::Aborted(reason));
+                        }
+                        Err(e) => status = Some(Status::Error(e)),
                     }
                 }
                 if let Some(Status::Error(e)) = &status {

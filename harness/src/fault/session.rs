@@ -3,7 +3,6 @@
 //! and rolls every one back — on pass, fail, abort, plugin error and signals alike, because
 //! `run` calls [`FaultSession::rollback_all`] on every path out of the load loop.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -263,14 +262,4 @@ impl FaultSession {
 
 fn keys_of(v: &Value) -> String {
     v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()
-}
-
-/// Fault windows per target for chart shading: (label, from s, to s); an entry never rolled
-/// back runs to `end_s`.
-pub fn windows(journal: &[FaultRecord], end_s: f64) -> Vec<(String, f64, f64)> {
-    let mut out: BTreeMap<usize, (String, f64, f64)> = BTreeMap::new();
-    for (i, r) in journal.iter().enumerate() {
-        out.insert(i, (format!("{} {}", r.kind, r.target.split(" at ").next().unwrap_or(&r.target)), r.applied_s, r.rolled_back_s.unwrap_or(end_s)));
-    }
-    out.into_values().collect()
 }

@@ -31,6 +31,11 @@ th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}.ok{color:#2
 figure.chart{margin:10px 0 18px}figcaption{font-weight:600;margin-bottom:2px}.legend span{margin-right:14px;font-size:12px}\
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}.muted{color:#777}";
 
+/// The field or toxic name a fault changed (its target up to " at <url>").
+fn fault_label(f: &crate::fault::journal::FaultRecord) -> String {
+    f.target.split(" at ").next().unwrap_or(&f.target).to_owned()
+}
+
 pub fn render(s: &Summary, t: &Table) -> String {
     let x = t.seconds();
     let mut out = String::new();
@@ -79,7 +84,8 @@ pub fn render(s: &Summary, t: &Table) -> String {
     }
 
     out.push_str("<h2>Over time</h2>");
-    let bands: Vec<(f64, f64, String)> = Vec::new();
+    // Fault windows, shaded on every chart.
+    let bands: Vec<(f64, f64, String)> = s.faults.iter().map(|f| (f.applied_s, f.rolled_back_s.unwrap_or(s.elapsed_s), format!("{} {}", f.kind, fault_label(f)))).collect();
     let mut charts: Vec<String> = Vec::new();
     let col = |n: &str| t.column(n);
     let mut add = |chart: Chart| {
@@ -238,7 +244,40 @@ pub fn render(s: &Summary, t: &Table) -> String {
             l.drained_at_s.map(|d| format!("drained at {d:.1} s ({:.1} records/s)", l.drain_rate_per_s.unwrap_or(0.0))).unwrap_or_else(|| "not drained".into())
         );
     }
-    out.push_str("<h2>Faults</h2><p class=\"muted\">No faults were injected in this run.</p>");
+    out.push_str("<h2>Faults</h2>");
+    if s.faults.is_empty() {
+        out.push_str("<p class=\"muted\">No faults were injected in this run.</p>");
+    } else {
+        out.push_str("<table><tr><th>plugin</th><th>fault</th><th>value</th><th>applied</th><th>rolled back</th><th>restored to</th></tr>");
+        for f in &s.faults {
+            let back = match (&f.rolled_back_at, &f.rollback_error) {
+                (_, Some(e)) => format!("<span class=\"bad\">FAILED: {}</span>", esc(e)),
+                (Some(at), None) => format!("{} (+{:.1} s)", esc(at), f.rolled_back_s.unwrap_or(0.0)),
+                (None, None) => "<span class=\"bad\">still active</span>".into(),
+            };
+            let updates = if f.updates > 0 { format!(" ({} updates)", f.updates) } else { String::new() };
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{} {}</td><td><code>{}</code>{}</td><td>{} (+{:.1} s)</td><td>{}</td><td><code>{}</code></td></tr>",
+                esc(&f.plugin),
+                esc(&f.kind),
+                esc(&f.target),
+                esc(&f.value),
+                updates,
+                esc(&f.applied_at),
+                f.applied_s,
+                back,
+                esc(&f.original)
+            );
+        }
+        out.push_str("</table>");
+    }
+    if let Some(d) = &s.detect_from {
+        let _ = write!(out, "<p class=\"muted\">Time to detect is measured from {} at {:.1} s.</p>", esc(&d.event), d.at_s);
+    }
+    if !s.threshold_evaluator.is_empty() {
+        let _ = write!(out, "<p class=\"muted\">Thresholds judged by {}.</p>", esc(&s.threshold_evaluator));
+    }
     out.push_str("<p class=\"muted\">Files: <a href=\"summary.json\">summary.json</a> · <a href=\"timeseries.csv\">timeseries.csv</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"report.md\">report.md</a></p></body></html>\n");
     out
 }

@@ -65,6 +65,21 @@ pub fn render(s: &Summary) -> String {
         }
         out.push('\n');
     }
+    if !s.faults.is_empty() {
+        out.push_str("| fault | value | applied | rolled back |\n|---|---|---:|---|\n");
+        for f in &s.faults {
+            let back = match (&f.rolled_back_s, &f.rollback_error) {
+                (_, Some(e)) => format!("❌ rollback failed: {e}"),
+                (Some(t), None) => format!("rolled back at {t:.1} s (restored `{}`)", f.original),
+                (None, None) => "❌ still active".into(),
+            };
+            let _ = writeln!(out, "| {} `{}` ({}) | `{}` | {:.1} s | {} |", f.kind, f.target, f.plugin, f.value, f.applied_s, back);
+        }
+        out.push('\n');
+    }
+    if let Some(d) = &s.detect_from {
+        let _ = writeln!(out, "Time to detect is measured from {} at {:.1} s.\n", d.event, d.at_s);
+    }
     for p in s.probes.iter().filter(|p| p.failures > 0) {
         let _ = writeln!(out, "⚠️ probe {} failed {} of {} times: {}\n", p.name, p.failures, p.failures + p.samples, p.last_error.as_deref().unwrap_or(""));
     }

@@ -93,5 +93,19 @@ pub fn render(s: &Summary) -> String {
         out.push_str(&b.build().with(Style::rounded()).to_string());
         out.push('\n');
     }
+    if !s.faults.is_empty() {
+        let mut b = Builder::default();
+        b.push_record(["fault", "value", "applied", "rolled back"]);
+        for f in &s.faults {
+            let back = match (f.rolled_back_s, &f.rollback_error) {
+                (_, Some(e)) => format!("FAILED: {e}"),
+                (Some(t), None) => format!("{t:.1} s → {}", f.original),
+                (None, None) => "STILL ACTIVE".into(),
+            };
+            b.push_record([format!("{} {} ({})", f.kind, f.target.split(" at ").next().unwrap_or(&f.target), f.plugin), f.value.clone(), format!("{:.1} s", f.applied_s), back]);
+        }
+        out.push_str(&b.build().with(Style::rounded()).to_string());
+        out.push('\n');
+    }
     out
 }
