@@ -2,6 +2,7 @@
 //! modules, and the end-to-end tests drive them directly.
 
 pub mod alerts;
+pub mod demo;
 pub mod fault;
 pub mod load;
 pub mod metrics;

@@ -33,11 +33,19 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
-    /// The main job: start the local stack, run the demo scenario through it, print the verdict,
-    /// stop the stack (unless --keep).
+    /// The main job: for each preset start the local stack, run ST-001 and peak through it, stop
+    /// it; print the verdicts and the incident reproduction table. Exit 0 when the incident
+    /// preset fails and the remediated one passes, as they should.
     Demo {
-        #[arg(long, default_value = "scenarios/smoke.toml")]
-        scenario: PathBuf,
+        /// Scenarios to run on each preset.
+        #[arg(long = "scenario", default_values = ["scenarios/st-001.toml", "scenarios/peak.toml"])]
+        scenarios: Vec<PathBuf>,
+        /// Presets, each on a fresh stack.
+        #[arg(long = "preset", default_values = ["incident", "remediated"])]
+        presets: Vec<String>,
+        /// Multiplies stage durations (1 = the incident's timeline).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
         #[arg(long, default_value = "reports/.stack")]
         dir: PathBuf,
         #[arg(long, env = "DATABASE_URL", default_value = "mysql://root@127.0.0.1:3306/test")]
@@ -133,28 +141,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let opts = run::RunOptions { scenario, sets, target, out_dir: out, time_scale, progress: !quiet };
             Ok(run_and_print(&opts).await)
         }
-        Cmd::Demo { scenario, dir, database_url, database, out, keep } => {
-            let up = stack::UpOptions { dir: dir.clone(), database_url, database_name: database, with_app: true, preset: "incident".into(), app_args: vec![] };
-            let state = stack::up(&up).await?;
-            for line in stack::status_lines(&state) {
-                println!("{line}");
+        Cmd::Demo { scenarios, presets, dir, database_url, database, out, time_scale, keep } => {
+            let opts = harness::demo::DemoOptions { dir, database_url, database, out, scenarios, presets, time_scale, keep };
+            let outcome = harness::demo::run(&opts, interrupted()).await?;
+            println!("\n## Verdicts\n\n{}", report::reproduction::verdict_table(&outcome.runs));
+            println!("## The incident, reproduced\n\n{}", report::reproduction::reproduction_table(&outcome.runs));
+            println!("Both tables: {}; each run's report directory is in the verdict table.", outcome.markdown.display());
+            if outcome.interrupted {
+                return Ok(exit::INTERRUPTED);
             }
-            let target = state.app.as_ref().map(|a| a.url.clone());
-            let kafka = state.broker.as_ref().map(|b| b.bootstrap.clone()).unwrap_or_default();
-            let opts = run::RunOptions {
-                scenario,
-                sets: vec![format!("probes.kafka.bootstrap=\"{kafka}\"")],
-                target,
-                out_dir: out,
-                time_scale: 1.0,
-                progress: true,
-            };
-            let code = run_and_print(&opts).await;
-            if !keep {
-                stack::down(&dir)?;
-                println!("stack down");
-            }
-            Ok(code)
+            // The demo succeeds when every preset judged as the incident says it should:
+            // incident runs fail their gates, remediated runs pass.
+            let expected = outcome.runs.iter().all(|r| match r.preset.as_str() {
+                "incident" => r.summary.exit_code == exit::THRESHOLDS_FAILED,
+                "remediated" => r.summary.exit_code == exit::PASS,
+                _ => r.summary.exit_code != exit::RUNTIME,
+            });
+            Ok(if expected { exit::PASS } else { exit::THRESHOLDS_FAILED })
         }
         Cmd::Validate { scenarios, sets } => {
             let mut code = exit::PASS;

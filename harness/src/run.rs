@@ -38,6 +38,8 @@ pub enum RunError {
     Scenario(#[from] ScenarioError),
     #[error("--time-scale must be a positive number, got {0}")]
     TimeScale(f64),
+    #[error("target.url: {0} (or pass --target URL)")]
+    Target(String),
     #[error("{0}")]
     Plan(#[from] load::plan::PlanError),
     #[error(transparent)]
@@ -47,7 +49,7 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Scenario(_) | RunError::TimeScale(_) | RunError::Plan(_) => exit::USAGE,
+            RunError::Scenario(_) | RunError::TimeScale(_) | RunError::Plan(_) | RunError::Target(_) => exit::USAGE,
             RunError::Report(_) => exit::RUNTIME,
         }
     }
@@ -81,7 +83,11 @@ fn run_id(name: &str) -> String {
 /// SIGTERM). Whatever ends the run, every fault applied is rolled back and a report is written.
 pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Result<RunOutcome, RunError> {
     let s = Arc::new(prepare(opts)?);
-    let target = opts.target.clone().unwrap_or_else(|| s.target.url.clone()).trim_end_matches('/').to_owned();
+    let target = match &opts.target {
+        Some(t) => t.clone(),
+        None => crate::scenario::expand_env(&s.target.url).map_err(RunError::Target)?,
+    };
+    let target = target.trim_end_matches('/').to_owned();
     let plan = Arc::new(LoadPlan::new(&s, &target)?);
     let id = run_id(&s.name);
     let dir = opts.out_dir.join(&id);
@@ -120,7 +126,8 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let mut lag_task = None;
     let mut early_probe_errors = Vec::new();
     if let Some(k) = &s.probes.kafka {
-        match KafkaLagProbe::new(&k.bootstrap, &k.group, &k.topic, k.interval.0) {
+        let made = crate::scenario::expand_env(&k.bootstrap).and_then(|b| KafkaLagProbe::new(&b, &k.group, &k.topic, k.interval.0).map_err(|e| e.to_string()));
+        match made {
             Ok(p) => lag_task = Some(tokio::spawn(p.run(recorder.clone(), stop_probes.clone(), k.drain_timeout.0))),
             Err(e) => {
                 let mut h = ProbeHealth::new(&format!("kafka lag {}", k.topic));
@@ -130,6 +137,7 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
         }
     }
 
+    let sql_before = probe::sql::baseline(&s.sql_checks).await;
     let executor = load::executor_for(&s);
     let gauge = executor.gauge();
     let ctx = LoadCtx { plan: plan.clone(), recorder: recorder.clone(), client: client.clone(), stop: stop_load };
@@ -238,7 +246,7 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
             }
         },
     };
-    let sql = if matches!(status, Status::Interrupted) { Vec::new() } else { probe::sql::run_checks(&s.sql_checks, &metrics).await };
+    let sql = if matches!(status, Status::Interrupted) { Vec::new() } else { probe::sql::run_checks(&s.sql_checks, &sql_before, &metrics).await };
     extras.faults = faults.journal();
     extras.plugins = judges.stats().into_iter().chain(fault_plugins.iter().map(|p| (p.name().to_owned(), p.stats))).collect();
     let mut summary = build_summary(&s, opts, &id, &target, &started_at, &metrics, status, thresholds, sql, probes, lag, alerts.into_iter().map(|(_, a)| a).collect(), extras);
@@ -289,13 +297,7 @@ fn start_plugins(s: &Scenario, opts: &RunOptions) -> Result<(Judges, Vec<FaultPl
 /// `{target}` and `{env:NAME}` expanded; an unset variable leaves that actuator absent (a
 /// fault needing it then fails with a message naming the setting).
 fn actuators(s: &Scenario, target: &str) -> Actuators {
-    let expand = |v: &str| -> Option<String> {
-        let v = v.replace("{target}", target);
-        match v.strip_prefix("{env:").and_then(|r| r.strip_suffix('}')) {
-            Some(var) => std::env::var(var).ok().filter(|x| !x.is_empty()),
-            None => Some(v),
-        }
-    };
+    let expand = |v: &str| crate::scenario::expand_env(&v.replace("{target}", target)).ok().filter(|x| !x.is_empty());
     Actuators { app_faults: expand(&s.actuators.app_faults), toxiproxy: expand(&s.actuators.toxiproxy) }
 }
 

@@ -56,7 +56,7 @@ pub struct Args {
     #[arg(long, env = "TARGET_APP_COUPON_INDEX")]
     pub coupon_index: Option<bool>,
     /// Simulated external call made inside the order transaction, after the stock lock.
-    #[arg(long, env = "TARGET_APP_EXTERNAL_CALL_MS", default_value_t = 0)]
+    #[arg(long, env = "TARGET_APP_EXTERNAL_CALL_MS", default_value_t = 200)]
     pub external_call_ms: u64,
     /// Cost of one coupon INSERT statement (the incident measured ~50 ms per single-row insert
     /// under auto-increment lock contention); a batch pays it once per statement.

@@ -49,6 +49,8 @@ impl TestApp {
         config.consumer_group = format!("group-{id}");
         config.seed_products = 10;
         config.insert_cost_ms = 0;
+        // Tests that need the incident's external call inside the order transaction set it.
+        config.external_call_ms = 0;
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -48,6 +48,6 @@ pub fn executor_for(s: &crate::scenario::Scenario) -> Box<dyn Executor> {
         crate::scenario::Executor::ArrivalRate { start_rate, stages, max_in_flight } => {
             Box::new(arrival_rate::ArrivalRate::new(*start_rate, stages, *max_in_flight))
         }
-        crate::scenario::Executor::Vus { start_vus, stages, think_time } => Box::new(vus::Vus::new(*start_vus, stages, think_time.0)),
+        crate::scenario::Executor::Vus { start_vus, stages, think_time, pacing } => Box::new(vus::Vus::new(*start_vus, stages, think_time.0, pacing.0)),
     }
 }

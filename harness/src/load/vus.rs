@@ -23,11 +23,12 @@ pub struct Vus {
     start_vus: u32,
     stages: Vec<Stage>,
     think_time: Duration,
+    pacing: Duration,
 }
 
 impl Vus {
-    pub fn new(start_vus: u32, stages: &[Stage], think_time: Duration) -> Vus {
-        Vus { start_vus, stages: stages.to_vec(), think_time }
+    pub fn new(start_vus: u32, stages: &[Stage], think_time: Duration, pacing: Duration) -> Vus {
+        Vus { start_vus, stages: stages.to_vec(), think_time, pacing }
     }
 
     /// Goose's test plan: `users,seconds;…`, one step per stage (plus the start level).
@@ -48,11 +49,17 @@ impl Vus {
         let err = |e: goose::GooseError| LoadError::Goose(format!("{e:?}"));
         let iterations = Arc::new(AtomicU64::new(0));
         let tx_ctx = ctx.clone();
+        let pacing = self.pacing;
         let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
             let (ctx, n) = (tx_ctx.clone(), iterations.fetch_add(1, Relaxed));
             let vu = user.weighted_users_index as u64;
             Box::pin(async move {
-                ctx.plan.execute(&ctx.client, &ctx.recorder, n, vu, Instant::now()).await;
+                let started = Instant::now();
+                ctx.plan.execute(&ctx.client, &ctx.recorder, n, vu, started).await;
+                // Pacing: the next iteration starts `pacing` after this one started, or now.
+                if let Some(rest) = pacing.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
                 TransactionResult::Ok(())
             })
         }))
@@ -69,8 +76,6 @@ impl Vus {
             .set_default(GooseDefault::TestPlan, self.test_plan().as_str())
             .map_err(err)?
             .set_default(GooseDefault::NoTelnet, true)
-            .map_err(err)?
-            .set_default(GooseDefault::NoWebSocket, true)
             .map_err(err)?
             .set_default(GooseDefault::NoPrintMetrics, true)
             .map_err(err)?
@@ -128,7 +133,7 @@ mod tests {
     #[test]
     fn stages_become_a_goose_test_plan() {
         let st = |s: u64, t: u32| Stage { duration: Dur(Duration::from_secs(s)), target: t };
-        let v = Vus::new(5, &[st(10, 100), st(30, 100), st(5, 0)], Duration::ZERO);
+        let v = Vus::new(5, &[st(10, 100), st(30, 100), st(5, 0)], Duration::ZERO, Duration::ZERO);
         assert_eq!(v.test_plan(), "5,0;100,10;100,30;0,5;0,0");
     }
 }

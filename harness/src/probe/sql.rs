@@ -17,23 +17,30 @@ pub struct SqlResult {
     pub error: Option<String>,
 }
 
-/// `{env:NAME}` → the variable's value.
-fn expand(url: &str) -> Result<String, String> {
-    match url.strip_prefix("{env:").and_then(|r| r.strip_suffix('}')) {
-        Some(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
-        None => Ok(url.to_owned()),
-    }
-}
-
-pub async fn run_checks(checks: &[SqlCheck], metrics: &RunMetrics) -> Vec<SqlResult> {
+/// Values of the `delta = true` checks before the load (None for the others, or on error:
+/// the check then reports that error after the run).
+pub async fn baseline(checks: &[SqlCheck]) -> Vec<Option<Result<i64, String>>> {
     let mut out = Vec::new();
     for c in checks {
+        out.push(if c.delta { Some(run_one(c).await) } else { None });
+    }
+    out
+}
+
+/// Runs every check; a `delta` check's observed value is after − `before`.
+pub async fn run_checks(checks: &[SqlCheck], before: &[Option<Result<i64, String>>], metrics: &RunMetrics) -> Vec<SqlResult> {
+    let mut out = Vec::new();
+    for (i, c) in checks.iter().enumerate() {
         let expected = match (&c.expect, &c.expect_responses) {
             (Some(v), _) => Some(*v),
             (None, Some(r)) => Some(metrics.per_name.get(&r.request).and_then(|t| t.statuses.get(&r.status)).copied().unwrap_or(0) as i64),
             (None, None) => None,
         };
-        let observed = run_one(c).await;
+        let observed = match before.get(i).cloned().flatten() {
+            Some(Ok(b)) => run_one(c).await.map(|after| after - b),
+            Some(Err(e)) => Err(format!("before the run: {e}")),
+            None => run_one(c).await,
+        };
         let (observed, error) = match observed {
             Ok(v) => (Some(v), None),
             Err(e) => (None, Some(e)),
@@ -45,7 +52,7 @@ pub async fn run_checks(checks: &[SqlCheck], metrics: &RunMetrics) -> Vec<SqlRes
 }
 
 async fn run_one(c: &SqlCheck) -> Result<i64, String> {
-    let url = expand(&c.database_url)?;
+    let url = crate::scenario::expand_env(&c.database_url)?;
     let connect = tokio::time::timeout(std::time::Duration::from_secs(5), MySqlConnection::connect(&url)).await;
     let mut conn = match connect {
         Ok(Ok(conn)) => conn,

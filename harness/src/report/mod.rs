@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod progress;
+pub mod reproduction;
 pub mod regen;
 pub mod summary;
 pub mod svg;

@@ -81,8 +81,10 @@ pub struct Stage {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "ExecutorSpec")]
 pub enum Executor {
-    /// Closed model (goose): VUs each loop request → think time → request.
-    Vus { start_vus: u32, stages: Vec<Stage>, think_time: Dur },
+    /// Closed model (goose): VUs each loop request → think time → request; with `pacing`, a
+    /// VU starts an iteration every `pacing` (start to start) and at once when a response took
+    /// longer (LoadRunner/JMeter pacing), so N VUs offer N/pacing req/s until the server slows.
+    Vus { start_vus: u32, stages: Vec<Stage>, think_time: Dur, pacing: Dur },
     /// Open model: requests start on schedule whatever the responses; `max_in_flight` bounds
     /// concurrent requests, and an arrival beyond it is dropped and counted.
     ArrivalRate { start_rate: u32, stages: Vec<Stage>, max_in_flight: u32 },
@@ -98,6 +100,7 @@ struct ExecutorSpec {
     stages: Vec<Stage>,
     start_vus: Option<u32>,
     think_time: Option<Dur>,
+    pacing: Option<Dur>,
     start_rate: Option<u32>,
     max_in_flight: Option<u32>,
 }
@@ -117,11 +120,14 @@ impl TryFrom<ExecutorSpec> for Executor {
                 if s.start_rate.is_some() || s.max_in_flight.is_some() {
                     return Err("start_rate and max_in_flight belong to type = \"arrival-rate\"".into());
                 }
-                Ok(Executor::Vus { start_vus: s.start_vus.unwrap_or(0), stages: s.stages, think_time: s.think_time.unwrap_or_default() })
+                if s.think_time.is_some() && s.pacing.is_some() {
+                    return Err("use think_time or pacing, not both".into());
+                }
+                Ok(Executor::Vus { start_vus: s.start_vus.unwrap_or(0), stages: s.stages, think_time: s.think_time.unwrap_or_default(), pacing: s.pacing.unwrap_or_default() })
             }
             ExecutorKind::ArrivalRate => {
-                if s.start_vus.is_some() || s.think_time.is_some() {
-                    return Err("start_vus and think_time belong to type = \"vus\"".into());
+                if s.start_vus.is_some() || s.think_time.is_some() || s.pacing.is_some() {
+                    return Err("start_vus, think_time and pacing belong to type = \"vus\"".into());
                 }
                 Ok(Executor::ArrivalRate {
                     start_rate: s.start_rate.unwrap_or(0),
@@ -288,6 +294,10 @@ pub struct SqlCheck {
     pub expect: Option<i64>,
     /// …or how many responses of `request` had `status` (exactly one of the two).
     pub expect_responses: Option<ResponseCount>,
+    /// Judge the change over the run: the query also runs before the load, and the observed
+    /// value is after − before (e.g. new orders == 201s seen, on a database with history).
+    #[serde(default)]
+    pub delta: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -345,6 +355,23 @@ fn default_app_faults() -> String {
 }
 fn default_toxiproxy() -> String {
     "{env:HARNESS_PROXY_API}".into()
+}
+
+/// Replaces every `{env:NAME}` in `text` with the variable's value; an unset variable is an
+/// error naming it.
+pub fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{env:") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 5..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed `{{env:` in `{text}`"))?;
+        let var = &after[..end];
+        out.push_str(&std::env::var(var).map_err(|_| format!("environment variable {var} is not set (`harness stack env` exports the local stack's)"))?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Where in which file something is wrong.
@@ -430,7 +457,7 @@ impl Scenario {
             let span = find_key(text, field.rsplit('.').next().unwrap_or(field));
             at(span, field, message)
         };
-        if !self.target.url.starts_with("http://") && !self.target.url.starts_with("https://") {
+        if !self.target.url.starts_with("http://") && !self.target.url.starts_with("https://") && !self.target.url.starts_with("{env:") {
             return Err(nowhere("target.url", format!("`{}` is not an http:// or https:// URL", self.target.url)));
         }
         if self.executor.stages().is_empty() {

@@ -1,0 +1,102 @@
+//! The incident, reproduced end to end on the real app (MariaDB + tansu): ST-001 and peak FAIL
+//! on the incident preset for the incident's reasons and PASS on the remediated one, and the
+//! integrity checks hold in every run. ST-001 runs at half time (a documented --time-scale);
+//! peak runs at full time because its lag figures come from the burst's real duration.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+use target_app::test_support::{stack_env, TestApp};
+use target_app::Preset;
+
+/// One scenario at a time: the two flips share 2 cores and their latencies are what is judged.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn repo(rel: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel).canonicalize().unwrap().display().to_string()
+}
+
+/// The incident's app: the external call inside the order transaction and ~50 ms inserts.
+async fn app(preset: Preset) -> TestApp {
+    TestApp::start(preset, |c| {
+        c.external_call_ms = 200;
+        c.insert_cost_ms = 50;
+        c.seed_products = 100;
+    })
+    .await
+}
+
+async fn run(app: &TestApp, scenario: &str, time_scale: &str, out: &std::path::Path) -> Output {
+    let mut args = vec!["run".to_owned(), repo(scenario), "--target".into(), app.url.clone(), "--out".into(), out.display().to_string(), "--quiet".into(), "--time-scale".into(), time_scale.into()];
+    if scenario.contains("peak") {
+        // The app under test has its own topic and group (one per test).
+        args.extend(["--set".into(), format!("probes.kafka.group=\"{}\"", app.config.consumer_group)]);
+        args.extend(["--set".into(), format!("probes.kafka.topic=\"{}\"", app.config.coupon_topic)]);
+    }
+    let (db, kafka) = (app.config.database_url.clone(), stack_env("HARNESS_KAFKA"));
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_harness")).args(&args).env("HARNESS_DATABASE_URL", db).env("HARNESS_KAFKA", kafka).output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn failing(sum: &serde_json::Value) -> Vec<String> {
+    sum["thresholds"].as_array().unwrap().iter().filter(|v| v["passed"] == false).map(|v| format!("{} {}", v["metric"].as_str().unwrap(), v["threshold"].as_str().unwrap())).collect()
+}
+
+fn assert_sql_all_pass(sum: &serde_json::Value) {
+    let checks = sum["sql_checks"].as_array().unwrap();
+    assert!(checks.len() >= 4, "{checks:?}");
+    for c in checks {
+        assert_eq!(c["passed"], true, "integrity check failed: {c}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn st001_fails_on_the_incident_preset_and_passes_remediated() {
+    let _one = SERIAL.lock().await;
+    let dir = temp_dir("st001");
+    let inc = app(Preset::Incident).await;
+    let o = run(&inc, "scenarios/st-001.toml", "0.5", &dir.join("incident")).await;
+    assert_eq!(o.status.code(), Some(99), "{}", String::from_utf8_lossy(&o.stderr));
+    let sum = summary(&dir.join("incident"));
+    assert_eq!(failing(&sum), ["http_req_duration p(95)<2000"], "expected the p95 gate to fail");
+    assert!(sum["series_peaks"]["db_pool_pending"].as_f64().unwrap() > 50.0, "pool pending {}", sum["series_peaks"]);
+    assert_eq!(sum["series_peaks"]["db_pool_active"].as_f64(), Some(20.0), "pool of 20 fully used");
+    assert_sql_all_pass(&sum);
+    inc.stop().await;
+
+    let rem = app(Preset::Remediated).await;
+    let o = run(&rem, "scenarios/st-001.toml", "0.5", &dir.join("remediated")).await;
+    let sum = summary(&dir.join("remediated"));
+    assert_eq!(o.status.code(), Some(0), "{:?} {}", failing(&sum), String::from_utf8_lossy(&o.stderr));
+    assert_sql_all_pass(&sum);
+    rem.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_fails_on_the_incident_preset_and_passes_remediated() {
+    let _one = SERIAL.lock().await;
+    let dir = temp_dir("peak");
+    let inc = app(Preset::Incident).await;
+    let o = run(&inc, "scenarios/peak.toml", "1", &dir.join("incident")).await;
+    assert_eq!(o.status.code(), Some(99), "{}", String::from_utf8_lossy(&o.stderr));
+    let sum = summary(&dir.join("incident"));
+    assert_eq!(failing(&sum), ["kafka_consumer_lag max<5000", "kafka_consumer_lag_drain_s value<=60.0"]);
+    let lag = &sum["kafka_lag"];
+    assert!(lag["peak"].as_i64().unwrap() > 5000, "{lag}");
+    let rate = lag["drain_rate_per_s"].as_f64().unwrap();
+    assert!((30.0..=90.0).contains(&rate), "incident drain rate {rate}/s (3 partitions × 20/s)");
+    assert_sql_all_pass(&sum);
+    inc.stop().await;
+
+    let rem = app(Preset::Remediated).await;
+    let o = run(&rem, "scenarios/peak.toml", "1", &dir.join("remediated")).await;
+    let sum = summary(&dir.join("remediated"));
+    assert_eq!(o.status.code(), Some(0), "{:?} {}", failing(&sum), String::from_utf8_lossy(&o.stderr));
+    assert_sql_all_pass(&sum);
+    rem.stop().await;
+}
