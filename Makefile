@@ -41,6 +41,7 @@ test: build
 	@set -e; trap '$(HARNESS) stack down --dir $(TEST_STACK_DIR) >/dev/null' EXIT; \
 	$(HARNESS) stack up --no-app --dir $(TEST_STACK_DIR); \
 	eval "$$($(HARNESS) stack env --dir $(TEST_STACK_DIR))"; \
+	export HARNESS_PLUGIN_DIR=$(CURDIR)/plugins/build; \
 	( $(CARGO) test --workspace --no-fail-fast 2>&1; a=$$?; \
 	  $(CARGO) test --manifest-path plugins/Cargo.toml -p k6-rules 2>&1; b=$$?; exit $$((a | b)) ) | tee $(TEST_STACK_DIR)/cargo-test.log; \
 	status=$${PIPESTATUS[0]}; \

@@ -164,7 +164,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             for path in scenarios {
                 let opts = run::RunOptions { scenario: path.clone(), sets: sets.clone(), target: None, out_dir: PathBuf::new(), time_scale: 1.0, progress: false };
                 match run::prepare(&opts) {
-                    Ok(s) => println!("ok  {} ({}: {} requests, {} stages, {:.0} s, {} thresholds)", path.display(), s.executor.kind(), s.requests.len(), s.executor.stages().len(), s.executor.total_duration().as_secs_f64(), s.thresholds.values().map(Vec::len).sum::<usize>()),
+                    // Plugins are loaded and configured too: a bad path, ABI or config shows here.
+                    Ok(s) => match run::start_plugins(&s, &opts) {
+                        Ok((judges, faults)) => println!(
+                            "ok  {} ({}: {} requests, {} stages, {:.0} s, {} thresholds, {} threshold plugins, {} fault plugins; thresholds judged by {})",
+                            path.display(),
+                            s.executor.kind(),
+                            s.requests.len(),
+                            s.executor.stages().len(),
+                            s.executor.total_duration().as_secs_f64(),
+                            s.thresholds.values().map(Vec::len).sum::<usize>(),
+                            s.threshold_plugins.len(),
+                            faults.len(),
+                            judges.evaluator
+                        ),
+                        Err(e) => {
+                            eprintln!("error: {}: {e}", path.display());
+                            code = exit::RUNTIME;
+                        }
+                    },
                     Err(e) => {
                         eprintln!("error: {e}");
                         code = e.exit_code();

@@ -284,7 +284,9 @@ struct Extras {
     plugins: Vec<(String, CallStats)>,
 }
 
-fn start_plugins(s: &Scenario, opts: &RunOptions) -> Result<(Judges, Vec<FaultPlugin>), PluginError> {
+/// Loads every plugin the scenario names and passes each its config (what `validate` checks
+/// too): the k6-thresholds evaluator, `[[threshold_plugins]]` and `[[faults]]`.
+pub fn start_plugins(s: &Scenario, opts: &RunOptions) -> Result<(Judges, Vec<FaultPlugin>), PluginError> {
     let limits = Limits::default();
     let judges = Judges::start(s, &opts.scenario, opts.time_scale, limits)?;
     let mut faults = Vec::new();

@@ -95,9 +95,36 @@ async fn two_runs_compare_side_by_side() {
     assert!(failed["first_breach_s"].as_f64().is_some(), "{failed}");
 }
 
+/// A run with a load-side fault (hot-key share raised from 1 s to 2 s by lock-contention).
+async fn run_with_fault(tag: &str) -> (TempDir, PathBuf) {
+    let server = TestServer::start().await;
+    let dir = temp_dir(tag);
+    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/build/lock-contention.wasm");
+    assert!(plugin.is_file(), "{} missing: run `make plugins`", plugin.display());
+    let text = basic(&server.url, 40, 3, r#"http_req_failed = ["rate<0.05"]
+http_req_duration = ["p(95)<500"]"#)
+    .replace("[generators]\n", "[generators]\nproduct = { type = \"hot-key\", min = 2, max = 9, hot = 1, share = 0.0 }\n")
+    .replace("path = \"/b\"", "path = \"/b/{{product}}\"");
+    let text = format!("{text}\n[[faults]]\nplugin = \"{}\"\nconfig = {{ hot_share = 0.9, at_s = 1, duration_s = 1 }}\n", plugin.display());
+    let file = scenario(&dir, "s.toml", &text);
+    let out = dir.join("out");
+    let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = run_dir(&out);
+    // The skew really happened on the load side, and only inside the window.
+    let hot = server.count("/b/1");
+    assert!((3..=30).contains(&hot), "requests to the hot product: {hot}");
+    (dir, run)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_every_chart_with_data() {
-    let (_keep_run, run) = one_run("chromium", 200).await;
+    let (_keep_run, run) = run_with_fault("chromium").await;
+    let sum: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let f = &sum["faults"][0];
+    assert_eq!((f["kind"].as_str(), f["value"].as_str(), f["original"].as_str()), (Some("hot-share"), Some("0.9"), Some("0")), "{f}");
+    assert!(f["rolled_back_s"].as_f64().unwrap() - f["applied_s"].as_f64().unwrap() < 2.5, "{f}");
+    assert!(sum["detect_from"]["event"].as_str().unwrap().starts_with("fault injected"), "{}", sum["detect_from"]);
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -134,6 +161,8 @@ async fn chromium_renders_every_chart_with_data() {
         assert!(f.contains("<path class=\"series\""), "chart {id} drew no line");
     }
     assert!(dom.contains("class=\"threshold\""), "threshold lines are drawn");
+    assert!(dom.contains("<rect class=\"band\""), "the fault window is shaded");
+    assert!(dom.contains("hot-share generator product"), "the fault table lists it");
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

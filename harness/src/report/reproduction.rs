@@ -103,7 +103,6 @@ pub fn reproduction_table(runs: &[DemoRun]) -> String {
     row("pool acquire timeouts", "28", "—".into(), &|r| peak(r, "db_pool_acquire_timeouts_total"), "st-001");
     row("consumer lag peak", "6,850 (4,700 after the 5 s surge)", "(1,000 − 60)/s × 5 s = 4,700, + sustained traffic".into(), &|r| r.summary.kafka_lag.as_ref().map(|l| fmt_num(l.peak as f64)), "peak");
     row("consumer throughput (best 3 s)", "60/s (3 × 20/s)", "60/s · batches ≥ 8× (500/s)".into(), &|r| max_counter_rate(&r.dir, "coupon_consumer_records_total", 3).map(|v| format!("{v:.0}/s")), "peak");
-    row("drain rate (peak ÷ time to 0)", "60/s", "—".into(), &|r| r.summary.kafka_lag.as_ref().and_then(|l| l.drain_rate_per_s).map(|v| format!("{v:.0}/s")), "peak");
     row("drain time (peak → 0; arrivals go on until 25 s)", "8 min 30 s", "6,850 / 60 = 114 s · ≥ 8× faster".into(), &|r| {
         r.summary.kafka_lag.as_ref().map(|l| l.drained_at_s.map(|d| format!("{:.0} s", d - l.peak_at_s)).unwrap_or_else(|| format!("not drained in {:.0} s", r.summary.elapsed_s)))
     }, "peak");
