@@ -43,7 +43,8 @@ fn main() {
         eprintln!("usage: plugin_bench HARNESS_BIN TRIVIAL_SERVER_BIN PLUGIN_DIR");
         std::process::exit(2);
     };
-    let plugins = PathBuf::from(plugin_dir);
+    // Absolute: the scenario below lives in a temp dir, and plugin paths resolve from there.
+    let plugins = PathBuf::from(plugin_dir).canonicalize().expect("plugin dir (run `make plugins`)");
     let dir = std::env::temp_dir().join(format!("plugin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -105,6 +106,7 @@ fn main() {
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let cpu_s = secs(ru.ru_utime) + secs(ru.ru_stime);
     let _ = server.kill();
+    assert!(status == 0, "the 60 s run failed (exit status {status}); run it by hand: {} run {}", harness_bin, scenario.display());
     let run_dir = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap();
     let rows = summary["plugins"].as_array().cloned().unwrap_or_default();
