@@ -32,5 +32,7 @@ toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   say "installing Rust $toolchain with the wasm32-unknown-unknown target"
   rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy --target wasm32-unknown-unknown
+  # An already installed toolchain may not take the target from `install`; add it explicitly.
+  rustup target add --toolchain "$toolchain" wasm32-unknown-unknown
 fi
 say "ready"
