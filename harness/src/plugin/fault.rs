@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use wasmtime::Store;
 
-use super::{arm, describe_trap, load, store_and_linker, CallStats, HostState, Limits, Loaded, PluginError};
+use super::{arm, describe_trap, start, CallStats, HostState, Limits, Loaded, PluginError};
 use crate::fault::action::{Action, ToxicSpec};
 
 mod bindings {
@@ -35,18 +35,8 @@ pub struct FaultPlugin {
 
 impl FaultPlugin {
     pub fn start(path: &Path, config: &str, limits: Limits) -> Result<FaultPlugin, PluginError> {
-        let loaded = load(path, "faults", "fault")?;
-        let (mut store, linker) = store_and_linker(&limits);
-        arm(&mut store, &limits);
-        let bindings = bindings::Fault::instantiate(&mut store, &loaded.component, &linker)
-            .map_err(|e| PluginError::Trap { plugin: loaded.name.clone(), call: "instantiate", message: describe_trap(&e, &limits) })?;
-        let mut p = FaultPlugin { loaded, store, bindings, limits, stats: CallStats::default() };
-        arm(&mut p.store, &p.limits);
-        match p.bindings.harness_plugin_faults().call_configure(&mut p.store, config) {
-            Ok(Ok(())) => Ok(p),
-            Ok(Err(message)) => Err(PluginError::Config { plugin: p.name().into(), call: "configure", message }),
-            Err(e) => Err(PluginError::Trap { plugin: p.name().into(), call: "configure", message: describe_trap(&e, &p.limits) }),
-        }
+        let (loaded, store, bindings) = start(path, "faults", "fault", config, &limits, |s, c, l| bindings::Fault::instantiate(s, c, l), |b, store, config| b.harness_plugin_faults().call_configure(store, config))?;
+        Ok(FaultPlugin { loaded, store, bindings, limits, stats: CallStats::default() })
     }
 
     pub fn name(&self) -> &str {

@@ -188,6 +188,31 @@ fn store_and_linker(limits: &Limits) -> (Store<HostState>, Linker<HostState>) {
     (store, linker)
 }
 
+/// The steps every world shares: load and check the component, instantiate it in a limited
+/// store, and pass it its config. `instantiate` and `configure` are the world's bindings.
+#[allow(clippy::type_complexity)]
+fn start<B>(
+    path: &Path,
+    iface: &str,
+    kind: &'static str,
+    config: &str,
+    limits: &Limits,
+    instantiate: impl FnOnce(&mut Store<HostState>, &Component, &Linker<HostState>) -> wasmtime::Result<B>,
+    configure: impl FnOnce(&B, &mut Store<HostState>, &str) -> wasmtime::Result<Result<(), String>>,
+) -> Result<(Arc<Loaded>, Store<HostState>, B), PluginError> {
+    let loaded = load(path, iface, kind)?;
+    let (mut store, linker) = store_and_linker(limits);
+    arm(&mut store, limits);
+    let trap = |call: &'static str, e: &wasmtime::Error| PluginError::Trap { plugin: loaded.name.clone(), call, message: describe_trap(e, limits) };
+    let bindings = instantiate(&mut store, &loaded.component, &linker).map_err(|e| trap("instantiate", &e))?;
+    arm(&mut store, limits);
+    match configure(&bindings, &mut store, config) {
+        Ok(Ok(())) => Ok((loaded.clone(), store, bindings)),
+        Ok(Err(message)) => Err(PluginError::Config { plugin: loaded.name.clone(), call: "configure", message }),
+        Err(e) => Err(trap("configure", &e)),
+    }
+}
+
 /// Arms fuel and the deadline before one call.
 fn arm(store: &mut Store<HostState>, limits: &Limits) {
     store.set_fuel(limits.fuel).expect("fuel is enabled");

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use wasmtime::Store;
 
-use super::{arm, describe_trap, load, store_and_linker, CallStats, HostState, Limits, Loaded, PluginError};
+use super::{arm, describe_trap, start, CallStats, HostState, Limits, Loaded, PluginError};
 
 mod bindings {
     wasmtime::component::bindgen!({ world: "threshold", path: "../plugins/wit" });
@@ -25,19 +25,10 @@ pub struct ThresholdPlugin {
 impl ThresholdPlugin {
     /// Loads the component at `path` and passes it `config` (JSON).
     pub fn start(path: &Path, config: &str, limits: Limits) -> Result<ThresholdPlugin, PluginError> {
-        let loaded = load(path, "thresholds", "threshold")?;
-        let (mut store, linker) = store_and_linker(&limits);
-        arm(&mut store, &limits);
-        let bindings = bindings::Threshold::instantiate(&mut store, &loaded.component, &linker)
-            .map_err(|e| PluginError::Trap { plugin: loaded.name.clone(), call: "instantiate", message: describe_trap(&e, &limits) })?;
-        let mut p = ThresholdPlugin { loaded, store, bindings, limits, stats: CallStats::default() };
-        arm(&mut p.store, &p.limits);
-        let r = p.bindings.harness_plugin_thresholds().call_configure(&mut p.store, config);
-        match r {
-            Ok(Ok(())) => Ok(p),
-            Ok(Err(message)) => Err(PluginError::Config { plugin: p.name().into(), call: "configure", message }),
-            Err(e) => Err(p.trap("configure", &e)),
-        }
+        let (loaded, store, bindings) = start(path, "thresholds", "threshold", config, &limits, |s, c, l| bindings::Threshold::instantiate(s, c, l), |b, store, config| {
+            b.harness_plugin_thresholds().call_configure(store, config)
+        })?;
+        Ok(ThresholdPlugin { loaded, store, bindings, limits, stats: CallStats::default() })
     }
 
     pub fn name(&self) -> &str {
