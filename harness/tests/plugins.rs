@@ -281,3 +281,24 @@ async fn slow_inserts_raise_consumer_lag() {
     assert_eq!(app_faults(&app).await["consumer_insert_delay_ms"], 0);
     app.stop().await;
 }
+
+/// SIGTERM (what CI runners and orchestrators send) ends a run like Ctrl-C: the load-side fault
+/// (hot-key share) is rolled back, a partial report is written, exit 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_rolls_back_a_load_side_fault_and_exits_130() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("sigterm");
+    let text = basic(&server.url, 40, 60, r#"http_req_failed = ["rate<0.05"]"#)
+        .replace("[generators]\n", "[generators]\nproduct = { type = \"hot-key\", min = 2, max = 9, hot = 1, share = 0.0 }\n")
+        .replace("path = \"/b\"", "path = \"/b/{{product}}\"");
+    let text = format!("{text}\n[[faults]]\nplugin = \"{}\"\nconfig = {{ hot_share = 1.0, at_s = 1 }}\n", plugin("lock-contention.wasm"));
+    let file = scenario(&dir, "s.toml", &text);
+    let out = dir.join("out");
+    let o = run_then_signal(&file, &out, Duration::from_secs(4), libc::SIGTERM).await;
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["status"], "interrupted");
+    assert_all_rolled_back(&sum, 1);
+    assert_eq!(sum["faults"][0]["kind"], "hot-share");
+    assert!(server.count("/b/1") > 10, "the skew was live before the signal");
+}

@@ -158,6 +158,11 @@ pub fn args(list: &[&str]) -> Vec<String> {
 
 /// Starts `harness run FILE --out OUT --quiet`, sends SIGINT after `after`, returns its output.
 pub async fn run_then_interrupt(file: &Path, out: &Path, after: Duration) -> Output {
+    run_then_signal(file, out, after, libc::SIGINT).await
+}
+
+/// Like [`run_then_interrupt`] with any signal.
+pub async fn run_then_signal(file: &Path, out: &Path, after: Duration, signal: i32) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(["run", &file.display().to_string(), "--out", &out.display().to_string(), "--quiet"])
         .stdout(std::process::Stdio::piped())
@@ -166,6 +171,6 @@ pub async fn run_then_interrupt(file: &Path, out: &Path, after: Duration) -> Out
         .unwrap();
     tokio::time::sleep(after).await;
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
 }
