@@ -21,7 +21,7 @@ fn repo(rel: &str) -> String {
 /// The incident's app: the external call inside the order transaction and ~50 ms inserts.
 async fn app(preset: Preset) -> TestApp {
     TestApp::start(preset, |c| {
-        c.external_call_ms = 200;
+        c.external_call_ms = 240;
         c.insert_cost_ms = 50;
         c.seed_products = 100;
     })
@@ -63,7 +63,13 @@ async fn st001_fails_on_the_incident_preset_and_passes_remediated() {
     let o = run(&inc, "scenarios/st-001.toml", "0.5", &dir.join("incident")).await;
     assert_eq!(o.status.code(), Some(99), "{}", String::from_utf8_lossy(&o.stderr));
     let sum = summary(&dir.join("incident"));
-    assert_eq!(failing(&sum), ["http_req_duration p(95)<2000"], "expected the p95 gate to fail");
+    // The incident's reasons: p95 over 2 s and connection-acquire timeouts (the error-rate gate
+    // may fail too, as it did in the incident; nothing else may).
+    let failed = failing(&sum);
+    for expected in ["db_pool_acquire_timeouts_total max<=10", "http_req_duration p(95)<2000"] {
+        assert!(failed.iter().any(|f| f == expected), "{expected} should fail: {failed:?}");
+    }
+    assert!(failed.iter().all(|f| f.starts_with("db_pool_acquire_timeouts_total") || f.starts_with("http_req_duration") || f.starts_with("http_req_failed")), "{failed:?}");
     assert!(sum["series_peaks"]["db_pool_pending"].as_f64().unwrap() > 50.0, "pool pending {}", sum["series_peaks"]);
     assert_eq!(sum["series_peaks"]["db_pool_active"].as_f64(), Some(20.0), "pool of 20 fully used");
     assert_sql_all_pass(&sum);

@@ -79,7 +79,7 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
     let slowed = order().await;
     assert!(slowed >= std::time::Duration::from_millis(300), "order with 100 ms DB latency took {slowed:?} (direct {direct:?})");
     assert_eq!(http.post(format!("{api}/reset")).send().await.unwrap().status().as_u16(), 204);
-    // The app's simulated external call (200 ms) is in every order; the toxic's share is gone.
+    // The app's simulated external call (240 ms) is in every order; the toxic's share is gone.
     let restored = order().await;
     assert!(restored < direct + std::time::Duration::from_millis(150), "after /reset {restored:?} (direct {direct:?})");
 
