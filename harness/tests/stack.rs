@@ -39,6 +39,15 @@ async fn private_mariadb_starts_when_the_url_does_not_answer_and_is_removed_on_s
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Stops the stack at `0` when dropped (including while a failed test unwinds).
+struct DownOnDrop(PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = stack::down(&self.0);
+    }
+}
+
 #[tokio::test]
 async fn up_is_idempotent_and_down_leaves_nothing_behind() {
     let dir = temp_dir("stack");
@@ -51,6 +60,8 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         app_args: vec![],
     };
     let first = stack::up(&opts).await.expect("stack up");
+    // A failing assertion below must not leave the stack's processes running.
+    let _down = DownOnDrop(opts.dir.clone());
     assert!(first.healthy());
     let app = first.app.clone().unwrap();
     let health: serde_json::Value = reqwest::get(format!("{}/actuator/health", app.url)).await.unwrap().json().await.unwrap();
