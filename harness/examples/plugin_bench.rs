@@ -103,9 +103,12 @@ fn main() {
     let (mut status, mut ru): (i32, libc::rusage) = (0, unsafe { std::mem::zeroed() });
     // SAFETY: waiting on our own child; rusage is a plain out-parameter.
     unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    // Reaped by wait4 above (for its rusage); nothing left for std to wait on.
+    std::mem::forget(child);
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let cpu_s = secs(ru.ru_utime) + secs(ru.ru_stime);
     let _ = server.kill();
+    let _ = server.wait();
     assert!(status == 0, "the 60 s run failed (exit status {status}); run it by hand: {} run {}", harness_bin, scenario.display());
     let run_dir = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap();

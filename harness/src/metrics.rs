@@ -121,7 +121,7 @@ impl Current {
     }
 
     fn summarise(&self) -> Window {
-        let q = |h: &Histogram<u64>, q: f64| (h.len() > 0).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+        let q = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
         Window {
             second: self.second,
             requests: self.requests,
@@ -130,7 +130,7 @@ impl Current {
             p50_ms: q(&self.all, 0.5),
             p95_ms: q(&self.all, 0.95),
             p99_ms: q(&self.all, 0.99),
-            max_ms: (self.all.len() > 0).then(|| self.all.max() as f64 / 1000.0),
+            max_ms: (!self.all.is_empty()).then(|| self.all.max() as f64 / 1000.0),
             gauges: self.gauges.clone(),
             per_name: self.per_name.iter().map(|(n, (c, f, h))| (n.clone(), (*c, *f, q(h, 0.95)))).collect(),
         }

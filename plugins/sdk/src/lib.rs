@@ -81,6 +81,11 @@ pub mod __private {
     // SAFETY: wasm32-unknown-unknown components run on one thread; the host never shares an
     // instance between threads concurrently.
     unsafe impl<T> Sync for Slot<T> {}
+    impl<T> Default for Slot<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
     impl<T> Slot<T> {
         pub const fn new() -> Self {
             Slot(RefCell::new(None))
