@@ -95,25 +95,26 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let recorder = Arc::new(Recorder::new(&plan.names()));
     let client = HttpClient::new();
     let mut extras = Extras::default();
+    // A run that ends before any load is sent: an error summary, the report written all the same.
+    let stopped_early = |reason: String, extras: Extras| -> Result<RunOutcome, RunError> {
+        let summary = build_summary(&s, opts, &id, &target, &started_at, &recorder.finish(), Status::Error(reason), Vec::new(), vec![], vec![], None, vec![], extras);
+        report::write_all(&dir, &summary, &[])?;
+        Ok(RunOutcome { summary, dir: dir.clone() })
+    };
 
     // Plugins first: a missing, broken or wrong-ABI plugin is a runtime error before any load.
     let (mut judges, mut fault_plugins) = match start_plugins(&s, opts) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
-            let summary = build_summary(&s, opts, &id, &target, &started_at, &recorder.finish(), Status::Error(e.to_string()), Vec::new(), vec![], vec![], None, vec![], extras);
-            report::write_all(&dir, &summary, &[])?;
-            return Ok(RunOutcome { summary, dir });
+            return stopped_early(e.to_string(), extras);
         }
     };
     extras.evaluator = judges.evaluator.clone();
 
     // A dead target is a runtime error, reported before any load is sent.
     if let Err(e) = client.reachable(&target, Duration::from_secs(5)).await {
-        let reason = format!("target {target} does not answer: {e}");
-        let summary = build_summary(&s, opts, &id, &target, &started_at, &recorder.finish(), Status::Error(reason), Vec::new(), vec![], vec![], None, vec![], extras);
-        report::write_all(&dir, &summary, &[])?;
-        return Ok(RunOutcome { summary, dir });
+        return stopped_early(format!("target {target} does not answer: {e}"), extras);
     }
 
     let (stop_load_tx, stop_load) = watch::channel(false);

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use k6_rules::{Summary, ThresholdDef, Verdict};
 
-use crate::metrics::RunMetrics;
 use crate::plugin::threshold::ThresholdPlugin;
 use crate::plugin::{CallStats, Limits, PluginError};
 use crate::scenario::{PluginSpec, Scenario};
@@ -25,11 +24,6 @@ pub fn defs(s: &Scenario) -> Vec<ThresholdDef> {
             })
         })
         .collect()
-}
-
-/// The thresholds judged natively (no plugin): what the fallback and unit tests use.
-pub fn evaluate_native(s: &Scenario, m: &RunMetrics) -> Vec<Verdict> {
-    k6_rules::evaluate(&defs(s), &crate::plugin::summary::from_run(s, m))
 }
 
 /// The shipped plugin `name` (e.g. `k6-thresholds`): `$HARNESS_PLUGIN_DIR/<name>.wasm`, else
@@ -131,7 +125,10 @@ impl Judges {
         let mut out = match &mut self.k6 {
             K6::None => Vec::new(),
             K6::Native(defs) => k6_rules::check(defs, sum),
-            K6::Plugin(p, _) => p.check(sum)?,
+            // Only abortOnFail thresholds can abort: without one, the call could only answer
+            // "nothing" and would double the plugin's per-second cost for it.
+            K6::Plugin(p, defs) if defs.iter().any(|d| d.abort_on_fail) => p.check(sum)?,
+            K6::Plugin(..) => Vec::new(),
         };
         for p in &mut self.plugins {
             out.extend(p.check(sum)?);

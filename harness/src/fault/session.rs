@@ -67,10 +67,6 @@ impl FaultSession {
         self.entries.iter().map(|e| e.record.clone()).collect()
     }
 
-    pub fn any_active(&self) -> bool {
-        self.entries.iter().any(|e| e.record.active())
-    }
-
     fn now_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }

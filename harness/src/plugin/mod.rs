@@ -120,7 +120,7 @@ pub fn load(path: &Path, expected_iface: &str, kind: &'static str) -> Result<Arc
     })?;
     let engine = engine();
     let invalid = |m: String| PluginError::Invalid { plugin: name.clone(), message: m };
-    if wasmparser_is_core_module(&bytes) {
+    if is_core_module(&bytes) {
         return Err(invalid("this is a core Wasm module; link it into a component with wasm-component-ld (see plugins/README.md)".into()));
     }
     let key = format!("{:016x}-{}", fnv64(&bytes), bytes.len());
@@ -172,7 +172,7 @@ pub fn load(path: &Path, expected_iface: &str, kind: &'static str) -> Result<Arc
     Ok(Arc::new(Loaded { name, export: export.to_string(), component }))
 }
 
-fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
+fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
@@ -237,7 +237,7 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
     }
 }
 
-/// Seconds of CPU-free wall time spent in plugin calls, for the report and the benchmark.
+/// Wall time spent in one plugin's calls (µs), for the report and the benchmark.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct CallStats {
     pub calls: u64,
