@@ -156,16 +156,13 @@ async fn bad_plugins_exit_3_by_name_and_faults_are_rolled_back() {
         ("abi2.wasm", "harness:plugin@2.0.0"),
     ];
     for (fixture, expect) in cases {
-        let dir = temp_dir("badplugin");
         let extra = format!(
             "[[threshold_plugins]]\nplugin = \"{}\"\n[[faults]]\nplugin = \"{}\"\nconfig = {{ hold_ms = 120 }}\n",
             plugin(&format!("fixtures/{fixture}")),
             plugin("lock-contention.wasm")
         );
-        let file = scenario(&dir, "s.toml", &app_scenario(&app, 20, 20, false, &extra));
-        let out = dir.join("out");
         let started = std::time::Instant::now();
-        let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+        let (_dir, out, o) = run_in_temp("badplugin", &app_scenario(&app, 20, 20, false, &extra)).await;
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(3), "{fixture}: {stderr}");
         assert!(started.elapsed() < Duration::from_secs(15), "{fixture} took {:?}", started.elapsed());
@@ -195,11 +192,8 @@ async fn bad_plugins_exit_3_by_name_and_faults_are_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_plugin_trap_rolls_back_app_fault_and_toxic() {
     let app = TestApp::start(Preset::Incident, |_| {}).await;
-    let dir = temp_dir("faulttrap");
     let extra = format!("[[faults]]\nplugin = \"{}\"\nconfig = {{ proxy = \"mariadb\" }}\n", plugin("fixtures/fault-trap.wasm"));
-    let file = scenario(&dir, "s.toml", &app_scenario(&app, 20, 20, false, &extra));
-    let out = dir.join("out");
-    let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+    let (_dir, out, o) = run_in_temp("faulttrap", &app_scenario(&app, 20, 20, false, &extra)).await;
     assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
     let sum = summary(&out);
     assert!(sum["reason"].as_str().unwrap().contains("plugin fault-trap: on-tick trapped"), "{}", sum["reason"]);
@@ -242,11 +236,8 @@ async fn sigint_with_faults_active_rolls_back_and_exits_130() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_contention_raises_pool_pending_and_timeouts() {
     let app = TestApp::start(Preset::Incident, |_| {}).await;
-    let dir = temp_dir("lockcont");
     let extra = format!("[[faults]]\nplugin = \"{}\"\nconfig = {{ at_s = 3, duration_s = 9, hold_ms = 1000 }}\n", plugin("lock-contention.wasm"));
-    let file = scenario(&dir, "s.toml", &app_scenario(&app, 60, 14, false, &extra));
-    let out = dir.join("out");
-    let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+    let (_dir, out, o) = run_in_temp("lockcont", &app_scenario(&app, 60, 14, false, &extra)).await;
     assert!(matches!(o.status.code(), Some(0) | Some(99)), "{}", String::from_utf8_lossy(&o.stderr));
     let sum = summary(&out);
     assert_all_rolled_back(&sum, 1);
@@ -266,11 +257,8 @@ async fn lock_contention_raises_pool_pending_and_timeouts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_inserts_raise_consumer_lag() {
     let app = TestApp::start(Preset::Incident, |_| {}).await;
-    let dir = temp_dir("slowins");
     let extra = format!("[[faults]]\nplugin = \"{}\"\nconfig = {{ at_s = 1, insert_delay_ms = 200 }}\n", plugin("slow-inserts.wasm"));
-    let file = scenario(&dir, "s.toml", &app_scenario(&app, 60, 10, true, &extra));
-    let out = dir.join("out");
-    let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+    let (_dir, out, o) = run_in_temp("slowins", &app_scenario(&app, 60, 10, true, &extra)).await;
     assert!(matches!(o.status.code(), Some(0) | Some(99)), "{}", String::from_utf8_lossy(&o.stderr));
     let sum = summary(&out);
     assert_all_rolled_back(&sum, 1);
@@ -288,10 +276,7 @@ async fn slow_inserts_raise_consumer_lag() {
 async fn sigterm_rolls_back_a_load_side_fault_and_exits_130() {
     let server = TestServer::start().await;
     let dir = temp_dir("sigterm");
-    let text = basic(&server.url, 40, 60, r#"http_req_failed = ["rate<0.05"]"#)
-        .replace("[generators]\n", "[generators]\nproduct = { type = \"hot-key\", min = 2, max = 9, hot = 1, share = 0.0 }\n")
-        .replace("path = \"/b\"", "path = \"/b/{{product}}\"");
-    let text = format!("{text}\n[[faults]]\nplugin = \"{}\"\nconfig = {{ hot_share = 1.0, at_s = 1 }}\n", plugin("lock-contention.wasm"));
+    let text = hot_product_with_fault(&server.url, 40, 60, r#"http_req_failed = ["rate<0.05"]"#, std::path::Path::new(&plugin("lock-contention.wasm")), "hot_share = 1.0, at_s = 1");
     let file = scenario(&dir, "s.toml", &text);
     let out = dir.join("out");
     let o = run_then_signal(&file, &out, Duration::from_secs(4), libc::SIGTERM).await;

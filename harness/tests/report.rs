@@ -18,15 +18,12 @@ fn s(p: &Path) -> String {
 async fn one_run(tag: &str, status: u16) -> (TempDir, PathBuf) {
     let server = TestServer::start().await;
     server.state.status.store(status, Relaxed);
-    let dir = temp_dir(tag);
     let text = format!(
         "{}\n[[alerts]]\nname = \"errors\"\nexpr = \"http_req_failed > 0.5\"\nfor = \"1s\"\n",
         basic(&server.url, 40, 3, r#"http_req_failed = ["rate<0.05"]
 http_req_duration = ["p(95)<500"]"#)
     );
-    let file = scenario(&dir, "s.toml", &text);
-    let out = dir.join("out");
-    let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+    let (dir, out, o) = run_in_temp(tag, &text).await;
     assert!(matches!(o.status.code(), Some(0) | Some(99)), "{}", String::from_utf8_lossy(&o.stderr));
     let run = run_dir(&out);
     (dir, run)
@@ -98,17 +95,12 @@ async fn two_runs_compare_side_by_side() {
 /// A run with a load-side fault (hot-key share raised from 1 s to 2 s by lock-contention).
 async fn run_with_fault(tag: &str) -> (TempDir, PathBuf) {
     let server = TestServer::start().await;
-    let dir = temp_dir(tag);
     let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/build/lock-contention.wasm");
     assert!(plugin.is_file(), "{} missing: run `make plugins`", plugin.display());
-    let text = basic(&server.url, 40, 3, r#"http_req_failed = ["rate<0.05"]
-http_req_duration = ["p(95)<500"]"#)
-    .replace("[generators]\n", "[generators]\nproduct = { type = \"hot-key\", min = 2, max = 9, hot = 1, share = 0.0 }\n")
-    .replace("path = \"/b\"", "path = \"/b/{{product}}\"");
-    let text = format!("{text}\n[[faults]]\nplugin = \"{}\"\nconfig = {{ hot_share = 0.9, at_s = 1, duration_s = 1 }}\n", plugin.display());
-    let file = scenario(&dir, "s.toml", &text);
-    let out = dir.join("out");
-    let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+    let thresholds = r#"http_req_failed = ["rate<0.05"]
+http_req_duration = ["p(95)<500"]"#;
+    let text = hot_product_with_fault(&server.url, 40, 3, thresholds, &plugin, "hot_share = 0.9, at_s = 1, duration_s = 1");
+    let (dir, out, o) = run_in_temp(tag, &text).await;
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let run = run_dir(&out);
     // The skew really happened on the load side, and only inside the window.

@@ -152,6 +152,26 @@ path = "/b"
     )
 }
 
+/// [`basic`] with `/b` spread over products 2..9 by the hot-key generator `product` (share 0, so
+/// product 1 gets nothing until a fault raises the share) and the lock-contention plugin at
+/// `plugin` as a fault with `fault_config` (a TOML inline-table body).
+pub fn hot_product_with_fault(url: &str, rate: u32, secs: u32, thresholds: &str, plugin: &Path, fault_config: &str) -> String {
+    let text = basic(url, rate, secs, thresholds)
+        .replace("[generators]\n", "[generators]\nproduct = { type = \"hot-key\", min = 2, max = 9, hot = 1, share = 0.0 }\n")
+        .replace("path = \"/b\"", "path = \"/b/{{product}}\"");
+    format!("{text}\n[[faults]]\nplugin = \"{}\"\nconfig = {{ {fault_config} }}\n", plugin.display())
+}
+
+/// Writes `text` as a scenario in a new temp dir and runs `harness run … --quiet` on it to the
+/// end. Returns the dir (removed on drop), the run's `--out` dir and the process output.
+pub async fn run_in_temp(tag: &str, text: &str) -> (TempDir, PathBuf, Output) {
+    let dir = temp_dir(tag);
+    let file = scenario(&dir, "s.toml", text);
+    let out = dir.join("out");
+    let o = harness(args(&["run", &file.display().to_string(), "--out", &out.display().to_string(), "--quiet"])).await;
+    (dir, out, o)
+}
+
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
