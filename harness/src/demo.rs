@@ -117,7 +117,7 @@ pub async fn run(opts: &DemoOptions, interrupt: impl Future<Output = ()>) -> Res
 }
 
 fn write_markdown(out: &Path, runs: &[DemoRun]) -> Result<PathBuf, DemoError> {
-    let stamp = crate::report::summary::rfc3339(SystemTime::now()).replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_owned();
+    let stamp = crate::report::summary::file_stamp(SystemTime::now());
     let path = out.join(format!("demo-{stamp}.md"));
     let text = format!(
         "# Demo: ST-001 and peak on both presets\n\n## Verdicts\n\n{}\n## The incident, reproduced\n\n{}\nEach run's full report (report.html, report.md, summary.json, timeseries.csv, junit.xml) is in the directory named in the verdict table.\n",

@@ -74,7 +74,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
 
 fn run_id(name: &str) -> String {
     let now = SystemTime::now();
-    let stamp = summary::rfc3339(now).replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_owned();
+    let stamp = summary::file_stamp(now);
     let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     format!("{slug}-{stamp}-{:04x}", fastrand::u16(..))
 }

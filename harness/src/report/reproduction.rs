@@ -42,10 +42,15 @@ pub fn verdict_table(runs: &[DemoRun]) -> String {
     out
 }
 
+/// A run's `timeseries.csv`; None when it is missing or unreadable (the cell then shows "—").
+fn timeseries(dir: &Path) -> Option<Table> {
+    Table::parse(&std::fs::read_to_string(dir.join("timeseries.csv")).ok()?).ok()
+}
+
 /// Highest per-second rise of a counter column, averaged over `span` s (a consumer's best
 /// throughput from its records counter).
 pub fn max_counter_rate(dir: &Path, column: &str, span: usize) -> Option<f64> {
-    let t = Table::parse(&std::fs::read_to_string(dir.join("timeseries.csv")).ok()?).ok()?;
+    let t = timeseries(dir)?;
     let values: Vec<f64> = t.column(column)?.into_iter().flatten().collect();
     if values.len() <= span {
         return None;
@@ -55,7 +60,7 @@ pub fn max_counter_rate(dir: &Path, column: &str, span: usize) -> Option<f64> {
 
 /// Highest mean of successful `request` responses per second over any `span` s window.
 pub fn max_sustained_rate(dir: &Path, request: &str, span: usize) -> Option<f64> {
-    let t = Table::parse(&std::fs::read_to_string(dir.join("timeseries.csv")).ok()?).ok()?;
+    let t = timeseries(dir)?;
     let reqs = t.column(&format!("requests:{request}"))?;
     let failed = t.column(&format!("failed:{request}"))?;
     let ok: Vec<f64> = reqs.iter().zip(&failed).map(|(r, f)| r.unwrap_or(0.0) - f.unwrap_or(0.0)).collect();

@@ -137,6 +137,11 @@ pub fn series_peaks(m: &RunMetrics) -> BTreeMap<String, f64> {
     m.series.iter().filter_map(|(k, v)| v.iter().map(|(_, x)| *x).reduce(f64::max).map(|p| (k.clone(), p))).collect()
 }
 
+/// UTC time as `20261125-151641`, for file and directory names (sorts like time).
+pub fn file_stamp(t: std::time::SystemTime) -> String {
+    rfc3339(t).replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_owned()
+}
+
 /// UTC time as RFC 3339 (seconds), without pulling in a date crate.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
