@@ -26,7 +26,11 @@ fn pinned(core: u32, program: &str, args: &[String]) -> Command {
 /// Runs to completion, returning wall time, user+sys CPU seconds and stdout.
 fn measure(mut cmd: Command, during: impl FnOnce(u32)) -> Measured {
     let started = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn generator");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn generator");
     let pid = child.id();
     let mut out = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -41,12 +45,22 @@ fn measure(mut cmd: Command, during: impl FnOnce(u32)) -> Measured {
     unsafe { libc::wait4(pid as i32, &mut status, 0, &mut ru) };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     std::mem::forget(child);
-    Measured { wall: started.elapsed().as_secs_f64(), cpu: secs(ru.ru_utime) + secs(ru.ru_stime), stdout: reader.join().unwrap(), max_rss_kb: ru.ru_maxrss as u64 }
+    Measured {
+        wall: started.elapsed().as_secs_f64(),
+        cpu: secs(ru.ru_utime) + secs(ru.ru_stime),
+        stdout: reader.join().unwrap(),
+        max_rss_kb: ru.ru_maxrss as u64,
+    }
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn scenario(dir: &Path, name: &str, url: &str, rate: u32, secs: f64, in_flight: u32) -> PathBuf {
@@ -59,34 +73,68 @@ fn scenario(dir: &Path, name: &str, url: &str, rate: u32, secs: f64, in_flight: 
 }
 
 /// Runs our harness on a scenario; returns the measurement and the parsed summary.json.
-fn ours(harness: &str, file: &Path, out: &Path, during: impl FnOnce(u32)) -> (Measured, serde_json::Value) {
+fn ours(
+    harness: &str,
+    file: &Path,
+    out: &Path,
+    during: impl FnOnce(u32),
+) -> (Measured, serde_json::Value) {
     let _ = std::fs::remove_dir_all(out);
-    let args = vec!["run".into(), file.display().to_string(), "--out".into(), out.display().to_string(), "--quiet".into()];
+    let args = vec![
+        "run".into(),
+        file.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--quiet".into(),
+    ];
     let m = measure(pinned(1, harness, &args), during);
-    let dir = std::fs::read_dir(out).unwrap().next().unwrap().unwrap().path();
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let dir = std::fs::read_dir(out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     (m, summary)
 }
 
 fn find_oha() -> String {
-    which("oha").unwrap_or_else(|| format!("{}/.cargo/bin/oha", std::env::var("HOME").unwrap_or_default()))
+    which("oha").unwrap_or_else(|| {
+        format!(
+            "{}/.cargo/bin/oha",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
 }
 
 fn which(name: &str) -> Option<String> {
     std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
         .map(|p| p.display().to_string())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (harness, server_bin) = (args.get(1).expect("HARNESS_BIN").clone(), args.get(2).expect("SERVER_BIN").clone());
+    let (harness, server_bin) = (
+        args.get(1).expect("HARNESS_BIN").clone(),
+        args.get(2).expect("SERVER_BIN").clone(),
+    );
     let dir = std::env::temp_dir().join(format!("harness-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let mut server: Child = pinned(0, &server_bin, &[]).stdout(Stdio::piped()).spawn().expect("start trivial server");
+    let mut server: Child = pinned(0, &server_bin, &[])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start trivial server");
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = format!("http://{}/", line.trim());
     let server_pid = server.id();
     eprintln!("trivial server at {url} (core 0); generators on core 1");
@@ -95,33 +143,101 @@ fn main() {
     let mut rows: Vec<[String; 4]> = Vec::new();
 
     // 1. Max throughput and requests per generator CPU-second.
-    let wrk = measure(pinned(1, "wrk", &["-t1".into(), format!("-c{conns}"), format!("-d{}s", secs as u64), url.clone()]), |_| {});
-    let wrk_n: f64 = wrk.stdout.lines().find(|l| l.contains("requests in")).and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0.0);
-    rows.push(["wrk (-t1 -c50)".into(), format!("{:.0}", wrk_n / secs), format!("{:.0}", wrk_n / wrk.cpu), String::new()]);
+    let wrk = measure(
+        pinned(
+            1,
+            "wrk",
+            &[
+                "-t1".into(),
+                format!("-c{conns}"),
+                format!("-d{}s", secs as u64),
+                url.clone(),
+            ],
+        ),
+        |_| {},
+    );
+    let wrk_n: f64 = wrk
+        .stdout
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    rows.push([
+        "wrk (-t1 -c50)".into(),
+        format!("{:.0}", wrk_n / secs),
+        format!("{:.0}", wrk_n / wrk.cpu),
+        String::new(),
+    ]);
 
     let oha = find_oha();
-    let o = measure(pinned(1, &oha, &["-z".into(), format!("{}s", secs as u64), "-c".into(), conns.to_string(), "--no-tui".into(), "--output-format".into(), "json".into(), url.clone()]), |_| {});
+    let o = measure(
+        pinned(
+            1,
+            &oha,
+            &[
+                "-z".into(),
+                format!("{}s", secs as u64),
+                "-c".into(),
+                conns.to_string(),
+                "--no-tui".into(),
+                "--output-format".into(),
+                "json".into(),
+                url.clone(),
+            ],
+        ),
+        |_| {},
+    );
     let oj: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
-    let oha_n: f64 = oj["statusCodeDistribution"].as_object().map(|m| m.values().filter_map(|v| v.as_f64()).sum()).unwrap_or(0.0);
-    rows.push(["oha (-c 50)".into(), format!("{:.0}", oha_n / secs), format!("{:.0}", oha_n / o.cpu), String::new()]);
+    let oha_n: f64 = oj["statusCodeDistribution"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_f64()).sum())
+        .unwrap_or(0.0);
+    rows.push([
+        "oha (-c 50)".into(),
+        format!("{:.0}", oha_n / secs),
+        format!("{:.0}", oha_n / o.cpu),
+        String::new(),
+    ]);
 
     let k6_script = dir.join("k6.js");
     std::fs::write(&k6_script, format!("import http from 'k6/http';\nexport const options = {{ vus: {conns}, duration: '{}s' }};\nexport default function () {{ http.get('{url}'); }}\n", secs as u64)).unwrap();
     let k6_summary = dir.join("k6.json");
     let k = measure(
-        pinned(1, &which("k6").unwrap_or_else(|| "k6".into()), &["run".into(), "--quiet".into(), "--summary-export".into(), k6_summary.display().to_string(), k6_script.display().to_string()]),
+        pinned(
+            1,
+            &which("k6").unwrap_or_else(|| "k6".into()),
+            &[
+                "run".into(),
+                "--quiet".into(),
+                "--summary-export".into(),
+                k6_summary.display().to_string(),
+                k6_script.display().to_string(),
+            ],
+        ),
         |_| {},
     );
-    let kj: serde_json::Value = std::fs::read_to_string(&k6_summary).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let kj: serde_json::Value = std::fs::read_to_string(&k6_summary)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
     let k6_n = kj["metrics"]["http_reqs"]["count"].as_f64().unwrap_or(0.0);
-    rows.push(["k6 (50 VUs)".into(), format!("{:.0}", k6_n / secs), format!("{:.0}", k6_n / k.cpu), String::new()]);
+    rows.push([
+        "k6 (50 VUs)".into(),
+        format!("{:.0}", k6_n / secs),
+        format!("{:.0}", k6_n / k.cpu),
+        String::new(),
+    ]);
 
     for (tag, rate) in [("max", 200_000), ("sustained", 30_000)] {
         let file = scenario(&dir, tag, &url, rate, secs, 64);
         let (m, s) = ours(&harness, &file, &dir.join(format!("out-{tag}")), |_| {});
         let n = s["totals"]["http_reqs"].as_f64().unwrap();
         rows.push([
-            format!("harness arrival-rate (offered {}k/s, 64 in flight)", rate / 1000),
+            format!(
+                "harness arrival-rate (offered {}k/s, 64 in flight)",
+                rate / 1000
+            ),
             format!("{:.0}", n / s["elapsed_s"].as_f64().unwrap()),
             format!("{:.0}", n / m.cpu),
             format!("dropped {}", s["totals"]["dropped_iterations"]),
@@ -134,7 +250,12 @@ fn main() {
         let file = scenario(&dir, &format!("rate{rate}"), &url, rate, secs, 1_000);
         let (_, s) = ours(&harness, &file, &dir.join(format!("out-{rate}")), |_| {});
         let achieved = s["totals"]["http_reqs"].as_f64().unwrap() / secs;
-        rate_rows.push([format!("{rate}/s"), format!("{achieved:.1}/s"), format!("{:.2}%", (achieved / f64::from(rate) - 1.0) * 100.0), format!("dropped {}", s["totals"]["dropped_iterations"])]);
+        rate_rows.push([
+            format!("{rate}/s"),
+            format!("{achieved:.1}/s"),
+            format!("{:.2}%", (achieved / f64::from(rate) - 1.0) * 100.0),
+            format!("dropped {}", s["totals"]["dropped_iterations"]),
+        ]);
     }
 
     // 3. p99 across a 2 s server stall (SIGSTOP) at 500 req/s for 8 s.
@@ -150,11 +271,30 @@ fn main() {
     let (_, s) = ours(&harness, &file, &dir.join("out-stall"), stall(server_pid));
     let ours_p99 = s["requests"][0]["p99_ms"].as_f64().unwrap_or(f64::NAN);
     let o = measure(
-        pinned(1, &oha, &["-z".into(), "8s".into(), "-q".into(), "500".into(), "-c".into(), "1000".into(), "--latency-correction".into(), "--no-tui".into(), "--output-format".into(), "json".into(), url.clone()]),
+        pinned(
+            1,
+            &oha,
+            &[
+                "-z".into(),
+                "8s".into(),
+                "-q".into(),
+                "500".into(),
+                "-c".into(),
+                "1000".into(),
+                "--latency-correction".into(),
+                "--no-tui".into(),
+                "--output-format".into(),
+                "json".into(),
+                url.clone(),
+            ],
+        ),
         stall(server_pid),
     );
     let oj: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
-    let oha_p99 = oj["latencyPercentiles"]["p99"].as_f64().map(|s| s * 1000.0).unwrap_or(f64::NAN);
+    let oha_p99 = oj["latencyPercentiles"]["p99"]
+        .as_f64()
+        .map(|s| s * 1000.0)
+        .unwrap_or(f64::NAN);
 
     // 4. RSS over at least 1M requests (20k/s for 52 s): VmRSS after 2 s vs at the end.
     let file = scenario(&dir, "rss", &url, 20_000, 52.0, 1_000);
@@ -176,8 +316,12 @@ fn main() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("\n## Throughput on a trivial endpoint ({secs:.0} s each, generator pinned to one core)\n");
-    println!("| generator | req/s | requests per generator CPU-second | note |\n|---|---:|---:|---|");
+    println!(
+        "\n## Throughput on a trivial endpoint ({secs:.0} s each, generator pinned to one core)\n"
+    );
+    println!(
+        "| generator | req/s | requests per generator CPU-second | note |\n|---|---:|---:|---|"
+    );
     for r in &rows {
         println!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
     }

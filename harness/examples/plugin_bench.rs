@@ -44,7 +44,9 @@ fn main() {
         std::process::exit(2);
     };
     // Absolute: the scenario below lives in a temp dir, and plugin paths resolve from there.
-    let plugins = PathBuf::from(plugin_dir).canonicalize().expect("plugin dir (run `make plugins`)");
+    let plugins = PathBuf::from(plugin_dir)
+        .canonicalize()
+        .expect("plugin dir (run `make plugins`)");
     let dir = std::env::temp_dir().join(format!("plugin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -54,14 +56,28 @@ fn main() {
     let rec = Recorder::new(&["get".to_owned(), "post".to_owned()]);
     let mut rng = fastrand::Rng::with_seed(1);
     for i in 0..100_000u64 {
-        let latency = Duration::from_micros(500 + rng.u64(0..(if i % 50 == 0 { 3_000_000 } else { 80_000 })));
-        rec.record(if i % 3 == 0 { "post" } else { "get" }, Outcome { status: Some(200), error: None, latency, ok: true });
+        let latency =
+            Duration::from_micros(500 + rng.u64(0..(if i % 50 == 0 { 3_000_000 } else { 80_000 })));
+        rec.record(
+            if i % 3 == 0 { "post" } else { "get" },
+            Outcome {
+                status: Some(200),
+                error: None,
+                latency,
+                ok: true,
+            },
+        );
     }
     let sum = harness::plugin::summary::from_run(&s, &rec.finish());
     let buckets: usize = sum.requests.iter().map(|r| r.latency_ms.len()).sum();
     let defs = harness::verdict::defs(&s);
     let config = serde_json::json!({ "thresholds": defs.iter().map(|d| serde_json::json!({"metric": d.metric, "threshold": d.threshold})).collect::<Vec<_>>() }).to_string();
-    let mut k6 = ThresholdPlugin::start(&plugins.join("k6-thresholds.wasm"), &config, Limits::default()).expect("k6-thresholds plugin");
+    let mut k6 = ThresholdPlugin::start(
+        &plugins.join("k6-thresholds.wasm"),
+        &config,
+        Limits::default(),
+    )
+    .expect("k6-thresholds plugin");
     let eval_us = time_per_call(2_000, || {
         k6.evaluate(&sum).unwrap();
     });
@@ -71,15 +87,36 @@ fn main() {
     let native_us = time_per_call(2_000, || {
         std::hint::black_box(k6_rules::evaluate(&defs, &sum));
     });
-    let mut lc = FaultPlugin::start(&plugins.join("lock-contention.wasm"), r#"{"hold_ms": 200, "at_s": 1000000}"#, Limits::default()).expect("lock-contention plugin");
-    let tick = TickState { elapsed_s: 5.0, stage: 1, requests: 1000, failed: 0, gauges: vec![("db_pool_pending".into(), 3.0), ("kafka_consumer_lag".into(), 10.0)] };
+    let mut lc = FaultPlugin::start(
+        &plugins.join("lock-contention.wasm"),
+        r#"{"hold_ms": 200, "at_s": 1000000}"#,
+        Limits::default(),
+    )
+    .expect("lock-contention plugin");
+    let tick = TickState {
+        elapsed_s: 5.0,
+        stage: 1,
+        requests: 1000,
+        failed: 0,
+        gauges: vec![
+            ("db_pool_pending".into(), 3.0),
+            ("kafka_consumer_lag".into(), 10.0),
+        ],
+    };
     let tick_us = time_per_call(20_000, || {
         lc.on_tick(&tick).unwrap();
     });
 
     // 2. Macro: 60 s at 1,000 req/s with three plugins loaded.
-    let mut server = Command::new(server_bin).stdout(Stdio::piped()).spawn().expect("trivial server");
-    let addr = BufReader::new(server.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    let mut server = Command::new(server_bin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("trivial server");
+    let addr = BufReader::new(server.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
     let scenario = dir.join("run.toml");
     let lc_path = plugins.join("lock-contention.wasm");
     let st_path = plugins.join("st-001.wasm");
@@ -94,7 +131,13 @@ fn main() {
     .unwrap();
     let out = dir.join("out");
     let child = Command::new(harness_bin)
-        .args(["run", &scenario.display().to_string(), "--out", &out.display().to_string(), "--quiet"])
+        .args([
+            "run",
+            &scenario.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--quiet",
+        ])
         .env("HARNESS_PLUGIN_DIR", &plugins)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -109,11 +152,27 @@ fn main() {
     let cpu_s = secs(ru.ru_utime) + secs(ru.ru_stime);
     let _ = server.kill();
     let _ = server.wait();
-    assert!(status == 0, "the 60 s run failed (exit status {status}); run it by hand: {} run {}", harness_bin, scenario.display());
-    let run_dir = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        status == 0,
+        "the 60 s run failed (exit status {status}); run it by hand: {} run {}",
+        harness_bin,
+        scenario.display()
+    );
+    let run_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
     let rows = summary["plugins"].as_array().cloned().unwrap_or_default();
-    let plugin_s: f64 = rows.iter().map(|p| p["total_us"].as_f64().unwrap_or(0.0)).sum::<f64>() / 1e6;
+    let plugin_s: f64 = rows
+        .iter()
+        .map(|p| p["total_us"].as_f64().unwrap_or(0.0))
+        .sum::<f64>()
+        / 1e6;
 
     println!("\nPlugin call cost (release harness, {buckets} latency buckets in the summary)");
     println!("| call | µs per call |");
@@ -126,9 +185,20 @@ fn main() {
     println!("| plugin | calls | mean µs | max µs | total ms |");
     println!("|---|---:|---:|---:|---:|");
     for p in &rows {
-        println!("| {} | {} | {:.1} | {:.1} | {:.2} |", p["plugin"].as_str().unwrap_or(""), p["calls"], p["mean_us"].as_f64().unwrap_or(0.0), p["max_us"].as_f64().unwrap_or(0.0), p["total_us"].as_f64().unwrap_or(0.0) / 1000.0);
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.2} |",
+            p["plugin"].as_str().unwrap_or(""),
+            p["calls"],
+            p["mean_us"].as_f64().unwrap_or(0.0),
+            p["max_us"].as_f64().unwrap_or(0.0),
+            p["total_us"].as_f64().unwrap_or(0.0) / 1000.0
+        );
     }
     println!("| **all plugins** | | | | **{:.2}** |", plugin_s * 1000.0);
-    println!("\nharness CPU {cpu_s:.2} s; plugins {:.3} s = {:.3}% of it (target < 1%)", plugin_s, plugin_s / cpu_s * 100.0);
+    println!(
+        "\nharness CPU {cpu_s:.2} s; plugins {:.3} s = {:.3}% of it (target < 1%)",
+        plugin_s,
+        plugin_s / cpu_s * 100.0
+    );
     let _ = std::fs::remove_dir_all(Path::new(&dir));
 }

@@ -15,13 +15,19 @@ pub struct Condition {
 
 impl Condition {
     pub fn parse(text: &str) -> Result<Condition, String> {
-        let err = || format!("invalid alert expression `{text}`: expected `<series> <op> <number>` with op one of < <= > >= == !=");
+        let err = || {
+            format!("invalid alert expression `{text}`: expected `<series> <op> <number>` with op one of < <= > >= == !=")
+        };
         let (series, op, rhs) = crate::threshold::split_op(text).ok_or_else(err)?;
         let value: f64 = rhs.parse().map_err(|_| err())?;
         if series.is_empty() || series.contains(char::is_whitespace) {
             return Err(err());
         }
-        Ok(Condition { series: series.to_owned(), op, value })
+        Ok(Condition {
+            series: series.to_owned(),
+            op,
+            value,
+        })
     }
 
     pub fn holds(&self, v: f64) -> bool {
@@ -48,7 +54,13 @@ pub struct AlertState {
 
 impl AlertState {
     pub fn new(name: &str, expr: &str, severity: &str, for_secs: f64) -> Self {
-        AlertState { name: name.into(), expr: expr.into(), severity: severity.into(), for_secs, ..Default::default() }
+        AlertState {
+            name: name.into(),
+            expr: expr.into(),
+            severity: severity.into(),
+            for_secs,
+            ..Default::default()
+        }
     }
 
     /// Feeds one sample at time `t` (s). Records the first firing and the first resolution
@@ -77,7 +89,17 @@ mod tests {
     fn fires_after_holding_for_and_resolves() {
         let c = Condition::parse("lag > 1000").unwrap();
         let mut a = AlertState::new("lag", "lag > 1000", "warning", 3.0);
-        for (t, v) in [(0.0, 10.0), (1.0, 2000.0), (2.0, 2000.0), (3.0, 500.0), (4.0, 3000.0), (5.0, 3000.0), (6.0, 3000.0), (7.0, 3000.0), (8.0, 0.0)] {
+        for (t, v) in [
+            (0.0, 10.0),
+            (1.0, 2000.0),
+            (2.0, 2000.0),
+            (3.0, 500.0),
+            (4.0, 3000.0),
+            (5.0, 3000.0),
+            (6.0, 3000.0),
+            (7.0, 3000.0),
+            (8.0, 0.0),
+        ] {
             a.observe(&c, t, Some(v));
         }
         assert_eq!(a.fired_at, Some(7.0), "streak 4..7 lasts 3 s");

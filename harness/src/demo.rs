@@ -33,7 +33,10 @@ pub enum DemoError {
     #[error(transparent)]
     Run(#[from] run::RunError),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub struct DemoOutcome {
@@ -52,7 +55,10 @@ fn export(state: &stack::StackState) {
     }
 }
 
-pub async fn run(opts: &DemoOptions, interrupt: impl Future<Output = ()>) -> Result<DemoOutcome, DemoError> {
+pub async fn run(
+    opts: &DemoOptions,
+    interrupt: impl Future<Output = ()>,
+) -> Result<DemoOutcome, DemoError> {
     // One signal ends the current run (which rolls back and reports) and skips the rest.
     let (tx, rx) = watch::channel(false);
     let watcher = async move {
@@ -65,7 +71,14 @@ pub async fn run(opts: &DemoOptions, interrupt: impl Future<Output = ()>) -> Res
     let mut signalled = false;
     'presets: for preset in &opts.presets {
         println!("\n=== preset {preset}: stack up ===");
-        let up = UpOptions { dir: opts.dir.clone(), database_url: opts.database_url.clone(), database_name: opts.database.clone(), with_app: true, preset: preset.clone(), app_args: vec![] };
+        let up = UpOptions {
+            dir: opts.dir.clone(),
+            database_url: opts.database_url.clone(),
+            database_name: opts.database.clone(),
+            with_app: true,
+            preset: preset.clone(),
+            app_args: vec![],
+        };
         let state = stack::up(&up).await?;
         for line in stack::status_lines(&state) {
             println!("{line}");
@@ -73,7 +86,14 @@ pub async fn run(opts: &DemoOptions, interrupt: impl Future<Output = ()>) -> Res
         export(&state);
         for scenario in &opts.scenarios {
             println!("\n--- {preset}: {} ---", scenario.display());
-            let ro = RunOptions { scenario: scenario.clone(), sets: vec![], target: None, out_dir: opts.out.clone(), time_scale: opts.time_scale, progress: true };
+            let ro = RunOptions {
+                scenario: scenario.clone(),
+                sets: vec![],
+                target: None,
+                out_dir: opts.out.clone(),
+                time_scale: opts.time_scale,
+                progress: true,
+            };
             let mut rx = rx.clone();
             let stop = async move {
                 let _ = rx.wait_for(|v| *v).await;
@@ -98,7 +118,11 @@ pub async fn run(opts: &DemoOptions, interrupt: impl Future<Output = ()>) -> Res
             print!("{}", crate::report::table::render(&outcome.summary));
             println!("{}", run::describe(&outcome.dir));
             let was_interrupted = outcome.summary.status == "interrupted";
-            runs.push(DemoRun { preset: preset.clone(), summary: outcome.summary, dir: outcome.dir });
+            runs.push(DemoRun {
+                preset: preset.clone(),
+                summary: outcome.summary,
+                dir: outcome.dir,
+            });
             if was_interrupted {
                 interrupted = true;
                 if !opts.keep {
@@ -113,7 +137,11 @@ pub async fn run(opts: &DemoOptions, interrupt: impl Future<Output = ()>) -> Res
         }
     }
     let markdown = write_markdown(&opts.out, &runs)?;
-    Ok(DemoOutcome { runs, markdown, interrupted })
+    Ok(DemoOutcome {
+        runs,
+        markdown,
+        interrupted,
+    })
 }
 
 fn write_markdown(out: &Path, runs: &[DemoRun]) -> Result<PathBuf, DemoError> {
@@ -124,7 +152,13 @@ fn write_markdown(out: &Path, runs: &[DemoRun]) -> Result<PathBuf, DemoError> {
         reproduction::verdict_table(runs),
         reproduction::reproduction_table(runs)
     );
-    std::fs::create_dir_all(out).map_err(|source| DemoError::Write { path: out.to_owned(), source })?;
-    std::fs::write(&path, text).map_err(|source| DemoError::Write { path: path.clone(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| DemoError::Write {
+        path: out.to_owned(),
+        source,
+    })?;
+    std::fs::write(&path, text).map_err(|source| DemoError::Write {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }

@@ -6,12 +6,12 @@ pub mod demo;
 pub mod fault;
 pub mod load;
 pub mod metrics;
+pub mod plugin;
 pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod stack;
-pub mod plugin;
 /// k6 threshold rules (shared with the k6-thresholds plugin; see plugins/k6-rules).
 pub use k6_rules as threshold;
 pub mod verdict;

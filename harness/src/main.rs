@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use harness::{exit, report, run, stack};
 
 #[derive(Parser)]
-#[command(name = "harness", version, about = "Load-and-chaos harness: real load, injected faults, a verdict CI can trust")]
+#[command(
+    name = "harness",
+    version,
+    about = "Load-and-chaos harness: real load, injected faults, a verdict CI can trust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -48,7 +52,11 @@ enum Cmd {
         time_scale: f64,
         #[arg(long, default_value = "reports/.stack")]
         dir: PathBuf,
-        #[arg(long, env = "DATABASE_URL", default_value = "mysql://root@127.0.0.1:3306/test")]
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "mysql://root@127.0.0.1:3306/test"
+        )]
         database_url: String,
         #[arg(long, default_value = "harness")]
         database: String,
@@ -94,7 +102,11 @@ enum StackCmd {
     /// Start database (existing or private), broker and target app; idempotent.
     Up {
         /// Server tried first; a private mariadbd starts when it does not answer.
-        #[arg(long, env = "DATABASE_URL", default_value = "mysql://root@127.0.0.1:3306/test")]
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "mysql://root@127.0.0.1:3306/test"
+        )]
         database_url: String,
         /// Database the target app uses on that server.
         #[arg(long, default_value = "harness")]
@@ -121,7 +133,11 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            std::process::exit(if e.use_stderr() { exit::USAGE } else { exit::PASS });
+            std::process::exit(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::PASS
+            });
         }
     };
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -137,16 +153,57 @@ fn main() {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Cmd::Run { scenario, target, sets, out, time_scale, quiet } => {
-            let opts = run::RunOptions { scenario, sets, target, out_dir: out, time_scale, progress: !quiet };
+        Cmd::Run {
+            scenario,
+            target,
+            sets,
+            out,
+            time_scale,
+            quiet,
+        } => {
+            let opts = run::RunOptions {
+                scenario,
+                sets,
+                target,
+                out_dir: out,
+                time_scale,
+                progress: !quiet,
+            };
             Ok(run_and_print(&opts).await)
         }
-        Cmd::Demo { scenarios, presets, dir, database_url, database, out, time_scale, keep } => {
-            let opts = harness::demo::DemoOptions { dir, database_url, database, out, scenarios, presets, time_scale, keep };
+        Cmd::Demo {
+            scenarios,
+            presets,
+            dir,
+            database_url,
+            database,
+            out,
+            time_scale,
+            keep,
+        } => {
+            let opts = harness::demo::DemoOptions {
+                dir,
+                database_url,
+                database,
+                out,
+                scenarios,
+                presets,
+                time_scale,
+                keep,
+            };
             let outcome = harness::demo::run(&opts, interrupted()).await?;
-            println!("\n## Verdicts\n\n{}", report::reproduction::verdict_table(&outcome.runs));
-            println!("## The incident, reproduced\n\n{}", report::reproduction::reproduction_table(&outcome.runs));
-            println!("Both tables: {}; each run's report directory is in the verdict table.", outcome.markdown.display());
+            println!(
+                "\n## Verdicts\n\n{}",
+                report::reproduction::verdict_table(&outcome.runs)
+            );
+            println!(
+                "## The incident, reproduced\n\n{}",
+                report::reproduction::reproduction_table(&outcome.runs)
+            );
+            println!(
+                "Both tables: {}; each run's report directory is in the verdict table.",
+                outcome.markdown.display()
+            );
             if outcome.interrupted {
                 return Ok(exit::INTERRUPTED);
             }
@@ -157,12 +214,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 "remediated" => r.summary.exit_code == exit::PASS,
                 _ => r.summary.exit_code != exit::RUNTIME,
             });
-            Ok(if expected { exit::PASS } else { exit::THRESHOLDS_FAILED })
+            Ok(if expected {
+                exit::PASS
+            } else {
+                exit::THRESHOLDS_FAILED
+            })
         }
         Cmd::Validate { scenarios, sets } => {
             let mut code = exit::PASS;
             for path in scenarios {
-                let opts = run::RunOptions { scenario: path.clone(), sets: sets.clone(), target: None, out_dir: PathBuf::new(), time_scale: 1.0, progress: false };
+                let opts = run::RunOptions {
+                    scenario: path.clone(),
+                    sets: sets.clone(),
+                    target: None,
+                    out_dir: PathBuf::new(),
+                    time_scale: 1.0,
+                    progress: false,
+                };
                 match run::prepare(&opts) {
                     // Plugins are loaded and configured too: a bad path, ABI or config shows here.
                     Ok(s) => match run::start_plugins(&s, &opts) {
@@ -193,7 +261,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Report { runs, format } => {
             if let [a, b] = runs.as_slice() {
-                let (a, b) = (report::regen::load_summary(a)?, report::regen::load_summary(b)?);
+                let (a, b) = (
+                    report::regen::load_summary(a)?,
+                    report::regen::load_summary(b)?,
+                );
                 print!("{}", report::compare::render(&a, &b));
                 return Ok(exit::PASS);
             }
@@ -209,9 +280,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::PASS)
         }
         Cmd::Proxy { listen } => {
-            let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
             let relay = harness::fault::relay::Relay::new();
-            eprintln!("fault relay API (Toxiproxy-compatible) on http://{}", listener.local_addr()?);
+            eprintln!(
+                "fault relay API (Toxiproxy-compatible) on http://{}",
+                listener.local_addr()?
+            );
             harness::fault::api::run(listener, relay.clone(), interrupted()).await?;
             relay.shutdown();
             Ok(exit::PASS)
@@ -222,8 +298,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 
 async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
     match action {
-        StackCmd::Up { database_url, database, preset, no_app, app_args } => {
-            let opts = stack::UpOptions { dir: dir.clone(), database_url, database_name: database, with_app: !no_app, preset, app_args };
+        StackCmd::Up {
+            database_url,
+            database,
+            preset,
+            no_app,
+            app_args,
+        } => {
+            let opts = stack::UpOptions {
+                dir: dir.clone(),
+                database_url,
+                database_name: database,
+                with_app: !no_app,
+                preset,
+                app_args,
+            };
             let state = stack::up(&opts).await?;
             for line in stack::status_lines(&state) {
                 println!("{line}");
@@ -244,11 +333,16 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
                 for line in stack::status_lines(&state) {
                     println!("{line}");
                 }
-                Ok(if state.healthy() { exit::PASS } else { exit::RUNTIME })
+                Ok(if state.healthy() {
+                    exit::PASS
+                } else {
+                    exit::RUNTIME
+                })
             }
         },
         StackCmd::Env => {
-            let state = stack::StackState::load(&dir)?.ok_or_else(|| stack::StackError::NotUp(dir.join("state.json")))?;
+            let state = stack::StackState::load(&dir)?
+                .ok_or_else(|| stack::StackError::NotUp(dir.join("state.json")))?;
             for line in state.env_lines() {
                 println!("{line}");
             }
@@ -274,7 +368,8 @@ async fn run_and_print(opts: &run::RunOptions) -> i32 {
 
 /// Resolves on the first Ctrl-C or SIGTERM.
 async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -50,14 +50,23 @@ pub struct Totals {
 
 impl Default for Totals {
     fn default() -> Self {
-        Totals { latency_us: histogram(), count: 0, failed: 0, statuses: BTreeMap::new(), timeouts: 0, connect_errors: 0, other_errors: 0 }
+        Totals {
+            latency_us: histogram(),
+            count: 0,
+            failed: 0,
+            statuses: BTreeMap::new(),
+            timeouts: 0,
+            connect_errors: 0,
+            other_errors: 0,
+        }
     }
 }
 
 impl Totals {
     fn add(&mut self, o: &Outcome) {
         self.count += 1;
-        self.latency_us.saturating_record(o.latency.as_micros().max(1) as u64);
+        self.latency_us
+            .saturating_record(o.latency.as_micros().max(1) as u64);
         if !o.ok {
             self.failed += 1;
         }
@@ -117,11 +126,21 @@ struct Current {
 
 impl Current {
     fn new(second: u64, carry: &BTreeMap<String, f64>) -> Current {
-        Current { second, all: histogram(), requests: 0, failed: 0, dropped: 0, gauges: carry.clone(), per_name: BTreeMap::new() }
+        Current {
+            second,
+            all: histogram(),
+            requests: 0,
+            failed: 0,
+            dropped: 0,
+            gauges: carry.clone(),
+            per_name: BTreeMap::new(),
+        }
     }
 
     fn summarise(&self) -> Window {
-        let q = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+        let q = |h: &Histogram<u64>, q: f64| {
+            (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+        };
         Window {
             second: self.second,
             requests: self.requests,
@@ -132,7 +151,11 @@ impl Current {
             p99_ms: q(&self.all, 0.99),
             max_ms: (!self.all.is_empty()).then(|| self.all.max() as f64 / 1000.0),
             gauges: self.gauges.clone(),
-            per_name: self.per_name.iter().map(|(n, (c, f, h))| (n.clone(), (*c, *f, q(h, 0.95)))).collect(),
+            per_name: self
+                .per_name
+                .iter()
+                .map(|(n, (c, f, h))| (n.clone(), (*c, *f, q(h, 0.95))))
+                .collect(),
         }
     }
 }
@@ -169,7 +192,10 @@ pub struct RunMetrics {
 
 impl Recorder {
     pub fn new(request_names: &[String]) -> Recorder {
-        let per_name = request_names.iter().map(|n| (n.clone(), Totals::default())).collect();
+        let per_name = request_names
+            .iter()
+            .map(|n| (n.clone(), Totals::default()))
+            .collect();
         Recorder {
             start: Instant::now(),
             load_end: Mutex::new(None),
@@ -186,11 +212,17 @@ impl Recorder {
 
     /// Marks the end of the load (first call wins).
     pub fn end_load(&self) {
-        self.load_end.lock().expect("recorder lock").get_or_insert(self.start.elapsed());
+        self.load_end
+            .lock()
+            .expect("recorder lock")
+            .get_or_insert(self.start.elapsed());
     }
 
     fn load_elapsed(&self) -> Duration {
-        self.load_end.lock().expect("recorder lock").unwrap_or_else(|| self.start.elapsed())
+        self.load_end
+            .lock()
+            .expect("recorder lock")
+            .unwrap_or_else(|| self.start.elapsed())
     }
 
     pub fn elapsed_secs(&self) -> f64 {
@@ -249,7 +281,11 @@ impl Recorder {
         self.roll(&mut inner);
         inner.current.gauges.insert(name.to_owned(), value);
         if keep_series {
-            inner.series.entry(name.to_owned()).or_default().push((t, value));
+            inner
+                .series
+                .entry(name.to_owned())
+                .or_default()
+                .push((t, value));
         }
     }
 
@@ -301,7 +337,12 @@ mod tests {
     use super::*;
 
     fn ok(ms: u64) -> Outcome {
-        Outcome { status: Some(200), error: None, latency: Duration::from_millis(ms), ok: true }
+        Outcome {
+            status: Some(200),
+            error: None,
+            latency: Duration::from_millis(ms),
+            ok: true,
+        }
     }
 
     #[test]
@@ -310,7 +351,15 @@ mod tests {
         for ms in 1..=100 {
             r.record("a", ok(ms));
         }
-        r.record("b", Outcome { status: None, error: Some(ErrorKind::Timeout), latency: Duration::from_secs(5), ok: false });
+        r.record(
+            "b",
+            Outcome {
+                status: None,
+                error: Some(ErrorKind::Timeout),
+                latency: Duration::from_secs(5),
+                ok: false,
+            },
+        );
         r.record_dropped();
         let m = r.finish();
         assert_eq!(m.all.count, 101);
@@ -333,8 +382,14 @@ mod tests {
         r.record("a", ok(1));
         let m = r.finish();
         assert_eq!(m.windows.len(), 3, "{:?}", m.windows);
-        assert_eq!(m.windows.iter().map(|w| w.requests).collect::<Vec<_>>(), vec![1, 0, 1]);
-        assert!(m.windows.iter().all(|w| w.gauges.get("vus") == Some(&5.0)), "gauges carry into empty seconds");
+        assert_eq!(
+            m.windows.iter().map(|w| w.requests).collect::<Vec<_>>(),
+            vec![1, 0, 1]
+        );
+        assert!(
+            m.windows.iter().all(|w| w.gauges.get("vus") == Some(&5.0)),
+            "gauges carry into empty seconds"
+        );
         assert_eq!(m.windows[1].p95_ms, None);
     }
 }

@@ -11,13 +11,13 @@ use tokio::sync::watch;
 
 use crate::alerts::{AlertState, Condition};
 use crate::exit;
+use crate::fault::session::{Actuators, FaultSession};
 use crate::load::{self, client::HttpClient, plan::LoadPlan, LoadCtx};
 use crate::metrics::{Recorder, RunMetrics};
-use crate::probe::{self, kafka::KafkaLagProbe, prometheus::PrometheusProbe, ProbeHealth};
-use crate::report::{self, summary, Summary};
-use crate::fault::session::{Actuators, FaultSession};
 use crate::plugin::fault::{FaultPlugin, TickState};
 use crate::plugin::{CallStats, Limits, PluginError};
+use crate::probe::{self, kafka::KafkaLagProbe, prometheus::PrometheusProbe, ProbeHealth};
+use crate::report::{self, summary, Summary};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::verdict::Judges;
 
@@ -49,7 +49,10 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Scenario(_) | RunError::TimeScale(_) | RunError::Plan(_) | RunError::Target(_) => exit::USAGE,
+            RunError::Scenario(_)
+            | RunError::TimeScale(_)
+            | RunError::Plan(_)
+            | RunError::Target(_) => exit::USAGE,
             RunError::Report(_) => exit::RUNTIME,
         }
     }
@@ -75,13 +78,25 @@ pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
 fn run_id(name: &str) -> String {
     let now = SystemTime::now();
     let stamp = summary::file_stamp(now);
-    let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
     format!("{slug}-{stamp}-{:04x}", fastrand::u16(..))
 }
 
 /// Runs a scenario until done, aborted by a threshold, or `interrupt` resolves (Ctrl-C or
 /// SIGTERM). Whatever ends the run, every fault applied is rolled back and a report is written.
-pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Result<RunOutcome, RunError> {
+pub async fn run(
+    opts: &RunOptions,
+    interrupt: impl Future<Output = ()>,
+) -> Result<RunOutcome, RunError> {
     let s = Arc::new(prepare(opts)?);
     let target = match &opts.target {
         Some(t) => t.clone(),
@@ -97,9 +112,26 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let mut extras = Extras::default();
     // A run that ends before any load is sent: an error summary, the report written all the same.
     let stopped_early = |reason: String, extras: Extras| -> Result<RunOutcome, RunError> {
-        let summary = build_summary(&s, opts, &id, &target, &started_at, &recorder.finish(), Status::Error(reason), Vec::new(), vec![], vec![], None, vec![], extras);
+        let summary = build_summary(
+            &s,
+            opts,
+            &id,
+            &target,
+            &started_at,
+            &recorder.finish(),
+            Status::Error(reason),
+            Vec::new(),
+            vec![],
+            vec![],
+            None,
+            vec![],
+            extras,
+        );
         report::write_all(&dir, &summary, &[])?;
-        Ok(RunOutcome { summary, dir: dir.clone() })
+        Ok(RunOutcome {
+            summary,
+            dir: dir.clone(),
+        })
     };
 
     // Plugins first: a missing, broken or wrong-ABI plugin is a runtime error before any load.
@@ -121,15 +153,29 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let (stop_probes_tx, stop_probes) = watch::channel(false);
     let mut probe_tasks = Vec::new();
     if let Some(p) = &s.probes.prometheus {
-        let probe = PrometheusProbe { url: p.url.replace("{target}", &target), series: p.series.clone(), interval: p.interval.0 };
-        probe_tasks.push(tokio::spawn(probe.run(recorder.clone(), stop_probes.clone())));
+        let probe = PrometheusProbe {
+            url: p.url.replace("{target}", &target),
+            series: p.series.clone(),
+            interval: p.interval.0,
+        };
+        probe_tasks.push(tokio::spawn(
+            probe.run(recorder.clone(), stop_probes.clone()),
+        ));
     }
     let mut lag_task = None;
     let mut early_probe_errors = Vec::new();
     if let Some(k) = &s.probes.kafka {
-        let made = crate::scenario::expand_env(&k.bootstrap).and_then(|b| KafkaLagProbe::new(&b, &k.group, &k.topic, k.interval.0).map_err(|e| e.to_string()));
+        let made = crate::scenario::expand_env(&k.bootstrap).and_then(|b| {
+            KafkaLagProbe::new(&b, &k.group, &k.topic, k.interval.0).map_err(|e| e.to_string())
+        });
         match made {
-            Ok(p) => lag_task = Some(tokio::spawn(p.run(recorder.clone(), stop_probes.clone(), k.drain_timeout.0))),
+            Ok(p) => {
+                lag_task = Some(tokio::spawn(p.run(
+                    recorder.clone(),
+                    stop_probes.clone(),
+                    k.drain_timeout.0,
+                )))
+            }
             Err(e) => {
                 let mut h = ProbeHealth::new(&format!("kafka lag {}", k.topic));
                 h.failed(e.to_string());
@@ -141,7 +187,12 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     let sql_before = probe::sql::baseline(&s.sql_checks).await;
     let executor = load::executor_for(&s);
     let gauge = executor.gauge();
-    let ctx = LoadCtx { plan: plan.clone(), recorder: recorder.clone(), client: client.clone(), stop: stop_load };
+    let ctx = LoadCtx {
+        plan: plan.clone(),
+        recorder: recorder.clone(),
+        client: client.clone(),
+        stop: stop_load,
+    };
     let planned = s.executor.total_duration().as_secs_f64();
     let load_fut = executor.run(ctx);
     tokio::pin!(load_fut);
@@ -152,7 +203,15 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
         .iter()
         .map(|a| {
             let c = Condition::parse(a.expr.get_ref()).expect("validated at load");
-            (c, AlertState::new(&a.name, a.expr.get_ref(), &a.severity, a.for_.0.as_secs_f64()))
+            (
+                c,
+                AlertState::new(
+                    &a.name,
+                    a.expr.get_ref(),
+                    &a.severity,
+                    a.for_.0.as_secs_f64(),
+                ),
+            )
         })
         .collect();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -235,7 +294,9 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     observe_alerts(&mut alerts, &metrics);
     let mut status = status;
     if stuck > 0 && !matches!(status, Status::Error(_)) {
-        status = Status::Error(format!("{stuck} fault(s) could not be rolled back; see the fault table"));
+        status = Status::Error(format!(
+            "{stuck} fault(s) could not be rolled back; see the fault table"
+        ));
     }
     let thresholds = match &status {
         Status::Error(_) => Vec::new(),
@@ -247,10 +308,32 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
             }
         },
     };
-    let sql = if matches!(status, Status::Interrupted) { Vec::new() } else { probe::sql::run_checks(&s.sql_checks, &sql_before, &metrics).await };
+    let sql = if matches!(status, Status::Interrupted) {
+        Vec::new()
+    } else {
+        probe::sql::run_checks(&s.sql_checks, &sql_before, &metrics).await
+    };
     extras.faults = faults.journal();
-    extras.plugins = judges.stats().into_iter().chain(fault_plugins.iter().map(|p| (p.name().to_owned(), p.stats))).collect();
-    let mut summary = build_summary(&s, opts, &id, &target, &started_at, &metrics, status, thresholds, sql, probes, lag, alerts.into_iter().map(|(_, a)| a).collect(), extras);
+    extras.plugins = judges
+        .stats()
+        .into_iter()
+        .chain(fault_plugins.iter().map(|p| (p.name().to_owned(), p.stats)))
+        .collect();
+    let mut summary = build_summary(
+        &s,
+        opts,
+        &id,
+        &target,
+        &started_at,
+        &metrics,
+        status,
+        thresholds,
+        sql,
+        probes,
+        lag,
+        alerts.into_iter().map(|(_, a)| a).collect(),
+        extras,
+    );
     for (v, first) in summary.thresholds.iter_mut().zip(&first_breach) {
         v.first_breach_s = *first;
     }
@@ -258,13 +341,21 @@ pub async fn run(opts: &RunOptions, interrupt: impl Future<Output = ()>) -> Resu
     summary.detect_from = summary
         .faults
         .iter()
-        .map(|f| summary::DetectFrom { event: format!("fault injected: {} {}", f.kind, f.target), at_s: f.applied_s })
+        .map(|f| summary::DetectFrom {
+            event: format!("fault injected: {} {}", f.kind, f.target),
+            at_s: f.applied_s,
+        })
         .reduce(|a, b| if b.at_s < a.at_s { b } else { a })
         .or_else(|| {
-            summary.thresholds.iter().filter_map(|v| v.first_breach_s.map(|t| (t, v))).reduce(|a, b| if b.0 < a.0 { b } else { a }).map(|(t, v)| summary::DetectFrom {
-                event: format!("first threshold breach: {} {}", v.metric, v.threshold),
-                at_s: t,
-            })
+            summary
+                .thresholds
+                .iter()
+                .filter_map(|v| v.first_breach_s.map(|t| (t, v)))
+                .reduce(|a, b| if b.0 < a.0 { b } else { a })
+                .map(|(t, v)| summary::DetectFrom {
+                    event: format!("first threshold breach: {} {}", v.metric, v.threshold),
+                    at_s: t,
+                })
         });
     let reference = summary.detect_from.as_ref().map(|d| d.at_s);
     for a in &mut summary.alerts {
@@ -287,12 +378,19 @@ struct Extras {
 
 /// Loads every plugin the scenario names and passes each its config (what `validate` checks
 /// too): the k6-thresholds evaluator, `[[threshold_plugins]]` and `[[faults]]`.
-pub fn start_plugins(s: &Scenario, opts: &RunOptions) -> Result<(Judges, Vec<FaultPlugin>), PluginError> {
+pub fn start_plugins(
+    s: &Scenario,
+    opts: &RunOptions,
+) -> Result<(Judges, Vec<FaultPlugin>), PluginError> {
     let limits = Limits::default();
     let judges = Judges::start(s, &opts.scenario, opts.time_scale, limits)?;
     let mut faults = Vec::new();
     for spec in &s.faults {
-        faults.push(FaultPlugin::start(&crate::verdict::resolve(&spec.plugin, &opts.scenario), &crate::verdict::config_json(spec, opts.time_scale), limits)?);
+        faults.push(FaultPlugin::start(
+            &crate::verdict::resolve(&spec.plugin, &opts.scenario),
+            &crate::verdict::config_json(spec, opts.time_scale),
+            limits,
+        )?);
     }
     Ok((judges, faults))
 }
@@ -300,12 +398,25 @@ pub fn start_plugins(s: &Scenario, opts: &RunOptions) -> Result<(Judges, Vec<Fau
 /// `{target}` and `{env:NAME}` expanded; an unset variable leaves that actuator absent (a
 /// fault needing it then fails with a message naming the setting).
 fn actuators(s: &Scenario, target: &str) -> Actuators {
-    let expand = |v: &str| crate::scenario::expand_env(&v.replace("{target}", target)).ok().filter(|x| !x.is_empty());
-    Actuators { app_faults: expand(&s.actuators.app_faults), toxiproxy: expand(&s.actuators.toxiproxy) }
+    let expand = |v: &str| {
+        crate::scenario::expand_env(&v.replace("{target}", target))
+            .ok()
+            .filter(|x| !x.is_empty())
+    };
+    Actuators {
+        app_faults: expand(&s.actuators.app_faults),
+        toxiproxy: expand(&s.actuators.toxiproxy),
+    }
 }
 
 /// This second's threshold judgement: records first breaches; Some(reason) to abort.
-fn judge_live(judges: &mut Judges, s: &Scenario, snapshot: &RunMetrics, now: f64, first_breach: &mut Vec<Option<f64>>) -> Result<Option<String>, String> {
+fn judge_live(
+    judges: &mut Judges,
+    s: &Scenario,
+    snapshot: &RunMetrics,
+    now: f64,
+    first_breach: &mut Vec<Option<f64>>,
+) -> Result<Option<String>, String> {
     let sum = crate::plugin::summary::from_run(s, snapshot);
     let live = judges.evaluate(&sum).map_err(|e| e.to_string())?;
     first_breach.resize(live.len(), None);
@@ -315,19 +426,45 @@ fn judge_live(judges: &mut Judges, s: &Scenario, snapshot: &RunMetrics, now: f64
         }
     }
     let abort = judges.check(&sum).map_err(|e| e.to_string())?;
-    Ok(abort.first().map(|v| format!("threshold {} {} crossed (observed {})", v.metric, v.threshold, v.observed.map(crate::threshold::fmt_num).unwrap_or_else(|| "no data".into()))))
+    Ok(abort.first().map(|v| {
+        format!(
+            "threshold {} {} crossed (observed {})",
+            v.metric,
+            v.threshold,
+            v.observed
+                .map(crate::threshold::fmt_num)
+                .unwrap_or_else(|| "no data".into())
+        )
+    }))
 }
 
 fn tick_state(s: &Scenario, m: &RunMetrics, t: f64) -> TickState {
-    let gauges = m.windows.last().map(|w| w.gauges.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default();
-    TickState { elapsed_s: t, stage: stage_at(s, t).0 as u32, requests: m.all.count, failed: m.all.failed, gauges }
+    let gauges = m
+        .windows
+        .last()
+        .map(|w| w.gauges.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default();
+    TickState {
+        elapsed_s: t,
+        stage: stage_at(s, t).0 as u32,
+        requests: m.all.count,
+        failed: m.all.failed,
+        gauges,
+    }
 }
 
-async fn tick_faults(plugins: &mut [FaultPlugin], session: &mut FaultSession, state: &TickState) -> Result<(), String> {
+async fn tick_faults(
+    plugins: &mut [FaultPlugin],
+    session: &mut FaultSession,
+    state: &TickState,
+) -> Result<(), String> {
     for p in plugins.iter_mut() {
         let actions = p.on_tick(state).map_err(|e| e.to_string())?;
         for a in actions {
-            session.apply(p.name(), a).await.map_err(|e| e.to_string())?;
+            session
+                .apply(p.name(), a)
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())
@@ -387,7 +524,11 @@ fn build_summary(
     let secs = m.elapsed.as_secs_f64();
     let gates_ok = thresholds.iter().all(|v| v.passed) && sql.iter().all(|c| c.passed);
     let (status_text, code, reason) = match status {
-        Status::Interrupted => ("interrupted", exit::INTERRUPTED, Some("interrupted by signal; partial results".to_owned())),
+        Status::Interrupted => (
+            "interrupted",
+            exit::INTERRUPTED,
+            Some("interrupted by signal; partial results".to_owned()),
+        ),
         Status::Error(e) => ("error", exit::RUNTIME, Some(e)),
         Status::Aborted(r) => ("aborted", exit::THRESHOLDS_FAILED, Some(r)),
         Status::Done if gates_ok => ("passed", exit::PASS, None),
@@ -396,12 +537,23 @@ fn build_summary(
                 .iter()
                 .filter(|v| !v.passed)
                 .map(|v| format!("{} {}", v.metric, v.threshold))
-                .chain(sql.iter().filter(|c| !c.passed).map(|c| format!("sql check `{}`", c.name)))
+                .chain(
+                    sql.iter()
+                        .filter(|c| !c.passed)
+                        .map(|c| format!("sql check `{}`", c.name)),
+                )
                 .collect();
-            ("failed", exit::THRESHOLDS_FAILED, Some(format!("failed: {}", failed.join(", "))))
+            (
+                "failed",
+                exit::THRESHOLDS_FAILED,
+                Some(format!("failed: {}", failed.join(", "))),
+            )
         }
     };
-    let mut requests: Vec<_> = plan_order(s).iter().filter_map(|n| m.per_name.get(n).map(|t| summary::request_row(n, t, secs))).collect();
+    let mut requests: Vec<_> = plan_order(s)
+        .iter()
+        .filter_map(|n| m.per_name.get(n).map(|t| summary::request_row(n, t, secs)))
+        .collect();
     requests.push(summary::request_row("(all)", &m.all, secs));
     Summary {
         schema: summary::SCHEMA.to_owned(),
@@ -433,7 +585,17 @@ fn build_summary(
         plugins: extras
             .plugins
             .into_iter()
-            .map(|(plugin, c)| summary::PluginCalls { plugin, calls: c.calls, total_us: c.total_us, mean_us: if c.calls > 0 { c.total_us / c.calls as f64 } else { 0.0 }, max_us: c.max_us })
+            .map(|(plugin, c)| summary::PluginCalls {
+                plugin,
+                calls: c.calls,
+                total_us: c.total_us,
+                mean_us: if c.calls > 0 {
+                    c.total_us / c.calls as f64
+                } else {
+                    0.0
+                },
+                max_us: c.max_us,
+            })
             .collect(),
     }
 }
@@ -444,5 +606,8 @@ fn plan_order(s: &Scenario) -> Vec<String> {
 
 /// Where `harness run` writes: `<out>/<run-id>/`.
 pub fn describe(dir: &Path) -> String {
-    format!("report: {}/ (report.html, report.md, summary.json, timeseries.csv, junit.xml)", dir.display())
+    format!(
+        "report: {}/ (report.html, report.md, summary.json, timeseries.csv, junit.xml)",
+        dir.display()
+    )
 }

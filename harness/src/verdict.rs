@@ -38,7 +38,9 @@ pub fn locate_shipped(name: &str, scenario: &Path) -> Option<PathBuf> {
         dirs.push(parent.join("plugins/build"));
     }
     dirs.push(PathBuf::from("plugins/build"));
-    dirs.into_iter().map(|d| d.join(&file)).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join(&file))
+        .find(|p| p.is_file())
 }
 
 /// A plugin spec's path, relative to the scenario file.
@@ -75,7 +77,12 @@ pub struct Judges {
 impl Judges {
     /// Starts every judge of the scenario at `scenario_path`. Plugin errors (missing file,
     /// wrong ABI, config rejected) stop the run before any load.
-    pub fn start(s: &Scenario, scenario_path: &Path, time_scale: f64, limits: Limits) -> Result<Judges, PluginError> {
+    pub fn start(
+        s: &Scenario,
+        scenario_path: &Path,
+        time_scale: f64,
+        limits: Limits,
+    ) -> Result<Judges, PluginError> {
         let defs = defs(s);
         let (k6, evaluator) = if defs.is_empty() {
             (K6::None, "none ([thresholds] is empty)".to_owned())
@@ -93,9 +100,17 @@ impl Judges {
         };
         let mut plugins = Vec::new();
         for spec in &s.threshold_plugins {
-            plugins.push(ThresholdPlugin::start(&resolve(&spec.plugin, scenario_path), &config_json(spec, time_scale), limits)?);
+            plugins.push(ThresholdPlugin::start(
+                &resolve(&spec.plugin, scenario_path),
+                &config_json(spec, time_scale),
+                limits,
+            )?);
         }
-        Ok(Judges { k6, plugins, evaluator })
+        Ok(Judges {
+            k6,
+            plugins,
+            evaluator,
+        })
     }
 
     /// Every verdict: `[thresholds]` in file order, then each plugin's.
@@ -106,7 +121,11 @@ impl Judges {
             K6::Plugin(p, defs) => {
                 let mut v = p.evaluate(sum)?;
                 if v.len() != defs.len() {
-                    return Err(PluginError::Malformed { plugin: p.name().into(), call: "evaluate", message: format!("{} verdicts for {} thresholds", v.len(), defs.len()) });
+                    return Err(PluginError::Malformed {
+                        plugin: p.name().into(),
+                        call: "evaluate",
+                        message: format!("{} verdicts for {} thresholds", v.len(), defs.len()),
+                    });
                 }
                 for (v, d) in v.iter_mut().zip(defs.iter()) {
                     v.abort_on_fail = d.abort_on_fail;

@@ -15,7 +15,13 @@ use target_app::Preset;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn repo(rel: &str) -> String {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel).canonicalize().unwrap().display().to_string()
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 /// The incident's app: the external call inside the order transaction and ~50 ms inserts.
@@ -29,22 +35,55 @@ async fn app(preset: Preset) -> TestApp {
 }
 
 async fn run(app: &TestApp, scenario: &str, time_scale: &str, out: &std::path::Path) -> Output {
-    let mut args = vec!["run".to_owned(), repo(scenario), "--target".into(), app.url.clone(), "--out".into(), out.display().to_string(), "--quiet".into(), "--time-scale".into(), time_scale.into()];
+    let mut args = vec![
+        "run".to_owned(),
+        repo(scenario),
+        "--target".into(),
+        app.url.clone(),
+        "--out".into(),
+        out.display().to_string(),
+        "--quiet".into(),
+        "--time-scale".into(),
+        time_scale.into(),
+    ];
     if scenario.contains("peak") {
         // The app under test has its own topic and group (one per test).
-        args.extend(["--set".into(), format!("probes.kafka.group=\"{}\"", app.config.consumer_group)]);
-        args.extend(["--set".into(), format!("probes.kafka.topic=\"{}\"", app.config.coupon_topic)]);
+        args.extend([
+            "--set".into(),
+            format!("probes.kafka.group=\"{}\"", app.config.consumer_group),
+        ]);
+        args.extend([
+            "--set".into(),
+            format!("probes.kafka.topic=\"{}\"", app.config.coupon_topic),
+        ]);
     }
     let (db, kafka) = (app.config.database_url.clone(), stack_env("HARNESS_KAFKA"));
     tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_harness")).args(&args).env("HARNESS_DATABASE_URL", db).env("HARNESS_KAFKA", kafka).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(&args)
+            .env("HARNESS_DATABASE_URL", db)
+            .env("HARNESS_KAFKA", kafka)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap()
 }
 
 fn failing(sum: &serde_json::Value) -> Vec<String> {
-    sum["thresholds"].as_array().unwrap().iter().filter(|v| v["passed"] == false).map(|v| format!("{} {}", v["metric"].as_str().unwrap(), v["threshold"].as_str().unwrap())).collect()
+    sum["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["passed"] == false)
+        .map(|v| {
+            format!(
+                "{} {}",
+                v["metric"].as_str().unwrap(),
+                v["threshold"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
 
 fn assert_sql_all_pass(sum: &serde_json::Value) {
@@ -61,24 +100,62 @@ async fn st001_fails_on_the_incident_preset_and_passes_remediated() {
     let dir = temp_dir("st001");
     let inc = app(Preset::Incident).await;
     let o = run(&inc, "scenarios/st-001.toml", "0.5", &dir.join("incident")).await;
-    assert_eq!(o.status.code(), Some(99), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&dir.join("incident"));
     // The incident's reasons: p95 over 2 s and connection-acquire timeouts (the error-rate gate
     // may fail too, as it did in the incident; nothing else may).
     let failed = failing(&sum);
-    for expected in ["db_pool_acquire_timeouts_total max<=10", "http_req_duration p(95)<2000"] {
-        assert!(failed.iter().any(|f| f == expected), "{expected} should fail: {failed:?}");
+    for expected in [
+        "db_pool_acquire_timeouts_total max<=10",
+        "http_req_duration p(95)<2000",
+    ] {
+        assert!(
+            failed.iter().any(|f| f == expected),
+            "{expected} should fail: {failed:?}"
+        );
     }
-    assert!(failed.iter().all(|f| f.starts_with("db_pool_acquire_timeouts_total") || f.starts_with("http_req_duration") || f.starts_with("http_req_failed")), "{failed:?}");
-    assert!(sum["series_peaks"]["db_pool_pending"].as_f64().unwrap() > 50.0, "pool pending {}", sum["series_peaks"]);
-    assert_eq!(sum["series_peaks"]["db_pool_active"].as_f64(), Some(20.0), "pool of 20 fully used");
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.starts_with("db_pool_acquire_timeouts_total")
+                || f.starts_with("http_req_duration")
+                || f.starts_with("http_req_failed")),
+        "{failed:?}"
+    );
+    assert!(
+        sum["series_peaks"]["db_pool_pending"].as_f64().unwrap() > 50.0,
+        "pool pending {}",
+        sum["series_peaks"]
+    );
+    assert_eq!(
+        sum["series_peaks"]["db_pool_active"].as_f64(),
+        Some(20.0),
+        "pool of 20 fully used"
+    );
     assert_sql_all_pass(&sum);
     inc.stop().await;
 
     let rem = app(Preset::Remediated).await;
-    let o = run(&rem, "scenarios/st-001.toml", "0.5", &dir.join("remediated")).await;
+    let o = run(
+        &rem,
+        "scenarios/st-001.toml",
+        "0.5",
+        &dir.join("remediated"),
+    )
+    .await;
     let sum = summary(&dir.join("remediated"));
-    assert_eq!(o.status.code(), Some(0), "{:?} {}", failing(&sum), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{:?} {}",
+        failing(&sum),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_sql_all_pass(&sum);
     rem.stop().await;
 }
@@ -89,20 +166,40 @@ async fn peak_fails_on_the_incident_preset_and_passes_remediated() {
     let dir = temp_dir("peak");
     let inc = app(Preset::Incident).await;
     let o = run(&inc, "scenarios/peak.toml", "1", &dir.join("incident")).await;
-    assert_eq!(o.status.code(), Some(99), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&dir.join("incident"));
-    assert_eq!(failing(&sum), ["kafka_consumer_lag max<5000", "kafka_consumer_lag_drain_s value<=60.0"]);
+    assert_eq!(
+        failing(&sum),
+        [
+            "kafka_consumer_lag max<5000",
+            "kafka_consumer_lag_drain_s value<=60.0"
+        ]
+    );
     let lag = &sum["kafka_lag"];
     assert!(lag["peak"].as_i64().unwrap() > 5000, "{lag}");
     let rate = lag["drain_rate_per_s"].as_f64().unwrap();
-    assert!((30.0..=90.0).contains(&rate), "incident drain rate {rate}/s (3 partitions × 20/s)");
+    assert!(
+        (30.0..=90.0).contains(&rate),
+        "incident drain rate {rate}/s (3 partitions × 20/s)"
+    );
     assert_sql_all_pass(&sum);
     inc.stop().await;
 
     let rem = app(Preset::Remediated).await;
     let o = run(&rem, "scenarios/peak.toml", "1", &dir.join("remediated")).await;
     let sum = summary(&dir.join("remediated"));
-    assert_eq!(o.status.code(), Some(0), "{:?} {}", failing(&sum), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{:?} {}",
+        failing(&sum),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_sql_all_pass(&sum);
     rem.stop().await;
 }

@@ -19,8 +19,14 @@ fn s(p: &std::path::Path) -> String {
 
 /// A built plugin; fails (never skips) with how to build it.
 fn plugin(rel: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/build").join(rel);
-    assert!(p.is_file(), "{} is missing: build the plugins with `make plugins` (make test does)", p.display());
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/build")
+        .join(rel);
+    assert!(
+        p.is_file(),
+        "{} is missing: build the plugins with `make plugins` (make test does)",
+        p.display()
+    );
     p.canonicalize().unwrap().display().to_string()
 }
 
@@ -78,19 +84,37 @@ topic = "{topic}"
 }
 
 async fn app_faults(app: &TestApp) -> serde_json::Value {
-    app.http.get(format!("{}/admin/faults", app.url)).send().await.unwrap().json().await.unwrap()
+    app.http
+        .get(format!("{}/admin/faults", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn proxy_toxics(proxy: &str) -> Vec<serde_json::Value> {
     let api = stack_env("HARNESS_PROXY_API");
-    reqwest::get(format!("{api}/proxies/{proxy}/toxics")).await.unwrap().json().await.unwrap()
+    reqwest::get(format!("{api}/proxies/{proxy}/toxics"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn assert_all_rolled_back(sum: &serde_json::Value, at_least: usize) {
     let faults = sum["faults"].as_array().unwrap();
-    assert!(faults.len() >= at_least, "expected ≥{at_least} journaled faults: {faults:?}");
+    assert!(
+        faults.len() >= at_least,
+        "expected ≥{at_least} journaled faults: {faults:?}"
+    );
     for f in faults {
-        assert!(f["rolled_back_at"].is_string() && f["rollback_error"].is_null(), "not rolled back: {f}");
+        assert!(
+            f["rolled_back_at"].is_string() && f["rollback_error"].is_null(),
+            "not rolled back: {f}"
+        );
         assert!(f["rolled_back_s"].as_f64().unwrap() >= f["applied_s"].as_f64().unwrap());
     }
 }
@@ -111,7 +135,12 @@ fn k6_plugin_agrees_with_the_native_rules() {
         ("nothing", "max<1"),
     ]
     .iter()
-    .map(|(m, t)| k6_rules::ThresholdDef { metric: (*m).into(), threshold: (*t).into(), abort_on_fail: false, delay_abort_eval_s: 0.0 })
+    .map(|(m, t)| k6_rules::ThresholdDef {
+        metric: (*m).into(),
+        threshold: (*t).into(),
+        abort_on_fail: false,
+        delay_abort_eval_s: 0.0,
+    })
     .collect();
     let req = |name: &str, n: u64| k6_rules::RequestStats {
         name: name.into(),
@@ -124,23 +153,48 @@ fn k6_plugin_agrees_with_the_native_rules() {
         elapsed_s: 30.0,
         requests: vec![req("(all)", 400), req("order", 300)],
         dropped_iterations: 0,
-        rates: vec![k6_rules::RateMetric { name: "coupon_issue_success".into(), good: 960, total: 1000 }],
+        rates: vec![k6_rules::RateMetric {
+            name: "coupon_issue_success".into(),
+            good: 960,
+            total: 1000,
+        }],
         series: vec![
-            k6_rules::Series { name: "kafka_consumer_lag".into(), points: vec![(1.0, 10.0), (2.0, 6850.0)] },
-            k6_rules::Series { name: "db_pool_pending".into(), points: vec![(1.0, 346.0), (2.0, 0.0)] },
+            k6_rules::Series {
+                name: "kafka_consumer_lag".into(),
+                points: vec![(1.0, 10.0), (2.0, 6850.0)],
+            },
+            k6_rules::Series {
+                name: "db_pool_pending".into(),
+                points: vec![(1.0, 346.0), (2.0, 0.0)],
+            },
         ],
     };
     let config = serde_json::json!({ "thresholds": defs.iter().map(|d| serde_json::json!({"metric": d.metric, "threshold": d.threshold})).collect::<Vec<_>>() });
-    let mut p = ThresholdPlugin::start(std::path::Path::new(&plugin("k6-thresholds.wasm")), &config.to_string(), Limits::default()).unwrap();
+    let mut p = ThresholdPlugin::start(
+        std::path::Path::new(&plugin("k6-thresholds.wasm")),
+        &config.to_string(),
+        Limits::default(),
+    )
+    .unwrap();
     let from_plugin = p.evaluate(&sum).unwrap();
     let native = k6_rules::evaluate(&defs, &sum);
     assert_eq!(from_plugin, native);
     // 20 of 400 failed is 5%, not < 5%; p95 is rank 380 → 2774 ms; p(99.9) of order is 2190 ms.
-    assert_eq!(native.iter().map(|v| v.passed).collect::<Vec<_>>(), vec![false, false, true, false, true, false, false, true, false]);
+    assert_eq!(
+        native.iter().map(|v| v.passed).collect::<Vec<_>>(),
+        vec![false, false, true, false, true, false, false, true, false]
+    );
     // A config the rules reject is a configure error naming the plugin.
-    let bad = ThresholdPlugin::start(std::path::Path::new(&plugin("k6-thresholds.wasm")), r#"{"thresholds":[{"metric":"x","threshold":"p95<1"}]}"#, Limits::default());
+    let bad = ThresholdPlugin::start(
+        std::path::Path::new(&plugin("k6-thresholds.wasm")),
+        r#"{"thresholds":[{"metric":"x","threshold":"p95<1"}]}"#,
+        Limits::default(),
+    );
     let e = bad.err().unwrap().to_string();
-    assert!(e.contains("k6-thresholds") && e.contains("configure") && e.contains("p95"), "{e}");
+    assert!(
+        e.contains("k6-thresholds") && e.contains("configure") && e.contains("p95"),
+        "{e}"
+    );
 }
 
 /// Each misbehaving threshold plugin ends the run with exit 3 and a message naming it and
@@ -162,27 +216,56 @@ async fn bad_plugins_exit_3_by_name_and_faults_are_rolled_back() {
             plugin("lock-contention.wasm")
         );
         let started = std::time::Instant::now();
-        let (_dir, out, o) = run_in_temp("badplugin", &app_scenario(&app, 20, 20, false, &extra)).await;
+        let (_dir, out, o) =
+            run_in_temp("badplugin", &app_scenario(&app, 20, 20, false, &extra)).await;
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(3), "{fixture}: {stderr}");
-        assert!(started.elapsed() < Duration::from_secs(15), "{fixture} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{fixture} took {:?}",
+            started.elapsed()
+        );
         let sum = summary(&out);
         let reason = sum["reason"].as_str().unwrap();
         let name = fixture.trim_end_matches(".wasm");
-        assert!(reason.contains(&format!("plugin {name}")) && reason.contains(expect), "{fixture}: {reason}");
+        assert!(
+            reason.contains(&format!("plugin {name}")) && reason.contains(expect),
+            "{fixture}: {reason}"
+        );
         assert_eq!(sum["status"], "error");
         if fixture != "abi2.wasm" {
             assert_all_rolled_back(&sum, 1);
         }
-        assert_eq!(app_faults(&app).await["order_hold_ms"], 0, "{fixture} left the fault on");
+        assert_eq!(
+            app_faults(&app).await["order_hold_ms"],
+            0,
+            "{fixture} left the fault on"
+        );
         assert!(run_dir(&out).join("report.html").is_file());
     }
     // Not a component at all.
     let dir = temp_dir("notwasm");
     let junk = dir.join("junk.wasm");
     std::fs::write(&junk, b"definitely not wasm").unwrap();
-    let file = scenario(&dir, "s.toml", &app_scenario(&app, 10, 5, false, &format!("[[threshold_plugins]]\nplugin = \"{}\"\n", s(&junk))));
-    let o = harness(args(&["run", &s(&file), "--out", &s(&dir.join("out")), "--quiet"])).await;
+    let file = scenario(
+        &dir,
+        "s.toml",
+        &app_scenario(
+            &app,
+            10,
+            5,
+            false,
+            &format!("[[threshold_plugins]]\nplugin = \"{}\"\n", s(&junk)),
+        ),
+    );
+    let o = harness(args(&[
+        "run",
+        &s(&file),
+        "--out",
+        &s(&dir.join("out")),
+        "--quiet",
+    ]))
+    .await;
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("plugin junk: not a WebAssembly component"));
     app.stop().await;
@@ -192,13 +275,33 @@ async fn bad_plugins_exit_3_by_name_and_faults_are_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_plugin_trap_rolls_back_app_fault_and_toxic() {
     let app = TestApp::start(Preset::Incident, |_| {}).await;
-    let extra = format!("[[faults]]\nplugin = \"{}\"\nconfig = {{ proxy = \"mariadb\" }}\n", plugin("fixtures/fault-trap.wasm"));
+    let extra = format!(
+        "[[faults]]\nplugin = \"{}\"\nconfig = {{ proxy = \"mariadb\" }}\n",
+        plugin("fixtures/fault-trap.wasm")
+    );
     let (_dir, out, o) = run_in_temp("faulttrap", &app_scenario(&app, 20, 20, false, &extra)).await;
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
-    assert!(sum["reason"].as_str().unwrap().contains("plugin fault-trap: on-tick trapped"), "{}", sum["reason"]);
+    assert!(
+        sum["reason"]
+            .as_str()
+            .unwrap()
+            .contains("plugin fault-trap: on-tick trapped"),
+        "{}",
+        sum["reason"]
+    );
     assert_all_rolled_back(&sum, 2);
-    let kinds: Vec<&str> = sum["faults"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = sum["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["app", "toxic"]);
     assert_eq!(app_faults(&app).await["order_hold_ms"], 0);
     assert!(proxy_toxics("mariadb").await.is_empty());
@@ -219,15 +322,30 @@ async fn sigint_with_faults_active_rolls_back_and_exits_130() {
     let file = scenario(&dir, "s.toml", &app_scenario(&app, 20, 60, true, &extra));
     let out = dir.join("out");
     let o = run_then_interrupt(&file, &out, Duration::from_secs(4)).await;
-    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     assert_eq!(sum["status"], "interrupted");
     assert_all_rolled_back(&sum, 3);
     let f = app_faults(&app).await;
-    assert_eq!((f["order_hold_ms"].as_u64(), f["consumer_insert_delay_ms"].as_u64()), (Some(0), Some(0)), "{f}");
+    assert_eq!(
+        (
+            f["order_hold_ms"].as_u64(),
+            f["consumer_insert_delay_ms"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{f}"
+    );
     assert!(proxy_toxics("mariadb").await.is_empty());
     let md = std::fs::read_to_string(run_dir(&out).join("report.md")).unwrap();
-    assert!(md.contains("order_hold_ms") && md.contains("rolled back"), "{md}");
+    assert!(
+        md.contains("order_hold_ms") && md.contains("rolled back"),
+        "{md}"
+    );
     app.stop().await;
 }
 
@@ -236,18 +354,39 @@ async fn sigint_with_faults_active_rolls_back_and_exits_130() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_contention_raises_pool_pending_and_timeouts() {
     let app = TestApp::start(Preset::Incident, |_| {}).await;
-    let extra = format!("[[faults]]\nplugin = \"{}\"\nconfig = {{ at_s = 3, duration_s = 9, hold_ms = 1000 }}\n", plugin("lock-contention.wasm"));
+    let extra = format!(
+        "[[faults]]\nplugin = \"{}\"\nconfig = {{ at_s = 3, duration_s = 9, hold_ms = 1000 }}\n",
+        plugin("lock-contention.wasm")
+    );
     let (_dir, out, o) = run_in_temp("lockcont", &app_scenario(&app, 60, 14, false, &extra)).await;
-    assert!(matches!(o.status.code(), Some(0) | Some(99)), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(99)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     assert_all_rolled_back(&sum, 1);
     let peaks = &sum["series_peaks"];
-    assert!(peaks["db_pool_pending"].as_f64().unwrap() >= 50.0, "{peaks}");
-    assert!(peaks["db_pool_acquire_timeouts_total"].as_f64().unwrap() >= 1.0, "{peaks}");
+    assert!(
+        peaks["db_pool_pending"].as_f64().unwrap() >= 50.0,
+        "{peaks}"
+    );
+    assert!(
+        peaks["db_pool_acquire_timeouts_total"].as_f64().unwrap() >= 1.0,
+        "{peaks}"
+    );
     let csv = std::fs::read_to_string(run_dir(&out).join("timeseries.csv")).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "db_pool_pending").expect("pending column");
-    let before: f64 = csv.lines().skip(1).take(2).filter_map(|l| l.split(',').nth(col)?.parse::<f64>().ok()).fold(0.0, f64::max);
+    let col = header
+        .iter()
+        .position(|h| *h == "db_pool_pending")
+        .expect("pending column");
+    let before: f64 = csv
+        .lines()
+        .skip(1)
+        .take(2)
+        .filter_map(|l| l.split(',').nth(col)?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
     assert!(before <= 5.0, "pending before the fault: {before}");
     assert_eq!(app_faults(&app).await["order_hold_ms"], 0);
     app.stop().await;
@@ -257,12 +396,26 @@ async fn lock_contention_raises_pool_pending_and_timeouts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_inserts_raise_consumer_lag() {
     let app = TestApp::start(Preset::Incident, |_| {}).await;
-    let extra = format!("[[faults]]\nplugin = \"{}\"\nconfig = {{ at_s = 1, insert_delay_ms = 200 }}\n", plugin("slow-inserts.wasm"));
+    let extra = format!(
+        "[[faults]]\nplugin = \"{}\"\nconfig = {{ at_s = 1, insert_delay_ms = 200 }}\n",
+        plugin("slow-inserts.wasm")
+    );
     let (_dir, out, o) = run_in_temp("slowins", &app_scenario(&app, 60, 10, true, &extra)).await;
-    assert!(matches!(o.status.code(), Some(0) | Some(99)), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(99)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     assert_all_rolled_back(&sum, 1);
-    assert_eq!(sum["faults"][0]["target"].as_str().unwrap().split(' ').next(), Some("consumer_insert_delay_ms"));
+    assert_eq!(
+        sum["faults"][0]["target"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .next(),
+        Some("consumer_insert_delay_ms")
+    );
     // 3 partitions × 5 inserts/s = 15/s against 60/s offered.
     let lag = sum["series_peaks"]["kafka_consumer_lag"].as_f64().unwrap();
     assert!(lag >= 200.0, "lag peak {lag}");
@@ -276,14 +429,29 @@ async fn slow_inserts_raise_consumer_lag() {
 async fn sigterm_rolls_back_a_load_side_fault_and_exits_130() {
     let server = TestServer::start().await;
     let dir = temp_dir("sigterm");
-    let text = hot_product_with_fault(&server.url, 40, 60, r#"http_req_failed = ["rate<0.05"]"#, std::path::Path::new(&plugin("lock-contention.wasm")), "hot_share = 1.0, at_s = 1");
+    let text = hot_product_with_fault(
+        &server.url,
+        40,
+        60,
+        r#"http_req_failed = ["rate<0.05"]"#,
+        std::path::Path::new(&plugin("lock-contention.wasm")),
+        "hot_share = 1.0, at_s = 1",
+    );
     let file = scenario(&dir, "s.toml", &text);
     let out = dir.join("out");
     let o = run_then_signal(&file, &out, Duration::from_secs(4), libc::SIGTERM).await;
-    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     assert_eq!(sum["status"], "interrupted");
     assert_all_rolled_back(&sum, 1);
     assert_eq!(sum["faults"][0]["kind"], "hot-share");
-    assert!(server.count("/b/1") > 10, "the skew was live before the signal");
+    assert!(
+        server.count("/b/1") > 10,
+        "the skew was live before the signal"
+    );
 }

@@ -16,17 +16,44 @@ fn s(p: &std::path::Path) -> String {
 async fn client_counts_equal_server_counts_and_thresholds_pass() {
     let server = TestServer::start().await;
     let dir = temp_dir("counts");
-    let file = scenario(&dir, "s.toml", &basic(&server.url, 200, 2, r#"http_req_failed = ["rate<0.01"]
+    let file = scenario(
+        &dir,
+        "s.toml",
+        &basic(
+            &server.url,
+            200,
+            2,
+            r#"http_req_failed = ["rate<0.01"]
 http_reqs = ["count==400"]
-"http_req_duration{name:a}" = ["p(95)<500"]"#));
+"http_req_duration{name:a}" = ["p(95)<500"]"#,
+        ),
+    );
     let out = dir.join("out");
     let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     assert_eq!(sum["totals"]["http_reqs"], 400);
-    assert_eq!(sum["totals"]["http_reqs"].as_u64().unwrap(), server.total(), "client and server counts differ");
+    assert_eq!(
+        sum["totals"]["http_reqs"].as_u64().unwrap(),
+        server.total(),
+        "client and server counts differ"
+    );
     let a: u64 = (1..=400).map(|i| server.count(&format!("/a/{i}"))).sum();
-    let row = |n: &str| sum["requests"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap().clone();
+    let row = |n: &str| {
+        sum["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(row("a")["count"].as_u64().unwrap(), a);
     assert_eq!(row("b")["count"].as_u64().unwrap(), server.count("/b"));
     assert_eq!(a, 300, "weights 3:1 over 400 iterations");
@@ -35,7 +62,11 @@ http_reqs = ["count==400"]
     assert_eq!(junit.matches("<testcase").count(), 3);
     assert!(!junit.contains("<failure"));
     let csv = std::fs::read_to_string(run_dir(&out).join("timeseries.csv")).unwrap();
-    let rows: u64 = csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum();
+    let rows: u64 = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
     assert_eq!(rows, 400, "per-second rows add up to the total");
 }
 
@@ -44,14 +75,33 @@ async fn failing_thresholds_exit_99_with_junit_failures() {
     let server = TestServer::start().await;
     server.state.status.store(503, Relaxed);
     let dir = temp_dir("fail");
-    let file = scenario(&dir, "s.toml", &basic(&server.url, 50, 1, r#"http_req_failed = ["rate<0.05"]
-"http_req_duration{name:b}" = ["p(95)<2000"]"#));
+    let file = scenario(
+        &dir,
+        "s.toml",
+        &basic(
+            &server.url,
+            50,
+            1,
+            r#"http_req_failed = ["rate<0.05"]
+"http_req_duration{name:b}" = ["p(95)<2000"]"#,
+        ),
+    );
     let out = dir.join("out");
     let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
-    assert_eq!(o.status.code(), Some(99), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     assert_eq!(sum["status"], "failed");
-    let failed: Vec<_> = sum["thresholds"].as_array().unwrap().iter().filter(|v| v["passed"] == false).collect();
+    let failed: Vec<_> = sum["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["passed"] == false)
+        .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["metric"], "http_req_failed");
     assert_eq!(failed[0]["observed"], 1.0);
@@ -72,15 +122,29 @@ async fn invalid_scenario_exits_2_and_sends_nothing() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     let line = text.lines().position(|l| l.contains("rate<<")).unwrap() + 1;
-    assert!(err.contains(&format!("bad.toml:{line}:")) && err.contains("http_req_failed") && err.contains("invalid threshold"), "{err}");
+    assert!(
+        err.contains(&format!("bad.toml:{line}:"))
+            && err.contains("http_req_failed")
+            && err.contains("invalid threshold"),
+        "{err}"
+    );
     assert_eq!(server.total(), 0, "no traffic for an invalid scenario");
     assert!(!out.exists(), "no report for a scenario that never ran");
 
     let v = harness(args(&["validate", &s(&file)])).await;
     assert_eq!(v.status.code(), Some(2));
-    let good = scenario(&dir, "good.toml", &basic(&server.url, 50, 1, r#"http_req_failed = ["rate<0.05"]"#));
+    let good = scenario(
+        &dir,
+        "good.toml",
+        &basic(&server.url, 50, 1, r#"http_req_failed = ["rate<0.05"]"#),
+    );
     let v = harness(args(&["validate", &s(&good)])).await;
-    assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stderr));
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
     let v = harness(args(&["run", &s(&good), "--time-scale", "0"])).await;
     assert_eq!(v.status.code(), Some(2));
     assert_eq!(server.total(), 0);
@@ -88,35 +152,78 @@ async fn invalid_scenario_exits_2_and_sends_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_target_exits_3_with_a_report() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = temp_dir("dead");
-    let file = scenario(&dir, "s.toml", &basic(&format!("http://127.0.0.1:{port}"), 50, 1, r#"http_req_failed = ["rate<0.05"]"#));
+    let file = scenario(
+        &dir,
+        "s.toml",
+        &basic(
+            &format!("http://127.0.0.1:{port}"),
+            50,
+            1,
+            r#"http_req_failed = ["rate<0.05"]"#,
+        ),
+    );
     let out = dir.join("out");
     let started = std::time::Instant::now();
     let o = harness(args(&["run", &s(&file), "--out", &s(&out)])).await;
     assert_eq!(o.status.code(), Some(3));
-    assert!(started.elapsed() < Duration::from_secs(15), "a dead target is reported, not waited on");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a dead target is reported, not waited on"
+    );
     let sum = summary(&out);
     assert_eq!(sum["status"], "error");
-    assert!(sum["reason"].as_str().unwrap().contains("does not answer"), "{}", sum["reason"]);
+    assert!(
+        sum["reason"].as_str().unwrap().contains("does not answer"),
+        "{}",
+        sum["reason"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_dying_mid_run_is_counted_and_reported() {
     let mut server = TestServer::start().await;
     let dir = temp_dir("dies");
-    let file = scenario(&dir, "s.toml", &basic(&server.url, 100, 3, r#"http_req_failed = ["rate<0.05"]"#));
+    let file = scenario(
+        &dir,
+        "s.toml",
+        &basic(&server.url, 100, 3, r#"http_req_failed = ["rate<0.05"]"#),
+    );
     let out = dir.join("out");
-    let run = tokio::spawn(harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])));
+    let run = tokio::spawn(harness(args(&[
+        "run",
+        &s(&file),
+        "--out",
+        &s(&out),
+        "--quiet",
+    ])));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.kill().await;
     let o = run.await.unwrap();
-    assert_eq!(o.status.code(), Some(99), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
-    assert_eq!(sum["totals"]["http_reqs"], 300, "every scheduled request is accounted for");
+    assert_eq!(
+        sum["totals"]["http_reqs"], 300,
+        "every scheduled request is accounted for"
+    );
     let failed = sum["totals"]["http_req_failed"].as_u64().unwrap();
-    let conn = sum["totals"]["connect_errors"].as_u64().unwrap() + sum["totals"]["timeouts"].as_u64().unwrap();
-    assert!(failed > 50 && conn > 0, "failures after the target died: {}", sum["totals"]);
+    let conn = sum["totals"]["connect_errors"].as_u64().unwrap()
+        + sum["totals"]["timeouts"].as_u64().unwrap();
+    assert!(
+        failed > 50 && conn > 0,
+        "failures after the target died: {}",
+        sum["totals"]
+    );
     assert_eq!(server.total() + failed, 300, "answered + failed = sent");
 }
 
@@ -124,7 +231,11 @@ async fn target_dying_mid_run_is_counted_and_reported() {
 async fn unreachable_probes_are_reported_and_the_run_continues() {
     let server = TestServer::start().await;
     let dir = temp_dir("probes");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let text = format!(
         "{}\n[probes.prometheus]\nurl = \"http://127.0.0.1:{port}/metrics\"\nseries = [\"x\"]\n[probes.kafka]\nbootstrap = \"127.0.0.1:{port}\"\ngroup = \"g\"\ntopic = \"t\"\n",
         basic(&server.url, 50, 2, r#"http_req_failed = ["rate<0.05"]"#)
@@ -132,12 +243,22 @@ async fn unreachable_probes_are_reported_and_the_run_continues() {
     let file = scenario(&dir, "s.toml", &text);
     let out = dir.join("out");
     let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     assert_eq!(sum["totals"]["http_reqs"], 100);
     let probes = sum["probes"].as_array().unwrap();
     assert_eq!(probes.len(), 2, "{probes:?}");
-    assert!(probes.iter().all(|p| p["failures"].as_u64().unwrap() > 0 && p["last_error"].is_string()), "{probes:?}");
+    assert!(
+        probes
+            .iter()
+            .all(|p| p["failures"].as_u64().unwrap() > 0 && p["last_error"].is_string()),
+        "{probes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,12 +266,25 @@ async fn abort_on_fail_stops_the_run_early() {
     let server = TestServer::start().await;
     server.state.status.store(500, Relaxed);
     let dir = temp_dir("abort");
-    let file = scenario(&dir, "s.toml", &basic(&server.url, 50, 30, r#"http_req_failed = [{ threshold = "rate<0.01", abortOnFail = true, delayAbortEval = "1s" }]"#));
+    let file = scenario(
+        &dir,
+        "s.toml",
+        &basic(
+            &server.url,
+            50,
+            30,
+            r#"http_req_failed = [{ threshold = "rate<0.01", abortOnFail = true, delayAbortEval = "1s" }]"#,
+        ),
+    );
     let out = dir.join("out");
     let started = std::time::Instant::now();
     let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
     assert_eq!(o.status.code(), Some(99));
-    assert!(started.elapsed() < Duration::from_secs(10), "aborted after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "aborted after {:?}",
+        started.elapsed()
+    );
     let sum = summary(&out);
     assert_eq!(sum["status"], "aborted");
     assert!(sum["reason"].as_str().unwrap().contains("http_req_failed"));
@@ -160,10 +294,19 @@ async fn abort_on_fail_stops_the_run_early() {
 async fn sigint_writes_a_partial_report_and_exits_130() {
     let server = TestServer::start().await;
     let dir = temp_dir("sigint");
-    let file = scenario(&dir, "s.toml", &basic(&server.url, 50, 30, r#"http_req_failed = ["rate<0.05"]"#));
+    let file = scenario(
+        &dir,
+        "s.toml",
+        &basic(&server.url, 50, 30, r#"http_req_failed = ["rate<0.05"]"#),
+    );
     let out = dir.join("out");
     let o = run_then_interrupt(&file, &out, Duration::from_secs(2)).await;
-    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     assert_eq!(sum["status"], "interrupted");
     let sent = sum["totals"]["http_reqs"].as_u64().unwrap();
@@ -182,7 +325,12 @@ async fn sigint_during_a_goose_run_is_an_interrupt_too() {
     let file = scenario(&dir, "s.toml", &text);
     let out = dir.join("out");
     let o = run_then_interrupt(&file, &out, Duration::from_secs(3)).await;
-    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(summary(&out)["status"], "interrupted");
 }
 
@@ -201,7 +349,13 @@ vus = ["max>=4"]"#)
     let file = scenario(&dir, "s.toml", &text);
     let out = dir.join("out");
     let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     let sent = sum["totals"]["http_reqs"].as_u64().unwrap();
     assert!(sent > 50, "2-4 VUs × 3 s at ~20 ms per request: {sent}");
@@ -213,15 +367,28 @@ vus = ["max>=4"]"#)
 async fn summary_json_validates_against_its_schema() {
     let server = TestServer::start().await;
     let dir = temp_dir("schema");
-    let file = scenario(&dir, "s.toml", &basic(&server.url, 20, 1, r#"http_req_failed = ["rate<0.05"]
-"http_req_duration{name:a}" = ["p(95)<1000"]"#));
+    let file = scenario(
+        &dir,
+        "s.toml",
+        &basic(
+            &server.url,
+            20,
+            1,
+            r#"http_req_failed = ["rate<0.05"]
+"http_req_duration{name:a}" = ["p(95)<1000"]"#,
+        ),
+    );
     let out = dir.join("out");
     let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
     assert_eq!(o.status.code(), Some(0));
-    let schema: serde_json::Value = serde_json::from_str(include_str!("../schema/summary.schema.json")).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/summary.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let sum = summary(&out);
-    let errors: Vec<String> = validator.iter_errors(&sum).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&sum)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     // The schema is not a rubber stamp: a wrong status is refused.
     let mut broken = sum.clone();
@@ -232,10 +399,20 @@ async fn summary_json_validates_against_its_schema() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shipped_scenario_validates() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).map(|p| s(&p)).collect();
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| s(&p))
+        .collect();
     assert!(files.len() >= 2, "{files:?}");
     let mut a = vec!["validate".to_owned()];
     a.extend(files);
     let o = harness(a).await;
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -14,7 +14,11 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn harness_bin() -> PathBuf {
@@ -26,16 +30,38 @@ async fn private_mariadb_starts_when_the_url_does_not_answer_and_is_removed_on_s
     let dir = temp_dir("mariadb");
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let db = mariadb::start(&format!("mysql://root@127.0.0.1:{}/test", closed_port()), &dir, &logs).await.expect("private mariadbd");
-    let private = db.private.clone().expect("a private server, since the URL did not answer");
+    let db = mariadb::start(
+        &format!("mysql://root@127.0.0.1:{}/test", closed_port()),
+        &dir,
+        &logs,
+    )
+    .await
+    .expect("private mariadbd");
+    let private = db
+        .private
+        .clone()
+        .expect("a private server, since the URL did not answer");
     assert!(private.child.alive());
-    assert!(mariadb::answers(&db.server_url).await, "private server must accept root with no password");
-    mariadb::create_database(&db.server_url, "harness").await.unwrap();
+    assert!(
+        mariadb::answers(&db.server_url).await,
+        "private server must accept root with no password"
+    );
+    mariadb::create_database(&db.server_url, "harness")
+        .await
+        .unwrap();
     assert!(mariadb::answers(&mariadb::with_database(&db.server_url, "harness")).await);
 
     db.stop().unwrap();
-    assert!(!private.child.alive(), "mariadbd pid {} still running", private.child.pid);
-    assert!(!private.datadir.exists(), "datadir {} left behind", private.datadir.display());
+    assert!(
+        !private.child.alive(),
+        "mariadbd pid {} still running",
+        private.child.pid
+    );
+    assert!(
+        !private.datadir.exists(),
+        "datadir {} left behind",
+        private.datadir.display()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -53,7 +79,8 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
     let dir = temp_dir("stack");
     let opts = UpOptions {
         dir: dir.join(".stack"),
-        database_url: std::env::var("HARNESS_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
+        database_url: std::env::var("HARNESS_DATABASE_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
         database_name: format!("harness_stack_test_{}", std::process::id()),
         with_app: true,
         preset: "incident".into(),
@@ -64,7 +91,12 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
     let _down = DownOnDrop(opts.dir.clone());
     assert!(first.healthy());
     let app = first.app.clone().unwrap();
-    let health: serde_json::Value = reqwest::get(format!("{}/actuator/health", app.url)).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = reqwest::get(format!("{}/actuator/health", app.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["components"]["db"]["status"], "UP");
     assert_eq!(health["components"]["kafka"]["status"], "UP");
 
@@ -85,39 +117,109 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         started.elapsed()
     };
     let direct = order().await;
-    let toxic = serde_json::json!({"name": "slow", "type": "latency", "attributes": {"latency": 100}});
-    assert_eq!(http.post(format!("{api}/proxies/mariadb/toxics")).json(&toxic).send().await.unwrap().status().as_u16(), 200);
+    let toxic =
+        serde_json::json!({"name": "slow", "type": "latency", "attributes": {"latency": 100}});
+    assert_eq!(
+        http.post(format!("{api}/proxies/mariadb/toxics"))
+            .json(&toxic)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     let slowed = order().await;
-    assert!(slowed >= std::time::Duration::from_millis(300), "order with 100 ms DB latency took {slowed:?} (direct {direct:?})");
-    assert_eq!(http.post(format!("{api}/reset")).send().await.unwrap().status().as_u16(), 204);
+    assert!(
+        slowed >= std::time::Duration::from_millis(300),
+        "order with 100 ms DB latency took {slowed:?} (direct {direct:?})"
+    );
+    assert_eq!(
+        http.post(format!("{api}/reset"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        204
+    );
     // The app's simulated external call (240 ms) is in every order; the toxic's share is gone.
     let restored = order().await;
-    assert!(restored < direct + std::time::Duration::from_millis(150), "after /reset {restored:?} (direct {direct:?})");
+    assert!(
+        restored < direct + std::time::Duration::from_millis(150),
+        "after /reset {restored:?} (direct {direct:?})"
+    );
 
     let second = stack::up(&opts).await.expect("second up");
-    assert_eq!(second.app.as_ref().unwrap().child.pid, app.child.pid, "a healthy stack is left as it is");
-    assert_eq!(second.broker.as_ref().unwrap().child.pid, first.broker.as_ref().unwrap().child.pid);
+    assert_eq!(
+        second.app.as_ref().unwrap().child.pid,
+        app.child.pid,
+        "a healthy stack is left as it is"
+    );
+    assert_eq!(
+        second.broker.as_ref().unwrap().child.pid,
+        first.broker.as_ref().unwrap().child.pid
+    );
 
-    let out = Command::new(harness_bin()).args(["stack", "status", "--dir"]).arg(&opts.dir).output().unwrap();
+    let out = Command::new(harness_bin())
+        .args(["stack", "status", "--dir"])
+        .arg(&opts.dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&app.url));
 
-    let out = Command::new(harness_bin()).args(["stack", "down", "--dir"]).arg(&opts.dir).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(harness_bin())
+        .args(["stack", "down", "--dir"])
+        .arg(&opts.dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!app.child.alive(), "target-app still running");
-    assert!(!first.broker.as_ref().unwrap().child.alive(), "tansu still running");
-    assert!(!first.relay.as_ref().unwrap().child.alive(), "relay still running");
+    assert!(
+        !first.broker.as_ref().unwrap().child.alive(),
+        "tansu still running"
+    );
+    assert!(
+        !first.relay.as_ref().unwrap().child.alive(),
+        "relay still running"
+    );
     assert!(!opts.dir.exists(), "stack dir left behind");
 
-    let out = Command::new(harness_bin()).args(["stack", "status", "--dir"]).arg(&opts.dir).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "status of a stopped stack is a runtime error");
+    let out = Command::new(harness_bin())
+        .args(["stack", "status", "--dir"])
+        .arg(&opts.dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "status of a stopped stack is a runtime error"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("stack is down"));
     // Down again is harmless.
-    let out = Command::new(harness_bin()).args(["stack", "down", "--dir"]).arg(&opts.dir).output().unwrap();
+    let out = Command::new(harness_bin())
+        .args(["stack", "down", "--dir"])
+        .arg(&opts.dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
 
-    let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mariadb::with_database(&opts.database_url, "")).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS `{}`", opts.database_name)).execute(&mut c).await.unwrap();
+    let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mariadb::with_database(
+        &opts.database_url,
+        "",
+    ))
+    .await
+    .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS `{}`", opts.database_name))
+        .execute(&mut c)
+        .await
+        .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -125,11 +227,21 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
 async fn a_broken_state_file_is_a_clear_error() {
     let dir = temp_dir("badstate");
     std::fs::write(dir.join("state.json"), "{ not json").unwrap();
-    let out = Command::new(harness_bin()).args(["stack", "status", "--dir"]).arg(&dir).output().unwrap();
+    let out = Command::new(harness_bin())
+        .args(["stack", "status", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("state.json") && err.contains("unreadable"), "{err}");
-    assert!(dir.join("state.json").exists(), "the state file is kept for the user to inspect");
+    assert!(
+        err.contains("state.json") && err.contains("unreadable"),
+        "{err}"
+    );
+    assert!(
+        dir.join("state.json").exists(),
+        "the state file is kept for the user to inspect"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -153,19 +265,48 @@ async fn demo_runs_the_scenario_through_a_fresh_stack_and_stops_it() {
         "--preset".into(),
         "remediated".into(),
     ];
-    let o = tokio::task::spawn_blocking(move || Command::new(harness_bin()).args(&args).output().unwrap()).await.unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(harness_bin()).args(&args).output().unwrap()
+    })
+    .await
+    .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
-    assert!(stdout.contains("PASS  smoke") && stdout.contains("stack down"), "{stdout}");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("PASS  smoke") && stdout.contains("stack down"),
+        "{stdout}"
+    );
     assert!(!stack_dir.exists(), "the demo leaves no stack behind");
-    let entries: Vec<std::path::PathBuf> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(entries.iter().filter(|p| p.is_dir()).count(), 1, "one report directory: {entries:?}");
-    let md = entries.iter().find(|p| p.extension().is_some_and(|e| e == "md")).expect("the demo's tables");
+    let entries: Vec<std::path::PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        entries.iter().filter(|p| p.is_dir()).count(),
+        1,
+        "one report directory: {entries:?}"
+    );
+    let md = entries
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "md"))
+        .expect("the demo's tables");
     let md = std::fs::read_to_string(md).unwrap();
     assert!(md.contains("| remediated | smoke | **PASS** | 0 |"), "{md}");
 
-    let url = std::env::var("HARNESS_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-    let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mariadb::with_database(&url, "")).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&mut c).await.unwrap();
+    let url = std::env::var("HARNESS_DATABASE_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    let mut c =
+        <sqlx::MySqlConnection as sqlx::Connection>::connect(&mariadb::with_database(&url, ""))
+            .await
+            .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`"))
+        .execute(&mut c)
+        .await
+        .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -12,21 +12,44 @@ use target_app::Preset;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lag_probe_reads_exactly_the_unconsumed_records() {
     let app = TestApp::start(Preset::Incident, |_| {}).await;
-    let probe = KafkaLagProbe::new(&stack_env("HARNESS_KAFKA"), &app.config.consumer_group, &app.config.coupon_topic, Duration::from_secs(1)).unwrap();
-    app.post("/admin/faults", r#"{"consumer_paused":true}"#).await;
+    let probe = KafkaLagProbe::new(
+        &stack_env("HARNESS_KAFKA"),
+        &app.config.consumer_group,
+        &app.config.coupon_topic,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    app.post("/admin/faults", r#"{"consumer_paused":true}"#)
+        .await;
     let n = 73;
     for u in 1..=n {
-        let (s, _) = app.post("/api/coupons/1/issue", &format!(r#"{{"user_id":{u}}}"#)).await;
+        let (s, _) = app
+            .post("/api/coupons/1/issue", &format!(r#"{{"user_id":{u}}}"#))
+            .await;
         assert_eq!(s, 202);
     }
     let read = probe.read().await.unwrap();
     assert_eq!(read.len(), 3, "incident preset: 3 partitions");
     assert_eq!(read.iter().map(|p| p.lag).sum::<i64>(), n, "{read:?}");
     assert_eq!(read.iter().map(|p| p.high_watermark).sum::<i64>(), n);
-    app.post("/admin/faults", r#"{"consumer_paused":false}"#).await;
-    eventually(60, "lag probe reads 0 after resume", || async { probe.read().await.unwrap().iter().map(|p| p.lag).sum::<i64>() == 0 }).await;
+    app.post("/admin/faults", r#"{"consumer_paused":false}"#)
+        .await;
+    eventually(60, "lag probe reads 0 after resume", || async {
+        probe
+            .read()
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.lag)
+            .sum::<i64>()
+            == 0
+    })
+    .await;
     let after = probe.read().await.unwrap();
-    assert!(after.iter().all(|p| p.committed == Some(p.high_watermark)), "{after:?}");
+    assert!(
+        after.iter().all(|p| p.committed == Some(p.high_watermark)),
+        "{after:?}"
+    );
     app.stop().await;
 }
 
@@ -97,20 +120,41 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
     );
     let file = dir.join("app.toml");
     std::fs::write(&file, scenario).unwrap();
-    let opts = RunOptions { scenario: file, sets: vec![], target: Some(app.url.clone()), out_dir: dir.join("out"), time_scale: 1.0, progress: false };
+    let opts = RunOptions {
+        scenario: file,
+        sets: vec![],
+        target: Some(app.url.clone()),
+        out_dir: dir.join("out"),
+        time_scale: 1.0,
+        progress: false,
+    };
     let outcome = run(&opts, std::future::pending()).await.unwrap();
     let s = &outcome.summary;
     assert_eq!(s.status, "passed", "{:#?}", s);
     assert_eq!(s.totals.http_reqs, 180);
-    for (name, route) in [("create_order", "/api/orders"), ("issue_coupon", "/api/coupons/{id}/issue")] {
+    for (name, route) in [
+        ("create_order", "/api/orders"),
+        ("issue_coupon", "/api/coupons/{id}/issue"),
+    ] {
         let ours = s.requests.iter().find(|r| r.name == name).unwrap().count;
-        let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+        let metrics = app
+            .http
+            .get(format!("{}/metrics", app.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let theirs: f64 = metrics
             .lines()
             .filter(|l| l.starts_with(&format!("http_server_requests_total{{route=\"{route}\"")))
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
             .sum();
-        assert_eq!(ours as f64, theirs, "{name}: harness counted {ours}, the app counted {theirs}");
+        assert_eq!(
+            ours as f64, theirs,
+            "{name}: harness counted {ours}, the app counted {theirs}"
+        );
     }
     assert!(s.sql_checks.iter().all(|c| c.passed), "{:#?}", s.sql_checks);
     assert_eq!(s.sql_checks[0].expected, Some(90));
@@ -119,10 +163,14 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
     assert!(s.series_peaks.contains_key("db_pool_active"));
     assert_eq!(lag.partitions.len(), 3, "{:?}", lag.partitions);
     // A summary with every section filled in still matches its schema.
-    let schema: serde_json::Value = serde_json::from_str(include_str!("../schema/summary.schema.json")).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/summary.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let value = serde_json::to_value(s).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     std::fs::remove_dir_all(&dir).unwrap();
     app.stop().await;

@@ -46,9 +46,19 @@ fn toxiproxy_rust_drives_our_api() {
     assert!(client.is_running());
     assert!(client.version().unwrap().contains("version"));
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let listen = format!("127.0.0.1:{port}");
-    let proxies = client.populate(vec![ProxyPack::new("echo".into(), listen.clone(), upstream)]).unwrap();
+    let proxies = client
+        .populate(vec![ProxyPack::new(
+            "echo".into(),
+            listen.clone(),
+            upstream,
+        )])
+        .unwrap();
     assert_eq!(proxies.len(), 1);
     assert_eq!(client.all().unwrap().len(), 1);
     let direct = round_trip(&listen);
@@ -60,12 +70,25 @@ fn toxiproxy_rust_drives_our_api() {
         .with_latency("downstream".into(), 200, 0, 1.0)
         .apply(|| slowed = round_trip(&listen))
         .unwrap();
-    assert!(slowed >= Duration::from_millis(180), "latency through toxiproxy_rust: {slowed:?} (direct {direct:?})");
-    assert!(round_trip(&listen) < Duration::from_millis(100), "apply() removed the toxic");
+    assert!(
+        slowed >= Duration::from_millis(180),
+        "latency through toxiproxy_rust: {slowed:?} (direct {direct:?})"
+    );
+    assert!(
+        round_trip(&listen) < Duration::from_millis(100),
+        "apply() removed the toxic"
+    );
 
     let mut refused = false;
-    client.find_proxy("echo").unwrap().with_down(|| refused = TcpStream::connect(&listen).is_err()).unwrap();
+    client
+        .find_proxy("echo")
+        .unwrap()
+        .with_down(|| refused = TcpStream::connect(&listen).is_err())
+        .unwrap();
     assert!(refused, "with_down() took the proxy down");
     assert!(client.reset().is_ok());
-    assert!(round_trip(&listen) < Duration::from_millis(100), "up again after with_down/reset");
+    assert!(
+        round_trip(&listen) < Duration::from_millis(100),
+        "up again after with_down/reset"
+    );
 }

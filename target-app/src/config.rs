@@ -25,18 +25,31 @@ pub enum ConsumerMode {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "target-app", version, about = "The incident's e-commerce service (orders + coupons)")]
+#[command(
+    name = "target-app",
+    version,
+    about = "The incident's e-commerce service (orders + coupons)"
+)]
 pub struct Args {
     /// Address to listen on; port 0 picks a free one (printed on start).
     #[arg(long, env = "TARGET_APP_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// MySQL/MariaDB URL; the database must exist.
-    #[arg(long, env = "DATABASE_URL", default_value = "mysql://root@127.0.0.1:3306/test")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "mysql://root@127.0.0.1:3306/test"
+    )]
     pub database_url: String,
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub kafka: String,
-    #[arg(long, env = "TARGET_APP_PRESET", value_enum, default_value = "incident")]
+    #[arg(
+        long,
+        env = "TARGET_APP_PRESET",
+        value_enum,
+        default_value = "incident"
+    )]
     pub preset: Preset,
     #[arg(long, env = "TARGET_APP_POOL_MAX")]
     pub pool_max: Option<u32>,
@@ -67,9 +80,17 @@ pub struct Args {
     /// Kafka producer delivery timeout (message.timeout.ms); past it the coupon API answers 503.
     #[arg(long, env = "TARGET_APP_PRODUCER_TIMEOUT_MS", default_value_t = 5000)]
     pub producer_timeout_ms: u64,
-    #[arg(long, env = "TARGET_APP_COUPON_TOPIC", default_value = "coupon-issue-requests")]
+    #[arg(
+        long,
+        env = "TARGET_APP_COUPON_TOPIC",
+        default_value = "coupon-issue-requests"
+    )]
     pub coupon_topic: String,
-    #[arg(long, env = "TARGET_APP_CONSUMER_GROUP", default_value = "ecommerce-coupon-consumer-group")]
+    #[arg(
+        long,
+        env = "TARGET_APP_CONSUMER_GROUP",
+        default_value = "ecommerce-coupon-consumer-group"
+    )]
     pub consumer_group: String,
     /// Products seeded when missing (ids 1..=N); product 1 is the hot product.
     #[arg(long, env = "TARGET_APP_SEED_PRODUCTS", default_value_t = 100)]
@@ -113,8 +134,28 @@ pub struct Config {
 impl Args {
     pub fn resolve(self) -> Config {
         let (name, pool, min_idle, timeout, parts, mode, conc, batch, index) = match self.preset {
-            Preset::Incident => ("incident", 20, 5, 5_000, 3, ConsumerMode::Single, 3, 1, false),
-            Preset::Remediated => ("remediated", 40, 8, 10_000, 10, ConsumerMode::Batch, 10, 50, true),
+            Preset::Incident => (
+                "incident",
+                20,
+                5,
+                5_000,
+                3,
+                ConsumerMode::Single,
+                3,
+                1,
+                false,
+            ),
+            Preset::Remediated => (
+                "remediated",
+                40,
+                8,
+                10_000,
+                10,
+                ConsumerMode::Batch,
+                10,
+                50,
+                true,
+            ),
         };
         Config {
             preset: name,
@@ -176,7 +217,13 @@ mod tests {
     #[test]
     fn incident_preset_matches_the_seed_document() {
         let c = Args::parse_from(["t"]).resolve();
-        assert_eq!((c.pool_max, c.acquire_timeout_ms, c.topic_partitions), (20, 5_000, 3));
-        assert_eq!((c.consumer_mode, c.batch_size, c.coupon_index), (ConsumerMode::Single, 1, false));
+        assert_eq!(
+            (c.pool_max, c.acquire_timeout_ms, c.topic_partitions),
+            (20, 5_000, 3)
+        );
+        assert_eq!(
+            (c.consumer_mode, c.batch_size, c.coupon_index),
+            (ConsumerMode::Single, 1, false)
+        );
     }
 }

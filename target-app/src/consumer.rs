@@ -24,7 +24,10 @@ use crate::AppState;
 const BATCH_LINGER: Duration = Duration::from_millis(20);
 
 /// Spawns `consumer_concurrency` members of the group; they stop when `shutdown` flips.
-pub fn spawn(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Result<Vec<tokio::task::JoinHandle<()>>, rdkafka::error::KafkaError> {
+pub fn spawn(
+    state: Arc<AppState>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, rdkafka::error::KafkaError> {
     let mut handles = Vec::new();
     for member in 0..state.config.consumer_concurrency {
         let consumer: StreamConsumer = crate::kafka::client_config(&state.config.kafka)
@@ -36,12 +39,22 @@ pub fn spawn(state: Arc<AppState>, shutdown: watch::Receiver<bool>) -> Result<Ve
             .set("session.timeout.ms", "10000")
             .create()?;
         consumer.subscribe(&[&state.config.coupon_topic])?;
-        handles.push(tokio::spawn(run_member(member, consumer, state.clone(), shutdown.clone())));
+        handles.push(tokio::spawn(run_member(
+            member,
+            consumer,
+            state.clone(),
+            shutdown.clone(),
+        )));
     }
     Ok(handles)
 }
 
-async fn run_member(member: usize, consumer: StreamConsumer, state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+async fn run_member(
+    member: usize,
+    consumer: StreamConsumer,
+    state: Arc<AppState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let batch_size = match state.config.consumer_mode {
         ConsumerMode::Single => 1,
         ConsumerMode::Batch => state.config.batch_size,
@@ -135,14 +148,25 @@ async fn decide(state: &AppState, batch: &[CouponRequest]) -> Result<(), crate::
     let mut tx = db.begin().await?;
 
     let ids: Vec<&str> = batch.iter().map(|r| r.request_id.as_str()).collect();
-    let mut q = sqlx::QueryBuilder::new("SELECT request_id FROM coupon_requests WHERE request_id IN (");
+    let mut q =
+        sqlx::QueryBuilder::new("SELECT request_id FROM coupon_requests WHERE request_id IN (");
     let mut sep = q.separated(", ");
     for id in &ids {
         sep.push_bind(*id);
     }
     sep.push_unseparated(")");
-    let done: HashSet<String> = q.build_query_as::<(String,)>().fetch_all(&mut *tx).await.map_err(cls)?.into_iter().map(|r| r.0).collect();
-    let fresh: Vec<&CouponRequest> = batch.iter().filter(|r| !done.contains(&r.request_id)).collect();
+    let done: HashSet<String> = q
+        .build_query_as::<(String,)>()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(cls)?
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    let fresh: Vec<&CouponRequest> = batch
+        .iter()
+        .filter(|r| !done.contains(&r.request_id))
+        .collect();
     if fresh.is_empty() {
         return tx.commit().await.map_err(cls);
     }
@@ -156,7 +180,12 @@ async fn decide(state: &AppState, batch: &[CouponRequest]) -> Result<(), crate::
             sep.push_bind(*u);
         }
         sep.push_unseparated(")");
-        for (u,) in q.build_query_as::<(u64,)>().fetch_all(&mut *tx).await.map_err(cls)? {
+        for (u,) in q
+            .build_query_as::<(u64,)>()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(cls)?
+        {
             holders.insert((u, coupon));
         }
     }
@@ -169,17 +198,26 @@ async fn decide(state: &AppState, batch: &[CouponRequest]) -> Result<(), crate::
 
     let mut remaining: HashMap<u64, i64> = HashMap::new();
     for coupon in group_by_coupon(&fresh).keys() {
-        let row: Option<(i64, i64)> = sqlx::query_as("SELECT total_quantity, issued FROM coupons WHERE id = ? FOR UPDATE")
-            .bind(coupon)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(cls)?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT total_quantity, issued FROM coupons WHERE id = ? FOR UPDATE")
+                .bind(coupon)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(cls)?;
         if let Some((total, issued)) = row {
             remaining.insert(*coupon, total - issued);
         }
     }
-    let outcomes: Vec<Outcome> = fresh.iter().map(|r| judge(r, &mut holders, &mut remaining)).collect();
-    let issued: Vec<&CouponRequest> = fresh.iter().zip(&outcomes).filter(|(_, o)| **o == Outcome::Issued).map(|(r, _)| *r).collect();
+    let outcomes: Vec<Outcome> = fresh
+        .iter()
+        .map(|r| judge(r, &mut holders, &mut remaining))
+        .collect();
+    let issued: Vec<&CouponRequest> = fresh
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o == Outcome::Issued)
+        .map(|(r, _)| *r)
+        .collect();
 
     if !issued.is_empty() {
         let mut ins = sqlx::QueryBuilder::new("INSERT INTO user_coupons (user_id, coupon_id) ");
@@ -192,7 +230,12 @@ async fn decide(state: &AppState, batch: &[CouponRequest]) -> Result<(), crate::
             *per_coupon.entry(r.coupon_id).or_default() += 1;
         }
         for (coupon, n) in per_coupon {
-            sqlx::query("UPDATE coupons SET issued = issued + ? WHERE id = ?").bind(n).bind(coupon).execute(&mut *tx).await.map_err(cls)?;
+            sqlx::query("UPDATE coupons SET issued = issued + ? WHERE id = ?")
+                .bind(n)
+                .bind(coupon)
+                .execute(&mut *tx)
+                .await
+                .map_err(cls)?;
         }
     }
     let mut rec = sqlx::QueryBuilder::new("INSERT INTO coupon_requests (request_id, user_id, coupon_id, status, reason, accepted_at) ");
@@ -215,7 +258,10 @@ async fn decide(state: &AppState, batch: &[CouponRequest]) -> Result<(), crate::
 
     let n_issued = issued.len() as u64;
     state.metrics.consumer_issued.fetch_add(n_issued, Relaxed);
-    state.metrics.consumer_rejected.fetch_add(fresh.len() as u64 - n_issued, Relaxed);
+    state
+        .metrics
+        .consumer_rejected
+        .fetch_add(fresh.len() as u64 - n_issued, Relaxed);
     Ok(())
 }
 
@@ -229,7 +275,11 @@ fn group_by_coupon(batch: &[&CouponRequest]) -> BTreeMap<u64, Vec<u64>> {
 
 /// First come, first served: a user holding the coupon (before or earlier in this batch) is
 /// rejected, and nothing is issued past the coupon's quantity.
-fn judge(r: &CouponRequest, holders: &mut HashSet<(u64, u64)>, remaining: &mut HashMap<u64, i64>) -> Outcome {
+fn judge(
+    r: &CouponRequest,
+    holders: &mut HashSet<(u64, u64)>,
+    remaining: &mut HashMap<u64, i64>,
+) -> Outcome {
     let Some(left) = remaining.get_mut(&r.coupon_id) else {
         return Outcome::Rejected("unknown_coupon");
     };
@@ -249,14 +299,22 @@ mod tests {
     use super::*;
 
     fn req(user: u64) -> CouponRequest {
-        CouponRequest { request_id: format!("r{user}"), user_id: user, coupon_id: 1, accepted_at_ms: 0 }
+        CouponRequest {
+            request_id: format!("r{user}"),
+            user_id: user,
+            coupon_id: 1,
+            accepted_at_ms: 0,
+        }
     }
 
     #[test]
     fn judge_is_first_come_first_served() {
         let mut holders = HashSet::from([(9, 1)]);
         let mut remaining = HashMap::from([(1, 2)]);
-        let got: Vec<Outcome> = [req(1), req(1), req(9), req(2), req(3)].iter().map(|r| judge(r, &mut holders, &mut remaining)).collect();
+        let got: Vec<Outcome> = [req(1), req(1), req(9), req(2), req(3)]
+            .iter()
+            .map(|r| judge(r, &mut holders, &mut remaining))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -267,7 +325,13 @@ mod tests {
                 Outcome::Rejected("sold_out")
             ]
         );
-        let unknown = CouponRequest { coupon_id: 7, ..req(4) };
-        assert_eq!(judge(&unknown, &mut holders, &mut remaining), Outcome::Rejected("unknown_coupon"));
+        let unknown = CouponRequest {
+            coupon_id: 7,
+            ..req(4)
+        };
+        assert_eq!(
+            judge(&unknown, &mut holders, &mut remaining),
+            Outcome::Rejected("unknown_coupon")
+        );
     }
 }

@@ -50,9 +50,11 @@ pub async fn issue(
     Path(coupon_id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let coupon_id: u64 = coupon_id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("coupon id must be a positive integer, got {coupon_id:?}")))?;
+    let coupon_id: u64 = coupon_id.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "coupon id must be a positive integer, got {coupon_id:?}"
+        ))
+    })?;
     let req: IssueRequest = parse_json(&body)?;
     if req.user_id == 0 {
         return Err(ApiError::bad_request("user_id must be positive"));
@@ -62,19 +64,39 @@ pub async fn issue(
         request_id: uuid::Uuid::new_v4().to_string(),
         user_id: req.user_id,
         coupon_id,
-        accepted_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        accepted_at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
     };
-    produce(&state.producer, &state.config.coupon_topic, &record).await.map_err(|e| {
-        state.metrics.producer_errors.fetch_add(1, Relaxed);
-        tracing::warn!(error = %e, "coupon request not delivered");
-        ApiError::unavailable("producer_error", format!("coupon request not delivered to Kafka: {e}"))
-    })?;
+    produce(&state.producer, &state.config.coupon_topic, &record)
+        .await
+        .map_err(|e| {
+            state.metrics.producer_errors.fetch_add(1, Relaxed);
+            tracing::warn!(error = %e, "coupon request not delivered");
+            ApiError::unavailable(
+                "producer_error",
+                format!("coupon request not delivered to Kafka: {e}"),
+            )
+        })?;
     state.metrics.producer_sent.fetch_add(1, Relaxed);
-    Ok((StatusCode::ACCEPTED, Json(Accepted { request_id: record.request_id, status: "accepted" })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            request_id: record.request_id,
+            status: "accepted",
+        }),
+    ))
 }
 
 async fn ensure_coupon_exists(state: &AppState, coupon_id: u64) -> Result<(), ApiError> {
-    if state.known_coupons.0.read().expect("coupon cache").contains(&coupon_id) {
+    if state
+        .known_coupons
+        .0
+        .read()
+        .expect("coupon cache")
+        .contains(&coupon_id)
+    {
         return Ok(());
     }
     let db = &state.db;
@@ -87,18 +109,33 @@ async fn ensure_coupon_exists(state: &AppState, coupon_id: u64) -> Result<(), Ap
     tx.commit().await.map_err(|e| db.classify(e))?;
     match found {
         Some(_) => {
-            state.known_coupons.0.write().expect("coupon cache").insert(coupon_id);
+            state
+                .known_coupons
+                .0
+                .write()
+                .expect("coupon cache")
+                .insert(coupon_id);
             Ok(())
         }
-        None => Err(ApiError::not_found("unknown_coupon", format!("coupon {coupon_id} does not exist"))),
+        None => Err(ApiError::not_found(
+            "unknown_coupon",
+            format!("coupon {coupon_id} does not exist"),
+        )),
     }
 }
 
-async fn produce(producer: &FutureProducer, topic: &str, record: &CouponRequest) -> Result<(), rdkafka::error::KafkaError> {
+async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &CouponRequest,
+) -> Result<(), rdkafka::error::KafkaError> {
     let payload = serde_json::to_vec(record).expect("coupon request serialises");
     let key = record.user_id.to_string();
     producer
-        .send(FutureRecord::to(topic).key(&key).payload(&payload), Duration::from_secs(0))
+        .send(
+            FutureRecord::to(topic).key(&key).payload(&payload),
+            Duration::from_secs(0),
+        )
         .await
         .map(|_| ())
         .map_err(|(e, _)| e)

@@ -44,8 +44,15 @@ impl Db {
             .test_before_acquire(false)
             .connect(&config.database_url)
             .await
-            .map_err(|source| DbError::Connect { url: redact(&config.database_url), source })?;
-        Ok(Db { pool, max: config.pool_max, metrics })
+            .map_err(|source| DbError::Connect {
+                url: redact(&config.database_url),
+                source,
+            })?;
+        Ok(Db {
+            pool,
+            max: config.pool_max,
+            metrics,
+        })
     }
 
     /// Starts a transaction, counting the wait as pending and a give-up as an acquire timeout.
@@ -61,24 +68,44 @@ impl Db {
         match e {
             sqlx::Error::PoolTimedOut => {
                 self.metrics.acquire_timeouts.fetch_add(1, Relaxed);
-                ApiError::unavailable("pool_timeout", "Connection is not available, request timed out")
+                ApiError::unavailable(
+                    "pool_timeout",
+                    "Connection is not available, request timed out",
+                )
             }
             other => {
                 tracing::error!(error = %other, "database error");
-                ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "database_error", other.to_string())
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "database_error",
+                    other.to_string(),
+                )
             }
         }
     }
 
     pub fn snapshot(&self) -> PoolSnapshot {
-        PoolSnapshot { max: self.max, size: self.pool.size(), idle: self.pool.num_idle() as u32 }
+        PoolSnapshot {
+            max: self.max,
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+        }
     }
 
     pub async fn prepare(&self, config: &Config) -> Result<(), DbError> {
         MIGRATOR.run(&self.pool).await?;
         if config.reset_data {
-            for t in ["orders", "user_coupons", "coupon_requests", "inventories", "products", "coupons"] {
-                sqlx::query(&format!("DELETE FROM {t}")).execute(&self.pool).await?;
+            for t in [
+                "orders",
+                "user_coupons",
+                "coupon_requests",
+                "inventories",
+                "products",
+                "coupons",
+            ] {
+                sqlx::query(&format!("DELETE FROM {t}"))
+                    .execute(&self.pool)
+                    .await?;
             }
         }
         self.set_coupon_index(config.coupon_index).await?;
@@ -95,10 +122,16 @@ impl Db {
         .await?;
         match (wanted, present > 0) {
             (true, false) => {
-                sqlx::query("CREATE UNIQUE INDEX ux_user_coupon ON user_coupons (user_id, coupon_id)").execute(&self.pool).await?;
+                sqlx::query(
+                    "CREATE UNIQUE INDEX ux_user_coupon ON user_coupons (user_id, coupon_id)",
+                )
+                .execute(&self.pool)
+                .await?;
             }
             (false, true) => {
-                sqlx::query("DROP INDEX ux_user_coupon ON user_coupons").execute(&self.pool).await?;
+                sqlx::query("DROP INDEX ux_user_coupon ON user_coupons")
+                    .execute(&self.pool)
+                    .await?;
             }
             _ => {}
         }
@@ -108,12 +141,17 @@ impl Db {
     async fn seed(&self, config: &Config) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         for chunk in (1..=config.seed_products).collect::<Vec<_>>().chunks(500) {
-            let mut products = sqlx::QueryBuilder::new("INSERT IGNORE INTO products (id, name, price) ");
+            let mut products =
+                sqlx::QueryBuilder::new("INSERT IGNORE INTO products (id, name, price) ");
             products.push_values(chunk, |mut b, id| {
-                b.push_bind(*id).push_bind(format!("product-{id}")).push_bind(1_000 + (*id as i64 % 50) * 100);
+                b.push_bind(*id)
+                    .push_bind(format!("product-{id}"))
+                    .push_bind(1_000 + (*id as i64 % 50) * 100);
             });
             products.build().execute(&mut *tx).await?;
-            let mut stock = sqlx::QueryBuilder::new("INSERT IGNORE INTO inventories (product_id, stock_quantity) ");
+            let mut stock = sqlx::QueryBuilder::new(
+                "INSERT IGNORE INTO inventories (product_id, stock_quantity) ",
+            );
             stock.push_values(chunk, |mut b, id| {
                 b.push_bind(*id).push_bind(config.seed_stock);
             });
@@ -146,7 +184,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(super::redact("mysql://root:secret@h:1/db"), "mysql://root:***@h:1/db");
+        assert_eq!(
+            super::redact("mysql://root:secret@h:1/db"),
+            "mysql://root:***@h:1/db"
+        );
         assert_eq!(super::redact("mysql://root@h:1/db"), "mysql://root@h:1/db");
     }
 }

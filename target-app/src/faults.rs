@@ -70,11 +70,19 @@ pub async fn get(State(state): State<Arc<AppState>>) -> Json<FaultView> {
     Json(state.faults.view())
 }
 
-pub async fn post(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<FaultView>, ApiError> {
+pub async fn post(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<FaultView>, ApiError> {
     let patch: FaultPatch = parse_json(&body)?;
-    for (name, v) in [("order_hold_ms", patch.order_hold_ms), ("consumer_insert_delay_ms", patch.consumer_insert_delay_ms)] {
+    for (name, v) in [
+        ("order_hold_ms", patch.order_hold_ms),
+        ("consumer_insert_delay_ms", patch.consumer_insert_delay_ms),
+    ] {
         if v.is_some_and(|v| v > MAX_DELAY_MS) {
-            return Err(ApiError::bad_request(format!("{name} must be at most {MAX_DELAY_MS}")));
+            return Err(ApiError::bad_request(format!(
+                "{name} must be at most {MAX_DELAY_MS}"
+            )));
         }
     }
     let f = &state.faults;

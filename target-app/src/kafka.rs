@@ -14,9 +14,16 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
     #[error("Kafka client error ({bootstrap}): {source}")]
-    Client { bootstrap: String, source: KafkaError },
+    Client {
+        bootstrap: String,
+        source: KafkaError,
+    },
     #[error("cannot create topic {topic} on {bootstrap}: {code:?}")]
-    CreateTopic { topic: String, bootstrap: String, code: RDKafkaErrorCode },
+    CreateTopic {
+        topic: String,
+        bootstrap: String,
+        code: RDKafkaErrorCode,
+    },
     #[error("topic {topic} not visible in metadata from {bootstrap}")]
     NoTopic { topic: String, bootstrap: String },
 }
@@ -32,9 +39,17 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
 
 /// Creates the topic with `partitions` if it is missing and returns the partition count the
 /// broker reports (an existing topic keeps its own count; the caller decides what that means).
-pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<i32, KafkaSetupError> {
-    let err = |source| KafkaSetupError::Client { bootstrap: bootstrap.to_owned(), source };
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create().map_err(err)?;
+pub async fn ensure_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<i32, KafkaSetupError> {
+    let err = |source| KafkaSetupError::Client {
+        bootstrap: bootstrap.to_owned(),
+        source,
+    };
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap).create().map_err(err)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin.create_topics(&[new], &opts).await.map_err(err)?;
@@ -42,7 +57,11 @@ pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => {
-                return Err(KafkaSetupError::CreateTopic { topic: topic.to_owned(), bootstrap: bootstrap.to_owned(), code })
+                return Err(KafkaSetupError::CreateTopic {
+                    topic: topic.to_owned(),
+                    bootstrap: bootstrap.to_owned(),
+                    code,
+                })
             }
         }
     }
@@ -53,11 +72,16 @@ pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
 }
 
 fn partition_count(bootstrap: &str, topic: &str) -> Result<i32, KafkaSetupError> {
-    let err = |source| KafkaSetupError::Client { bootstrap: bootstrap.to_owned(), source };
+    let err = |source| KafkaSetupError::Client {
+        bootstrap: bootstrap.to_owned(),
+        source,
+    };
     let consumer: BaseConsumer = client_config(bootstrap).create().map_err(err)?;
     // A just-created topic can take a moment to show up in metadata.
     for _ in 0..50 {
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(err)?;
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .map_err(err)?;
         if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
             if !t.partitions().is_empty() {
                 return Ok(t.partitions().len() as i32);
@@ -65,12 +89,20 @@ fn partition_count(bootstrap: &str, topic: &str) -> Result<i32, KafkaSetupError>
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(KafkaSetupError::NoTopic { topic: topic.to_owned(), bootstrap: bootstrap.to_owned() })
+    Err(KafkaSetupError::NoTopic {
+        topic: topic.to_owned(),
+        bootstrap: bootstrap.to_owned(),
+    })
 }
 
 /// Lag per partition of `group` on `topic`. A partition the group never committed counts from
 /// the low watermark: everything still stored there is unconsumed. Blocking; call off the runtime.
-pub fn group_lag(consumer: &BaseConsumer, topic: &str, partitions: i32, timeout: Duration) -> Result<BTreeMap<i32, i64>, KafkaError> {
+pub fn group_lag(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Result<BTreeMap<i32, i64>, KafkaError> {
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);

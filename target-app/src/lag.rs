@@ -10,7 +10,11 @@ use tokio::sync::watch;
 
 use crate::AppState;
 
-pub fn spawn(state: Arc<AppState>, partitions: i32, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    state: Arc<AppState>,
+    partitions: i32,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let reader: Option<BaseConsumer> = crate::kafka::client_config(&state.config.kafka)
             .set("group.id", &state.config.consumer_group)
@@ -23,7 +27,12 @@ pub fn spawn(state: Arc<AppState>, partitions: i32, mut shutdown: watch::Receive
         loop {
             let (r, s) = (reader.clone(), state.clone());
             let read = tokio::task::spawn_blocking(move || {
-                crate::kafka::group_lag(&r, &s.config.coupon_topic, partitions, Duration::from_secs(2))
+                crate::kafka::group_lag(
+                    &r,
+                    &s.config.coupon_topic,
+                    partitions,
+                    Duration::from_secs(2),
+                )
             })
             .await;
             match read {

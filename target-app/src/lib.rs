@@ -59,11 +59,16 @@ pub enum StartError {
 
 /// Connects to the database and broker, prepares schema, seed data and topic, starts the
 /// consumer group and serves HTTP on `listener` until `shutdown` resolves.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let metrics = Arc::new(metrics::Metrics::new());
     let db = db::Db::connect(&config, metrics.clone()).await?;
     db.prepare(&config).await?;
-    let partitions = kafka::ensure_topic(&config.kafka, &config.coupon_topic, config.topic_partitions).await?;
+    let partitions =
+        kafka::ensure_topic(&config.kafka, &config.coupon_topic, config.topic_partitions).await?;
     if partitions != config.topic_partitions {
         tracing::warn!(
             topic = %config.coupon_topic,
@@ -91,7 +96,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     tasks.push(lag::spawn(state.clone(), partitions, stop_rx));
 
     tracing::info!(addr = %listener.local_addr()?, config = ?state.config, "target-app listening");
-    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -106,7 +113,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/coupons/{id}/issue", post(coupons::issue))
         .route("/actuator/health", get(health::health))
         .route("/metrics", get(health::metrics))
-        .route("/admin/faults", get(faults::get).post(faults::post).delete(faults::delete))
+        .route(
+            "/admin/faults",
+            get(faults::get).post(faults::post).delete(faults::delete),
+        )
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -114,9 +124,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Records every request in the HTTP metrics under its route pattern (not its raw path, so
 /// ids do not explode the series count).
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     let resp = next.run(req).await;
-    state.metrics.observe_http(&route, resp.status().as_u16(), started.elapsed());
+    state
+        .metrics
+        .observe_http(&route, resp.status().as_u16(), started.elapsed());
     resp
 }

@@ -71,16 +71,32 @@ impl Metrics {
     }
 
     pub fn set_lag(&self, per_partition: BTreeMap<i32, i64>) {
-        self.consumer_lag.store(per_partition.values().sum(), Relaxed);
+        self.consumer_lag
+            .store(per_partition.values().sum(), Relaxed);
         *self.lag_by_partition.lock().expect("metrics lock") = per_partition;
     }
 
     pub fn render(&self, pool: &PoolSnapshot, faults: &FaultSnapshot) -> String {
         let mut out = String::with_capacity(4096);
         let active = pool.size.saturating_sub(pool.idle);
-        gauge(&mut out, "db_pool_max", "Configured maximum pool size.", pool.max as f64);
-        gauge(&mut out, "db_pool_active", "Connections checked out.", active as f64);
-        gauge(&mut out, "db_pool_idle", "Open connections not checked out.", pool.idle as f64);
+        gauge(
+            &mut out,
+            "db_pool_max",
+            "Configured maximum pool size.",
+            pool.max as f64,
+        );
+        gauge(
+            &mut out,
+            "db_pool_active",
+            "Connections checked out.",
+            active as f64,
+        );
+        gauge(
+            &mut out,
+            "db_pool_idle",
+            "Open connections not checked out.",
+            pool.idle as f64,
+        );
         gauge(
             &mut out,
             "db_pool_pending",
@@ -93,12 +109,33 @@ impl Metrics {
             "Acquires that gave up after the acquire timeout.",
             self.acquire_timeouts.load(Relaxed),
         );
-        counter(&mut out, "kafka_producer_sent_total", "Records acknowledged by the broker.", self.producer_sent.load(Relaxed));
-        counter(&mut out, "kafka_producer_errors_total", "Records that failed or timed out.", self.producer_errors.load(Relaxed));
-        let _ = writeln!(out, "# HELP coupon_consumer_records_total Coupon requests decided by the consumer.");
+        counter(
+            &mut out,
+            "kafka_producer_sent_total",
+            "Records acknowledged by the broker.",
+            self.producer_sent.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "kafka_producer_errors_total",
+            "Records that failed or timed out.",
+            self.producer_errors.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP coupon_consumer_records_total Coupon requests decided by the consumer."
+        );
         let _ = writeln!(out, "# TYPE coupon_consumer_records_total counter");
-        let _ = writeln!(out, "coupon_consumer_records_total{{outcome=\"issued\"}} {}", self.consumer_issued.load(Relaxed));
-        let _ = writeln!(out, "coupon_consumer_records_total{{outcome=\"rejected\"}} {}", self.consumer_rejected.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "coupon_consumer_records_total{{outcome=\"issued\"}} {}",
+            self.consumer_issued.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "coupon_consumer_records_total{{outcome=\"rejected\"}} {}",
+            self.consumer_rejected.load(Relaxed)
+        );
         gauge(
             &mut out,
             "coupon_consumer_lag",
@@ -107,37 +144,76 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE coupon_consumer_lag_partition gauge");
         for (p, lag) in self.lag_by_partition.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "coupon_consumer_lag_partition{{partition=\"{p}\"}} {lag}");
+            let _ = writeln!(
+                out,
+                "coupon_consumer_lag_partition{{partition=\"{p}\"}} {lag}"
+            );
         }
-        gauge(&mut out, "fault_order_hold_ms", "Injected extra hold time in the order transaction.", faults.order_hold_ms as f64);
+        gauge(
+            &mut out,
+            "fault_order_hold_ms",
+            "Injected extra hold time in the order transaction.",
+            faults.order_hold_ms as f64,
+        );
         gauge(
             &mut out,
             "fault_consumer_insert_delay_ms",
             "Injected extra delay per coupon insert.",
             faults.consumer_insert_delay_ms as f64,
         );
-        gauge(&mut out, "fault_consumer_paused", "1 while the coupon consumer is paused.", faults.consumer_paused as u8 as f64);
+        gauge(
+            &mut out,
+            "fault_consumer_paused",
+            "1 while the coupon consumer is paused.",
+            faults.consumer_paused as u8 as f64,
+        );
         self.render_http(&mut out);
         out
     }
 
     fn render_http(&self, out: &mut String) {
         let map = self.http.lock().expect("metrics lock");
-        let _ = writeln!(out, "# HELP http_server_requests_total HTTP requests by route and status.");
+        let _ = writeln!(
+            out,
+            "# HELP http_server_requests_total HTTP requests by route and status."
+        );
         let _ = writeln!(out, "# TYPE http_server_requests_total counter");
         for ((route, status), s) in map.iter() {
-            let _ = writeln!(out, "http_server_requests_total{{route=\"{route}\",status=\"{status}\"}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "http_server_requests_total{{route=\"{route}\",status=\"{status}\"}} {}",
+                s.count
+            );
         }
-        let _ = writeln!(out, "# HELP http_server_request_duration_seconds HTTP latency by route and status.");
+        let _ = writeln!(
+            out,
+            "# HELP http_server_request_duration_seconds HTTP latency by route and status."
+        );
         let _ = writeln!(out, "# TYPE http_server_request_duration_seconds histogram");
         for ((route, status), s) in map.iter() {
             let labels = format!("route=\"{route}\",status=\"{status}\"");
             for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "http_server_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}", s.buckets[i]);
+                let _ = writeln!(
+                    out,
+                    "http_server_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                    s.buckets[i]
+                );
             }
-            let _ = writeln!(out, "http_server_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "http_server_request_duration_seconds_sum{{{labels}}} {}", s.sum);
-            let _ = writeln!(out, "http_server_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "http_server_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "http_server_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "http_server_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
     }
 }
@@ -147,7 +223,10 @@ fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
 }
 
 #[cfg(test)]
@@ -159,13 +238,23 @@ mod tests {
         let m = Metrics::new();
         m.observe_http("/api/orders", 201, Duration::from_millis(30));
         m.observe_http("/api/orders", 201, Duration::from_millis(700));
-        let pool = PoolSnapshot { max: 20, size: 5, idle: 2 };
-        let faults = FaultSnapshot { order_hold_ms: 0, consumer_insert_delay_ms: 0, consumer_paused: false };
+        let pool = PoolSnapshot {
+            max: 20,
+            size: 5,
+            idle: 2,
+        };
+        let faults = FaultSnapshot {
+            order_hold_ms: 0,
+            consumer_insert_delay_ms: 0,
+            consumer_paused: false,
+        };
         let text = m.render(&pool, &faults);
         assert!(text.contains("db_pool_active 3\n"), "{text}");
         assert!(text.contains("le=\"0.05\"} 1\n"));
         assert!(text.contains("le=\"1\"} 2\n"));
-        assert!(text.contains("http_server_request_duration_seconds_count{route=\"/api/orders\",status=\"201\"} 2\n"));
+        assert!(text.contains(
+            "http_server_request_duration_seconds_count{route=\"/api/orders\",status=\"201\"} 2\n"
+        ));
         assert!(text.contains("coupon_consumer_lag -1\n"));
     }
 }

@@ -37,10 +37,15 @@ pub struct OrderCreated {
     pub remaining_stock: i64,
 }
 
-pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<(StatusCode, Json<OrderCreated>), ApiError> {
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<OrderCreated>), ApiError> {
     let req: OrderRequest = parse_json(&body)?;
     if req.user_id == 0 || req.product_id == 0 {
-        return Err(ApiError::bad_request("user_id and product_id must be positive"));
+        return Err(ApiError::bad_request(
+            "user_id and product_id must be positive",
+        ));
     }
     if req.quantity == 0 || req.quantity > MAX_QUANTITY {
         return Err(ApiError::new(
@@ -60,11 +65,18 @@ pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<(
     .await
     .map_err(|e| db.classify(e))?;
     let Some((stock, price)) = row else {
-        return Err(ApiError::not_found("unknown_product", format!("product {} does not exist", req.product_id)));
+        return Err(ApiError::not_found(
+            "unknown_product",
+            format!("product {} does not exist", req.product_id),
+        ));
     };
     let qty = i64::from(req.quantity);
     if stock < qty {
-        return Err(ApiError::new(StatusCode::CONFLICT, "out_of_stock", format!("product {} has {stock} left", req.product_id)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "out_of_stock",
+            format!("product {} has {stock} left", req.product_id),
+        ));
     }
     // The incident's external API call, made while the row lock and the connection are held.
     let hold = state.config.external_call_ms + state.faults.order_hold_ms.load(Relaxed);
@@ -78,14 +90,16 @@ pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<(
         .await
         .map_err(|e| db.classify(e))?;
     let total = price * qty;
-    let done = sqlx::query("INSERT INTO orders (user_id, product_id, quantity, total_amount) VALUES (?, ?, ?, ?)")
-        .bind(req.user_id)
-        .bind(req.product_id)
-        .bind(req.quantity)
-        .bind(total)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db.classify(e))?;
+    let done = sqlx::query(
+        "INSERT INTO orders (user_id, product_id, quantity, total_amount) VALUES (?, ?, ?, ?)",
+    )
+    .bind(req.user_id)
+    .bind(req.product_id)
+    .bind(req.quantity)
+    .bind(total)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| db.classify(e))?;
     tx.commit().await.map_err(|e| db.classify(e))?;
     Ok((
         StatusCode::CREATED,

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::{Config, Preset};
 use sqlx::mysql::MySqlPool;
 use sqlx::{Connection, MySqlConnection};
-use crate::{Config, Preset};
 use tokio::sync::oneshot;
 
 pub fn stack_env(name: &str) -> String {
@@ -42,8 +42,13 @@ impl TestApp {
         let kafka = stack_env("HARNESS_KAFKA");
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let db_name = format!("t_{id}");
-        let mut admin = MySqlConnection::connect(&with_db(&server_url, "")).await.expect("connect to the stack's MariaDB");
-        sqlx::query(&format!("CREATE DATABASE `{db_name}`")).execute(&mut admin).await.unwrap();
+        let mut admin = MySqlConnection::connect(&with_db(&server_url, ""))
+            .await
+            .expect("connect to the stack's MariaDB");
+        sqlx::query(&format!("CREATE DATABASE `{db_name}`"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         let mut config = Config::preset(preset, &with_db(&server_url, &db_name), &kafka);
         config.coupon_topic = format!("coupons-{id}");
         config.consumer_group = format!("group-{id}");
@@ -58,7 +63,10 @@ impl TestApp {
         let handle = tokio::spawn(crate::run(listener, config.clone(), async move {
             let _ = rx.await;
         }));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if handle.is_finished() {
@@ -69,11 +77,23 @@ impl TestApp {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "target-app not healthy within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "target-app not healthy within 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let db = MySqlPool::connect(&config.database_url).await.unwrap();
-        TestApp { url, db, config, http, server_url, db_name, stop: Some(tx), handle }
+        TestApp {
+            url,
+            db,
+            config,
+            http,
+            server_url,
+            db_name,
+            stop: Some(tx),
+            handle,
+        }
     }
 
     pub async fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
@@ -87,19 +107,37 @@ impl TestApp {
             .expect("request");
         let status = r.status().as_u16();
         let text = r.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// Value of an unlabelled metric in `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self.http.get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap();
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse::<f64>().unwrap()))
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .map(|v| v.trim().parse::<f64>().unwrap())
+            })
             .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.db).await.unwrap()
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
     }
 
     /// Shuts the app down and drops its database.
@@ -108,10 +146,18 @@ impl TestApp {
             let _ = tx.send(());
         }
         let result = tokio::time::timeout(Duration::from_secs(30), &mut self.handle).await;
-        assert!(matches!(result, Ok(Ok(Ok(())))), "target-app did not stop cleanly: {result:?}");
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "target-app did not stop cleanly: {result:?}"
+        );
         self.db.close().await;
-        let mut admin = MySqlConnection::connect(&with_db(&self.server_url, "")).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE `{}`", self.db_name)).execute(&mut admin).await.unwrap();
+        let mut admin = MySqlConnection::connect(&with_db(&self.server_url, ""))
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP DATABASE `{}`", self.db_name))
+            .execute(&mut admin)
+            .await
+            .unwrap();
     }
 }
 
@@ -123,7 +169,10 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

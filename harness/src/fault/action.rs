@@ -7,10 +7,19 @@ use super::toxic::{Kind, Stream, Toxic};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Set a field of the app's fault admin API.
-    SetAppFault { field: String, value: i64 },
+    SetAppFault {
+        field: String,
+        value: i64,
+    },
     AddToxic(ToxicSpec),
-    RemoveToxic { proxy: String, name: String },
-    SetHotShare { generator: String, share: f64 },
+    RemoveToxic {
+        proxy: String,
+        name: String,
+    },
+    SetHotShare {
+        generator: String,
+        share: f64,
+    },
     /// Undo everything the asking plugin applied.
     RestoreAll,
 }
@@ -33,13 +42,30 @@ impl ToxicSpec {
         let stream = match self.direction.as_str() {
             "upstream" => Stream::Upstream,
             "downstream" | "" => Stream::Downstream,
-            other => return Err(format!("toxic {}: direction `{other}` (use upstream or downstream)", self.name)),
+            other => {
+                return Err(format!(
+                    "toxic {}: direction `{other}` (use upstream or downstream)",
+                    self.name
+                ))
+            }
         };
-        let attributes: serde_json::Map<String, serde_json::Value> = self.attributes.iter().map(|(k, v)| (k.clone(), (*v).max(0).into())).collect();
-        let kind: Kind = serde_json::from_value(serde_json::json!({ "type": self.kind, "attributes": attributes }))
+        let attributes: serde_json::Map<String, serde_json::Value> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).max(0).into()))
+            .collect();
+        let kind: Kind = serde_json::from_value(
+            serde_json::json!({ "type": self.kind, "attributes": attributes }),
+        )
+        .map_err(|e| format!("toxic {}: {e}", self.name))?;
+        kind.validate()
             .map_err(|e| format!("toxic {}: {e}", self.name))?;
-        kind.validate().map_err(|e| format!("toxic {}: {e}", self.name))?;
-        Ok(Toxic { name: self.name.clone(), kind, stream, toxicity: self.toxicity as f32 })
+        Ok(Toxic {
+            name: self.name.clone(),
+            kind,
+            stream,
+            toxicity: self.toxicity as f32,
+        })
     }
 }
 
@@ -49,13 +75,32 @@ mod tests {
 
     #[test]
     fn toxic_specs_become_toxiproxy_toxics() {
-        let spec = ToxicSpec { proxy: "db".into(), name: "lat".into(), kind: "latency".into(), direction: "upstream".into(), toxicity: 0.5, attributes: vec![("latency".into(), 200)] };
+        let spec = ToxicSpec {
+            proxy: "db".into(),
+            name: "lat".into(),
+            kind: "latency".into(),
+            direction: "upstream".into(),
+            toxicity: 0.5,
+            attributes: vec![("latency".into(), 200)],
+        };
         let t = spec.to_toxic().unwrap();
-        assert_eq!(t.kind, Kind::Latency { latency: 200, jitter: 0 });
+        assert_eq!(
+            t.kind,
+            Kind::Latency {
+                latency: 200,
+                jitter: 0
+            }
+        );
         assert_eq!(t.stream, Stream::Upstream);
-        let bad = ToxicSpec { kind: "melt".into(), ..spec.clone() };
+        let bad = ToxicSpec {
+            kind: "melt".into(),
+            ..spec.clone()
+        };
         assert!(bad.to_toxic().is_err());
-        let bad = ToxicSpec { direction: "sideways".into(), ..spec };
+        let bad = ToxicSpec {
+            direction: "sideways".into(),
+            ..spec
+        };
         assert!(bad.to_toxic().unwrap_err().contains("sideways"));
     }
 }

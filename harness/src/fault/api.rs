@@ -28,12 +28,20 @@ impl IntoResponse for RelayError {
             RelayError::NoProxy(_) | RelayError::NoToxic(_) => StatusCode::NOT_FOUND,
             RelayError::Listen { .. } | RelayError::BadToxic(_) => StatusCode::BAD_REQUEST,
         };
-        (status, Json(json!({ "error": self.to_string(), "status": status.as_u16() }))).into_response()
+        (
+            status,
+            Json(json!({ "error": self.to_string(), "status": status.as_u16() })),
+        )
+            .into_response()
     }
 }
 
 fn bad(message: impl std::fmt::Display) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": message.to_string(), "status": 400 }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.to_string(), "status": 400 })),
+    )
+        .into_response()
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
@@ -66,19 +74,31 @@ struct ToxicUpdate {
 
 pub fn router(relay: Arc<Relay>) -> Router {
     Router::new()
-        .route("/version", get(|| async { Json(json!({ "version": VERSION })) }))
+        .route(
+            "/version",
+            get(|| async { Json(json!({ "version": VERSION })) }),
+        )
         .route("/reset", post(reset))
         .route("/populate", post(populate))
         .route("/proxies", get(list).post(create))
         .route("/proxies/{proxy}", get(show).post(update).delete(remove))
         .route("/proxies/{proxy}/toxics", get(toxics).post(add_toxic))
-        .route("/proxies/{proxy}/toxics/{toxic}", get(show_toxic).post(update_toxic).delete(remove_toxic))
+        .route(
+            "/proxies/{proxy}/toxics/{toxic}",
+            get(show_toxic).post(update_toxic).delete(remove_toxic),
+        )
         .with_state(relay)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
-pub async fn run(listener: TcpListener, relay: Arc<Relay>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(relay)).with_graceful_shutdown(shutdown).await
+pub async fn run(
+    listener: TcpListener,
+    relay: Arc<Relay>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(relay))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn reset(State(r): State<Arc<Relay>>) -> Result<StatusCode, RelayError> {
@@ -142,7 +162,10 @@ async fn update(State(r): State<Arc<Relay>>, Path(name): Path<String>, body: Byt
     Json(p.view()).into_response()
 }
 
-async fn remove(State(r): State<Arc<Relay>>, Path(name): Path<String>) -> Result<StatusCode, RelayError> {
+async fn remove(
+    State(r): State<Arc<Relay>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, RelayError> {
     r.delete(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -175,25 +198,38 @@ async fn add_toxic(State(r): State<Arc<Relay>>, Path(name): Path<String>, body: 
     }
 }
 
-async fn show_toxic(State(r): State<Arc<Relay>>, Path((name, toxic)): Path<(String, String)>) -> Response {
+async fn show_toxic(
+    State(r): State<Arc<Relay>>,
+    Path((name, toxic)): Path<(String, String)>,
+) -> Response {
     match r.get(&name).and_then(|p| p.toxic(&toxic)) {
         Ok(t) => Json(t).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn update_toxic(State(r): State<Arc<Relay>>, Path((name, toxic)): Path<(String, String)>, body: Bytes) -> Response {
+async fn update_toxic(
+    State(r): State<Arc<Relay>>,
+    Path((name, toxic)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     let u: ToxicUpdate = match parse(&body) {
         Ok(u) => u,
         Err(e) => return e,
     };
-    match r.get(&name).and_then(|p| p.update_toxic(&toxic, u.attributes, u.toxicity)) {
+    match r
+        .get(&name)
+        .and_then(|p| p.update_toxic(&toxic, u.attributes, u.toxicity))
+    {
         Ok(t) => Json(t).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn remove_toxic(State(r): State<Arc<Relay>>, Path((name, toxic)): Path<(String, String)>) -> Result<StatusCode, RelayError> {
+async fn remove_toxic(
+    State(r): State<Arc<Relay>>,
+    Path((name, toxic)): Path<(String, String)>,
+) -> Result<StatusCode, RelayError> {
     r.get(&name)?.remove_toxic(&toxic)?;
     Ok(StatusCode::NO_CONTENT)
 }

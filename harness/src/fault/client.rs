@@ -15,7 +15,12 @@ pub enum ToxiproxyError {
     #[error("Toxiproxy at {api} does not answer: {message}")]
     Unreachable { api: String, message: String },
     #[error("Toxiproxy {method} {path} answered {status}: {body}")]
-    Status { method: &'static str, path: String, status: u16, body: String },
+    Status {
+        method: &'static str,
+        path: String,
+        status: u16,
+        body: String,
+    },
     #[error("Toxiproxy {path}: unexpected answer: {message}")]
     Decode { path: String, message: String },
 }
@@ -28,12 +33,24 @@ pub struct ToxiproxyClient {
 
 impl ToxiproxyClient {
     pub fn new(api: &str) -> ToxiproxyClient {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client");
-        ToxiproxyClient { api: api.trim_end_matches('/').to_owned(), http }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        ToxiproxyClient {
+            api: api.trim_end_matches('/').to_owned(),
+            http,
+        }
     }
 
     /// Sends one call; any status other than `ok` is an error carrying the body.
-    async fn call(&self, method: &'static str, path: &str, body: Option<Value>, ok: u16) -> Result<Value, ToxiproxyError> {
+    async fn call(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<Value>,
+        ok: u16,
+    ) -> Result<Value, ToxiproxyError> {
         let url = format!("{}{path}", self.api);
         let req = match method {
             "GET" => self.http.get(&url),
@@ -44,30 +61,55 @@ impl ToxiproxyClient {
             Some(b) => req.json(&b),
             None => req,
         };
-        let resp = req.send().await.map_err(|e| ToxiproxyError::Unreachable { api: self.api.clone(), message: e.to_string() })?;
+        let resp = req.send().await.map_err(|e| ToxiproxyError::Unreachable {
+            api: self.api.clone(),
+            message: e.to_string(),
+        })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         if status != ok {
-            return Err(ToxiproxyError::Status { method, path: path.to_owned(), status, body: text });
+            return Err(ToxiproxyError::Status {
+                method,
+                path: path.to_owned(),
+                status,
+                body: text,
+            });
         }
         if text.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| ToxiproxyError::Decode { path: path.to_owned(), message: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| ToxiproxyError::Decode {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     fn decode<T: serde::de::DeserializeOwned>(path: &str, v: Value) -> Result<T, ToxiproxyError> {
-        serde_json::from_value(v).map_err(|e| ToxiproxyError::Decode { path: path.to_owned(), message: e.to_string() })
+        serde_json::from_value(v).map_err(|e| ToxiproxyError::Decode {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     pub async fn version(&self) -> Result<String, ToxiproxyError> {
         let v = self.call("GET", "/version", None, 200).await?;
-        Ok(v.get("version").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| v.to_string()))
+        Ok(v.get("version")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string()))
     }
 
-    pub async fn create_proxy(&self, name: &str, listen: &str, upstream: &str) -> Result<String, ToxiproxyError> {
+    pub async fn create_proxy(
+        &self,
+        name: &str,
+        listen: &str,
+        upstream: &str,
+    ) -> Result<String, ToxiproxyError> {
         let v = self.call("POST", "/proxies", Some(json!({ "name": name, "listen": listen, "upstream": upstream, "enabled": true })), 201).await?;
-        Ok(v.get("listen").and_then(Value::as_str).unwrap_or(listen).to_owned())
+        Ok(v.get("listen")
+            .and_then(Value::as_str)
+            .unwrap_or(listen)
+            .to_owned())
     }
 
     pub async fn proxy(&self, name: &str) -> Result<ProxyView, ToxiproxyError> {
@@ -77,7 +119,14 @@ impl ToxiproxyClient {
     }
 
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), ToxiproxyError> {
-        self.call("POST", &format!("/proxies/{name}"), Some(json!({ "enabled": enabled })), 200).await.map(|_| ())
+        self.call(
+            "POST",
+            &format!("/proxies/{name}"),
+            Some(json!({ "enabled": enabled })),
+            200,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Adds a toxic; Toxiproxy answers 200 with the toxic as stored.
@@ -89,11 +138,20 @@ impl ToxiproxyClient {
     }
 
     pub async fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<(), ToxiproxyError> {
-        self.call("DELETE", &format!("/proxies/{proxy}/toxics/{toxic}"), None, 204).await.map(|_| ())
+        self.call(
+            "DELETE",
+            &format!("/proxies/{proxy}/toxics/{toxic}"),
+            None,
+            204,
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn delete_proxy(&self, name: &str) -> Result<(), ToxiproxyError> {
-        self.call("DELETE", &format!("/proxies/{name}"), None, 204).await.map(|_| ())
+        self.call("DELETE", &format!("/proxies/{name}"), None, 204)
+            .await
+            .map(|_| ())
     }
 
     /// Every proxy enabled, every toxic removed.

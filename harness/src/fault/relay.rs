@@ -72,12 +72,26 @@ impl Relay {
     }
 
     /// Creates a proxy listening on `listen` (port 0 picks one) and starts it if `enabled`.
-    pub async fn create(&self, name: &str, listen: &str, upstream: &str, enabled: bool) -> Result<ProxyView, RelayError> {
+    pub async fn create(
+        &self,
+        name: &str,
+        listen: &str,
+        upstream: &str,
+        enabled: bool,
+    ) -> Result<ProxyView, RelayError> {
         if self.proxies.lock().expect("relay lock").contains_key(name) {
             return Err(RelayError::ProxyExists(name.to_owned()));
         }
-        let listener = TcpListener::bind(listen).await.map_err(|e| RelayError::Listen { addr: listen.to_owned(), message: e.to_string() })?;
-        let addr = listener.local_addr().map_err(|e| RelayError::Listen { addr: listen.to_owned(), message: e.to_string() })?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| RelayError::Listen {
+                addr: listen.to_owned(),
+                message: e.to_string(),
+            })?;
+        let addr = listener.local_addr().map_err(|e| RelayError::Listen {
+            addr: listen.to_owned(),
+            message: e.to_string(),
+        })?;
         let proxy = Arc::new(Proxy {
             name: name.to_owned(),
             upstream: upstream.to_owned(),
@@ -102,22 +116,43 @@ impl Relay {
     }
 
     pub fn get(&self, name: &str) -> Result<Arc<Proxy>, RelayError> {
-        self.proxies.lock().expect("relay lock").get(name).cloned().ok_or_else(|| RelayError::NoProxy(name.to_owned()))
+        self.proxies
+            .lock()
+            .expect("relay lock")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RelayError::NoProxy(name.to_owned()))
     }
 
     pub fn list(&self) -> BTreeMap<String, ProxyView> {
-        self.proxies.lock().expect("relay lock").iter().map(|(k, p)| (k.clone(), p.view())).collect()
+        self.proxies
+            .lock()
+            .expect("relay lock")
+            .iter()
+            .map(|(k, p)| (k.clone(), p.view()))
+            .collect()
     }
 
     pub fn delete(&self, name: &str) -> Result<(), RelayError> {
-        let p = self.proxies.lock().expect("relay lock").remove(name).ok_or_else(|| RelayError::NoProxy(name.to_owned()))?;
+        let p = self
+            .proxies
+            .lock()
+            .expect("relay lock")
+            .remove(name)
+            .ok_or_else(|| RelayError::NoProxy(name.to_owned()))?;
         p.stop();
         Ok(())
     }
 
     /// Toxiproxy's `/reset`: every proxy enabled, every toxic removed, both directions.
     pub async fn reset(&self) -> Result<(), RelayError> {
-        let proxies: Vec<Arc<Proxy>> = self.proxies.lock().expect("relay lock").values().cloned().collect();
+        let proxies: Vec<Arc<Proxy>> = self
+            .proxies
+            .lock()
+            .expect("relay lock")
+            .values()
+            .cloned()
+            .collect();
         for p in proxies {
             p.toxics.write().expect("toxics lock").clear();
             p.bump();
@@ -159,7 +194,9 @@ impl Proxy {
         let links = self.links.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { continue };
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 let _ = client.set_nodelay(true);
                 let link = tokio::spawn(run_link(client, me.clone()));
                 let mut l = links.lock().expect("links lock");
@@ -199,7 +236,10 @@ impl Proxy {
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Err(RelayError::Listen { addr: addr.to_string(), message: last })
+            Err(RelayError::Listen {
+                addr: addr.to_string(),
+                message: last,
+            })
         } else {
             self.stop();
             Ok(())
@@ -209,10 +249,20 @@ impl Proxy {
     pub fn add_toxic(&self, mut t: Toxic) -> Result<Toxic, RelayError> {
         t.kind.validate().map_err(RelayError::BadToxic)?;
         if !(0.0..=1.0).contains(&t.toxicity) {
-            return Err(RelayError::BadToxic(format!("toxicity {} must be between 0 and 1", t.toxicity)));
+            return Err(RelayError::BadToxic(format!(
+                "toxicity {} must be between 0 and 1",
+                t.toxicity
+            )));
         }
         if t.name.is_empty() {
-            t.name = format!("{}_{}", t.kind.type_name(), match t.stream { Stream::Upstream => "upstream", Stream::Downstream => "downstream" });
+            t.name = format!(
+                "{}_{}",
+                t.kind.type_name(),
+                match t.stream {
+                    Stream::Upstream => "upstream",
+                    Stream::Downstream => "downstream",
+                }
+            );
         }
         let mut toxics = self.toxics.write().expect("toxics lock");
         if toxics.iter().any(|x| x.name == t.name) {
@@ -224,18 +274,29 @@ impl Proxy {
         Ok(t)
     }
 
-    pub fn update_toxic(&self, name: &str, attributes: Option<serde_json::Value>, toxicity: Option<f32>) -> Result<Toxic, RelayError> {
+    pub fn update_toxic(
+        &self,
+        name: &str,
+        attributes: Option<serde_json::Value>,
+        toxicity: Option<f32>,
+    ) -> Result<Toxic, RelayError> {
         let mut toxics = self.toxics.write().expect("toxics lock");
-        let t = toxics.iter_mut().find(|t| t.name == name).ok_or_else(|| RelayError::NoToxic(name.to_owned()))?;
+        let t = toxics
+            .iter_mut()
+            .find(|t| t.name == name)
+            .ok_or_else(|| RelayError::NoToxic(name.to_owned()))?;
         let mut updated = t.clone();
         if let Some(attrs) = attributes {
             let mut as_json = serde_json::to_value(&updated).expect("toxic serialises");
-            if let (Some(current), Some(new)) = (as_json["attributes"].as_object_mut(), attrs.as_object()) {
+            if let (Some(current), Some(new)) =
+                (as_json["attributes"].as_object_mut(), attrs.as_object())
+            {
                 for (k, v) in new {
                     current.insert(k.clone(), v.clone());
                 }
             }
-            updated = serde_json::from_value(as_json).map_err(|e| RelayError::BadToxic(e.to_string()))?;
+            updated =
+                serde_json::from_value(as_json).map_err(|e| RelayError::BadToxic(e.to_string()))?;
             updated.kind.validate().map_err(RelayError::BadToxic)?;
         }
         if let Some(x) = toxicity {
@@ -260,7 +321,13 @@ impl Proxy {
     }
 
     pub fn toxic(&self, name: &str) -> Result<Toxic, RelayError> {
-        self.toxics.read().expect("toxics lock").iter().find(|t| t.name == name).cloned().ok_or_else(|| RelayError::NoToxic(name.to_owned()))
+        self.toxics
+            .read()
+            .expect("toxics lock")
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .ok_or_else(|| RelayError::NoToxic(name.to_owned()))
     }
 
     /// The toxics acting on `dir` for one link; toxicity is rolled once per link and toxic.
@@ -270,7 +337,11 @@ impl Proxy {
             .expect("toxics lock")
             .iter()
             .filter(|t| t.stream == dir)
-            .filter(|t| *rolls.entry(t.name.clone()).or_insert_with(|| t.toxicity >= 1.0 || fastrand::f32() < t.toxicity))
+            .filter(|t| {
+                *rolls
+                    .entry(t.name.clone())
+                    .or_insert_with(|| t.toxicity >= 1.0 || fastrand::f32() < t.toxicity)
+            })
             .map(|t| t.kind.clone())
             .collect()
     }
@@ -288,10 +359,13 @@ enum End {
 }
 
 async fn run_link(mut client: TcpStream, proxy: Arc<Proxy>) {
-    let upstream = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&proxy.upstream)).await {
-        Ok(Ok(u)) => u,
-        _ => return,
-    };
+    let upstream =
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&proxy.upstream))
+            .await
+        {
+            Ok(Ok(u)) => u,
+            _ => return,
+        };
     let _ = upstream.set_nodelay(true);
     let client_fd = client.as_raw_fd();
     // Borrowed halves: an owned write half sends FIN when dropped, which would turn a
@@ -341,7 +415,11 @@ where
                     break;
                 }
                 Ok(n) => {
-                    if tx.send(Some((Instant::now(), Bytes::copy_from_slice(&buf[..n])))).await.is_err() {
+                    if tx
+                        .send(Some((Instant::now(), Bytes::copy_from_slice(&buf[..n]))))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -356,7 +434,13 @@ where
         let mut reset_at: Option<Instant> = None;
         loop {
             let toxics = proxy.active(dir, &mut rolls);
-            if let Some(t) = toxics.iter().find_map(|k| if let Kind::Timeout { timeout } = k { Some(*timeout) } else { None }) {
+            if let Some(t) = toxics.iter().find_map(|k| {
+                if let Kind::Timeout { timeout } = k {
+                    Some(*timeout)
+                } else {
+                    None
+                }
+            }) {
                 // Nothing passes; close after `t` ms unless the toxic goes away first.
                 let wait = async {
                     if t == 0 {
@@ -370,7 +454,13 @@ where
                     _ = changed.changed() => continue,
                 }
             }
-            match toxics.iter().find_map(|k| if let Kind::ResetPeer { timeout } = k { Some(*timeout) } else { None }) {
+            match toxics.iter().find_map(|k| {
+                if let Kind::ResetPeer { timeout } = k {
+                    Some(*timeout)
+                } else {
+                    None
+                }
+            }) {
                 Some(t) => {
                     reset_at.get_or_insert_with(|| Instant::now() + Duration::from_millis(t));
                 }
@@ -382,28 +472,67 @@ where
                 _ = async { tokio::time::sleep_until(reset_at.expect("guarded")).await }, if reset_at.is_some() => return End::Reset,
             };
             let Some((read_at, data)) = item else {
-                if let Some(d) = toxics.iter().find_map(|k| if let Kind::SlowClose { delay } = k { Some(*delay) } else { None }) {
+                if let Some(d) = toxics.iter().find_map(|k| {
+                    if let Kind::SlowClose { delay } = k {
+                        Some(*delay)
+                    } else {
+                        None
+                    }
+                }) {
                     tokio::time::sleep(Duration::from_millis(d)).await;
                 }
                 let _ = w.shutdown().await;
                 return End::Eof;
             };
-            if let Some((latency, jitter)) = toxics.iter().find_map(|k| if let Kind::Latency { latency, jitter } = k { Some((*latency, *jitter)) } else { None }) {
-                let j = if jitter > 0 { fastrand::i64(-(jitter as i64)..=jitter as i64) } else { 0 };
+            if let Some((latency, jitter)) = toxics.iter().find_map(|k| {
+                if let Kind::Latency { latency, jitter } = k {
+                    Some((*latency, *jitter))
+                } else {
+                    None
+                }
+            }) {
+                let j = if jitter > 0 {
+                    fastrand::i64(-(jitter as i64)..=jitter as i64)
+                } else {
+                    0
+                };
                 let delay = Duration::from_millis((latency as i64 + j).max(0) as u64);
                 tokio::time::sleep_until(read_at + delay).await;
             }
             let mut data = data;
             let mut last = false;
-            if let Some(limit) = toxics.iter().find_map(|k| if let Kind::LimitData { bytes } = k { Some(*bytes) } else { None }) {
+            if let Some(limit) = toxics.iter().find_map(|k| {
+                if let Kind::LimitData { bytes } = k {
+                    Some(*bytes)
+                } else {
+                    None
+                }
+            }) {
                 let room = limit.saturating_sub(sent) as usize;
                 if data.len() >= room {
                     data = data.slice(..room);
                     last = true;
                 }
             }
-            let slicer = toxics.iter().find_map(|k| if let Kind::Slicer { average_size, size_variation, delay } = k { Some((*average_size, *size_variation, *delay)) } else { None });
-            let rate = toxics.iter().find_map(|k| if let Kind::Bandwidth { rate } = k { Some(*rate) } else { None });
+            let slicer = toxics.iter().find_map(|k| {
+                if let Kind::Slicer {
+                    average_size,
+                    size_variation,
+                    delay,
+                } = k
+                {
+                    Some((*average_size, *size_variation, *delay))
+                } else {
+                    None
+                }
+            });
+            let rate = toxics.iter().find_map(|k| {
+                if let Kind::Bandwidth { rate } = k {
+                    Some(*rate)
+                } else {
+                    None
+                }
+            });
             if write_shaped(&mut w, &data, slicer, rate).await.is_err() {
                 return End::Close;
             }
@@ -420,12 +549,21 @@ where
 }
 
 /// Writes `data`, sliced and/or rate-limited.
-async fn write_shaped<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], slicer: Option<(u64, u64, u64)>, rate_kb: Option<u64>) -> std::io::Result<()> {
+async fn write_shaped<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    data: &[u8],
+    slicer: Option<(u64, u64, u64)>,
+    rate_kb: Option<u64>,
+) -> std::io::Result<()> {
     let mut rest = data;
     while !rest.is_empty() {
         let mut n = rest.len();
         if let Some((avg, var, _)) = slicer {
-            let size = if var > 0 { fastrand::u64(avg - var..=avg + var) } else { avg };
+            let size = if var > 0 {
+                fastrand::u64(avg - var..=avg + var)
+            } else {
+                avg
+            };
             n = n.min(size.max(1) as usize);
         }
         if let Some(rate) = rate_kb {

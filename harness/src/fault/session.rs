@@ -19,7 +19,11 @@ pub enum FaultError {
     #[error("fault from {plugin}: {message}")]
     Apply { plugin: String, message: String },
     #[error("fault from {plugin}: no {what} configured for this scenario (set [actuators].{key})")]
-    NoActuator { plugin: String, what: &'static str, key: &'static str },
+    NoActuator {
+        plugin: String,
+        what: &'static str,
+        key: &'static str,
+    },
 }
 
 /// Where faults go; either may be absent when a scenario has no use for it.
@@ -58,9 +62,19 @@ pub struct FaultSession {
 
 impl FaultSession {
     pub fn new(actuators: Actuators, plan: Arc<LoadPlan>, started: Instant) -> FaultSession {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
         let toxiproxy = actuators.toxiproxy.as_deref().map(ToxiproxyClient::new);
-        FaultSession { actuators, http, toxiproxy, plan, started, entries: Vec::new() }
+        FaultSession {
+            actuators,
+            http,
+            toxiproxy,
+            plan,
+            started,
+            entries: Vec::new(),
+        }
     }
 
     pub fn journal(&self) -> Vec<FaultRecord> {
@@ -74,17 +88,33 @@ impl FaultSession {
     /// Carries out `action` for `plugin`, journaling it. An error leaves the journal as it was
     /// for this action (nothing half-applied is recorded as applied).
     pub async fn apply(&mut self, plugin: &str, action: Action) -> Result<(), FaultError> {
-        let err = |message: String| FaultError::Apply { plugin: plugin.to_owned(), message };
+        let err = |message: String| FaultError::Apply {
+            plugin: plugin.to_owned(),
+            message,
+        };
         match action {
             Action::RestoreAll => {
-                let keys: Vec<usize> = (0..self.entries.len()).rev().filter(|i| self.entries[*i].record.plugin == plugin && self.entries[*i].record.active()).collect();
+                let keys: Vec<usize> = (0..self.entries.len())
+                    .rev()
+                    .filter(|i| {
+                        self.entries[*i].record.plugin == plugin && self.entries[*i].record.active()
+                    })
+                    .collect();
                 for i in keys {
                     self.rollback_one(i).await;
                 }
                 Ok(())
             }
             Action::SetAppFault { field, value } => {
-                let url = self.actuators.app_faults.clone().ok_or(FaultError::NoActuator { plugin: plugin.into(), what: "app fault API", key: "app_faults" })?;
+                let url = self
+                    .actuators
+                    .app_faults
+                    .clone()
+                    .ok_or(FaultError::NoActuator {
+                        plugin: plugin.into(),
+                        what: "app fault API",
+                        key: "app_faults",
+                    })?;
                 let key = format!("app:{url}:{field}");
                 let existing = self.active_entry(plugin, &key);
                 let original = match existing {
@@ -94,13 +124,33 @@ impl FaultSession {
                     },
                     None => {
                         let current = self.get_json(&url).await.map_err(err)?;
-                        current.get(&field).cloned().ok_or_else(|| err(format!("{url} has no field `{field}` (it has: {})", keys_of(&current))))?
+                        current.get(&field).cloned().ok_or_else(|| {
+                            err(format!(
+                                "{url} has no field `{field}` (it has: {})",
+                                keys_of(&current)
+                            ))
+                        })?
                     }
                 };
-                let new = if original.is_boolean() { json!(value != 0) } else { json!(value) };
-                self.post_json(&url, json!({ field.clone(): new.clone() })).await.map_err(err)?;
+                let new = if original.is_boolean() {
+                    json!(value != 0)
+                } else {
+                    json!(value)
+                };
+                self.post_json(&url, json!({ field.clone(): new.clone() }))
+                    .await
+                    .map_err(err)?;
                 let target = format!("{field} at {url}");
-                self.record(plugin, key, existing, "app", target, new.to_string(), original.to_string(), Undo::App { field, original });
+                self.record(
+                    plugin,
+                    key,
+                    existing,
+                    "app",
+                    target,
+                    new.to_string(),
+                    original.to_string(),
+                    Undo::App { field, original },
+                );
                 Ok(())
             }
             Action::AddToxic(spec) => self.add_toxic(plugin, spec).await,
@@ -111,7 +161,9 @@ impl FaultSession {
                         self.rollback_one(i).await;
                         Ok(())
                     }
-                    None => Err(err(format!("remove-toxic {proxy}/{name}: this plugin did not add it"))),
+                    None => Err(err(format!(
+                        "remove-toxic {proxy}/{name}: this plugin did not add it"
+                    ))),
                 }
             }
             Action::SetHotShare { generator, share } => {
@@ -122,21 +174,52 @@ impl FaultSession {
                     Some(Undo::HotShare { original, .. }) => *original,
                     _ => old,
                 };
-                self.record(plugin, key, existing, "hot-share", format!("generator {generator}"), format!("{share}"), format!("{original}"), Undo::HotShare { generator, original });
+                self.record(
+                    plugin,
+                    key,
+                    existing,
+                    "hot-share",
+                    format!("generator {generator}"),
+                    format!("{share}"),
+                    format!("{original}"),
+                    Undo::HotShare {
+                        generator,
+                        original,
+                    },
+                );
                 Ok(())
             }
         }
     }
 
     async fn add_toxic(&mut self, plugin: &str, spec: ToxicSpec) -> Result<(), FaultError> {
-        let err = |message: String| FaultError::Apply { plugin: plugin.to_owned(), message };
-        let client = self.toxiproxy.clone().ok_or(FaultError::NoActuator { plugin: plugin.into(), what: "Toxiproxy API", key: "toxiproxy" })?;
+        let err = |message: String| FaultError::Apply {
+            plugin: plugin.to_owned(),
+            message,
+        };
+        let client = self.toxiproxy.clone().ok_or(FaultError::NoActuator {
+            plugin: plugin.into(),
+            what: "Toxiproxy API",
+            key: "toxiproxy",
+        })?;
         let api = self.actuators.toxiproxy.clone().unwrap_or_default();
         if spec.kind == "down" {
             let key = format!("down:{}", spec.proxy);
             let existing = self.active_entry(plugin, &key);
-            client.set_enabled(&spec.proxy, false).await.map_err(|e| err(e.to_string()))?;
-            self.record(plugin, key, existing, "proxy-down", format!("proxy {} at {api}", spec.proxy), "disabled".into(), "enabled".into(), Undo::Enable { proxy: spec.proxy });
+            client
+                .set_enabled(&spec.proxy, false)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            self.record(
+                plugin,
+                key,
+                existing,
+                "proxy-down",
+                format!("proxy {} at {api}", spec.proxy),
+                "disabled".into(),
+                "enabled".into(),
+                Undo::Enable { proxy: spec.proxy },
+            );
             return Ok(());
         }
         let toxic = spec.to_toxic().map_err(err)?;
@@ -144,21 +227,56 @@ impl FaultSession {
         let existing = self.active_entry(plugin, &key);
         if existing.is_some() {
             // Toxiproxy updates attributes in place only; replace to change anything.
-            client.remove_toxic(&spec.proxy, &spec.name).await.map_err(|e| err(e.to_string()))?;
+            client
+                .remove_toxic(&spec.proxy, &spec.name)
+                .await
+                .map_err(|e| err(e.to_string()))?;
         }
-        client.add_toxic(&spec.proxy, &toxic).await.map_err(|e| err(e.to_string()))?;
-        let value = serde_json::to_value(&toxic).map(|v| v.to_string()).unwrap_or_default();
-        let target = format!("toxic {} ({}) on proxy {} at {api}", spec.name, spec.kind, spec.proxy);
-        self.record(plugin, key, existing, "toxic", target, value, "removed".into(), Undo::Toxic { proxy: spec.proxy, name: spec.name });
+        client
+            .add_toxic(&spec.proxy, &toxic)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let value = serde_json::to_value(&toxic)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let target = format!(
+            "toxic {} ({}) on proxy {} at {api}",
+            spec.name, spec.kind, spec.proxy
+        );
+        self.record(
+            plugin,
+            key,
+            existing,
+            "toxic",
+            target,
+            value,
+            "removed".into(),
+            Undo::Toxic {
+                proxy: spec.proxy,
+                name: spec.name,
+            },
+        );
         Ok(())
     }
 
     fn active_entry(&self, plugin: &str, key: &str) -> Option<usize> {
-        self.entries.iter().rposition(|e| e.key == key && e.record.plugin == plugin && e.record.active())
+        self.entries
+            .iter()
+            .rposition(|e| e.key == key && e.record.plugin == plugin && e.record.active())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record(&mut self, plugin: &str, key: String, existing: Option<usize>, kind: &str, target: String, value: String, original: String, undo: Undo) {
+    fn record(
+        &mut self,
+        plugin: &str,
+        key: String,
+        existing: Option<usize>,
+        kind: &str,
+        target: String,
+        value: String,
+        original: String,
+        undo: Undo,
+    ) {
         if let Some(i) = existing {
             let r = &mut self.entries[i].record;
             r.value = value;
@@ -178,7 +296,10 @@ impl FaultSession {
             rolled_back_s: None,
             rollback_error: None,
         };
-        eprintln!("fault applied: {} {} = {} (by {})", record.kind, record.target, record.value, record.plugin);
+        eprintln!(
+            "fault applied: {} {} = {} (by {})",
+            record.kind, record.target, record.value, record.plugin
+        );
         self.entries.push(Entry { record, undo, key });
     }
 
@@ -196,14 +317,20 @@ impl FaultSession {
                 self.rollback_one(i).await;
             }
         }
-        self.entries.iter().filter(|e| e.record.rollback_error.is_some()).count()
+        self.entries
+            .iter()
+            .filter(|e| e.record.rollback_error.is_some())
+            .count()
     }
 
     async fn rollback_one(&mut self, i: usize) {
         let undo = self.entries[i].undo.clone();
         let result: Result<(), String> = match &undo {
             Undo::App { field, original } => match &self.actuators.app_faults {
-                Some(url) => self.post_json(url, json!({ field.clone(): original.clone() })).await,
+                Some(url) => {
+                    self.post_json(url, json!({ field.clone(): original.clone() }))
+                        .await
+                }
                 None => Err("no app fault API".into()),
             },
             Undo::Toxic { proxy, name } => match &self.toxiproxy {
@@ -214,7 +341,10 @@ impl FaultSession {
                 Some(c) => c.set_enabled(proxy, true).await.map_err(|e| e.to_string()),
                 None => Err("no Toxiproxy API".into()),
             },
-            Undo::HotShare { generator, original } => self.plan.set_hot_share(generator, *original).map(|_| ()),
+            Undo::HotShare {
+                generator,
+                original,
+            } => self.plan.set_hot_share(generator, *original).map(|_| ()),
         };
         let now_s = self.now_s();
         let r = &mut self.entries[i].record;
@@ -222,7 +352,10 @@ impl FaultSession {
             Ok(()) => {
                 r.rolled_back_at = Some(rfc3339(SystemTime::now()));
                 r.rolled_back_s = Some(now_s);
-                eprintln!("fault rolled back: {} {} -> {}", r.kind, r.target, r.original);
+                eprintln!(
+                    "fault rolled back: {} {} -> {}",
+                    r.kind, r.target, r.original
+                );
             }
             Err(e) => {
                 eprintln!("fault rollback FAILED: {} {}: {e}", r.kind, r.target);
@@ -232,21 +365,35 @@ impl FaultSession {
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let resp = self.http.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
         let status = resp.status();
         let body = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
         if !status.is_success() {
             return Err(format!("GET {url} answered {status}: {body}"));
         }
-        let v: Value = serde_json::from_str(&body).map_err(|e| format!("GET {url}: not JSON ({e})"))?;
+        let v: Value =
+            serde_json::from_str(&body).map_err(|e| format!("GET {url}: not JSON ({e})"))?;
         if !v.is_object() {
-            return Err(format!("GET {url}: expected a JSON object of fault fields, got {v}"));
+            return Err(format!(
+                "GET {url}: expected a JSON object of fault fields, got {v}"
+            ));
         }
         Ok(v)
     }
 
     async fn post_json(&self, url: &str, body: Value) -> Result<(), String> {
-        let resp = self.http.post(url).json(&body).send().await.map_err(|e| format!("POST {url}: {e}"))?;
+        let resp = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
@@ -257,5 +404,7 @@ impl FaultSession {
 }
 
 fn keys_of(v: &Value) -> String {
-    v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    v.as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
 }

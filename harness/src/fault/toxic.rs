@@ -77,8 +77,14 @@ impl Kind {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             Kind::Bandwidth { rate: 0 } => Err("bandwidth rate must be at least 1 KB/s".into()),
-            Kind::Slicer { average_size: 0, .. } => Err("slicer average_size must be at least 1".into()),
-            Kind::Slicer { average_size, size_variation, .. } if size_variation >= average_size => {
+            Kind::Slicer {
+                average_size: 0, ..
+            } => Err("slicer average_size must be at least 1".into()),
+            Kind::Slicer {
+                average_size,
+                size_variation,
+                ..
+            } if size_variation >= average_size => {
                 Err("slicer size_variation must be smaller than average_size".into())
             }
             _ => Ok(()),
@@ -93,13 +99,22 @@ mod tests {
     #[test]
     fn toxiproxy_json_round_trips() {
         let t: Toxic = serde_json::from_str(r#"{"name":"lat","type":"latency","stream":"upstream","toxicity":0.5,"attributes":{"latency":200,"jitter":10}}"#).unwrap();
-        assert_eq!(t.kind, Kind::Latency { latency: 200, jitter: 10 });
+        assert_eq!(
+            t.kind,
+            Kind::Latency {
+                latency: 200,
+                jitter: 10
+            }
+        );
         assert_eq!(t.stream, Stream::Upstream);
         let back = serde_json::to_value(&t).unwrap();
         assert_eq!(back["type"], "latency");
         assert_eq!(back["attributes"]["latency"], 200);
-        let d: Toxic = serde_json::from_str(r#"{"name":"r","type":"reset_peer","attributes":{}}"#).unwrap();
+        let d: Toxic =
+            serde_json::from_str(r#"{"name":"r","type":"reset_peer","attributes":{}}"#).unwrap();
         assert_eq!((d.stream, d.toxicity), (Stream::Downstream, 1.0));
-        assert!(serde_json::from_str::<Toxic>(r#"{"name":"x","type":"melt","attributes":{}}"#).is_err());
+        assert!(
+            serde_json::from_str::<Toxic>(r#"{"name":"x","type":"melt","attributes":{}}"#).is_err()
+        );
     }
 }

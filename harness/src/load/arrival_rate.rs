@@ -22,7 +22,10 @@ pub struct ArrivalRate {
 
 impl ArrivalRate {
     pub fn new(start_rate: u32, stages: &[Stage], max_in_flight: u32) -> ArrivalRate {
-        ArrivalRate { profile: Profile::new(start_rate, stages), max_in_flight }
+        ArrivalRate {
+            profile: Profile::new(start_rate, stages),
+            max_in_flight,
+        }
     }
 
     async fn drive(&self, ctx: LoadCtx) -> Result<(), LoadError> {
@@ -47,8 +50,13 @@ impl ArrivalRate {
             let second = at as u64;
             if second != last_second {
                 last_second = second;
-                ctx.recorder.set_gauge("target_rate", self.profile.value_at(at), false);
-                ctx.recorder.set_gauge("in_flight", f64::from(self.max_in_flight) - permits.available_permits() as f64, false);
+                ctx.recorder
+                    .set_gauge("target_rate", self.profile.value_at(at), false);
+                ctx.recorder.set_gauge(
+                    "in_flight",
+                    f64::from(self.max_in_flight) - permits.available_permits() as f64,
+                    false,
+                );
             }
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
@@ -58,7 +66,9 @@ impl ArrivalRate {
                     // Boxed: the request future is large, and spawning it by value copies it
                     // through every layer of the spawn path.
                     tokio::spawn(Box::pin(async move {
-                        ctx.plan.execute(&ctx.client, &ctx.recorder, n, 0, intended).await;
+                        ctx.plan
+                            .execute(&ctx.client, &ctx.recorder, n, 0, intended)
+                            .await;
                         drop(permit);
                     }));
                 }
@@ -75,7 +85,10 @@ impl ArrivalRate {
 }
 
 impl Executor for ArrivalRate {
-    fn run(&self, ctx: LoadCtx) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
+    fn run(
+        &self,
+        ctx: LoadCtx,
+    ) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
         Box::pin(self.drive(ctx))
     }
     fn gauge(&self) -> &'static str {

@@ -37,7 +37,8 @@ pub struct LoadCtx {
 
 pub trait Executor: Send + Sync {
     /// Runs the stages to the end or until `ctx.stop` flips, then waits for requests in flight.
-    fn run(&self, ctx: LoadCtx) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>>;
+    fn run(&self, ctx: LoadCtx)
+        -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>>;
     /// Gauge name the progress line shows ("vus" or "target_rate").
     fn gauge(&self) -> &'static str;
 }
@@ -45,9 +46,20 @@ pub trait Executor: Send + Sync {
 /// The executor a scenario asks for.
 pub fn executor_for(s: &crate::scenario::Scenario) -> Box<dyn Executor> {
     match &s.executor {
-        crate::scenario::Executor::ArrivalRate { start_rate, stages, max_in_flight } => {
-            Box::new(arrival_rate::ArrivalRate::new(*start_rate, stages, *max_in_flight))
-        }
-        crate::scenario::Executor::Vus { start_vus, stages, think_time, pacing } => Box::new(vus::Vus::new(*start_vus, stages, think_time.0, pacing.0)),
+        crate::scenario::Executor::ArrivalRate {
+            start_rate,
+            stages,
+            max_in_flight,
+        } => Box::new(arrival_rate::ArrivalRate::new(
+            *start_rate,
+            stages,
+            *max_in_flight,
+        )),
+        crate::scenario::Executor::Vus {
+            start_vus,
+            stages,
+            think_time,
+            pacing,
+        } => Box::new(vus::Vus::new(*start_vus, stages, think_time.0, pacing.0)),
     }
 }

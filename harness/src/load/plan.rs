@@ -41,34 +41,59 @@ impl LoadPlan {
         let gens = Generators::new(&s.generators, s.seed);
         let mut requests = Vec::new();
         for r in &s.requests {
-            let err = |message: String| PlanError::Request { name: r.name.clone(), message };
+            let err = |message: String| PlanError::Request {
+                name: r.name.clone(),
+                message,
+            };
             let mut headers = http::HeaderMap::new();
             for (k, v) in s.target.headers.iter().chain(r.headers.iter()) {
-                let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| err(format!("header {k}: {e}")))?;
-                let value = http::HeaderValue::from_str(v).map_err(|e| err(format!("header {k}: {e}")))?;
+                let name = http::HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|e| err(format!("header {k}: {e}")))?;
+                let value =
+                    http::HeaderValue::from_str(v).map_err(|e| err(format!("header {k}: {e}")))?;
                 headers.insert(name, value);
             }
             if r.body.is_some() && !headers.contains_key(http::header::CONTENT_TYPE) {
-                headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
             }
             let path = Template::compile(r.path.get_ref(), &gens).map_err(err)?;
             let fixed_uri = match path.constant() {
-                Some(p) => Some(format!("{}{p}", target.trim_end_matches('/')).parse::<http::Uri>().map_err(|e| err(format!("URL {target}{p}: {e}")))?),
+                Some(p) => Some(
+                    format!("{}{p}", target.trim_end_matches('/'))
+                        .parse::<http::Uri>()
+                        .map_err(|e| err(format!("URL {target}{p}: {e}")))?,
+                ),
                 None => None,
             };
             requests.push(PreparedRequest {
                 name: r.name.clone(),
-                method: r.method.parse().map_err(|_| err(format!("bad method {}", r.method)))?,
+                method: r
+                    .method
+                    .parse()
+                    .map_err(|_| err(format!("bad method {}", r.method)))?,
                 path,
                 fixed_uri,
-                body: r.body.as_ref().map(|b| Template::compile(b.get_ref(), &gens)).transpose().map_err(err)?,
+                body: r
+                    .body
+                    .as_ref()
+                    .map(|b| Template::compile(b.get_ref(), &gens))
+                    .transpose()
+                    .map_err(err)?,
                 headers,
                 timeout: r.timeout.unwrap_or(s.target.timeout).0,
                 expect: r.expect_status.clone(),
             });
         }
         let weights: Vec<u32> = s.requests.iter().map(|r| r.weight).collect();
-        Ok(LoadPlan { base: target.trim_end_matches('/').to_owned(), requests, cycle: smooth_weighted_cycle(&weights), gens })
+        Ok(LoadPlan {
+            base: target.trim_end_matches('/').to_owned(),
+            requests,
+            cycle: smooth_weighted_cycle(&weights),
+            gens,
+        })
     }
 
     /// See [`Generators::set_hot_share`].
@@ -86,15 +111,30 @@ impl LoadPlan {
     }
 
     /// Builds, sends and records iteration `n`'s request; latency counts from `started`.
-    pub async fn execute(&self, client: &HttpClient, recorder: &Recorder, iteration: u64, vu: u64, started: Instant) {
+    pub async fn execute(
+        &self,
+        client: &HttpClient,
+        recorder: &Recorder,
+        iteration: u64,
+        vu: u64,
+        started: Instant,
+    ) {
         let r = &self.requests[self.pick(iteration)];
         let mut draws = Draws::default();
         let mut builder = http::Request::builder().method(r.method.clone());
         builder = match &r.fixed_uri {
             Some(uri) => builder.uri(uri.clone()),
-            None => builder.uri(format!("{}{}", self.base, r.path.render_with(&self.gens, iteration, vu, &mut draws))),
+            None => builder.uri(format!(
+                "{}{}",
+                self.base,
+                r.path.render_with(&self.gens, iteration, vu, &mut draws)
+            )),
         };
-        let body = r.body.as_ref().map(|b| Bytes::from(b.render_with(&self.gens, iteration, vu, &mut draws))).unwrap_or_default();
+        let body = r
+            .body
+            .as_ref()
+            .map(|b| Bytes::from(b.render_with(&self.gens, iteration, vu, &mut draws)))
+            .unwrap_or_default();
         if !r.headers.is_empty() {
             if let Some(h) = builder.headers_mut() {
                 h.extend(r.headers.clone());
@@ -102,7 +142,12 @@ impl LoadPlan {
         }
         let outcome = match builder.body(Full::new(body)) {
             Ok(req) => client.send(req, r.timeout, started, &r.expect).await,
-            Err(_) => crate::metrics::Outcome { status: None, error: Some(crate::metrics::ErrorKind::Other), latency: started.elapsed(), ok: false },
+            Err(_) => crate::metrics::Outcome {
+                status: None,
+                error: Some(crate::metrics::ErrorKind::Other),
+                latency: started.elapsed(),
+                ok: false,
+            },
         };
         recorder.record(&r.name, outcome);
     }
@@ -118,7 +163,11 @@ fn smooth_weighted_cycle(weights: &[u32]) -> Vec<usize> {
         for (c, w) in current.iter_mut().zip(weights) {
             *c += i64::from(*w);
         }
-        let (best, _) = current.iter().enumerate().max_by_key(|(i, c)| (**c, -(*i as i64))).expect("at least one request");
+        let (best, _) = current
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, -(*i as i64)))
+            .expect("at least one request");
         current[best] -= total;
         cycle.push(best);
     }

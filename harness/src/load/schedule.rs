@@ -45,7 +45,10 @@ impl Profile {
 
     /// Arrivals expected in [0, total): the integral of the rate.
     pub fn expected_arrivals(&self) -> f64 {
-        self.segments.last().map(|&(_, d, from, to, cum)| cum + (from + to) / 2.0 * d).unwrap_or(0.0)
+        self.segments
+            .last()
+            .map(|&(_, d, from, to, cum)| cum + (from + to) / 2.0 * d)
+            .unwrap_or(0.0)
     }
 
     /// Time (s) of arrival `n` (0-based): where the cumulative count reaches `n`; None when
@@ -81,7 +84,10 @@ mod tests {
     use crate::scenario::Dur;
 
     fn stage(secs: u64, target: u32) -> Stage {
-        Stage { duration: Dur(Duration::from_secs(secs)), target }
+        Stage {
+            duration: Dur(Duration::from_secs(secs)),
+            target,
+        }
     }
 
     #[test]

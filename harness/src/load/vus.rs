@@ -28,7 +28,12 @@ pub struct Vus {
 
 impl Vus {
     pub fn new(start_vus: u32, stages: &[Stage], think_time: Duration, pacing: Duration) -> Vus {
-        Vus { start_vus, stages: stages.to_vec(), think_time, pacing }
+        Vus {
+            start_vus,
+            stages: stages.to_vec(),
+            think_time,
+            pacing,
+        }
     }
 
     /// Goose's test plan: `users,seconds;…`, one step per stage (plus the start level).
@@ -38,7 +43,11 @@ impl Vus {
             steps.push(format!("{},0", self.start_vus));
         }
         for s in &self.stages {
-            steps.push(format!("{},{}", s.target, s.duration.0.as_secs_f64().round() as u64));
+            steps.push(format!(
+                "{},{}",
+                s.target,
+                s.duration.0.as_secs_f64().round() as u64
+            ));
         }
         // Goose holds the last level until told otherwise; k6 stops at the end of the stages.
         steps.push("0,0".to_owned());
@@ -55,7 +64,9 @@ impl Vus {
             let vu = user.weighted_users_index as u64;
             Box::pin(async move {
                 let started = Instant::now();
-                ctx.plan.execute(&ctx.client, &ctx.recorder, n, vu, started).await;
+                ctx.plan
+                    .execute(&ctx.client, &ctx.recorder, n, vu, started)
+                    .await;
                 // Pacing: the next iteration starts `pacing` after this one started, or now.
                 if let Some(rest) = pacing.checked_sub(started.elapsed()) {
                     tokio::time::sleep(rest).await;
@@ -66,7 +77,9 @@ impl Vus {
         .set_name("mix");
         let mut scenario = GooseScenario::new("scenario").register_transaction(transaction);
         if !self.think_time.is_zero() {
-            scenario = scenario.set_wait_time(self.think_time, self.think_time).map_err(err)?;
+            scenario = scenario
+                .set_wait_time(self.think_time, self.think_time)
+                .map_err(err)?;
         }
         let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
             .map_err(err)?
@@ -90,7 +103,11 @@ impl Vus {
         let flag = we_stopped.clone();
         let watcher = tokio::spawn(async move {
             loop {
-                recorder.set_gauge("vus", profile.value_at(started.elapsed().as_secs_f64()).round(), false);
+                recorder.set_gauge(
+                    "vus",
+                    profile.value_at(started.elapsed().as_secs_f64()).round(),
+                    false,
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                     changed = stop.changed() => {
@@ -117,7 +134,10 @@ impl Vus {
 }
 
 impl Executor for Vus {
-    fn run(&self, ctx: LoadCtx) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
+    fn run(
+        &self,
+        ctx: LoadCtx,
+    ) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
         Box::pin(self.drive(ctx))
     }
     fn gauge(&self) -> &'static str {
@@ -132,8 +152,16 @@ mod tests {
 
     #[test]
     fn stages_become_a_goose_test_plan() {
-        let st = |s: u64, t: u32| Stage { duration: Dur(Duration::from_secs(s)), target: t };
-        let v = Vus::new(5, &[st(10, 100), st(30, 100), st(5, 0)], Duration::ZERO, Duration::ZERO);
+        let st = |s: u64, t: u32| Stage {
+            duration: Dur(Duration::from_secs(s)),
+            target: t,
+        };
+        let v = Vus::new(
+            5,
+            &[st(10, 100), st(30, 100), st(5, 0)],
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         assert_eq!(v.test_plan(), "5,0;100,10;100,30;0,5;0,0");
     }
 }

@@ -35,8 +35,22 @@ pub struct FaultPlugin {
 
 impl FaultPlugin {
     pub fn start(path: &Path, config: &str, limits: Limits) -> Result<FaultPlugin, PluginError> {
-        let (loaded, store, bindings) = start(path, "faults", "fault", config, &limits, |s, c, l| bindings::Fault::instantiate(s, c, l), |b, store, config| b.harness_plugin_faults().call_configure(store, config))?;
-        Ok(FaultPlugin { loaded, store, bindings, limits, stats: CallStats::default() })
+        let (loaded, store, bindings) = start(
+            path,
+            "faults",
+            "fault",
+            config,
+            &limits,
+            |s, c, l| bindings::Fault::instantiate(s, c, l),
+            |b, store, config| b.harness_plugin_faults().call_configure(store, config),
+        )?;
+        Ok(FaultPlugin {
+            loaded,
+            store,
+            bindings,
+            limits,
+            stats: CallStats::default(),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -44,15 +58,34 @@ impl FaultPlugin {
     }
 
     pub fn on_tick(&mut self, st: &TickState) -> Result<Vec<Action>, PluginError> {
-        let arg = wit::RunState { elapsed_s: st.elapsed_s, stage: st.stage, requests: st.requests, failed: st.failed, gauges: st.gauges.clone() };
+        let arg = wit::RunState {
+            elapsed_s: st.elapsed_s,
+            stage: st.stage,
+            requests: st.requests,
+            failed: st.failed,
+            gauges: st.gauges.clone(),
+        };
         arm(&mut self.store, &self.limits);
         let started = Instant::now();
-        let r = self.bindings.harness_plugin_faults().call_on_tick(&mut self.store, &arg);
+        let r = self
+            .bindings
+            .harness_plugin_faults()
+            .call_on_tick(&mut self.store, &arg);
         self.stats.add(started.elapsed());
-        let actions = r.map_err(|e| PluginError::Trap { plugin: self.loaded.name.clone(), call: "on-tick", message: describe_trap(&e, &self.limits) })?;
+        let actions = r.map_err(|e| PluginError::Trap {
+            plugin: self.loaded.name.clone(),
+            call: "on-tick",
+            message: describe_trap(&e, &self.limits),
+        })?;
         actions
             .into_iter()
-            .map(|a| convert(a).map_err(|message| PluginError::Malformed { plugin: self.loaded.name.clone(), call: "on-tick", message }))
+            .map(|a| {
+                convert(a).map_err(|message| PluginError::Malformed {
+                    plugin: self.loaded.name.clone(),
+                    call: "on-tick",
+                    message,
+                })
+            })
             .collect()
     }
 }
@@ -64,23 +97,37 @@ fn convert(a: wit::FaultAction) -> Result<Action, String> {
                 return Err("set-app-fault with an empty field name".into());
             }
             if value < 0 {
-                return Err(format!("set-app-fault {field} = {value}: values must not be negative"));
+                return Err(format!(
+                    "set-app-fault {field} = {value}: values must not be negative"
+                ));
             }
             Action::SetAppFault { field, value }
         }
         wit::FaultAction::AddToxic(t) => {
             if !(0.0..=1.0).contains(&t.toxicity) {
-                return Err(format!("toxic {}: toxicity {} is outside 0..1", t.name, t.toxicity));
+                return Err(format!(
+                    "toxic {}: toxicity {} is outside 0..1",
+                    t.name, t.toxicity
+                ));
             }
             if t.proxy.is_empty() || t.name.is_empty() {
                 return Err("add-toxic needs a proxy and a toxic name".into());
             }
-            Action::AddToxic(ToxicSpec { proxy: t.proxy, name: t.name, kind: t.kind, direction: t.direction, toxicity: t.toxicity, attributes: t.attributes })
+            Action::AddToxic(ToxicSpec {
+                proxy: t.proxy,
+                name: t.name,
+                kind: t.kind,
+                direction: t.direction,
+                toxicity: t.toxicity,
+                attributes: t.attributes,
+            })
         }
         wit::FaultAction::RemoveToxic((proxy, name)) => Action::RemoveToxic { proxy, name },
         wit::FaultAction::SetHotShare((generator, share)) => {
             if !(0.0..=1.0).contains(&share) {
-                return Err(format!("set-hot-share {generator}: share {share} is outside 0..1"));
+                return Err(format!(
+                    "set-hot-share {generator}: share {share} is outside 0..1"
+                ));
             }
             Action::SetHotShare { generator, share }
         }

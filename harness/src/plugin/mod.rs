@@ -40,26 +40,51 @@ impl Default for Limits {
     fn default() -> Self {
         // An `evaluate` over a few thousand histogram buckets costs ~10^6 instructions; 500×
         // that is room for any honest plugin and still stops a loop in well under a second.
-        Limits { fuel: 500_000_000, memory: 64 << 20, deadline: Duration::from_secs(2) }
+        Limits {
+            fuel: 500_000_000,
+            memory: 64 << 20,
+            deadline: Duration::from_secs(2),
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("plugin {plugin}: cannot read {path}: {message}")]
-    Read { plugin: String, path: PathBuf, message: String },
+    Read {
+        plugin: String,
+        path: PathBuf,
+        message: String,
+    },
     #[error("plugin {plugin}: not a WebAssembly component ({message})")]
     Invalid { plugin: String, message: String },
     #[error("plugin {plugin} targets {found}; this harness speaks {ABI_PACKAGE}@{ABI_VERSION} (major version {ABI_MAJOR}) — rebuild it against plugins/wit of this harness")]
     Abi { plugin: String, found: String },
     #[error("plugin {plugin} exports {found}, not the {expected} interface a {kind} plugin needs")]
-    Kind { plugin: String, kind: &'static str, expected: String, found: String },
+    Kind {
+        plugin: String,
+        kind: &'static str,
+        expected: String,
+        found: String,
+    },
     #[error("plugin {plugin}: {call} trapped: {message}")]
-    Trap { plugin: String, call: &'static str, message: String },
+    Trap {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
     #[error("plugin {plugin}: {call} rejected its config: {message}")]
-    Config { plugin: String, call: &'static str, message: String },
+    Config {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
     #[error("plugin {plugin}: {call} returned malformed output: {message}")]
-    Malformed { plugin: String, call: &'static str, message: String },
+    Malformed {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
 }
 
 /// Per-store state: only the memory limiter.
@@ -72,7 +97,9 @@ fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let mut c = Config::new();
-        c.wasm_component_model(true).consume_fuel(true).epoch_interruption(true);
+        c.wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true);
         let engine = Engine::new(&c).expect("wasmtime engine config is valid");
         let ticker = engine.clone();
         std::thread::Builder::new()
@@ -107,19 +134,35 @@ fn cache_dir() -> Option<PathBuf> {
 /// FNV-1a: a stable content key for the cache (wasmtime itself rejects an artefact compiled by
 /// another version or configuration, so a stale entry is recompiled, never trusted).
 fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Reads, compiles (or loads from cache) and ABI-checks the component at `path`.
-pub fn load(path: &Path, expected_iface: &str, kind: &'static str) -> Result<Arc<Loaded>, PluginError> {
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+pub fn load(
+    path: &Path,
+    expected_iface: &str,
+    kind: &'static str,
+) -> Result<Arc<Loaded>, PluginError> {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
     let bytes = std::fs::read(path).map_err(|e| PluginError::Read {
         plugin: name.clone(),
         path: path.to_owned(),
-        message: if e.kind() == std::io::ErrorKind::NotFound { "no such file (shipped plugins are built by `make plugins`)".into() } else { e.to_string() },
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            "no such file (shipped plugins are built by `make plugins`)".into()
+        } else {
+            e.to_string()
+        },
     })?;
     let engine = engine();
-    let invalid = |m: String| PluginError::Invalid { plugin: name.clone(), message: m };
+    let invalid = |m: String| PluginError::Invalid {
+        plugin: name.clone(),
+        message: m,
+    };
     if is_core_module(&bytes) {
         return Err(invalid("this is a core Wasm module; link it into a component with wasm-component-ld (see plugins/README.md)".into()));
     }
@@ -127,7 +170,10 @@ pub fn load(path: &Path, expected_iface: &str, kind: &'static str) -> Result<Arc
     let cached = cache_dir().map(|d| d.join(format!("{key}.cwasm")));
     // SAFETY: the cache directory is written only by this function from components we
     // compiled; wasmtime verifies the artefact's engine version and configuration on load.
-    let from_cache = cached.as_ref().filter(|p| p.is_file()).and_then(|p| unsafe { Component::deserialize_file(engine, p) }.ok());
+    let from_cache = cached
+        .as_ref()
+        .filter(|p| p.is_file())
+        .and_then(|p| unsafe { Component::deserialize_file(engine, p) }.ok());
     let component = match from_cache {
         Some(c) => c,
         None => {
@@ -144,32 +190,78 @@ pub fn load(path: &Path, expected_iface: &str, kind: &'static str) -> Result<Arc
     };
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
-    let ours: Vec<&String> = exports.iter().filter(|n| n.starts_with(&format!("{ABI_PACKAGE}/"))).collect();
+    let ours: Vec<&String> = exports
+        .iter()
+        .filter(|n| n.starts_with(&format!("{ABI_PACKAGE}/")))
+        .collect();
     let Some(export) = ours.first() else {
-        return Err(invalid(format!("it exports no {ABI_PACKAGE} interface (exports: {})", if exports.is_empty() { "none".into() } else { exports.join(", ") })));
+        return Err(invalid(format!(
+            "it exports no {ABI_PACKAGE} interface (exports: {})",
+            if exports.is_empty() {
+                "none".into()
+            } else {
+                exports.join(", ")
+            }
+        )));
     };
     let version = export.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
-    let major = version.split('.').next().and_then(|m| m.parse::<u64>().ok());
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u64>().ok());
     if major != Some(ABI_MAJOR) {
-        return Err(PluginError::Abi { plugin: name, found: format!("{ABI_PACKAGE}@{}", if version.is_empty() { "(unversioned)" } else { version }) });
+        return Err(PluginError::Abi {
+            plugin: name,
+            found: format!(
+                "{ABI_PACKAGE}@{}",
+                if version.is_empty() {
+                    "(unversioned)"
+                } else {
+                    version
+                }
+            ),
+        });
     }
-    let iface = export.split_once('/').map(|(_, r)| r.split('@').next().unwrap_or(r)).unwrap_or("");
+    let iface = export
+        .split_once('/')
+        .map(|(_, r)| r.split('@').next().unwrap_or(r))
+        .unwrap_or("");
     if iface != expected_iface {
-        return Err(PluginError::Kind { plugin: name, kind, expected: format!("{ABI_PACKAGE}/{expected_iface}"), found: export.to_string() });
+        return Err(PluginError::Kind {
+            plugin: name,
+            kind,
+            expected: format!("{ABI_PACKAGE}/{expected_iface}"),
+            found: export.to_string(),
+        });
     }
     // The only import allowed is the ABI's own type-only `types` interface (the component
     // model imports the types an exported interface uses); anything with a function in it is
     // a host capability we do not grant.
     for (import, item) in ty.imports(engine) {
         let type_only = match &item.ty {
-            ComponentItem::ComponentInstance(ci) => ci.exports(engine).all(|(_, e)| !matches!(e.ty, ComponentItem::ComponentFunc(_) | ComponentItem::CoreFunc(_) | ComponentItem::Module(_) | ComponentItem::Component(_) | ComponentItem::ComponentInstance(_))),
+            ComponentItem::ComponentInstance(ci) => ci.exports(engine).all(|(_, e)| {
+                !matches!(
+                    e.ty,
+                    ComponentItem::ComponentFunc(_)
+                        | ComponentItem::CoreFunc(_)
+                        | ComponentItem::Module(_)
+                        | ComponentItem::Component(_)
+                        | ComponentItem::ComponentInstance(_)
+                )
+            }),
             _ => false,
         };
         if !(type_only && import.starts_with(&format!("{ABI_PACKAGE}/types@"))) {
-            return Err(invalid(format!("it imports `{import}`; plugins get no host functions (no WASI, no I/O)")));
+            return Err(invalid(format!(
+                "it imports `{import}`; plugins get no host functions (no WASI, no I/O)"
+            )));
         }
     }
-    Ok(Arc::new(Loaded { name, export: export.to_string(), component }))
+    Ok(Arc::new(Loaded {
+        name,
+        export: export.to_string(),
+        component,
+    }))
 }
 
 fn is_core_module(bytes: &[u8]) -> bool {
@@ -179,12 +271,22 @@ fn is_core_module(bytes: &[u8]) -> bool {
 /// A store with the limits applied, and the empty linker.
 fn store_and_linker(limits: &Limits) -> (Store<HostState>, Linker<HostState>) {
     let engine = engine();
-    let state = HostState { limits: StoreLimitsBuilder::new().memory_size(limits.memory).instances(4).tables(8).memories(2).trap_on_grow_failure(true).build() };
+    let state = HostState {
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory)
+            .instances(4)
+            .tables(8)
+            .memories(2)
+            .trap_on_grow_failure(true)
+            .build(),
+    };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     let mut linker = Linker::new(engine);
     // Satisfies the type-only `types` import; it defines nothing callable.
-    linker.instance(&format!("{ABI_PACKAGE}/types@{ABI_VERSION}")).expect("fresh linker");
+    linker
+        .instance(&format!("{ABI_PACKAGE}/types@{ABI_VERSION}"))
+        .expect("fresh linker");
     (store, linker)
 }
 
@@ -197,18 +299,31 @@ fn start<B>(
     kind: &'static str,
     config: &str,
     limits: &Limits,
-    instantiate: impl FnOnce(&mut Store<HostState>, &Component, &Linker<HostState>) -> wasmtime::Result<B>,
+    instantiate: impl FnOnce(
+        &mut Store<HostState>,
+        &Component,
+        &Linker<HostState>,
+    ) -> wasmtime::Result<B>,
     configure: impl FnOnce(&B, &mut Store<HostState>, &str) -> wasmtime::Result<Result<(), String>>,
 ) -> Result<(Arc<Loaded>, Store<HostState>, B), PluginError> {
     let loaded = load(path, iface, kind)?;
     let (mut store, linker) = store_and_linker(limits);
     arm(&mut store, limits);
-    let trap = |call: &'static str, e: &wasmtime::Error| PluginError::Trap { plugin: loaded.name.clone(), call, message: describe_trap(e, limits) };
-    let bindings = instantiate(&mut store, &loaded.component, &linker).map_err(|e| trap("instantiate", &e))?;
+    let trap = |call: &'static str, e: &wasmtime::Error| PluginError::Trap {
+        plugin: loaded.name.clone(),
+        call,
+        message: describe_trap(e, limits),
+    };
+    let bindings =
+        instantiate(&mut store, &loaded.component, &linker).map_err(|e| trap("instantiate", &e))?;
     arm(&mut store, limits);
     match configure(&bindings, &mut store, config) {
         Ok(Ok(())) => Ok((loaded.clone(), store, bindings)),
-        Ok(Err(message)) => Err(PluginError::Config { plugin: loaded.name.clone(), call: "configure", message }),
+        Ok(Err(message)) => Err(PluginError::Config {
+            plugin: loaded.name.clone(),
+            call: "configure",
+            message,
+        }),
         Err(e) => Err(trap("configure", &e)),
     }
 }
@@ -223,13 +338,24 @@ fn arm(store: &mut Store<HostState>, limits: &Limits) {
 /// A wasmtime error from a call, in words a plugin author can act on.
 fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
     match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => format!("ran out of fuel ({} instructions per call): a runaway loop?", limits.fuel),
-        Some(Trap::Interrupt) => format!("exceeded its wall-clock deadline of {} ms", limits.deadline.as_millis()),
-        Some(Trap::UnreachableCodeReached) => "hit `unreachable` (a panic inside the plugin)".into(),
+        Some(Trap::OutOfFuel) => format!(
+            "ran out of fuel ({} instructions per call): a runaway loop?",
+            limits.fuel
+        ),
+        Some(Trap::Interrupt) => format!(
+            "exceeded its wall-clock deadline of {} ms",
+            limits.deadline.as_millis()
+        ),
+        Some(Trap::UnreachableCodeReached) => {
+            "hit `unreachable` (a panic inside the plugin)".into()
+        }
         _ => {
             let text = format!("{e:#}");
             if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-                format!("exceeded its memory limit of {} MiB ({text})", limits.memory >> 20)
+                format!(
+                    "exceeded its memory limit of {} MiB ({text})",
+                    limits.memory >> 20
+                )
             } else {
                 text
             }

@@ -8,8 +8,21 @@ use crate::metrics::{RunMetrics, Totals};
 use crate::scenario::Scenario;
 
 fn stats(name: &str, t: &Totals) -> RequestStats {
-    let latency_ms = if t.count == 0 { Vec::new() } else { t.latency_us.iter_recorded().map(|v| (v.value_iterated_to() as f64 / 1000.0, v.count_at_value())).collect() };
-    RequestStats { name: name.to_owned(), count: t.count, failed: t.failed, latency_ms, statuses: t.statuses.iter().map(|(s, n)| (*s, *n)).collect() }
+    let latency_ms = if t.count == 0 {
+        Vec::new()
+    } else {
+        t.latency_us
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to() as f64 / 1000.0, v.count_at_value()))
+            .collect()
+    };
+    RequestStats {
+        name: name.to_owned(),
+        count: t.count,
+        failed: t.failed,
+        latency_ms,
+        statuses: t.statuses.iter().map(|(s, n)| (*s, *n)).collect(),
+    }
 }
 
 pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
@@ -21,18 +34,49 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
         .map(|(name, c)| {
             let t = m.per_name.get(c.request.get_ref());
             let total = t.map(|t| t.count).unwrap_or(0);
-            let good = t.map(|t| c.success_status.iter().filter_map(|st| t.statuses.get(st)).sum()).unwrap_or(0);
-            RateMetric { name: name.clone(), good, total }
+            let good = t
+                .map(|t| {
+                    c.success_status
+                        .iter()
+                        .filter_map(|st| t.statuses.get(st))
+                        .sum()
+                })
+                .unwrap_or(0);
+            RateMetric {
+                name: name.clone(),
+                good,
+                total,
+            }
         })
         .collect();
-    let mut series: Vec<Series> = m.series.iter().map(|(n, pts)| Series { name: n.clone(), points: pts.clone() }).collect();
+    let mut series: Vec<Series> = m
+        .series
+        .iter()
+        .map(|(n, pts)| Series {
+            name: n.clone(),
+            points: pts.clone(),
+        })
+        .collect();
     for gauge in ["vus", "target_rate"] {
-        let points: Vec<(f64, f64)> = m.windows.iter().filter_map(|w| w.gauges.get(gauge).map(|v| (w.second as f64 + 1.0, *v))).collect();
+        let points: Vec<(f64, f64)> = m
+            .windows
+            .iter()
+            .filter_map(|w| w.gauges.get(gauge).map(|v| (w.second as f64 + 1.0, *v)))
+            .collect();
         if !points.is_empty() && !m.series.contains_key(gauge) {
-            series.push(Series { name: gauge.to_owned(), points });
+            series.push(Series {
+                name: gauge.to_owned(),
+                points,
+            });
         }
     }
-    Summary { elapsed_s: m.elapsed.as_secs_f64(), requests, dropped_iterations: m.dropped, rates, series }
+    Summary {
+        elapsed_s: m.elapsed.as_secs_f64(),
+        requests,
+        dropped_iterations: m.dropped,
+        rates,
+        series,
+    }
 }
 
 #[cfg(test)]
@@ -46,14 +90,31 @@ mod tests {
     fn bucket_quantiles_match_the_histogram() {
         let r = Recorder::new(&["a".to_owned()]);
         for i in 1..=2_000u64 {
-            r.record("a", Outcome { status: Some(200), error: None, latency: Duration::from_micros(i * 997 % 1_500_000), ok: true });
+            r.record(
+                "a",
+                Outcome {
+                    status: Some(200),
+                    error: None,
+                    latency: Duration::from_micros(i * 997 % 1_500_000),
+                    ok: true,
+                },
+            );
         }
         let m = r.finish();
-        let s = Scenario::from_str(include_str!("../../../scenarios/smoke.toml"), "smoke.toml", &[]).unwrap();
+        let s = Scenario::from_str(
+            include_str!("../../../scenarios/smoke.toml"),
+            "smoke.toml",
+            &[],
+        )
+        .unwrap();
         let sum = from_run(&s, &m);
         let a = sum.request(Some("a")).unwrap();
         for q in [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
-            assert_eq!(k6_rules::quantile(&a.latency_ms, q), m.per_name["a"].quantile_ms(q), "q={q}");
+            assert_eq!(
+                k6_rules::quantile(&a.latency_ms, q),
+                m.per_name["a"].quantile_ms(q),
+                "q={q}"
+            );
         }
         assert_eq!(a.count, 2_000);
     }

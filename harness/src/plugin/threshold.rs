@@ -24,11 +24,27 @@ pub struct ThresholdPlugin {
 
 impl ThresholdPlugin {
     /// Loads the component at `path` and passes it `config` (JSON).
-    pub fn start(path: &Path, config: &str, limits: Limits) -> Result<ThresholdPlugin, PluginError> {
-        let (loaded, store, bindings) = start(path, "thresholds", "threshold", config, &limits, |s, c, l| bindings::Threshold::instantiate(s, c, l), |b, store, config| {
-            b.harness_plugin_thresholds().call_configure(store, config)
-        })?;
-        Ok(ThresholdPlugin { loaded, store, bindings, limits, stats: CallStats::default() })
+    pub fn start(
+        path: &Path,
+        config: &str,
+        limits: Limits,
+    ) -> Result<ThresholdPlugin, PluginError> {
+        let (loaded, store, bindings) = start(
+            path,
+            "thresholds",
+            "threshold",
+            config,
+            &limits,
+            |s, c, l| bindings::Threshold::instantiate(s, c, l),
+            |b, store, config| b.harness_plugin_thresholds().call_configure(store, config),
+        )?;
+        Ok(ThresholdPlugin {
+            loaded,
+            store,
+            bindings,
+            limits,
+            stats: CallStats::default(),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -36,10 +52,17 @@ impl ThresholdPlugin {
     }
 
     fn trap(&self, call: &'static str, e: &wasmtime::Error) -> PluginError {
-        PluginError::Trap { plugin: self.loaded.name.clone(), call, message: describe_trap(e, &self.limits) }
+        PluginError::Trap {
+            plugin: self.loaded.name.clone(),
+            call,
+            message: describe_trap(e, &self.limits),
+        }
     }
 
-    pub fn evaluate(&mut self, s: &k6_rules::Summary) -> Result<Vec<k6_rules::Verdict>, PluginError> {
+    pub fn evaluate(
+        &mut self,
+        s: &k6_rules::Summary,
+    ) -> Result<Vec<k6_rules::Verdict>, PluginError> {
         self.call("evaluate", s)
     }
 
@@ -47,16 +70,30 @@ impl ThresholdPlugin {
         self.call("check", s)
     }
 
-    fn call(&mut self, call: &'static str, s: &k6_rules::Summary) -> Result<Vec<k6_rules::Verdict>, PluginError> {
+    fn call(
+        &mut self,
+        call: &'static str,
+        s: &k6_rules::Summary,
+    ) -> Result<Vec<k6_rules::Verdict>, PluginError> {
         let arg = to_wit(s);
         arm(&mut self.store, &self.limits);
         let started = Instant::now();
         let api = self.bindings.harness_plugin_thresholds();
-        let r = if call == "evaluate" { api.call_evaluate(&mut self.store, &arg) } else { api.call_check(&mut self.store, &arg) };
+        let r = if call == "evaluate" {
+            api.call_evaluate(&mut self.store, &arg)
+        } else {
+            api.call_check(&mut self.store, &arg)
+        };
         self.stats.add(started.elapsed());
         let out = r.map_err(|e| self.trap(call, &e))?;
         out.into_iter()
-            .map(|v| validate(v).map_err(|message| PluginError::Malformed { plugin: self.loaded.name.clone(), call, message }))
+            .map(|v| {
+                validate(v).map_err(|message| PluginError::Malformed {
+                    plugin: self.loaded.name.clone(),
+                    call,
+                    message,
+                })
+            })
             .collect()
     }
 }
@@ -65,17 +102,34 @@ impl ThresholdPlugin {
 /// not pass on no data (the harness's rule against wrong PASSes holds for plugins too).
 fn validate(v: wit::Verdict) -> Result<k6_rules::Verdict, String> {
     if v.metric.trim().is_empty() || v.threshold.trim().is_empty() {
-        return Err(format!("a verdict with an empty metric or threshold (metric `{}`, threshold `{}`)", v.metric, v.threshold));
+        return Err(format!(
+            "a verdict with an empty metric or threshold (metric `{}`, threshold `{}`)",
+            v.metric, v.threshold
+        ));
     }
     if let Some(o) = v.observed {
         if !o.is_finite() {
-            return Err(format!("verdict {} {}: observed value {o} is not a finite number", v.metric, v.threshold));
+            return Err(format!(
+                "verdict {} {}: observed value {o} is not a finite number",
+                v.metric, v.threshold
+            ));
         }
     }
     if v.passed && v.observed.is_none() {
-        return Err(format!("verdict {} {} passes with no observed value", v.metric, v.threshold));
+        return Err(format!(
+            "verdict {} {} passes with no observed value",
+            v.metric, v.threshold
+        ));
     }
-    Ok(k6_rules::Verdict { metric: v.metric, threshold: v.threshold, observed: v.observed, passed: v.passed, abort_on_fail: false, reason: v.reason, first_breach_s: None })
+    Ok(k6_rules::Verdict {
+        metric: v.metric,
+        threshold: v.threshold,
+        observed: v.observed,
+        passed: v.passed,
+        abort_on_fail: false,
+        reason: v.reason,
+        first_breach_s: None,
+    })
 }
 
 fn to_wit(s: &k6_rules::Summary) -> wit::RunSummary {
@@ -84,10 +138,31 @@ fn to_wit(s: &k6_rules::Summary) -> wit::RunSummary {
         requests: s
             .requests
             .iter()
-            .map(|r| wit::RequestStats { name: r.name.clone(), count: r.count, failed: r.failed, latency_ms: r.latency_ms.clone(), statuses: r.statuses.clone() })
+            .map(|r| wit::RequestStats {
+                name: r.name.clone(),
+                count: r.count,
+                failed: r.failed,
+                latency_ms: r.latency_ms.clone(),
+                statuses: r.statuses.clone(),
+            })
             .collect(),
         dropped_iterations: s.dropped_iterations,
-        rates: s.rates.iter().map(|r| wit::RateMetric { name: r.name.clone(), good: r.good, total: r.total }).collect(),
-        series: s.series.iter().map(|x| wit::Series { name: x.name.clone(), points: x.points.clone() }).collect(),
+        rates: s
+            .rates
+            .iter()
+            .map(|r| wit::RateMetric {
+                name: r.name.clone(),
+                good: r.good,
+                total: r.total,
+            })
+            .collect(),
+        series: s
+            .series
+            .iter()
+            .map(|x| wit::Series {
+                name: x.name.clone(),
+                points: x.points.clone(),
+            })
+            .collect(),
     }
 }

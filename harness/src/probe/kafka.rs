@@ -52,7 +52,12 @@ pub struct LagProbeError {
 }
 
 impl KafkaLagProbe {
-    pub fn new(bootstrap: &str, group: &str, topic: &str, interval: Duration) -> Result<KafkaLagProbe, LagProbeError> {
+    pub fn new(
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        interval: Duration,
+    ) -> Result<KafkaLagProbe, LagProbeError> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", group)
@@ -60,19 +65,33 @@ impl KafkaLagProbe {
             .set("socket.timeout.ms", "3000")
             .set("log_level", "3")
             .create()
-            .map_err(|source| LagProbeError { bootstrap: bootstrap.to_owned(), source })?;
-        Ok(KafkaLagProbe { consumer: Arc::new(consumer), topic: topic.to_owned(), interval })
+            .map_err(|source| LagProbeError {
+                bootstrap: bootstrap.to_owned(),
+                source,
+            })?;
+        Ok(KafkaLagProbe {
+            consumer: Arc::new(consumer),
+            topic: topic.to_owned(),
+            interval,
+        })
     }
 
     /// One reading, off the async runtime (librdkafka calls block).
     pub async fn read(&self) -> Result<Vec<PartitionLag>, String> {
         let (c, topic) = (self.consumer.clone(), self.topic.clone());
-        tokio::task::spawn_blocking(move || read_blocking(&c, &topic)).await.map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || read_blocking(&c, &topic))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// Samples until `stop`, then (when `drain` is set) keeps sampling until the lag is 0 or
     /// `drain` has passed; records `kafka_consumer_lag` and returns peak and drain figures.
-    pub async fn run(self, recorder: Arc<Recorder>, mut stop: watch::Receiver<bool>, drain: Duration) -> (ProbeHealth, LagSummary) {
+    pub async fn run(
+        self,
+        recorder: Arc<Recorder>,
+        mut stop: watch::Receiver<bool>,
+        drain: Duration,
+    ) -> (ProbeHealth, LagSummary) {
         let mut health = ProbeHealth::new(&format!("kafka lag {}", self.topic));
         let mut summary = LagSummary::default();
         let mut tick = tokio::time::interval(self.interval);
@@ -101,7 +120,8 @@ impl KafkaLagProbe {
                     }
                     if total == 0 && summary.peak > 0 && summary.drained_at_s.is_none() {
                         summary.drained_at_s = Some(t);
-                        summary.drain_rate_per_s = Some(summary.peak as f64 / (t - summary.peak_at_s).max(1e-3));
+                        summary.drain_rate_per_s =
+                            Some(summary.peak as f64 / (t - summary.peak_at_s).max(1e-3));
                     }
                     summary.last = Some(total);
                     summary.partitions = parts;
@@ -119,8 +139,14 @@ impl KafkaLagProbe {
 }
 
 fn read_blocking(c: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, String> {
-    let md = c.fetch_metadata(Some(topic), CALL_TIMEOUT).map_err(|e| e.to_string())?;
-    let t = md.topics().iter().find(|t| t.name() == topic).ok_or_else(|| format!("topic {topic} not found"))?;
+    let md = c
+        .fetch_metadata(Some(topic), CALL_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| format!("topic {topic} not found"))?;
     if t.partitions().is_empty() {
         return Err(format!("topic {topic} has no partitions (does it exist?)"));
     }
@@ -128,7 +154,9 @@ fn read_blocking(c: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, Str
     for p in t.partitions() {
         tpl.add_partition(topic, p.id());
     }
-    let committed = c.committed_offsets(tpl, CALL_TIMEOUT).map_err(|e| e.to_string())?;
+    let committed = c
+        .committed_offsets(tpl, CALL_TIMEOUT)
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut by_id: BTreeMap<i32, Option<i64>> = BTreeMap::new();
     for p in t.partitions() {
@@ -139,9 +167,16 @@ fn read_blocking(c: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, Str
         by_id.insert(p.id(), off);
     }
     for (id, off) in by_id {
-        let (low, high) = c.fetch_watermarks(topic, id, CALL_TIMEOUT).map_err(|e| e.to_string())?;
+        let (low, high) = c
+            .fetch_watermarks(topic, id, CALL_TIMEOUT)
+            .map_err(|e| e.to_string())?;
         let lag = (high - off.unwrap_or(low)).max(0);
-        out.push(PartitionLag { partition: id, committed: off, high_watermark: high, lag });
+        out.push(PartitionLag {
+            partition: id,
+            committed: off,
+            high_watermark: high,
+            lag,
+        });
     }
     Ok(out)
 }

@@ -20,7 +20,10 @@ pub struct ProbeHealth {
 
 impl ProbeHealth {
     pub fn new(name: &str) -> Self {
-        ProbeHealth { name: name.to_owned(), ..Default::default() }
+        ProbeHealth {
+            name: name.to_owned(),
+            ..Default::default()
+        }
     }
     pub fn ok(&mut self) {
         self.samples += 1;

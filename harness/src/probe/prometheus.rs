@@ -17,14 +17,17 @@ pub struct PrometheusProbe {
 
 /// Parses Prometheus text and sums each wanted metric over its label sets.
 pub fn extract(text: &str, series: &[String]) -> Result<Vec<(String, Option<f64>)>, String> {
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).map_err(|e| format!("not Prometheus text: {e}"))?;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .map_err(|e| format!("not Prometheus text: {e}"))?;
     Ok(series
         .iter()
         .map(|name| {
             let mut found = None;
             for s in scrape.samples.iter().filter(|s| &s.metric == name) {
                 let v = match s.value {
-                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
                     _ => continue,
                 };
                 *found.get_or_insert(0.0) += v;
@@ -35,9 +38,16 @@ pub fn extract(text: &str, series: &[String]) -> Result<Vec<(String, Option<f64>
 }
 
 impl PrometheusProbe {
-    pub async fn run(self, recorder: Arc<Recorder>, mut stop: watch::Receiver<bool>) -> ProbeHealth {
+    pub async fn run(
+        self,
+        recorder: Arc<Recorder>,
+        mut stop: watch::Receiver<bool>,
+    ) -> ProbeHealth {
         let mut health = ProbeHealth::new(&format!("prometheus {}", self.url));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("http client");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -79,6 +89,13 @@ mod tests {
     fn sums_over_labels_and_reports_missing() {
         let text = "# TYPE a gauge\na 3\n# TYPE r counter\nr{route=\"/x\"} 2\nr{route=\"/y\"} 5\n";
         let got = extract(text, &["a".into(), "r".into(), "nope".into()]).unwrap();
-        assert_eq!(got, vec![("a".into(), Some(3.0)), ("r".into(), Some(7.0)), ("nope".into(), None)]);
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), Some(3.0)),
+                ("r".into(), Some(7.0)),
+                ("nope".into(), None)
+            ]
+        );
     }
 }

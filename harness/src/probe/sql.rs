@@ -22,18 +22,33 @@ pub struct SqlResult {
 pub async fn baseline(checks: &[SqlCheck]) -> Vec<Option<Result<i64, String>>> {
     let mut out = Vec::new();
     for c in checks {
-        out.push(if c.delta { Some(run_one(c).await) } else { None });
+        out.push(if c.delta {
+            Some(run_one(c).await)
+        } else {
+            None
+        });
     }
     out
 }
 
 /// Runs every check; a `delta` check's observed value is after − `before`.
-pub async fn run_checks(checks: &[SqlCheck], before: &[Option<Result<i64, String>>], metrics: &RunMetrics) -> Vec<SqlResult> {
+pub async fn run_checks(
+    checks: &[SqlCheck],
+    before: &[Option<Result<i64, String>>],
+    metrics: &RunMetrics,
+) -> Vec<SqlResult> {
     let mut out = Vec::new();
     for (i, c) in checks.iter().enumerate() {
         let expected = match (&c.expect, &c.expect_responses) {
             (Some(v), _) => Some(*v),
-            (None, Some(r)) => Some(metrics.per_name.get(&r.request).and_then(|t| t.statuses.get(&r.status)).copied().unwrap_or(0) as i64),
+            (None, Some(r)) => Some(
+                metrics
+                    .per_name
+                    .get(&r.request)
+                    .and_then(|t| t.statuses.get(&r.status))
+                    .copied()
+                    .unwrap_or(0) as i64,
+            ),
             (None, None) => None,
         };
         let observed = match before.get(i).cloned().flatten() {
@@ -46,25 +61,42 @@ pub async fn run_checks(checks: &[SqlCheck], before: &[Option<Result<i64, String
             Err(e) => (None, Some(e)),
         };
         let passed = error.is_none() && observed == expected;
-        out.push(SqlResult { name: c.name.clone(), query: c.query.clone(), expected, observed, passed, error });
+        out.push(SqlResult {
+            name: c.name.clone(),
+            query: c.query.clone(),
+            expected,
+            observed,
+            passed,
+            error,
+        });
     }
     out
 }
 
 async fn run_one(c: &SqlCheck) -> Result<i64, String> {
     let url = crate::scenario::expand_env(&c.database_url)?;
-    let connect = tokio::time::timeout(std::time::Duration::from_secs(5), MySqlConnection::connect(&url)).await;
+    let connect = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        MySqlConnection::connect(&url),
+    )
+    .await;
     let mut conn = match connect {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
         Err(_) => return Err("cannot connect: no answer within 5 s".into()),
     };
     // Casting makes SUM()/COUNT()/NULL all come back as one integer.
-    let sql = format!("SELECT CAST(({}) AS SIGNED)", c.query.trim().trim_end_matches(';'));
-    let v: Option<i64> = tokio::time::timeout(std::time::Duration::from_secs(30), sqlx::query_scalar(&sql).fetch_one(&mut conn))
-        .await
-        .map_err(|_| "query took longer than 30 s".to_owned())?
-        .map_err(|e| e.to_string())?;
+    let sql = format!(
+        "SELECT CAST(({}) AS SIGNED)",
+        c.query.trim().trim_end_matches(';')
+    );
+    let v: Option<i64> = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        sqlx::query_scalar(&sql).fetch_one(&mut conn),
+    )
+    .await
+    .map_err(|_| "query took longer than 30 s".to_owned())?
+    .map_err(|e| e.to_string())?;
     let _ = conn.close().await;
     Ok(v.unwrap_or(0))
 }

@@ -21,30 +21,87 @@ fn cell(v: Option<f64>) -> String {
 
 pub fn render(a: &Summary, b: &Summary) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "## {} ({}) vs {} ({})\n", a.run_id, a.status, b.run_id, b.status);
+    let _ = writeln!(
+        out,
+        "## {} ({}) vs {} ({})\n",
+        a.run_id, a.status, b.run_id, b.status
+    );
     out.push_str("| metric | A | B | change |\n|---|---:|---:|---:|\n");
     let mut row = |name: String, x: Option<f64>, y: Option<f64>| {
-        let _ = writeln!(out, "| {name} | {} | {} | {} |", cell(x), cell(y), delta(x, y));
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} |",
+            cell(x),
+            cell(y),
+            delta(x, y)
+        );
     };
-    row("http_reqs".into(), Some(a.totals.http_reqs as f64), Some(b.totals.http_reqs as f64));
-    row("http_reqs per s".into(), Some(a.totals.http_reqs_per_s), Some(b.totals.http_reqs_per_s));
-    row("http_req_failed".into(), Some(a.totals.http_req_failed as f64), Some(b.totals.http_req_failed as f64));
-    row("dropped_iterations".into(), Some(a.totals.dropped_iterations as f64), Some(b.totals.dropped_iterations as f64));
-    let names: BTreeSet<&String> = a.requests.iter().chain(&b.requests).map(|r| &r.name).collect();
+    row(
+        "http_reqs".into(),
+        Some(a.totals.http_reqs as f64),
+        Some(b.totals.http_reqs as f64),
+    );
+    row(
+        "http_reqs per s".into(),
+        Some(a.totals.http_reqs_per_s),
+        Some(b.totals.http_reqs_per_s),
+    );
+    row(
+        "http_req_failed".into(),
+        Some(a.totals.http_req_failed as f64),
+        Some(b.totals.http_req_failed as f64),
+    );
+    row(
+        "dropped_iterations".into(),
+        Some(a.totals.dropped_iterations as f64),
+        Some(b.totals.dropped_iterations as f64),
+    );
+    let names: BTreeSet<&String> = a
+        .requests
+        .iter()
+        .chain(&b.requests)
+        .map(|r| &r.name)
+        .collect();
     for n in names {
         let ra = a.requests.iter().find(|r| &r.name == n);
         let rb = b.requests.iter().find(|r| &r.name == n);
-        row(format!("{n} error rate"), ra.map(|r| r.error_rate), rb.map(|r| r.error_rate));
-        row(format!("{n} p95 ms"), ra.and_then(|r| r.p95_ms), rb.and_then(|r| r.p95_ms));
-        row(format!("{n} p99 ms"), ra.and_then(|r| r.p99_ms), rb.and_then(|r| r.p99_ms));
+        row(
+            format!("{n} error rate"),
+            ra.map(|r| r.error_rate),
+            rb.map(|r| r.error_rate),
+        );
+        row(
+            format!("{n} p95 ms"),
+            ra.and_then(|r| r.p95_ms),
+            rb.and_then(|r| r.p95_ms),
+        );
+        row(
+            format!("{n} p99 ms"),
+            ra.and_then(|r| r.p99_ms),
+            rb.and_then(|r| r.p99_ms),
+        );
     }
     let series: BTreeSet<&String> = a.series_peaks.keys().chain(b.series_peaks.keys()).collect();
     for k in series {
-        row(format!("peak {k}"), a.series_peaks.get(k).copied(), b.series_peaks.get(k).copied());
+        row(
+            format!("peak {k}"),
+            a.series_peaks.get(k).copied(),
+            b.series_peaks.get(k).copied(),
+        );
     }
-    let thresholds: BTreeSet<(String, String)> = a.thresholds.iter().chain(&b.thresholds).map(|v| (v.metric.clone(), v.threshold.clone())).collect();
+    let thresholds: BTreeSet<(String, String)> = a
+        .thresholds
+        .iter()
+        .chain(&b.thresholds)
+        .map(|v| (v.metric.clone(), v.threshold.clone()))
+        .collect();
     for (m, t) in thresholds {
-        let find = |s: &Summary| s.thresholds.iter().find(|v| v.metric == m && v.threshold == t).cloned();
+        let find = |s: &Summary| {
+            s.thresholds
+                .iter()
+                .find(|v| v.metric == m && v.threshold == t)
+                .cloned()
+        };
         let (va, vb) = (find(a), find(b));
         let mark = |v: &Option<crate::threshold::Verdict>| match v {
             Some(v) if v.passed => "✓ ",

@@ -13,7 +13,10 @@ impl Table {
         let header = lines.next().ok_or("empty file (no header line)")?;
         let columns: Vec<String> = header.split(',').map(str::to_owned).collect();
         if columns.first().map(String::as_str) != Some("second") {
-            return Err(format!("first column must be `second`, found `{}`", columns[0]));
+            return Err(format!(
+                "first column must be `second`, found `{}`",
+                columns[0]
+            ));
         }
         let mut rows = Vec::new();
         for (i, line) in lines.enumerate() {
@@ -22,11 +25,24 @@ impl Table {
             }
             let cells: Vec<&str> = line.split(',').collect();
             if cells.len() != columns.len() {
-                return Err(format!("line {}: {} cells, header has {}", i + 2, cells.len(), columns.len()));
+                return Err(format!(
+                    "line {}: {} cells, header has {}",
+                    i + 2,
+                    cells.len(),
+                    columns.len()
+                ));
             }
             let row = cells
                 .iter()
-                .map(|c| if c.is_empty() { Ok(None) } else { c.parse::<f64>().map(Some).map_err(|_| format!("line {}: `{c}` is not a number", i + 2)) })
+                .map(|c| {
+                    if c.is_empty() {
+                        Ok(None)
+                    } else {
+                        c.parse::<f64>()
+                            .map(Some)
+                            .map_err(|_| format!("line {}: `{c}` is not a number", i + 2))
+                    }
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             rows.push(row);
         }
@@ -49,7 +65,13 @@ mod tests {
 
     #[test]
     fn round_trips_what_timeseries_writes() {
-        let w = crate::metrics::Window { second: 0, requests: 5, failed: 1, p95_ms: Some(2.5), ..Default::default() };
+        let w = crate::metrics::Window {
+            second: 0,
+            requests: 5,
+            failed: 1,
+            p95_ms: Some(2.5),
+            ..Default::default()
+        };
         let t = Table::parse(&crate::report::timeseries::csv(&[w])).unwrap();
         assert_eq!(t.column("requests").unwrap(), vec![Some(5.0)]);
         assert_eq!(t.column("p50_ms").unwrap(), vec![None]);
@@ -60,7 +82,11 @@ mod tests {
     fn corrupt_files_are_named_errors() {
         assert!(Table::parse("").unwrap_err().contains("empty"));
         assert!(Table::parse("a,b\n1,2\n").unwrap_err().contains("second"));
-        assert!(Table::parse("second,x\n1\n").unwrap_err().contains("line 2"));
-        assert!(Table::parse("second,x\n1,abc\n").unwrap_err().contains("`abc`"));
+        assert!(Table::parse("second,x\n1\n")
+            .unwrap_err()
+            .contains("line 2"));
+        assert!(Table::parse("second,x\n1,abc\n")
+            .unwrap_err()
+            .contains("`abc`"));
     }
 }

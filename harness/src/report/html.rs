@@ -10,15 +10,29 @@ use super::Summary;
 use crate::threshold::{fmt_num, Agg, Expr};
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Threshold lines for `metric` whose aggregation `wanted` accepts, scaled by `scale`.
-fn threshold_lines(s: &Summary, metric: &str, wanted: impl Fn(&Agg) -> bool, scale: f64) -> Vec<(f64, String)> {
+fn threshold_lines(
+    s: &Summary,
+    metric: &str,
+    wanted: impl Fn(&Agg) -> bool,
+    scale: f64,
+) -> Vec<(f64, String)> {
     s.thresholds
         .iter()
         .filter(|v| v.metric == metric)
-        .filter_map(|v| v.threshold.parse::<Expr>().ok().filter(|e| wanted(&e.agg)).map(|e| (e.value * scale, v.threshold.clone())))
+        .filter_map(|v| {
+            v.threshold
+                .parse::<Expr>()
+                .ok()
+                .filter(|e| wanted(&e.agg))
+                .map(|e| (e.value * scale, v.threshold.clone()))
+        })
         .collect()
 }
 
@@ -33,7 +47,11 @@ figure.chart{margin:10px 0 18px}figcaption{font-weight:600;margin-bottom:2px}.le
 
 /// The field or toxic name a fault changed (its target up to " at <url>").
 fn fault_label(f: &crate::fault::journal::FaultRecord) -> String {
-    f.target.split(" at ").next().unwrap_or(&f.target).to_owned()
+    f.target
+        .split(" at ")
+        .next()
+        .unwrap_or(&f.target)
+        .to_owned()
 }
 
 pub fn render(s: &Summary, t: &Table) -> String {
@@ -45,7 +63,13 @@ pub fn render(s: &Summary, t: &Table) -> String {
         esc(&s.scenario.name),
         esc(&s.status)
     );
-    let _ = write!(out, "<h1><span class=\"verdict {}\">{}</span>{}</h1>", esc(&s.status), esc(&s.status.to_uppercase()), esc(&s.scenario.name));
+    let _ = write!(
+        out,
+        "<h1><span class=\"verdict {}\">{}</span>{}</h1>",
+        esc(&s.status),
+        esc(&s.status.to_uppercase()),
+        esc(&s.scenario.name)
+    );
     let _ = write!(
         out,
         "<p class=\"muted\">run {} · started {} · {} executor · {:.1} s · target {} · {} requests ({:.1}/s), {} failed, {} dropped</p>",
@@ -85,7 +109,17 @@ pub fn render(s: &Summary, t: &Table) -> String {
 
     out.push_str("<h2>Over time</h2>");
     // Fault windows, shaded on every chart.
-    let bands: Vec<(f64, f64, String)> = s.faults.iter().map(|f| (f.applied_s, f.rolled_back_s.unwrap_or(s.elapsed_s), format!("{} {}", f.kind, fault_label(f)))).collect();
+    let bands: Vec<(f64, f64, String)> = s
+        .faults
+        .iter()
+        .map(|f| {
+            (
+                f.applied_s,
+                f.rolled_back_s.unwrap_or(s.elapsed_s),
+                format!("{} {}", f.kind, fault_label(f)),
+            )
+        })
+        .collect();
     let mut charts: Vec<String> = Vec::new();
     let col = |n: &str| t.column(n);
     let mut add = |chart: Chart| {
@@ -96,64 +130,160 @@ pub fn render(s: &Summary, t: &Table) -> String {
     let (vus, rate) = (col("vus"), col("target_rate"));
     let mut load_lines = Vec::new();
     if let Some(v) = &vus {
-        load_lines.push(Line { label: "VUs", values: v, color: "#6a1b9a" });
+        load_lines.push(Line {
+            label: "VUs",
+            values: v,
+            color: "#6a1b9a",
+        });
     }
     if let Some(v) = &rate {
-        load_lines.push(Line { label: "target rate (req/s)", values: v, color: "#6a1b9a" });
+        load_lines.push(Line {
+            label: "target rate (req/s)",
+            values: v,
+            color: "#6a1b9a",
+        });
     }
-    add(Chart { id: "chart-load", title: "Virtual users / target rate", unit: "", x: &x, lines: load_lines, thresholds: vec![], bands: bands.clone() });
-    let (reqs, failed) = (col("requests").unwrap_or_default(), col("failed").unwrap_or_default());
+    add(Chart {
+        id: "chart-load",
+        title: "Virtual users / target rate",
+        unit: "",
+        x: &x,
+        lines: load_lines,
+        thresholds: vec![],
+        bands: bands.clone(),
+    });
+    let (reqs, failed) = (
+        col("requests").unwrap_or_default(),
+        col("failed").unwrap_or_default(),
+    );
     add(Chart {
         id: "chart-rps",
         title: "Requests per second",
         unit: "req/s",
         x: &x,
-        lines: vec![Line { label: "requests", values: &reqs, color: "#1565c0" }, Line { label: "failed", values: &failed, color: "#c62828" }],
+        lines: vec![
+            Line {
+                label: "requests",
+                values: &reqs,
+                color: "#1565c0",
+            },
+            Line {
+                label: "failed",
+                values: &failed,
+                color: "#c62828",
+            },
+        ],
         thresholds: vec![],
         bands: bands.clone(),
     });
-    let err_rate: Vec<Option<f64>> = reqs.iter().zip(&failed).map(|(r, f)| match (r, f) { (Some(r), Some(f)) if *r > 0.0 => Some(f / r), _ => None }).collect();
+    let err_rate: Vec<Option<f64>> = reqs
+        .iter()
+        .zip(&failed)
+        .map(|(r, f)| match (r, f) {
+            (Some(r), Some(f)) if *r > 0.0 => Some(f / r),
+            _ => None,
+        })
+        .collect();
     add(Chart {
         id: "chart-errors",
         title: "Error rate (http_req_failed per second)",
         unit: "share",
         x: &x,
-        lines: vec![Line { label: "error rate", values: &err_rate, color: "#c62828" }],
+        lines: vec![Line {
+            label: "error rate",
+            values: &err_rate,
+            color: "#c62828",
+        }],
         thresholds: threshold_lines(s, "http_req_failed", |a| *a == Agg::Rate, 1.0),
         bands: bands.clone(),
     });
-    let (p50, p95, p99) = (col("p50_ms").unwrap_or_default(), col("p95_ms").unwrap_or_default(), col("p99_ms").unwrap_or_default());
+    let (p50, p95, p99) = (
+        col("p50_ms").unwrap_or_default(),
+        col("p95_ms").unwrap_or_default(),
+        col("p99_ms").unwrap_or_default(),
+    );
     add(Chart {
         id: "chart-latency",
         title: "Latency per second (http_req_duration)",
         unit: "ms",
         x: &x,
         lines: vec![
-            Line { label: "p50", values: &p50, color: "#2e7d32" },
-            Line { label: "p95", values: &p95, color: "#ef6c00" },
-            Line { label: "p99", values: &p99, color: "#c62828" },
+            Line {
+                label: "p50",
+                values: &p50,
+                color: "#2e7d32",
+            },
+            Line {
+                label: "p95",
+                values: &p95,
+                color: "#ef6c00",
+            },
+            Line {
+                label: "p99",
+                values: &p99,
+                color: "#c62828",
+            },
         ],
-        thresholds: threshold_lines(s, "http_req_duration", |a| matches!(a, Agg::P(_) | Agg::Med | Agg::Max | Agg::Avg), 1.0),
+        thresholds: threshold_lines(
+            s,
+            "http_req_duration",
+            |a| matches!(a, Agg::P(_) | Agg::Med | Agg::Max | Agg::Avg),
+            1.0,
+        ),
         bands: bands.clone(),
     });
     let (active, pending) = (col("db_pool_active"), col("db_pool_pending"));
     let mut pool_lines = Vec::new();
     if let Some(v) = &active {
-        pool_lines.push(Line { label: "pool active", values: v, color: "#1565c0" });
+        pool_lines.push(Line {
+            label: "pool active",
+            values: v,
+            color: "#1565c0",
+        });
     }
     if let Some(v) = &pending {
-        pool_lines.push(Line { label: "pool pending", values: v, color: "#c62828" });
+        pool_lines.push(Line {
+            label: "pool pending",
+            values: v,
+            color: "#c62828",
+        });
     }
-    let mut pool_th = threshold_lines(s, "db_pool_pending", |a| !matches!(a, Agg::Count | Agg::Rate), 1.0);
-    pool_th.extend(threshold_lines(s, "db_pool_active", |a| !matches!(a, Agg::Count | Agg::Rate), 1.0));
-    add(Chart { id: "chart-pool", title: "DB connection pool", unit: "connections", x: &x, lines: pool_lines, thresholds: pool_th, bands: bands.clone() });
+    let mut pool_th = threshold_lines(
+        s,
+        "db_pool_pending",
+        |a| !matches!(a, Agg::Count | Agg::Rate),
+        1.0,
+    );
+    pool_th.extend(threshold_lines(
+        s,
+        "db_pool_active",
+        |a| !matches!(a, Agg::Count | Agg::Rate),
+        1.0,
+    ));
+    add(Chart {
+        id: "chart-pool",
+        title: "DB connection pool",
+        unit: "connections",
+        x: &x,
+        lines: pool_lines,
+        thresholds: pool_th,
+        bands: bands.clone(),
+    });
     let (lag, app_lag) = (col("kafka_consumer_lag"), col("coupon_consumer_lag"));
     let mut lag_lines = Vec::new();
     if let Some(v) = &lag {
-        lag_lines.push(Line { label: "consumer lag (Kafka protocol)", values: v, color: "#6a1b9a" });
+        lag_lines.push(Line {
+            label: "consumer lag (Kafka protocol)",
+            values: v,
+            color: "#6a1b9a",
+        });
     }
     if let Some(v) = &app_lag {
-        lag_lines.push(Line { label: "consumer lag (app /metrics)", values: v, color: "#90a4ae" });
+        lag_lines.push(Line {
+            label: "consumer lag (app /metrics)",
+            values: v,
+            color: "#90a4ae",
+        });
     }
     add(Chart {
         id: "chart-lag",
@@ -161,7 +291,12 @@ pub fn render(s: &Summary, t: &Table) -> String {
         unit: "records",
         x: &x,
         lines: lag_lines,
-        thresholds: threshold_lines(s, "kafka_consumer_lag", |a| !matches!(a, Agg::Count | Agg::Rate), 1.0),
+        thresholds: threshold_lines(
+            s,
+            "kafka_consumer_lag",
+            |a| !matches!(a, Agg::Count | Agg::Rate),
+            1.0,
+        ),
         bands,
     });
     for c in charts {
@@ -192,7 +327,12 @@ pub fn render(s: &Summary, t: &Table) -> String {
     if !s.sql_checks.is_empty() {
         out.push_str("<h2>SQL checks</h2><table><tr><th></th><th>check</th><th>expected</th><th>observed</th></tr>");
         for c in &s.sql_checks {
-            let observed = c.error.as_ref().map(|e| format!("error: {e}")).or_else(|| c.observed.map(|v| v.to_string())).unwrap_or_default();
+            let observed = c
+                .error
+                .as_ref()
+                .map(|e| format!("error: {e}"))
+                .or_else(|| c.observed.map(|v| v.to_string()))
+                .unwrap_or_default();
             let _ = write!(
                 out,
                 "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -208,7 +348,8 @@ pub fn render(s: &Summary, t: &Table) -> String {
     if !s.alerts.is_empty() {
         out.push_str("<h2>Alert rules</h2><table><tr><th>alert</th><th>expr</th><th>for</th><th>severity</th><th>fired at</th><th>resolved at</th><th>time to detect</th></tr>");
         for a in &s.alerts {
-            let secs = |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
+            let secs =
+                |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{:.0} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -225,7 +366,14 @@ pub fn render(s: &Summary, t: &Table) -> String {
     }
     out.push_str("<h2>Probes</h2><table><tr><th>probe</th><th>samples</th><th>failures</th><th>last error</th></tr>");
     for p in &s.probes {
-        let _ = write!(out, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&p.name), p.samples, p.failures, esc(p.last_error.as_deref().unwrap_or("")));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.name),
+            p.samples,
+            p.failures,
+            esc(p.last_error.as_deref().unwrap_or(""))
+        );
     }
     out.push_str("</table>");
     if !s.series_peaks.is_empty() {
@@ -241,7 +389,12 @@ pub fn render(s: &Summary, t: &Table) -> String {
             "<p>Kafka lag peak {} at {:.1} s; {}.</p>",
             l.peak,
             l.peak_at_s,
-            l.drained_at_s.map(|d| format!("drained at {d:.1} s ({:.1} records/s)", l.drain_rate_per_s.unwrap_or(0.0))).unwrap_or_else(|| "not drained".into())
+            l.drained_at_s
+                .map(|d| format!(
+                    "drained at {d:.1} s ({:.1} records/s)",
+                    l.drain_rate_per_s.unwrap_or(0.0)
+                ))
+                .unwrap_or_else(|| "not drained".into())
         );
     }
     out.push_str("<h2>Faults</h2>");
@@ -252,10 +405,16 @@ pub fn render(s: &Summary, t: &Table) -> String {
         for f in &s.faults {
             let back = match (&f.rolled_back_at, &f.rollback_error) {
                 (_, Some(e)) => format!("<span class=\"bad\">FAILED: {}</span>", esc(e)),
-                (Some(at), None) => format!("{} (+{:.1} s)", esc(at), f.rolled_back_s.unwrap_or(0.0)),
+                (Some(at), None) => {
+                    format!("{} (+{:.1} s)", esc(at), f.rolled_back_s.unwrap_or(0.0))
+                }
                 (None, None) => "<span class=\"bad\">still active</span>".into(),
             };
-            let updates = if f.updates > 0 { format!(" ({} updates)", f.updates) } else { String::new() };
+            let updates = if f.updates > 0 {
+                format!(" ({} updates)", f.updates)
+            } else {
+                String::new()
+            };
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{} {}</td><td><code>{}</code>{}</td><td>{} (+{:.1} s)</td><td>{}</td><td><code>{}</code></td></tr>",
@@ -273,10 +432,19 @@ pub fn render(s: &Summary, t: &Table) -> String {
         out.push_str("</table>");
     }
     if let Some(d) = &s.detect_from {
-        let _ = write!(out, "<p class=\"muted\">Time to detect is measured from {} at {:.1} s.</p>", esc(&d.event), d.at_s);
+        let _ = write!(
+            out,
+            "<p class=\"muted\">Time to detect is measured from {} at {:.1} s.</p>",
+            esc(&d.event),
+            d.at_s
+        );
     }
     if !s.threshold_evaluator.is_empty() {
-        let _ = write!(out, "<p class=\"muted\">Thresholds judged by {}.</p>", esc(&s.threshold_evaluator));
+        let _ = write!(
+            out,
+            "<p class=\"muted\">Thresholds judged by {}.</p>",
+            esc(&s.threshold_evaluator)
+        );
     }
     out.push_str("<p class=\"muted\">Files: <a href=\"summary.json\">summary.json</a> · <a href=\"timeseries.csv\">timeseries.csv</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"report.md\">report.md</a></p></body></html>\n");
     out

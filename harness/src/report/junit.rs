@@ -6,11 +6,16 @@ use std::fmt::Write;
 use super::Summary;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 pub fn xml(s: &Summary) -> String {
-    let failures = s.thresholds.iter().filter(|v| !v.passed).count() + s.sql_checks.iter().filter(|c| !c.passed).count();
+    let failures = s.thresholds.iter().filter(|v| !v.passed).count()
+        + s.sql_checks.iter().filter(|c| !c.passed).count();
     let tests = s.thresholds.len() + s.sql_checks.len();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -27,21 +32,37 @@ pub fn xml(s: &Summary) -> String {
     );
     for v in &s.thresholds {
         let name = format!("{}: {}", v.metric, v.threshold);
-        let _ = write!(out, "    <testcase classname=\"thresholds\" name=\"{}\">", esc(&name));
+        let _ = write!(
+            out,
+            "    <testcase classname=\"thresholds\" name=\"{}\">",
+            esc(&name)
+        );
         if !v.passed {
             let msg = v.reason.clone().unwrap_or_default();
-            let _ = write!(out, "<failure message=\"{}\" type=\"threshold\"/>", esc(&msg));
+            let _ = write!(
+                out,
+                "<failure message=\"{}\" type=\"threshold\"/>",
+                esc(&msg)
+            );
         }
         out.push_str("</testcase>\n");
     }
     for c in &s.sql_checks {
-        let _ = write!(out, "    <testcase classname=\"sql_checks\" name=\"{}\">", esc(&c.name));
+        let _ = write!(
+            out,
+            "    <testcase classname=\"sql_checks\" name=\"{}\">",
+            esc(&c.name)
+        );
         if !c.passed {
             let msg = match &c.error {
                 Some(e) => e.clone(),
                 None => format!("expected {:?}, observed {:?}", c.expected, c.observed),
             };
-            let _ = write!(out, "<failure message=\"{}\" type=\"sql_check\"/>", esc(&msg));
+            let _ = write!(
+                out,
+                "<failure message=\"{}\" type=\"sql_check\"/>",
+                esc(&msg)
+            );
         }
         out.push_str("</testcase>\n");
     }

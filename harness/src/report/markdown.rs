@@ -9,7 +9,12 @@ use crate::threshold::fmt_num;
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
     let icon = if s.status == "passed" { "✅" } else { "❌" };
-    let _ = writeln!(out, "## {icon} {} — {}\n", s.status.to_uppercase(), s.scenario.name);
+    let _ = writeln!(
+        out,
+        "## {icon} {} — {}\n",
+        s.status.to_uppercase(),
+        s.scenario.name
+    );
     let _ = writeln!(
         out,
         "{} requests in {:.1} s ({:.1}/s), {} failed, {} dropped · {} executor · target `{}` · run `{}`\n",
@@ -52,16 +57,37 @@ pub fn render(s: &Summary) -> String {
     if !s.sql_checks.is_empty() {
         out.push_str("| | SQL check | expected | observed |\n|---|---|---:|---:|\n");
         for c in &s.sql_checks {
-            let observed = c.error.as_ref().map(|e| format!("error: {e}")).or_else(|| c.observed.map(|v| v.to_string())).unwrap_or_default();
-            let _ = writeln!(out, "| {} | {} | {} | {} |", if c.passed { "✅" } else { "❌" }, c.name, c.expected.map(|v| v.to_string()).unwrap_or_default(), observed);
+            let observed = c
+                .error
+                .as_ref()
+                .map(|e| format!("error: {e}"))
+                .or_else(|| c.observed.map(|v| v.to_string()))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                if c.passed { "✅" } else { "❌" },
+                c.name,
+                c.expected.map(|v| v.to_string()).unwrap_or_default(),
+                observed
+            );
         }
         out.push('\n');
     }
     if !s.alerts.is_empty() {
         out.push_str("| alert | expr | fired at | time to detect |\n|---|---|---:|---:|\n");
         for a in &s.alerts {
-            let secs = |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
-            let _ = writeln!(out, "| {} | `{}` for {:.0} s | {} | {} |", a.name, a.expr, a.for_secs, secs(a.fired_at), secs(a.time_to_detect_s));
+            let secs =
+                |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                out,
+                "| {} | `{}` for {:.0} s | {} | {} |",
+                a.name,
+                a.expr,
+                a.for_secs,
+                secs(a.fired_at),
+                secs(a.time_to_detect_s)
+            );
         }
         out.push('\n');
     }
@@ -73,15 +99,30 @@ pub fn render(s: &Summary) -> String {
                 (Some(t), None) => format!("rolled back at {t:.1} s (restored `{}`)", f.original),
                 (None, None) => "❌ still active".into(),
             };
-            let _ = writeln!(out, "| {} `{}` ({}) | `{}` | {:.1} s | {} |", f.kind, f.target, f.plugin, f.value, f.applied_s, back);
+            let _ = writeln!(
+                out,
+                "| {} `{}` ({}) | `{}` | {:.1} s | {} |",
+                f.kind, f.target, f.plugin, f.value, f.applied_s, back
+            );
         }
         out.push('\n');
     }
     if let Some(d) = &s.detect_from {
-        let _ = writeln!(out, "Time to detect is measured from {} at {:.1} s.\n", d.event, d.at_s);
+        let _ = writeln!(
+            out,
+            "Time to detect is measured from {} at {:.1} s.\n",
+            d.event, d.at_s
+        );
     }
     for p in s.probes.iter().filter(|p| p.failures > 0) {
-        let _ = writeln!(out, "⚠️ probe {} failed {} of {} times: {}\n", p.name, p.failures, p.failures + p.samples, p.last_error.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "⚠️ probe {} failed {} of {} times: {}\n",
+            p.name,
+            p.failures,
+            p.failures + p.samples,
+            p.last_error.as_deref().unwrap_or("")
+        );
     }
     out.push_str("Files: [report.html](report.html) · [summary.json](summary.json) · [timeseries.csv](timeseries.csv) · [junit.xml](junit.xml)\n");
     out

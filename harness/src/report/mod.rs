@@ -8,8 +8,8 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod progress;
-pub mod reproduction;
 pub mod regen;
+pub mod reproduction;
 pub mod summary;
 pub mod svg;
 pub mod table;
@@ -27,17 +27,27 @@ pub struct ReportError {
 }
 
 /// Writes every file of a run directory (created if needed).
-pub fn write_all(dir: &Path, summary: &Summary, windows: &[crate::metrics::Window]) -> Result<(), ReportError> {
+pub fn write_all(
+    dir: &Path,
+    summary: &Summary,
+    windows: &[crate::metrics::Window],
+) -> Result<(), ReportError> {
     let io = |p: &Path| {
         let p = p.display().to_string();
-        move |source| ReportError { path: p.clone(), source }
+        move |source| ReportError {
+            path: p.clone(),
+            source,
+        }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let write = |name: &str, body: String| {
         let p = dir.join(name);
         std::fs::write(&p, body).map_err(io(&p))
     };
-    write("summary.json", serde_json::to_string_pretty(summary).expect("summary serialises"))?;
+    write(
+        "summary.json",
+        serde_json::to_string_pretty(summary).expect("summary serialises"),
+    )?;
     let csv = timeseries::csv(windows);
     // The HTML reads the series from the CSV, as `harness report` does later.
     let table = csvread::Table::parse(&csv).expect("our own CSV parses");

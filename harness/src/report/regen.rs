@@ -31,24 +31,42 @@ pub enum RegenError {
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn read(path: &Path) -> Result<String, RegenError> {
-    std::fs::read_to_string(path).map_err(|e| RegenError::Input { path: path.to_owned(), message: e.to_string() })
+    std::fs::read_to_string(path).map_err(|e| RegenError::Input {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 pub fn load_summary(dir: &Path) -> Result<Summary, RegenError> {
     let path = dir.join("summary.json");
     let text = read(&path)?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| RegenError::Input { path: path.clone(), message: format!("not valid JSON: {e}") })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| RegenError::Input {
+        path: path.clone(),
+        message: format!("not valid JSON: {e}"),
+    })?;
     match value.get("schema").and_then(|v| v.as_str()) {
         Some(super::summary::SCHEMA) => {}
         other => {
-            return Err(RegenError::Input { path, message: format!("unsupported schema {other:?}; this harness reads {}", super::summary::SCHEMA) })
+            return Err(RegenError::Input {
+                path,
+                message: format!(
+                    "unsupported schema {other:?}; this harness reads {}",
+                    super::summary::SCHEMA
+                ),
+            })
         }
     }
-    serde_json::from_value(value).map_err(|e| RegenError::Input { path, message: format!("does not match {}: {e}", super::summary::SCHEMA) })
+    serde_json::from_value(value).map_err(|e| RegenError::Input {
+        path,
+        message: format!("does not match {}: {e}", super::summary::SCHEMA),
+    })
 }
 
 pub fn load_table(dir: &Path) -> Result<Table, RegenError> {
@@ -60,13 +78,22 @@ pub fn load_table(dir: &Path) -> Result<Table, RegenError> {
 pub fn regenerate(dir: &Path, format: Format) -> Result<PathBuf, RegenError> {
     let summary = load_summary(dir)?;
     let (name, body) = match format {
-        Format::Html => ("report.html", super::html::render(&summary, &load_table(dir)?)),
+        Format::Html => (
+            "report.html",
+            super::html::render(&summary, &load_table(dir)?),
+        ),
         Format::Md => ("report.md", super::markdown::render(&summary)),
         Format::Junit => ("junit.xml", super::junit::xml(&summary)),
     };
     let out = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, body).map_err(|source| RegenError::Write { path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, &out).map_err(|source| RegenError::Write { path: out.clone(), source })?;
+    std::fs::write(&tmp, body).map_err(|source| RegenError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, &out).map_err(|source| RegenError::Write {
+        path: out.clone(),
+        source,
+    })?;
     Ok(out)
 }

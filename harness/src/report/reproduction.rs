@@ -33,11 +33,41 @@ pub fn verdict_table(runs: &[DemoRun]) -> String {
             .thresholds
             .iter()
             .filter(|v| !v.passed)
-            .map(|v| format!("`{} {}` ({})", v.metric, v.threshold, v.observed.map(fmt_num).unwrap_or_else(|| "no data".into())))
-            .chain(r.summary.sql_checks.iter().filter(|c| !c.passed).map(|c| format!("sql `{}`", c.name)))
+            .map(|v| {
+                format!(
+                    "`{} {}` ({})",
+                    v.metric,
+                    v.threshold,
+                    v.observed.map(fmt_num).unwrap_or_else(|| "no data".into())
+                )
+            })
+            .chain(
+                r.summary
+                    .sql_checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| format!("sql `{}`", c.name)),
+            )
             .collect();
-        let failed = if failed.is_empty() { r.summary.reason.clone().filter(|_| r.summary.status != "passed").unwrap_or_else(|| "—".into()) } else { failed.join(", ") };
-        let _ = writeln!(out, "| {} | {} | **{}** | {} | {} | `{}` |", r.preset, r.summary.scenario.name, verdict(&r.summary), r.summary.exit_code, failed, r.dir.display());
+        let failed = if failed.is_empty() {
+            r.summary
+                .reason
+                .clone()
+                .filter(|_| r.summary.status != "passed")
+                .unwrap_or_else(|| "—".into())
+        } else {
+            failed.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | **{}** | {} | {} | `{}` |",
+            r.preset,
+            r.summary.scenario.name,
+            verdict(&r.summary),
+            r.summary.exit_code,
+            failed,
+            r.dir.display()
+        );
     }
     out
 }
@@ -55,7 +85,10 @@ pub fn max_counter_rate(dir: &Path, column: &str, span: usize) -> Option<f64> {
     if values.len() <= span {
         return None;
     }
-    values.windows(span + 1).map(|w| (w[span] - w[0]) / span as f64).reduce(f64::max)
+    values
+        .windows(span + 1)
+        .map(|w| (w[span] - w[0]) / span as f64)
+        .reduce(f64::max)
 }
 
 /// Highest mean of successful `request` responses per second over any `span` s window.
@@ -63,27 +96,47 @@ pub fn max_sustained_rate(dir: &Path, request: &str, span: usize) -> Option<f64>
     let t = timeseries(dir)?;
     let reqs = t.column(&format!("requests:{request}"))?;
     let failed = t.column(&format!("failed:{request}"))?;
-    let ok: Vec<f64> = reqs.iter().zip(&failed).map(|(r, f)| r.unwrap_or(0.0) - f.unwrap_or(0.0)).collect();
-    ok.windows(span.min(ok.len()).max(1)).map(|w| w.iter().sum::<f64>() / w.len() as f64).reduce(f64::max)
+    let ok: Vec<f64> = reqs
+        .iter()
+        .zip(&failed)
+        .map(|(r, f)| r.unwrap_or(0.0) - f.unwrap_or(0.0))
+        .collect();
+    ok.windows(span.min(ok.len()).max(1))
+        .map(|w| w.iter().sum::<f64>() / w.len() as f64)
+        .reduce(f64::max)
 }
 
 fn find<'a>(runs: &'a [DemoRun], preset: &str, scenario: &str) -> Option<&'a DemoRun> {
-    runs.iter().find(|r| r.preset == preset && r.summary.scenario.name == scenario)
+    runs.iter()
+        .find(|r| r.preset == preset && r.summary.scenario.name == scenario)
 }
 
 fn request_p95(s: &Summary, name: &str) -> Option<f64> {
-    s.requests.iter().find(|r| r.name == name).and_then(|r| r.p95_ms)
+    s.requests
+        .iter()
+        .find(|r| r.name == name)
+        .and_then(|r| r.p95_ms)
 }
 
 fn error_rate(s: &Summary, name: &str) -> Option<f64> {
-    s.requests.iter().find(|r| r.name == name).filter(|r| r.count > 0).map(|r| r.error_rate)
+    s.requests
+        .iter()
+        .find(|r| r.name == name)
+        .filter(|r| r.count > 0)
+        .map(|r| r.error_rate)
 }
 
 fn alert_cell(s: &Summary, name_prefix: &str) -> String {
     match s.alerts.iter().find(|a| a.name.starts_with(name_prefix)) {
         None => "—".into(),
         Some(a) => match (a.fired_at, a.time_to_detect_s) {
-            (Some(f), Some(d)) => format!("fired at {f:.0} s ({d:.0} s after {})", s.detect_from.as_ref().map(|x| x.event.split(':').next().unwrap_or("")).unwrap_or("the reference")),
+            (Some(f), Some(d)) => format!(
+                "fired at {f:.0} s ({d:.0} s after {})",
+                s.detect_from
+                    .as_ref()
+                    .map(|x| x.event.split(':').next().unwrap_or(""))
+                    .unwrap_or("the reference")
+            ),
             (Some(f), None) => format!("fired at {f:.0} s"),
             (None, _) => format!("did not fire in {:.0} s", s.elapsed_s),
         },
@@ -91,36 +144,167 @@ fn alert_cell(s: &Summary, name_prefix: &str) -> String {
 }
 
 pub fn reproduction_table(runs: &[DemoRun]) -> String {
-    let cell = |preset: &str, scenario: &str, f: &dyn Fn(&DemoRun) -> Option<String>| find(runs, preset, scenario).and_then(f).unwrap_or_else(|| "—".into());
+    let cell = |preset: &str, scenario: &str, f: &dyn Fn(&DemoRun) -> Option<String>| {
+        find(runs, preset, scenario)
+            .and_then(f)
+            .unwrap_or_else(|| "—".into())
+    };
     let pct = |v: Option<f64>| v.map(|v| format!("{:.1}%", v * 100.0));
     let ms = |v: Option<f64>| v.map(|v| format!("{v:.0} ms"));
     let peak = |r: &DemoRun, k: &str| r.summary.series_peaks.get(k).map(|v| fmt_num(*v));
     let pool = |r: &DemoRun| r.summary.series_peaks.get("db_pool_max").copied();
     let mut rows: Vec<[String; 5]> = Vec::new();
-    let mut row = |what: &str, incident: &str, predicted: String, f: &dyn Fn(&DemoRun) -> Option<String>, scenario: &str| {
-        rows.push([what.into(), incident.into(), predicted, cell("incident", scenario, f), cell("remediated", scenario, f)]);
+    let mut row = |what: &str,
+                   incident: &str,
+                   predicted: String,
+                   f: &dyn Fn(&DemoRun) -> Option<String>,
+                   scenario: &str| {
+        rows.push([
+            what.into(),
+            incident.into(),
+            predicted,
+            cell("incident", scenario, f),
+            cell("remediated", scenario, f),
+        ]);
     };
     // The incident's math (0.2 s hold) and this app's default hold (240 ms call + the SQL).
-    let predicted_tps = |preset: &str| find(runs, preset, "st-001").and_then(pool).map(|p| format!("{p:.0}/0.2 s = {:.0} ({p:.0}/0.25 s = {:.0})", p / 0.2, p / 0.25)).unwrap_or_else(|| "—".into());
-    row("max sustained order TPS (best 5 s of 201s)", "< 110 (fails above it)", format!("pool ÷ hold: {} · {}", predicted_tps("incident"), predicted_tps("remediated")), &|r| max_sustained_rate(&r.dir, "create_order", 5).map(|v| format!("{v:.1}/s")), "st-001");
-    row("ST-001 p95", "3,500 ms", "—".into(), &|r| ms(request_p95(&r.summary, "create_order")), "st-001");
-    row("ST-001 error rate", "12.5% (0.1% → 4.8% at stage 4)", "—".into(), &|r| pct(error_rate(&r.summary, "create_order")), "st-001");
-    row("pool pending (peak)", "15", "—".into(), &|r| peak(r, "db_pool_pending"), "st-001");
-    row("pool acquire timeouts", "28", "—".into(), &|r| peak(r, "db_pool_acquire_timeouts_total"), "st-001");
-    row("consumer lag peak", "6,850 (4,700 after the 5 s surge)", "(1,000 − 60)/s × 5 s = 4,700, + sustained traffic".into(), &|r| r.summary.kafka_lag.as_ref().map(|l| fmt_num(l.peak as f64)), "peak");
-    row("consumer throughput (best 3 s)", "60/s (3 × 20/s)", "60/s · batches ≥ 8× (500/s)".into(), &|r| max_counter_rate(&r.dir, "coupon_consumer_records_total", 3).map(|v| format!("{v:.0}/s")), "peak");
-    row("drain time (peak → 0; arrivals go on until 25 s)", "8 min 30 s", "6,850 / 60 = 114 s · ≥ 8× faster".into(), &|r| {
-        r.summary.kafka_lag.as_ref().map(|l| l.drained_at_s.map(|d| format!("{:.0} s", d - l.peak_at_s)).unwrap_or_else(|| format!("not drained in {:.0} s", r.summary.elapsed_s)))
-    }, "peak");
-    row("coupon issue success", "96.2%", "—".into(), &|r| r.summary.thresholds.iter().find(|v| v.metric == "coupon_issue_success").and_then(|v| v.observed).map(|v| format!("{:.1}%", v * 100.0)), "peak");
-    row("detect: pool timeouts > 10 for 2m", "human: 1.5 min (rule expected 30 s)", "—".into(), &|r| Some(alert_cell(&r.summary, "pool timeouts > 10 for 2m")), "st-001");
-    row("detect: pool timeouts > 10 for 10s", "—", "—".into(), &|r| Some(alert_cell(&r.summary, "pool timeouts > 10 for 10s")), "st-001");
-    row("detect: lag > 5000 for 3m", "human: 2 min", "—".into(), &|r| Some(alert_cell(&r.summary, "lag > 5000 for 3m")), "peak");
-    row("detect: lag > 1000 for 3m (lowered)", "—", "—".into(), &|r| Some(alert_cell(&r.summary, "lag > 1000 for 3m")), "peak");
-    row("detect: lag > 1000 for 10s", "—", "—".into(), &|r| Some(alert_cell(&r.summary, "lag > 1000 for 10s")), "peak");
+    let predicted_tps = |preset: &str| {
+        find(runs, preset, "st-001")
+            .and_then(pool)
+            .map(|p| {
+                format!(
+                    "{p:.0}/0.2 s = {:.0} ({p:.0}/0.25 s = {:.0})",
+                    p / 0.2,
+                    p / 0.25
+                )
+            })
+            .unwrap_or_else(|| "—".into())
+    };
+    row(
+        "max sustained order TPS (best 5 s of 201s)",
+        "< 110 (fails above it)",
+        format!(
+            "pool ÷ hold: {} · {}",
+            predicted_tps("incident"),
+            predicted_tps("remediated")
+        ),
+        &|r| max_sustained_rate(&r.dir, "create_order", 5).map(|v| format!("{v:.1}/s")),
+        "st-001",
+    );
+    row(
+        "ST-001 p95",
+        "3,500 ms",
+        "—".into(),
+        &|r| ms(request_p95(&r.summary, "create_order")),
+        "st-001",
+    );
+    row(
+        "ST-001 error rate",
+        "12.5% (0.1% → 4.8% at stage 4)",
+        "—".into(),
+        &|r| pct(error_rate(&r.summary, "create_order")),
+        "st-001",
+    );
+    row(
+        "pool pending (peak)",
+        "15",
+        "—".into(),
+        &|r| peak(r, "db_pool_pending"),
+        "st-001",
+    );
+    row(
+        "pool acquire timeouts",
+        "28",
+        "—".into(),
+        &|r| peak(r, "db_pool_acquire_timeouts_total"),
+        "st-001",
+    );
+    row(
+        "consumer lag peak",
+        "6,850 (4,700 after the 5 s surge)",
+        "(1,000 − 60)/s × 5 s = 4,700, + sustained traffic".into(),
+        &|r| r.summary.kafka_lag.as_ref().map(|l| fmt_num(l.peak as f64)),
+        "peak",
+    );
+    row(
+        "consumer throughput (best 3 s)",
+        "60/s (3 × 20/s)",
+        "60/s · batches ≥ 8× (500/s)".into(),
+        &|r| {
+            max_counter_rate(&r.dir, "coupon_consumer_records_total", 3)
+                .map(|v| format!("{v:.0}/s"))
+        },
+        "peak",
+    );
+    row(
+        "drain time (peak → 0; arrivals go on until 25 s)",
+        "8 min 30 s",
+        "6,850 / 60 = 114 s · ≥ 8× faster".into(),
+        &|r| {
+            r.summary.kafka_lag.as_ref().map(|l| {
+                l.drained_at_s
+                    .map(|d| format!("{:.0} s", d - l.peak_at_s))
+                    .unwrap_or_else(|| format!("not drained in {:.0} s", r.summary.elapsed_s))
+            })
+        },
+        "peak",
+    );
+    row(
+        "coupon issue success",
+        "96.2%",
+        "—".into(),
+        &|r| {
+            r.summary
+                .thresholds
+                .iter()
+                .find(|v| v.metric == "coupon_issue_success")
+                .and_then(|v| v.observed)
+                .map(|v| format!("{:.1}%", v * 100.0))
+        },
+        "peak",
+    );
+    row(
+        "detect: pool timeouts > 10 for 2m",
+        "human: 1.5 min (rule expected 30 s)",
+        "—".into(),
+        &|r| Some(alert_cell(&r.summary, "pool timeouts > 10 for 2m")),
+        "st-001",
+    );
+    row(
+        "detect: pool timeouts > 10 for 10s",
+        "—",
+        "—".into(),
+        &|r| Some(alert_cell(&r.summary, "pool timeouts > 10 for 10s")),
+        "st-001",
+    );
+    row(
+        "detect: lag > 5000 for 3m",
+        "human: 2 min",
+        "—".into(),
+        &|r| Some(alert_cell(&r.summary, "lag > 5000 for 3m")),
+        "peak",
+    );
+    row(
+        "detect: lag > 1000 for 3m (lowered)",
+        "—",
+        "—".into(),
+        &|r| Some(alert_cell(&r.summary, "lag > 1000 for 3m")),
+        "peak",
+    );
+    row(
+        "detect: lag > 1000 for 10s",
+        "—",
+        "—".into(),
+        &|r| Some(alert_cell(&r.summary, "lag > 1000 for 10s")),
+        "peak",
+    );
     let mut out = String::from("| figure | incident (INCIDENT.md) | prediction | measured: incident preset | measured: remediated preset |\n|---|---|---|---|---|\n");
     for r in rows {
-        let _ = writeln!(out, "| {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4]);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            r[0], r[1], r[2], r[3], r[4]
+        );
     }
     out
 }

@@ -108,8 +108,16 @@ pub fn request_row(name: &str, t: &Totals, secs: f64) -> RequestRow {
         count: t.count,
         per_s: t.count as f64 / secs.max(1e-9),
         failed: t.failed,
-        error_rate: if t.count > 0 { t.failed as f64 / t.count as f64 } else { 0.0 },
-        statuses: t.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        error_rate: if t.count > 0 {
+            t.failed as f64 / t.count as f64
+        } else {
+            0.0
+        },
+        statuses: t
+            .statuses
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
         timeouts: t.timeouts,
         connect_errors: t.connect_errors,
         avg_ms: t.mean_ms(),
@@ -134,17 +142,32 @@ pub fn totals_row(m: &RunMetrics) -> TotalsRow {
 }
 
 pub fn series_peaks(m: &RunMetrics) -> BTreeMap<String, f64> {
-    m.series.iter().filter_map(|(k, v)| v.iter().map(|(_, x)| *x).reduce(f64::max).map(|p| (k.clone(), p))).collect()
+    m.series
+        .iter()
+        .filter_map(|(k, v)| {
+            v.iter()
+                .map(|(_, x)| *x)
+                .reduce(f64::max)
+                .map(|p| (k.clone(), p))
+        })
+        .collect()
 }
 
 /// UTC time as `20261125-151641`, for file and directory names (sorts like time).
 pub fn file_stamp(t: std::time::SystemTime) -> String {
-    rfc3339(t).replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').to_owned()
+    rfc3339(t)
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_owned()
 }
 
 /// UTC time as RFC 3339 (seconds), without pulling in a date crate.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -156,7 +179,12 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

@@ -42,7 +42,13 @@ fn nice_max(v: f64) -> f64 {
 }
 
 fn fmt_tick(v: f64) -> String {
-    let trim = |s: String| if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s };
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
     if v >= 1000.0 {
         format!("{}k", trim(format!("{:.2}", v / 1000.0)))
     } else {
@@ -51,25 +57,45 @@ fn fmt_tick(v: f64) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 impl Chart<'_> {
     /// Points that have a value; a chart with none says so instead of drawing empty axes.
     pub fn points(&self) -> usize {
-        self.lines.iter().map(|l| l.values.iter().filter(|v| v.is_some()).count()).sum()
+        self.lines
+            .iter()
+            .map(|l| l.values.iter().filter(|v| v.is_some()).count())
+            .sum()
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = write!(out, r#"<figure class="chart" id="{}" data-points="{}"><figcaption>{}</figcaption>"#, self.id, self.points(), esc(self.title));
+        let _ = write!(
+            out,
+            r#"<figure class="chart" id="{}" data-points="{}"><figcaption>{}</figcaption>"#,
+            self.id,
+            self.points(),
+            esc(self.title)
+        );
         let x_max = self.x.iter().copied().fold(1.0f64, f64::max);
-        let data_max = self.lines.iter().flat_map(|l| l.values.iter().flatten()).copied().fold(0.0f64, f64::max);
+        let data_max = self
+            .lines
+            .iter()
+            .flat_map(|l| l.values.iter().flatten())
+            .copied()
+            .fold(0.0f64, f64::max);
         let th_max = self.thresholds.iter().map(|t| t.0).fold(0.0f64, f64::max);
         let y_max = nice_max(data_max.max(th_max * 1.05));
         let sx = |x: f64| L + (x / x_max) * (W - L - R);
         let sy = |y: f64| T + (1.0 - (y / y_max).clamp(0.0, 1.05)) * (H - T - B);
-        let _ = write!(out, r#"<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{}">"#, esc(self.title));
+        let _ = write!(
+            out,
+            r#"<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{}">"#,
+            esc(self.title)
+        );
         for (from, to, label) in &self.bands {
             let _ = write!(
                 out,
@@ -83,16 +109,32 @@ impl Chart<'_> {
         for i in 0..=4 {
             let v = y_max * f64::from(i) / 4.0;
             let y = sy(v);
-            let _ = write!(out, r##"<line x1="{L}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{}</text>"##, W - R, L - 6.0, y + 4.0, fmt_tick(v));
+            let _ = write!(
+                out,
+                r##"<line x1="{L}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{}</text>"##,
+                W - R,
+                L - 6.0,
+                y + 4.0,
+                fmt_tick(v)
+            );
         }
         let step = nice_max(x_max / 8.0).max(1.0);
         let mut t = 0.0;
         while t <= x_max {
             let x = sx(t);
-            let _ = write!(out, r##"<text x="{x:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#555">{}s</text>"##, H - 10.0, fmt_tick(t));
+            let _ = write!(
+                out,
+                r##"<text x="{x:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#555">{}s</text>"##,
+                H - 10.0,
+                fmt_tick(t)
+            );
             t += step;
         }
-        let _ = write!(out, r##"<text x="8" y="16" font-size="11" fill="#555">{}</text>"##, esc(self.unit));
+        let _ = write!(
+            out,
+            r##"<text x="8" y="16" font-size="11" fill="#555">{}</text>"##,
+            esc(self.unit)
+        );
         for (v, label) in &self.thresholds {
             let y = sy(*v);
             let _ = write!(
@@ -110,19 +152,36 @@ impl Chart<'_> {
             for (x, v) in self.x.iter().zip(line.values) {
                 match v {
                     Some(v) => {
-                        let _ = write!(d, "{}{:.1},{:.1} ", if pen_up { "M" } else { "L" }, sx(*x), sy(*v));
+                        let _ = write!(
+                            d,
+                            "{}{:.1},{:.1} ",
+                            if pen_up { "M" } else { "L" },
+                            sx(*x),
+                            sy(*v)
+                        );
                         pen_up = false;
                     }
                     None => pen_up = true,
                 }
             }
             if !d.is_empty() {
-                let _ = write!(out, r#"<path class="series" d="{}" fill="none" stroke="{}" stroke-width="1.8"><title>{}</title></path>"#, d.trim(), line.color, esc(line.label));
+                let _ = write!(
+                    out,
+                    r#"<path class="series" d="{}" fill="none" stroke="{}" stroke-width="1.8"><title>{}</title></path>"#,
+                    d.trim(),
+                    line.color,
+                    esc(line.label)
+                );
             }
         }
         out.push_str("</svg><div class=\"legend\">");
         for line in &self.lines {
-            let _ = write!(out, r#"<span><i style="background:{}"></i>{}</span>"#, line.color, esc(line.label));
+            let _ = write!(
+                out,
+                r#"<span><i style="background:{}"></i>{}</span>"#,
+                line.color,
+                esc(line.label)
+            );
         }
         out.push_str("</div></figure>");
         out
@@ -142,14 +201,22 @@ mod tests {
             title: "t <x>",
             unit: "ms",
             x: &x,
-            lines: vec![Line { label: "p95", values: &v, color: "#000" }],
+            lines: vec![Line {
+                label: "p95",
+                values: &v,
+                color: "#000",
+            }],
             thresholds: vec![(2.5, "p(95)<2.5".into())],
             bands: vec![(1.0, 2.0, "fault".into())],
         };
         let svg = c.render();
         assert_eq!(c.points(), 3);
         assert!(svg.contains("class=\"threshold\"") && svg.contains("class=\"band\""));
-        assert_eq!(svg.matches(" M").count() + svg.matches("\"M").count(), 2, "a gap lifts the pen: {svg}");
+        assert_eq!(
+            svg.matches(" M").count() + svg.matches("\"M").count(),
+            2,
+            "a gap lifts the pen: {svg}"
+        );
         assert!(svg.contains("t &lt;x&gt;"));
     }
 

@@ -20,14 +20,22 @@ pub fn render(s: &Summary) -> String {
     };
     out.push_str(&format!(
         "\n{verdict}  {}  ({} requests in {:.1} s, {:.1} req/s, {} failed, {} dropped)\n",
-        s.scenario.name, s.totals.http_reqs, s.elapsed_s, s.totals.http_reqs_per_s, s.totals.http_req_failed, s.totals.dropped_iterations
+        s.scenario.name,
+        s.totals.http_reqs,
+        s.elapsed_s,
+        s.totals.http_reqs_per_s,
+        s.totals.http_req_failed,
+        s.totals.dropped_iterations
     ));
     if let Some(r) = &s.reason {
         out.push_str(&format!("reason: {r}\n"));
     }
 
     let mut b = Builder::default();
-    b.push_record(["request", "count", "req/s", "error %", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms", "statuses"]);
+    b.push_record([
+        "request", "count", "req/s", "error %", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms",
+        "statuses",
+    ]);
     for r in &s.requests {
         let statuses: Vec<String> = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         let mut st = statuses.join(" ");
@@ -58,7 +66,12 @@ pub fn render(s: &Summary) -> String {
         b.push_record(["", "metric", "threshold", "observed"]);
         for v in &s.thresholds {
             let observed = v.observed.map(fmt_num).unwrap_or_else(|| "no data".into());
-            b.push_record([if v.passed { "✓" } else { "✗" }.to_owned(), v.metric.clone(), v.threshold.clone(), observed]);
+            b.push_record([
+                if v.passed { "✓" } else { "✗" }.to_owned(),
+                v.metric.clone(),
+                v.threshold.clone(),
+                observed,
+            ]);
         }
         out.push_str(&b.build().with(Style::rounded()).to_string());
         out.push('\n');
@@ -72,7 +85,12 @@ pub fn render(s: &Summary) -> String {
                 (None, Some(v)) => v.to_string(),
                 (None, None) => "-".into(),
             };
-            b.push_record([if c.passed { "✓" } else { "✗" }.to_owned(), c.name.clone(), c.expected.map(|v| v.to_string()).unwrap_or_default(), observed]);
+            b.push_record([
+                if c.passed { "✓" } else { "✗" }.to_owned(),
+                c.name.clone(),
+                c.expected.map(|v| v.to_string()).unwrap_or_default(),
+                observed,
+            ]);
         }
         out.push_str(&b.build().with(Style::rounded()).to_string());
         out.push('\n');
@@ -84,11 +102,27 @@ pub fn render(s: &Summary) -> String {
             b.push_record([k.clone(), fmt_num(*v)]);
         }
         if let Some(l) = &s.kafka_lag {
-            let drained = l.drained_at_s.map(|t| format!("drained at {t:.1} s ({:.0}/s)", l.drain_rate_per_s.unwrap_or(0.0))).unwrap_or_else(|| "not drained".into());
+            let drained = l
+                .drained_at_s
+                .map(|t| {
+                    format!(
+                        "drained at {t:.1} s ({:.0}/s)",
+                        l.drain_rate_per_s.unwrap_or(0.0)
+                    )
+                })
+                .unwrap_or_else(|| "not drained".into());
             b.push_record(["kafka lag drain".to_owned(), drained]);
         }
         for p in s.probes.iter().filter(|p| p.failures > 0) {
-            b.push_record([format!("{} failures", p.name), format!("{} of {} ({})", p.failures, p.failures + p.samples, p.last_error.clone().unwrap_or_default())]);
+            b.push_record([
+                format!("{} failures", p.name),
+                format!(
+                    "{} of {} ({})",
+                    p.failures,
+                    p.failures + p.samples,
+                    p.last_error.clone().unwrap_or_default()
+                ),
+            ]);
         }
         out.push_str(&b.build().with(Style::rounded()).to_string());
         out.push('\n');
@@ -102,7 +136,17 @@ pub fn render(s: &Summary) -> String {
                 (Some(t), None) => format!("{t:.1} s → {}", f.original),
                 (None, None) => "STILL ACTIVE".into(),
             };
-            b.push_record([format!("{} {} ({})", f.kind, f.target.split(" at ").next().unwrap_or(&f.target), f.plugin), f.value.clone(), format!("{:.1} s", f.applied_s), back]);
+            b.push_record([
+                format!(
+                    "{} {} ({})",
+                    f.kind,
+                    f.target.split(" at ").next().unwrap_or(&f.target),
+                    f.plugin
+                ),
+                f.value.clone(),
+                format!("{:.1} s", f.applied_s),
+                back,
+            ]);
         }
         out.push_str(&b.build().with(Style::rounded()).to_string());
         out.push('\n');

@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use crate::metrics::Window;
 
-pub const FIXED: [&str; 8] = ["second", "requests", "failed", "dropped", "p50_ms", "p95_ms", "p99_ms", "max_ms"];
+pub const FIXED: [&str; 8] = [
+    "second", "requests", "failed", "dropped", "p50_ms", "p95_ms", "p99_ms", "max_ms",
+];
 
 pub fn csv(windows: &[Window]) -> String {
     let gauges: BTreeSet<&String> = windows.iter().flat_map(|w| w.gauges.keys()).collect();
@@ -20,9 +22,24 @@ pub fn csv(windows: &[Window]) -> String {
     out.push('\n');
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
     for w in windows {
-        let _ = write!(out, "{},{},{},{},{},{},{},{}", w.second, w.requests, w.failed, w.dropped, opt(w.p50_ms), opt(w.p95_ms), opt(w.p99_ms), opt(w.max_ms));
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{}",
+            w.second,
+            w.requests,
+            w.failed,
+            w.dropped,
+            opt(w.p50_ms),
+            opt(w.p95_ms),
+            opt(w.p99_ms),
+            opt(w.max_ms)
+        );
         for g in &gauges {
-            let _ = write!(out, ",{}", w.gauges.get(*g).map(|v| v.to_string()).unwrap_or_default());
+            let _ = write!(
+                out,
+                ",{}",
+                w.gauges.get(*g).map(|v| v.to_string()).unwrap_or_default()
+            );
         }
         for n in &names {
             let (c, f, _) = w.per_name.get(*n).copied().unwrap_or((0, 0, None));

@@ -10,20 +10,26 @@ pub struct Dur(pub Duration);
 
 impl Dur {
     pub fn parse(s: &str) -> Result<Dur, String> {
-        let err = || format!("invalid duration `{s}`: use a number with a unit (ms, s, m, h), e.g. `500ms`, `30s`, `1m30s`");
+        let err = || {
+            format!("invalid duration `{s}`: use a number with a unit (ms, s, m, h), e.g. `500ms`, `30s`, `1m30s`")
+        };
         let mut total = Duration::ZERO;
         let mut rest = s.trim();
         if rest.is_empty() {
             return Err(err());
         }
         while !rest.is_empty() {
-            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(err)?;
             if num_end == 0 {
                 return Err(err());
             }
             let n: f64 = rest[..num_end].parse().map_err(|_| err())?;
             rest = &rest[num_end..];
-            let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let secs = match &rest[..unit_end] {
                 "ms" => n / 1000.0,
                 "s" => n,

@@ -84,10 +84,19 @@ pub enum Executor {
     /// Closed model (goose): VUs each loop request → think time → request; with `pacing`, a
     /// VU starts an iteration every `pacing` (start to start) and at once when a response took
     /// longer (LoadRunner/JMeter pacing), so N VUs offer N/pacing req/s until the server slows.
-    Vus { start_vus: u32, stages: Vec<Stage>, think_time: Dur, pacing: Dur },
+    Vus {
+        start_vus: u32,
+        stages: Vec<Stage>,
+        think_time: Dur,
+        pacing: Dur,
+    },
     /// Open model: requests start on schedule whatever the responses; `max_in_flight` bounds
     /// concurrent requests, and an arrival beyond it is dropped and counted.
-    ArrivalRate { start_rate: u32, stages: Vec<Stage>, max_in_flight: u32 },
+    ArrivalRate {
+        start_rate: u32,
+        stages: Vec<Stage>,
+        max_in_flight: u32,
+    },
 }
 
 /// The table as written: a plain struct so type errors keep their exact location (serde's
@@ -118,12 +127,19 @@ impl TryFrom<ExecutorSpec> for Executor {
         match s.kind {
             ExecutorKind::Vus => {
                 if s.start_rate.is_some() || s.max_in_flight.is_some() {
-                    return Err("start_rate and max_in_flight belong to type = \"arrival-rate\"".into());
+                    return Err(
+                        "start_rate and max_in_flight belong to type = \"arrival-rate\"".into(),
+                    );
                 }
                 if s.think_time.is_some() && s.pacing.is_some() {
                     return Err("use think_time or pacing, not both".into());
                 }
-                Ok(Executor::Vus { start_vus: s.start_vus.unwrap_or(0), stages: s.stages, think_time: s.think_time.unwrap_or_default(), pacing: s.pacing.unwrap_or_default() })
+                Ok(Executor::Vus {
+                    start_vus: s.start_vus.unwrap_or(0),
+                    stages: s.stages,
+                    think_time: s.think_time.unwrap_or_default(),
+                    pacing: s.pacing.unwrap_or_default(),
+                })
             }
             ExecutorKind::ArrivalRate => {
                 if s.start_vus.is_some() || s.think_time.is_some() || s.pacing.is_some() {
@@ -236,11 +252,22 @@ impl<'de> Deserialize<'de> for ThresholdSpec {
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ThresholdSpec, E> {
                 let expr = s.parse().map_err(E::custom)?;
-                Ok(ThresholdSpec { expr, abort_on_fail: false, delay_abort_eval: Dur::default() })
+                Ok(ThresholdSpec {
+                    expr,
+                    abort_on_fail: false,
+                    delay_abort_eval: Dur::default(),
+                })
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ThresholdSpec, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ThresholdSpec, A::Error> {
                 let f = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(ThresholdSpec { expr: f.threshold, abort_on_fail: f.abort_on_fail, delay_abort_eval: f.delay_abort_eval })
+                Ok(ThresholdSpec {
+                    expr: f.threshold,
+                    abort_on_fail: f.abort_on_fail,
+                    delay_abort_eval: f.delay_abort_eval,
+                })
             }
         }
         d.deserialize_any(V)
@@ -346,7 +373,10 @@ pub struct ActuatorSpec {
 
 impl Default for ActuatorSpec {
     fn default() -> Self {
-        ActuatorSpec { app_faults: default_app_faults(), toxiproxy: default_toxiproxy() }
+        ActuatorSpec {
+            app_faults: default_app_faults(),
+            toxiproxy: default_toxiproxy(),
+        }
     }
 }
 
@@ -365,7 +395,9 @@ pub fn expand_env(text: &str) -> Result<String, String> {
     while let Some(i) = rest.find("{env:") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 5..];
-        let end = after.find('}').ok_or_else(|| format!("unclosed `{{env:` in `{text}`"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `{{env:` in `{text}`"))?;
         let var = &after[..end];
         out.push_str(&std::env::var(var).map_err(|_| format!("environment variable {var} is not set (`harness stack env` exports the local stack's)"))?);
         rest = &after[end + 1..];
@@ -388,7 +420,10 @@ pub struct Located {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(Located),
     #[error("--set {assignment}: {message}")]
@@ -398,12 +433,16 @@ pub enum ScenarioError {
 impl Scenario {
     /// Reads, parses and validates a scenario file; `sets` are `key.path=value` overrides.
     pub fn load(path: &Path, sets: &[String]) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_str(&text, &path.display().to_string(), sets)
     }
 
     pub fn from_str(text: &str, file: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Invalid(locate_toml(text, file, &e)))?;
+        let scenario: Scenario = toml::from_str(text)
+            .map_err(|e| ScenarioError::Invalid(locate_toml(text, file, &e)))?;
         scenario.validate(text, file)?;
         if sets.is_empty() {
             return Ok(scenario);
@@ -443,7 +482,14 @@ impl Scenario {
             "vus" | "target_rate" => Some(MetricKind::Gauge),
             "kafka_consumer_lag" if self.probes.kafka.is_some() => Some(MetricKind::Gauge),
             n if self.metrics.contains_key(n) => Some(MetricKind::Rate),
-            n if self.probes.prometheus.as_ref().is_some_and(|p| p.series.iter().any(|s| s == n)) => Some(MetricKind::Gauge),
+            n if self
+                .probes
+                .prometheus
+                .as_ref()
+                .is_some_and(|p| p.series.iter().any(|s| s == n)) =>
+            {
+                Some(MetricKind::Gauge)
+            }
             _ => None,
         }
     }
@@ -451,57 +497,107 @@ impl Scenario {
     fn validate(&self, text: &str, file: &str) -> Result<(), ScenarioError> {
         let at = |span: std::ops::Range<usize>, field: &str, message: String| {
             let (line, column) = line_col(text, span.start);
-            ScenarioError::Invalid(Located { file: file.to_owned(), line, column, field: field.to_owned(), message })
+            ScenarioError::Invalid(Located {
+                file: file.to_owned(),
+                line,
+                column,
+                field: field.to_owned(),
+                message,
+            })
         };
         let nowhere = |field: &str, message: String| {
             let span = find_key(text, field.rsplit('.').next().unwrap_or(field));
             at(span, field, message)
         };
-        if !self.target.url.starts_with("http://") && !self.target.url.starts_with("https://") && !self.target.url.starts_with("{env:") {
-            return Err(nowhere("target.url", format!("`{}` is not an http:// or https:// URL", self.target.url)));
+        if !self.target.url.starts_with("http://")
+            && !self.target.url.starts_with("https://")
+            && !self.target.url.starts_with("{env:")
+        {
+            return Err(nowhere(
+                "target.url",
+                format!("`{}` is not an http:// or https:// URL", self.target.url),
+            ));
         }
         if self.executor.stages().is_empty() {
-            return Err(nowhere("executor.stages", "at least one stage is required".into()));
+            return Err(nowhere(
+                "executor.stages",
+                "at least one stage is required".into(),
+            ));
         }
         if self.executor.total_duration().is_zero() {
-            return Err(nowhere("executor.stages", "the stages add up to zero time".into()));
+            return Err(nowhere(
+                "executor.stages",
+                "the stages add up to zero time".into(),
+            ));
         }
-        if let Executor::ArrivalRate { max_in_flight: 0, .. } = self.executor {
-            return Err(nowhere("executor.max_in_flight", "must be at least 1".into()));
+        if let Executor::ArrivalRate {
+            max_in_flight: 0, ..
+        } = self.executor
+        {
+            return Err(nowhere(
+                "executor.max_in_flight",
+                "must be at least 1".into(),
+            ));
         }
         if self.requests.is_empty() {
-            return Err(nowhere("requests", "at least one [[requests]] entry is required".into()));
+            return Err(nowhere(
+                "requests",
+                "at least one [[requests]] entry is required".into(),
+            ));
         }
         if self.requests.iter().all(|r| r.weight == 0) {
-            return Err(nowhere("requests.weight", "at least one request needs a weight above 0".into()));
+            return Err(nowhere(
+                "requests.weight",
+                "at least one request needs a weight above 0".into(),
+            ));
         }
         for (name, g) in &self.generators {
-            g.validate().map_err(|m| nowhere(&format!("generators.{name}"), m))?;
+            g.validate()
+                .map_err(|m| nowhere(&format!("generators.{name}"), m))?;
         }
         let gens = Generators::new(&self.generators, self.seed);
         let mut names = std::collections::HashSet::new();
         for r in &self.requests {
             if !names.insert(r.name.as_str()) {
-                return Err(nowhere("requests.name", format!("request name `{}` is used twice", r.name)));
+                return Err(nowhere(
+                    "requests.name",
+                    format!("request name `{}` is used twice", r.name),
+                ));
             }
             if r.method.parse::<http::Method>().is_err() {
-                return Err(nowhere("requests.method", format!("`{}` is not an HTTP method", r.method)));
+                return Err(nowhere(
+                    "requests.method",
+                    format!("`{}` is not an HTTP method", r.method),
+                ));
             }
             if !r.path.get_ref().starts_with('/') {
-                return Err(at(r.path.span(), "requests.path", format!("`{}` must start with /", r.path.get_ref())));
+                return Err(at(
+                    r.path.span(),
+                    "requests.path",
+                    format!("`{}` must start with /", r.path.get_ref()),
+                ));
             }
-            Template::compile(r.path.get_ref(), &gens).map_err(|m| at(r.path.span(), "requests.path", m))?;
+            Template::compile(r.path.get_ref(), &gens)
+                .map_err(|m| at(r.path.span(), "requests.path", m))?;
             if let Some(b) = &r.body {
-                Template::compile(b.get_ref(), &gens).map_err(|m| at(b.span(), "requests.body", m))?;
+                Template::compile(b.get_ref(), &gens)
+                    .map_err(|m| at(b.span(), "requests.body", m))?;
             }
         }
         for (name, m) in &self.metrics {
             let request = &m.request;
             if !names.contains(request.get_ref().as_str()) {
-                return Err(at(request.span(), &format!("metrics.{name}.request"), format!("no request named `{}`", request.get_ref())));
+                return Err(at(
+                    request.span(),
+                    &format!("metrics.{name}.request"),
+                    format!("no request named `{}`", request.get_ref()),
+                ));
             }
             if self.builtin(name) {
-                return Err(nowhere(&format!("metrics.{name}"), "a custom metric cannot reuse a built-in metric's name".into()));
+                return Err(nowhere(
+                    &format!("metrics.{name}"),
+                    "a custom metric cannot reuse a built-in metric's name".into(),
+                ));
             }
         }
         for (metric, specs) in &self.thresholds {
@@ -512,34 +608,64 @@ impl Scenario {
             })?;
             for (k, v) in &m.tags {
                 if k != "name" {
-                    return Err(at(metric.span(), &field, format!("unsupported tag `{k}` (only `name` is supported)")));
+                    return Err(at(
+                        metric.span(),
+                        &field,
+                        format!("unsupported tag `{k}` (only `name` is supported)"),
+                    ));
                 }
                 if !names.contains(v.as_str()) {
                     return Err(at(metric.span(), &field, format!("no request named `{v}`")));
                 }
             }
             for s in specs {
-                s.expr.check_kind(&m.name, kind).map_err(|e| at(metric.span(), &field, e.to_string()))?;
+                s.expr
+                    .check_kind(&m.name, kind)
+                    .map_err(|e| at(metric.span(), &field, e.to_string()))?;
             }
         }
         for a in &self.alerts {
-            let rule = crate::alerts::Condition::parse(a.expr.get_ref()).map_err(|m| at(a.expr.span(), "alerts.expr", m))?;
+            let rule = crate::alerts::Condition::parse(a.expr.get_ref())
+                .map_err(|m| at(a.expr.span(), "alerts.expr", m))?;
             if self.metric_kind(&rule.series).is_none() {
-                return Err(at(a.expr.span(), "alerts.expr", format!("unknown series `{}`", rule.series)));
+                return Err(at(
+                    a.expr.span(),
+                    "alerts.expr",
+                    format!("unknown series `{}`", rule.series),
+                ));
             }
         }
         for c in &self.sql_checks {
             match (&c.expect, &c.expect_responses) {
                 (Some(_), None) => {}
                 (None, Some(r)) if names.contains(r.request.as_str()) => {}
-                (None, Some(r)) => return Err(nowhere("expect_responses", format!("no request named `{}`", r.request))),
-                _ => return Err(nowhere("sql_checks", format!("check `{}` needs exactly one of `expect` or `expect_responses`", c.name))),
+                (None, Some(r)) => {
+                    return Err(nowhere(
+                        "expect_responses",
+                        format!("no request named `{}`", r.request),
+                    ))
+                }
+                _ => {
+                    return Err(nowhere(
+                        "sql_checks",
+                        format!(
+                            "check `{}` needs exactly one of `expect` or `expect_responses`",
+                            c.name
+                        ),
+                    ))
+                }
             }
         }
-        for (field, specs) in [("faults", &self.faults), ("threshold_plugins", &self.threshold_plugins)] {
+        for (field, specs) in [
+            ("faults", &self.faults),
+            ("threshold_plugins", &self.threshold_plugins),
+        ] {
             for p in specs {
                 if p.plugin.extension().is_none_or(|e| e != "wasm") {
-                    return Err(nowhere(&format!("{field}.plugin"), format!("`{}` is not a .wasm component", p.plugin.display())));
+                    return Err(nowhere(
+                        &format!("{field}.plugin"),
+                        format!("`{}` is not a .wasm component", p.plugin.display()),
+                    ));
                 }
             }
         }
@@ -547,14 +673,28 @@ impl Scenario {
     }
 
     fn builtin(&self, name: &str) -> bool {
-        matches!(name, "http_reqs" | "iterations" | "dropped_iterations" | "http_req_duration" | "http_req_failed" | "vus" | "target_rate")
+        matches!(
+            name,
+            "http_reqs"
+                | "iterations"
+                | "dropped_iterations"
+                | "http_req_duration"
+                | "http_req_failed"
+                | "vus"
+                | "target_rate"
+        )
     }
 }
 
 /// `a.b.c=value`: value parsed as TOML (number, bool, string in quotes) or else taken as a string.
 fn apply_set(doc: &mut toml::Table, assignment: &str) -> Result<(), ScenarioError> {
-    let err = |m: &str| ScenarioError::Override { assignment: assignment.to_owned(), message: m.to_owned() };
-    let (key, raw) = assignment.split_once('=').ok_or_else(|| err("expected key.path=value"))?;
+    let err = |m: &str| ScenarioError::Override {
+        assignment: assignment.to_owned(),
+        message: m.to_owned(),
+    };
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| err("expected key.path=value"))?;
     let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
@@ -564,14 +704,20 @@ fn apply_set(doc: &mut toml::Table, assignment: &str) -> Result<(), ScenarioErro
     for p in &parts[..parts.len() - 1] {
         table = match table.get_mut(*p) {
             Some(toml::Value::Table(t)) => t,
-            Some(toml::Value::Array(_)) => return Err(err(&format!("`{p}` is a list; --set cannot index into lists"))),
+            Some(toml::Value::Array(_)) => {
+                return Err(err(&format!(
+                    "`{p}` is a list; --set cannot index into lists"
+                )))
+            }
             Some(_) => return Err(err(&format!("`{p}` is not a table"))),
             None => return Err(err(&format!("no `{p}` in the scenario"))),
         };
     }
     let last = parts[parts.len() - 1];
     if !table.contains_key(last) {
-        return Err(err(&format!("no `{key}` in the scenario (only existing keys can be overridden)")));
+        return Err(err(&format!(
+            "no `{key}` in the scenario (only existing keys can be overridden)"
+        )));
     }
     table.insert(last.to_owned(), value);
     Ok(())
@@ -580,7 +726,10 @@ fn apply_set(doc: &mut toml::Table, assignment: &str) -> Result<(), ScenarioErro
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map(|nl| before.len() - nl).unwrap_or(before.len() + 1);
+    let column = before
+        .rfind('\n')
+        .map(|nl| before.len() - nl)
+        .unwrap_or(before.len() + 1);
     (line, column)
 }
 
@@ -591,7 +740,9 @@ fn find_key(text: &str, key: &str) -> std::ops::Range<usize> {
         let t = line.trim_start();
         let indent = line.len() - t.len();
         let head = t.trim_start_matches('[').trim_end();
-        if head.starts_with(key) && (t[key.len().min(t.len())..].trim_start().starts_with('=') || t.starts_with('[')) {
+        if head.starts_with(key)
+            && (t[key.len().min(t.len())..].trim_start().starts_with('=') || t.starts_with('['))
+        {
             return offset + indent..offset + indent + key.len();
         }
         offset += line.len();
@@ -607,8 +758,19 @@ fn locate_toml(text: &str, file: &str, e: &toml::de::Error) -> Located {
         .split_once('=')
         .map(|(k, _)| k.trim().to_owned())
         .filter(|k| !k.is_empty() && !k.starts_with('['))
-        .unwrap_or_else(|| line_text.trim().trim_matches(|c| c == '[' || c == ']').to_owned());
-    Located { file: file.to_owned(), line, column, field, message: e.message().to_owned() }
+        .unwrap_or_else(|| {
+            line_text
+                .trim()
+                .trim_matches(|c| c == '[' || c == ']')
+                .to_owned()
+        });
+    Located {
+        file: file.to_owned(),
+        line,
+        column,
+        field,
+        message: e.message().to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,12 @@ pub enum GeneratorSpec {
     Uniform { min: u64, max: u64 },
     /// `hot` with probability `share`, otherwise uniform in `min..=max` (the incident's hot
     /// product that every order locks).
-    HotKey { min: u64, max: u64, hot: u64, share: f64 },
+    HotKey {
+        min: u64,
+        max: u64,
+        hot: u64,
+        share: f64,
+    },
 }
 
 fn one() -> u64 {
@@ -32,11 +37,17 @@ fn one() -> u64 {
 impl GeneratorSpec {
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            GeneratorSpec::Sequence { step, .. } if *step == 0 => Err("step must be at least 1".into()),
-            GeneratorSpec::Uniform { min, max } | GeneratorSpec::HotKey { min, max, .. } if min > max => {
+            GeneratorSpec::Sequence { step, .. } if *step == 0 => {
+                Err("step must be at least 1".into())
+            }
+            GeneratorSpec::Uniform { min, max } | GeneratorSpec::HotKey { min, max, .. }
+                if min > max =>
+            {
                 Err(format!("min ({min}) must not exceed max ({max})"))
             }
-            GeneratorSpec::HotKey { share, .. } if !(0.0..=1.0).contains(share) => Err(format!("share ({share}) must be between 0 and 1")),
+            GeneratorSpec::HotKey { share, .. } if !(0.0..=1.0).contains(share) => {
+                Err(format!("share ({share}) must be between 0 and 1"))
+            }
             _ => Ok(()),
         }
     }
@@ -49,9 +60,22 @@ pub struct Generators {
 }
 
 enum GenState {
-    Sequence { next: AtomicU64, step: u64 },
-    Uniform { min: u64, max: u64, rng: Mutex<fastrand::Rng> },
-    HotKey { min: u64, max: u64, hot: u64, share: AtomicU64, rng: Mutex<fastrand::Rng> },
+    Sequence {
+        next: AtomicU64,
+        step: u64,
+    },
+    Uniform {
+        min: u64,
+        max: u64,
+        rng: Mutex<fastrand::Rng>,
+    },
+    HotKey {
+        min: u64,
+        max: u64,
+        hot: u64,
+        share: AtomicU64,
+        rng: Mutex<fastrand::Rng>,
+    },
 }
 
 impl Generators {
@@ -60,11 +84,33 @@ impl Generators {
         let mut state = Vec::new();
         for (i, (name, spec)) in specs.iter().enumerate() {
             names.push(name.clone());
-            let rng = || Mutex::new(fastrand::Rng::with_seed(seed.wrapping_add(i as u64 * 0x9E37_79B9)));
+            let rng = || {
+                Mutex::new(fastrand::Rng::with_seed(
+                    seed.wrapping_add(i as u64 * 0x9E37_79B9),
+                ))
+            };
             state.push(match *spec {
-                GeneratorSpec::Sequence { start, step } => GenState::Sequence { next: AtomicU64::new(start), step },
-                GeneratorSpec::Uniform { min, max } => GenState::Uniform { min, max, rng: rng() },
-                GeneratorSpec::HotKey { min, max, hot, share } => GenState::HotKey { min, max, hot, share: AtomicU64::new(share.to_bits()), rng: rng() },
+                GeneratorSpec::Sequence { start, step } => GenState::Sequence {
+                    next: AtomicU64::new(start),
+                    step,
+                },
+                GeneratorSpec::Uniform { min, max } => GenState::Uniform {
+                    min,
+                    max,
+                    rng: rng(),
+                },
+                GeneratorSpec::HotKey {
+                    min,
+                    max,
+                    hot,
+                    share,
+                } => GenState::HotKey {
+                    min,
+                    max,
+                    hot,
+                    share: AtomicU64::new(share.to_bits()),
+                    rng: rng(),
+                },
             });
         }
         Generators { names, state }
@@ -77,9 +123,14 @@ impl Generators {
             return Err(format!("hot share {new} is outside 0..1"));
         }
         match self.index(name).map(|i| &self.state[i]) {
-            Some(GenState::HotKey { share, .. }) => Ok(f64::from_bits(share.swap(new.to_bits(), Relaxed))),
+            Some(GenState::HotKey { share, .. }) => {
+                Ok(f64::from_bits(share.swap(new.to_bits(), Relaxed)))
+            }
             Some(_) => Err(format!("generator `{name}` is not a hot-key generator")),
-            None => Err(format!("no generator named `{name}` (declared: {})", self.names.join(", "))),
+            None => Err(format!(
+                "no generator named `{name}` (declared: {})",
+                self.names.join(", ")
+            )),
         }
     }
 
@@ -91,7 +142,13 @@ impl Generators {
         match &self.state[i] {
             GenState::Sequence { next, step } => next.fetch_add(*step, Relaxed),
             GenState::Uniform { min, max, rng } => rng.lock().expect("rng").u64(*min..=*max),
-            GenState::HotKey { min, max, hot, share, rng } => {
+            GenState::HotKey {
+                min,
+                max,
+                hot,
+                share,
+                rng,
+            } => {
                 let mut r = rng.lock().expect("rng");
                 if r.f64() < f64::from_bits(share.load(Relaxed)) {
                     *hot
@@ -132,7 +189,9 @@ impl Template {
                 parts.push(Part::Lit(rest[..open].to_owned()));
             }
             let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or_else(|| format!("unclosed `{{{{` in `{text}`"))?;
+            let close = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed `{{{{` in `{text}`"))?;
             let name = after[..close].trim();
             parts.push(match name {
                 "iteration" => Part::Iteration,
@@ -166,7 +225,13 @@ impl Template {
 
     /// Renders sharing `drawn` with the request's other templates, so `{{user_id}}` in the
     /// path and in the body of one request is the same value.
-    pub fn render_with(&self, gens: &Generators, iteration: u64, vu: u64, drawn: &mut Draws) -> String {
+    pub fn render_with(
+        &self,
+        gens: &Generators,
+        iteration: u64,
+        vu: u64,
+        drawn: &mut Draws,
+    ) -> String {
         let drawn = &mut drawn.0;
         let mut out = String::with_capacity(64);
         for p in &self.parts {
@@ -197,15 +262,30 @@ mod tests {
 
     fn gens() -> Generators {
         let mut specs = BTreeMap::new();
-        specs.insert("user_id".to_owned(), GeneratorSpec::Sequence { start: 10, step: 1 });
-        specs.insert("product_id".to_owned(), GeneratorSpec::HotKey { min: 1, max: 100, hot: 1, share: 0.5 });
+        specs.insert(
+            "user_id".to_owned(),
+            GeneratorSpec::Sequence { start: 10, step: 1 },
+        );
+        specs.insert(
+            "product_id".to_owned(),
+            GeneratorSpec::HotKey {
+                min: 1,
+                max: 100,
+                hot: 1,
+                share: 0.5,
+            },
+        );
         Generators::new(&specs, 7)
     }
 
     #[test]
     fn same_placeholder_same_value_within_one_request() {
         let g = gens();
-        let t = Template::compile(r#"{"a":{{user_id}},"b":{{ user_id }},"i":{{iteration}}}"#, &g).unwrap();
+        let t = Template::compile(
+            r#"{"a":{{user_id}},"b":{{ user_id }},"i":{{iteration}}}"#,
+            &g,
+        )
+        .unwrap();
         assert_eq!(t.render(&g, 3, 0), r#"{"a":10,"b":10,"i":3}"#);
         assert_eq!(t.render(&g, 4, 0), r#"{"a":11,"b":11,"i":4}"#);
     }
@@ -223,8 +303,19 @@ mod tests {
     #[test]
     fn hot_share_changes_live_and_reports_the_old_value() {
         let mut specs = BTreeMap::new();
-        specs.insert("product_id".to_owned(), GeneratorSpec::HotKey { min: 1, max: 100, hot: 1, share: 0.0 });
-        specs.insert("seq".to_owned(), GeneratorSpec::Sequence { start: 1, step: 1 });
+        specs.insert(
+            "product_id".to_owned(),
+            GeneratorSpec::HotKey {
+                min: 1,
+                max: 100,
+                hot: 1,
+                share: 0.0,
+            },
+        );
+        specs.insert(
+            "seq".to_owned(),
+            GeneratorSpec::Sequence { start: 1, step: 1 },
+        );
         let g = Generators::new(&specs, 7);
         let t = Template::compile("{{product_id}}", &g).unwrap();
         assert_eq!(g.set_hot_share("product_id", 1.0), Ok(0.0));
@@ -247,21 +338,42 @@ mod tests {
     #[test]
     fn constant_templates_are_recognised() {
         let g = gens();
-        assert_eq!(Template::compile("/api/x", &g).unwrap().constant(), Some("/api/x".into()));
-        assert_eq!(Template::compile("/u/{{user_id}}", &g).unwrap().constant(), None);
+        assert_eq!(
+            Template::compile("/api/x", &g).unwrap().constant(),
+            Some("/api/x".into())
+        );
+        assert_eq!(
+            Template::compile("/u/{{user_id}}", &g).unwrap().constant(),
+            None
+        );
     }
 
     #[test]
     fn unknown_and_unclosed_placeholders_are_errors() {
         let g = gens();
-        assert!(Template::compile("{{coupon}}", &g).unwrap_err().contains("unknown generator `coupon`"));
-        assert!(Template::compile("x{{user_id", &g).unwrap_err().contains("unclosed"));
+        assert!(Template::compile("{{coupon}}", &g)
+            .unwrap_err()
+            .contains("unknown generator `coupon`"));
+        assert!(Template::compile("x{{user_id", &g)
+            .unwrap_err()
+            .contains("unclosed"));
     }
 
     #[test]
     fn generator_specs_are_checked() {
-        assert!(GeneratorSpec::Uniform { min: 5, max: 1 }.validate().is_err());
-        assert!(GeneratorSpec::HotKey { min: 1, max: 5, hot: 1, share: 1.5 }.validate().is_err());
-        assert!(GeneratorSpec::Sequence { start: 1, step: 0 }.validate().is_err());
+        assert!(GeneratorSpec::Uniform { min: 5, max: 1 }
+            .validate()
+            .is_err());
+        assert!(GeneratorSpec::HotKey {
+            min: 1,
+            max: 5,
+            hot: 1,
+            share: 1.5
+        }
+        .validate()
+        .is_err());
+        assert!(GeneratorSpec::Sequence { start: 1, step: 0 }
+            .validate()
+            .is_err());
     }
 }

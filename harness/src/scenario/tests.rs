@@ -73,9 +73,17 @@ fn invalid(text: &str) -> Located {
 fn the_example_loads() {
     let s = Scenario::from_str(VALID, "s.toml", &[]).unwrap();
     assert_eq!(s.requests.len(), 2);
-    assert_eq!(s.executor.total_duration(), std::time::Duration::from_secs(62));
+    assert_eq!(
+        s.executor.total_duration(),
+        std::time::Duration::from_secs(62)
+    );
     assert_eq!(s.thresholds.len(), 4);
-    let full = &s.thresholds.iter().find(|(k, _)| k.get_ref().name == "http_req_duration" && k.get_ref().tags.is_empty()).unwrap().1[1];
+    let full = &s
+        .thresholds
+        .iter()
+        .find(|(k, _)| k.get_ref().name == "http_req_duration" && k.get_ref().tags.is_empty())
+        .unwrap()
+        .1[1];
     assert!(full.abort_on_fail);
     assert_eq!(full.delay_abort_eval.0, std::time::Duration::from_secs(10));
 }
@@ -84,7 +92,10 @@ fn the_example_loads() {
 fn unknown_field_names_line_column_and_field() {
     let text = VALID.replace("timeout = \"5s\"", "timeout = \"5s\"\nretries = 3");
     let e = invalid(&text);
-    assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("s.toml", 6, "retries"));
+    assert_eq!(
+        (e.file.as_str(), e.line, e.field.as_str()),
+        ("s.toml", 6, "retries")
+    );
     assert!(e.message.contains("unknown field `retries`"), "{e}");
 }
 
@@ -102,7 +113,10 @@ fn threshold_syntax_and_kind_errors() {
     let e = invalid(&VALID.replace(r#"["rate<0.05"]"#, r#"["rate<<0.05"]"#));
     assert_eq!(e.field, "http_req_failed");
     assert!(e.message.contains("invalid threshold"), "{e}");
-    let e = invalid(&VALID.replace(r#"http_req_failed = ["rate<0.05"]"#, r#"http_req_failed = ["p(95)<1"]"#));
+    let e = invalid(&VALID.replace(
+        r#"http_req_failed = ["rate<0.05"]"#,
+        r#"http_req_failed = ["p(95)<1"]"#,
+    ));
     assert!(e.message.contains("does not apply"), "{e}");
     let e = invalid(&VALID.replace("{name:create_order}", "{name:nope}"));
     assert!(e.message.contains("no request named `nope`"), "{e}");
@@ -118,30 +132,55 @@ fn dangling_references_are_errors() {
     assert!(e.message.contains("unknown generator `sku`"));
     let e = invalid(&VALID.replace("request = \"issue_coupon\"", "request = \"issue\""));
     assert!(e.message.contains("no request named `issue`"), "{e}");
-    let e = invalid(&VALID.replace("expr = \"db_pool_pending > 5\"", "expr = \"db_pool_waiting > 5\""));
+    let e = invalid(&VALID.replace(
+        "expr = \"db_pool_pending > 5\"",
+        "expr = \"db_pool_waiting > 5\"",
+    ));
     assert!(e.message.contains("unknown series"), "{e}");
 }
 
 #[test]
 fn plugin_specs_need_a_wasm_path_and_known_fields() {
-    let s = Scenario::from_str(&format!("{VALID}\n[[faults]]\nplugin = \"x.wasm\"\nconfig = {{ at_s = 5 }}\n"), "s.toml", &[]).unwrap();
+    let s = Scenario::from_str(
+        &format!("{VALID}\n[[faults]]\nplugin = \"x.wasm\"\nconfig = {{ at_s = 5 }}\n"),
+        "s.toml",
+        &[],
+    )
+    .unwrap();
     assert_eq!(s.faults[0].config["at_s"].as_integer(), Some(5));
     assert_eq!(s.actuators.app_faults, "{target}/admin/faults");
     let e = invalid(&format!("{VALID}\n[[faults]]\nplugin = \"x.so\"\n"));
     assert_eq!(e.field, "faults.plugin");
     assert!(e.message.contains("not a .wasm"), "{e}");
-    let e = invalid(&format!("{VALID}\n[[threshold_plugins]]\nplugin = \"x.wasm\"\nconfg = {{}}\n"));
+    let e = invalid(&format!(
+        "{VALID}\n[[threshold_plugins]]\nplugin = \"x.wasm\"\nconfg = {{}}\n"
+    ));
     assert!(e.message.contains("unknown field `confg`"), "{e}");
 }
 
 #[test]
 fn set_overrides_existing_keys_only() {
-    let s = Scenario::from_str(VALID, "s.toml", &["target.url=\"http://127.0.0.1:9\"".into(), "executor.max_in_flight=7".into()]).unwrap();
+    let s = Scenario::from_str(
+        VALID,
+        "s.toml",
+        &[
+            "target.url=\"http://127.0.0.1:9\"".into(),
+            "executor.max_in_flight=7".into(),
+        ],
+    )
+    .unwrap();
     assert_eq!(s.target.url, "http://127.0.0.1:9");
-    assert!(matches!(s.executor, Executor::ArrivalRate { max_in_flight: 7, .. }));
+    assert!(matches!(
+        s.executor,
+        Executor::ArrivalRate {
+            max_in_flight: 7,
+            ..
+        }
+    ));
     let e = Scenario::from_str(VALID, "s.toml", &["target.nope=1".into()]).unwrap_err();
     assert!(e.to_string().contains("no `target.nope`"), "{e}");
-    let e = Scenario::from_str(VALID, "s.toml", &["executor.max_in_flight=\"x\"".into()]).unwrap_err();
+    let e =
+        Scenario::from_str(VALID, "s.toml", &["executor.max_in_flight=\"x\"".into()]).unwrap_err();
     assert!(matches!(e, ScenarioError::Override { .. }), "{e}");
 }
 
@@ -149,6 +188,9 @@ fn set_overrides_existing_keys_only() {
 fn time_scale_shrinks_stages() {
     let mut s = Scenario::from_str(VALID, "s.toml", &[]).unwrap();
     s.scale_time(0.5);
-    assert_eq!(s.executor.total_duration(), std::time::Duration::from_secs(31));
+    assert_eq!(
+        s.executor.total_duration(),
+        std::time::Duration::from_secs(31)
+    );
     assert_eq!(s.alerts[0].for_.0, std::time::Duration::from_secs(60));
 }

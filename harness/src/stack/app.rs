@@ -31,11 +31,20 @@ pub fn find_sibling(name: &str, env_var: &str) -> Result<PathBuf, StackError> {
     }
     Err(StackError::Missing {
         what: format!("{name} binary"),
-        hint: format!("build it with `cargo build --workspace --bins` (make does) or set {env_var}"),
+        hint: format!(
+            "build it with `cargo build --workspace --bins` (make does) or set {env_var}"
+        ),
     })
 }
 
-pub async fn start(database_url: &str, bootstrap: &str, preset: &str, extra: &[String], dir: &Path, logs: &Path) -> Result<App, StackError> {
+pub async fn start(
+    database_url: &str,
+    bootstrap: &str,
+    preset: &str,
+    extra: &[String],
+    dir: &Path,
+    logs: &Path,
+) -> Result<App, StackError> {
     let bin = find_sibling("target-app", "HARNESS_TARGET_APP_BIN")?;
     let port = process::free_port()?;
     let mut args = vec![
@@ -52,13 +61,20 @@ pub async fn start(database_url: &str, bootstrap: &str, preset: &str, extra: &[S
     let child = process::spawn(&bin, &args, dir, &logs.join("target-app.log"), &[])?;
     let url = format!("http://127.0.0.1:{port}");
     let health = format!("{url}/actuator/health");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("http client");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("http client");
     process::wait_ready(&child, "target-app", Duration::from_secs(90), || {
         let (c, h) = (client.clone(), health.clone());
         async move { matches!(c.get(&h).send().await, Ok(r) if r.status().is_success()) }
     })
     .await?;
-    Ok(App { url, preset: preset.to_owned(), child })
+    Ok(App {
+        url,
+        preset: preset.to_owned(),
+        child,
+    })
 }
 
 impl App {

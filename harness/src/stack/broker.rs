@@ -30,11 +30,18 @@ pub fn find_tansu() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HARNESS_TANSU_BIN") {
         return Some(PathBuf::from(p));
     }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    if let Some(home) = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo"))) {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+    {
         dirs.push(home.join("bin"));
     }
-    dirs.into_iter().map(|d| d.join("tansu")).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join("tansu"))
+        .find(|p| p.is_file())
 }
 
 /// Installs tansu with the sqlite engine. A debug build: it compiles in a fraction of the
@@ -42,19 +49,42 @@ pub fn find_tansu() -> Option<PathBuf> {
 pub fn install_tansu() -> Result<PathBuf, StackError> {
     eprintln!("  tansu {TANSU_VERSION} not found; installing it once for this machine (cargo install --debug, about 7 min on 2 cores)…");
     let status = Command::new("cargo")
-        .args(["install", "tansu", "--version", TANSU_VERSION, "--locked", "--debug", "--features", "libsql"])
+        .args([
+            "install",
+            "tansu",
+            "--version",
+            TANSU_VERSION,
+            "--locked",
+            "--debug",
+            "--features",
+            "libsql",
+        ])
         .env("CARGO_PROFILE_DEV_DEBUG", "0")
         .status()
-        .map_err(|e| StackError::Spawn { program: "cargo".into(), source: e })?;
+        .map_err(|e| StackError::Spawn {
+            program: "cargo".into(),
+            source: e,
+        })?;
     if !status.success() {
-        return Err(StackError::Command { what: format!("cargo install tansu --version {TANSU_VERSION}"), output: format!("exit status {status}") });
+        return Err(StackError::Command {
+            what: format!("cargo install tansu --version {TANSU_VERSION}"),
+            output: format!("exit status {status}"),
+        });
     }
-    find_tansu().ok_or_else(|| StackError::Missing { what: "tansu".into(), hint: "cargo install finished but no tansu binary was found".into() })
+    find_tansu().ok_or_else(|| StackError::Missing {
+        what: "tansu".into(),
+        hint: "cargo install finished but no tansu binary was found".into(),
+    })
 }
 
 /// Starts tansu on `port`, advertising `advertised` (the relay's port in front of it) so every
 /// client connection, including the ones metadata redirects, goes through the relay.
-pub async fn start(dir: &Path, logs: &Path, port: u16, advertised: u16) -> Result<Broker, StackError> {
+pub async fn start(
+    dir: &Path,
+    logs: &Path,
+    port: u16,
+    advertised: u16,
+) -> Result<Broker, StackError> {
     let tansu = match find_tansu() {
         Some(p) => p,
         None => install_tansu()?,
@@ -71,15 +101,34 @@ pub async fn start(dir: &Path, logs: &Path, port: u16, advertised: u16) -> Resul
         "--storage-engine".to_owned(),
         "sqlite://tansu.db".to_owned(),
     ];
-    let child = process::spawn(&tansu, &args, &dir, &logs.join("tansu.log"), &[("RUST_LOG", "warn")])?;
+    let child = process::spawn(
+        &tansu,
+        &args,
+        &dir,
+        &logs.join("tansu.log"),
+        &[("RUST_LOG", "warn")],
+    )?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    process::wait_ready(&child, "tansu broker", Duration::from_secs(60), || async move { process::port_open(addr) }).await?;
-    Ok(Broker { bootstrap: format!("127.0.0.1:{advertised}"), direct: format!("127.0.0.1:{port}"), child, dir })
+    process::wait_ready(
+        &child,
+        "tansu broker",
+        Duration::from_secs(60),
+        || async move { process::port_open(addr) },
+    )
+    .await?;
+    Ok(Broker {
+        bootstrap: format!("127.0.0.1:{advertised}"),
+        direct: format!("127.0.0.1:{port}"),
+        child,
+        dir,
+    })
 }
 
 impl Broker {
     pub fn stop(&self) -> Result<(), StackError> {
         self.child.stop(Duration::from_secs(10));
-        std::fs::remove_dir_all(&self.dir).or_else(super::mariadb::ignore_missing).map_err(|e| StackError::io(&self.dir, e))
+        std::fs::remove_dir_all(&self.dir)
+            .or_else(super::mariadb::ignore_missing)
+            .map_err(|e| StackError::io(&self.dir, e))
     }
 }

@@ -40,7 +40,10 @@ pub fn with_database(url: &str, db: &str) -> String {
         None => (url, None),
     };
     let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[after_scheme..].find('/').map(|i| i + after_scheme).unwrap_or(base.len());
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map(|i| i + after_scheme)
+        .unwrap_or(base.len());
     let mut out = base[..host_end].to_owned();
     if !db.is_empty() {
         out.push('/');
@@ -54,11 +57,19 @@ pub fn with_database(url: &str, db: &str) -> String {
 }
 
 pub async fn create_database(server_url: &str, name: &str) -> Result<(), StackError> {
-    let mut c = MySqlConnection::connect(server_url).await.map_err(|e| StackError::Db { url: server_url.to_owned(), source: e })?;
+    let mut c = MySqlConnection::connect(server_url)
+        .await
+        .map_err(|e| StackError::Db {
+            url: server_url.to_owned(),
+            source: e,
+        })?;
     sqlx::query(&format!("CREATE DATABASE IF NOT EXISTS `{name}`"))
         .execute(&mut c)
         .await
-        .map_err(|e| StackError::Db { url: server_url.to_owned(), source: e })?;
+        .map_err(|e| StackError::Db {
+            url: server_url.to_owned(),
+            source: e,
+        })?;
     let _ = c.close().await;
     Ok(())
 }
@@ -67,14 +78,21 @@ pub async fn create_database(server_url: &str, name: &str) -> Result<(), StackEr
 pub async fn start(url: &str, dir: &Path, logs: &Path) -> Result<Database, StackError> {
     let server_url = with_database(url, "");
     if answers(&server_url).await {
-        return Ok(Database { server_url, private: None });
+        return Ok(Database {
+            server_url,
+            private: None,
+        });
     }
     eprintln!("  database at {server_url} does not answer; starting a private mariadbd");
     let datadir = dir.join("mariadb");
     std::fs::create_dir_all(&datadir).map_err(|e| StackError::io(&datadir, e))?;
     let install = find_program(&["mariadb-install-db", "mysql_install_db"])?;
     let server = find_program(&["mariadbd", "mysqld"])?;
-    let user = if unsafe { libc::geteuid() } == 0 { vec!["--user=root".to_owned()] } else { vec![] };
+    let user = if unsafe { libc::geteuid() } == 0 {
+        vec!["--user=root".to_owned()]
+    } else {
+        vec![]
+    };
     let out = Command::new(&install)
         .arg("--no-defaults")
         .arg(format!("--datadir={}", datadir.display()))
@@ -82,7 +100,10 @@ pub async fn start(url: &str, dir: &Path, logs: &Path) -> Result<Database, Stack
         .arg("--skip-test-db")
         .args(&user)
         .output()
-        .map_err(|e| StackError::Spawn { program: install.display().to_string(), source: e })?;
+        .map_err(|e| StackError::Spawn {
+            program: install.display().to_string(),
+            source: e,
+        })?;
     if !out.status.success() {
         return Err(StackError::Command {
             what: format!("{} --datadir={}", install.display(), datadir.display()),
@@ -104,8 +125,14 @@ pub async fn start(url: &str, dir: &Path, logs: &Path) -> Result<Database, Stack
     let child = process::spawn(&server, &args, dir, &logs.join("mariadbd.log"), &[])?;
     let server_url = format!("mysql://root@127.0.0.1:{port}");
     let probe = server_url.clone();
-    process::wait_ready(&child, "mariadbd", Duration::from_secs(60), || answers(&probe)).await?;
-    Ok(Database { server_url, private: Some(PrivateServer { child, datadir }) })
+    process::wait_ready(&child, "mariadbd", Duration::from_secs(60), || {
+        answers(&probe)
+    })
+    .await?;
+    Ok(Database {
+        server_url,
+        private: Some(PrivateServer { child, datadir }),
+    })
 }
 
 fn find_program(names: &[&str]) -> Result<PathBuf, StackError> {
@@ -127,7 +154,9 @@ impl Database {
     pub fn stop(&self) -> Result<(), StackError> {
         if let Some(p) = &self.private {
             p.child.stop(Duration::from_secs(30));
-            std::fs::remove_dir_all(&p.datadir).or_else(ignore_missing).map_err(|e| StackError::io(&p.datadir, e))?;
+            std::fs::remove_dir_all(&p.datadir)
+                .or_else(ignore_missing)
+                .map_err(|e| StackError::io(&p.datadir, e))?;
         }
         Ok(())
     }
@@ -147,8 +176,17 @@ mod tests {
 
     #[test]
     fn with_database_swaps_only_the_path() {
-        assert_eq!(with_database("mysql://root@127.0.0.1:3306/test", "h"), "mysql://root@127.0.0.1:3306/h");
-        assert_eq!(with_database("mysql://root@127.0.0.1:3306", "h"), "mysql://root@127.0.0.1:3306/h");
-        assert_eq!(with_database("mysql://u:p@h:1/test?ssl-mode=disabled", ""), "mysql://u:p@h:1?ssl-mode=disabled");
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:3306/test", "h"),
+            "mysql://root@127.0.0.1:3306/h"
+        );
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:3306", "h"),
+            "mysql://root@127.0.0.1:3306/h"
+        );
+        assert_eq!(
+            with_database("mysql://u:p@h:1/test?ssl-mode=disabled", ""),
+            "mysql://u:p@h:1?ssl-mode=disabled"
+        );
     }
 }

@@ -18,28 +18,49 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("`{what}` failed:\n{output}")]
     Command { what: String, output: String },
     #[error("{what} not found: {hint}")]
     Missing { what: String, hint: String },
     #[error("{what} exited during start-up (log: {log}):\n{tail}")]
-    Died { what: String, log: PathBuf, tail: String },
+    Died {
+        what: String,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("{what} not ready after {secs} s (log: {log}):\n{tail}")]
-    NotReady { what: String, secs: u64, log: PathBuf, tail: String },
+    NotReady {
+        what: String,
+        secs: u64,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("database {url}: {source}")]
     Db { url: String, source: sqlx::Error },
     #[error("state file {path} is unreadable ({source}); stop leftovers by hand or delete it")]
-    State { path: PathBuf, source: serde_json::Error },
+    State {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("the stack is not up (no {0})")]
     NotUp(PathBuf),
 }
 
 impl StackError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        StackError::Io { path: path.to_owned(), source }
+        StackError::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -78,7 +99,9 @@ impl StackState {
     pub fn load(dir: &Path) -> Result<Option<StackState>, StackError> {
         let path = Self::path(dir);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| StackError::State { path, source }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StackError::State { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StackError::io(&path, e)),
         }
@@ -87,13 +110,19 @@ impl StackState {
     fn save(&self, dir: &Path) -> Result<(), StackError> {
         let path = Self::path(dir);
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("state serialises")).map_err(|e| StackError::io(&tmp, e))?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).expect("state serialises"),
+        )
+        .map_err(|e| StackError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| StackError::io(&path, e))
     }
 
     /// Database URL (server + the stack's database), direct.
     pub fn database_url(&self) -> Option<String> {
-        self.database.as_ref().map(|d| mariadb::with_database(&d.server_url, &self.database_name))
+        self.database
+            .as_ref()
+            .map(|d| mariadb::with_database(&d.server_url, &self.database_name))
     }
 
     /// Database URL through the fault relay: what the target app uses.
@@ -107,7 +136,10 @@ impl StackState {
 
     /// True when every recorded process still runs.
     pub fn healthy(&self) -> bool {
-        let db = self.database.as_ref().is_some_and(|d| d.private.as_ref().is_none_or(|p| p.child.alive()));
+        let db = self
+            .database
+            .as_ref()
+            .is_some_and(|d| d.private.as_ref().is_none_or(|p| p.child.alive()));
         let broker = self.broker.as_ref().is_some_and(|b| b.child.alive());
         let relay = self.relay.as_ref().is_some_and(|r| r.child.alive());
         let app = self.app.as_ref().is_none_or(|a| a.child.alive());
@@ -150,7 +182,10 @@ pub async fn up(opts: &UpOptions) -> Result<StackState, StackError> {
     }
     let logs = opts.dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| StackError::io(&logs, e))?;
-    let mut state = StackState { database_name: opts.database_name.clone(), ..Default::default() };
+    let mut state = StackState {
+        database_name: opts.database_name.clone(),
+        ..Default::default()
+    };
     let result = start_parts(opts, &logs, &mut state).await;
     if let Err(e) = result {
         eprintln!("stack up failed; stopping what was started");
@@ -161,7 +196,11 @@ pub async fn up(opts: &UpOptions) -> Result<StackState, StackError> {
     Ok(state)
 }
 
-async fn start_parts(opts: &UpOptions, logs: &Path, state: &mut StackState) -> Result<(), StackError> {
+async fn start_parts(
+    opts: &UpOptions,
+    logs: &Path,
+    state: &mut StackState,
+) -> Result<(), StackError> {
     eprintln!("  database…");
     let db = mariadb::start(&opts.database_url, &opts.dir, logs).await?;
     let server = db.server_url.clone();
@@ -173,10 +212,15 @@ async fn start_parts(opts: &UpOptions, logs: &Path, state: &mut StackState) -> R
     let relay = relay::start(&opts.dir, logs).await?;
     state.relay = Some(relay.clone());
     state.save(&opts.dir)?;
-    let db_upstream = relay::host_port(&server).ok_or_else(|| StackError::Missing { what: format!("host:port in {server}"), hint: "use mysql://user@host:port".into() })?;
+    let db_upstream = relay::host_port(&server).ok_or_else(|| StackError::Missing {
+        what: format!("host:port in {server}"),
+        hint: "use mysql://user@host:port".into(),
+    })?;
     state.db_proxy_port = Some(relay.add_proxy("mariadb", &db_upstream).await?);
     let broker_port = process::free_port()?;
-    let advertised = relay.add_proxy("kafka", &format!("127.0.0.1:{broker_port}")).await?;
+    let advertised = relay
+        .add_proxy("kafka", &format!("127.0.0.1:{broker_port}"))
+        .await?;
     state.save(&opts.dir)?;
 
     eprintln!("  broker…");
@@ -186,8 +230,23 @@ async fn start_parts(opts: &UpOptions, logs: &Path, state: &mut StackState) -> R
     if opts.with_app {
         eprintln!("  target app ({})…", opts.preset);
         let url = state.app_database_url().expect("database recorded above");
-        let bootstrap = state.broker.as_ref().expect("broker recorded above").bootstrap.clone();
-        state.app = Some(app::start(&url, &bootstrap, &opts.preset, &opts.app_args, &opts.dir, logs).await?);
+        let bootstrap = state
+            .broker
+            .as_ref()
+            .expect("broker recorded above")
+            .bootstrap
+            .clone();
+        state.app = Some(
+            app::start(
+                &url,
+                &bootstrap,
+                &opts.preset,
+                &opts.app_args,
+                &opts.dir,
+                logs,
+            )
+            .await?,
+        );
         state.save(&opts.dir)?;
     }
     Ok(())
@@ -210,7 +269,9 @@ pub fn down(dir: &Path) -> Result<(), StackError> {
     if let Some(state) = StackState::load(dir)? {
         stop_parts(&state)?;
     }
-    std::fs::remove_dir_all(dir).or_else(mariadb::ignore_missing).map_err(|e| StackError::io(dir, e))
+    std::fs::remove_dir_all(dir)
+        .or_else(mariadb::ignore_missing)
+        .map_err(|e| StackError::io(dir, e))
 }
 
 /// One line per component: what, where, alive.
@@ -219,19 +280,48 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(d) = &state.database {
         match &d.private {
-            Some(p) => out.push(format!("{} database  {}/{} (private mariadbd pid {})", mark(p.child.alive()), d.server_url, state.database_name, p.child.pid)),
-            None => out.push(format!("up   database  {}/{} (existing server)", d.server_url, state.database_name)),
+            Some(p) => out.push(format!(
+                "{} database  {}/{} (private mariadbd pid {})",
+                mark(p.child.alive()),
+                d.server_url,
+                state.database_name,
+                p.child.pid
+            )),
+            None => out.push(format!(
+                "up   database  {}/{} (existing server)",
+                d.server_url, state.database_name
+            )),
         }
     }
     if let Some(r) = &state.relay {
-        let db = state.db_proxy_port.map(|p| format!("database via 127.0.0.1:{p}, ")).unwrap_or_default();
-        out.push(format!("{} relay     {} ({db}pid {})", mark(r.child.alive()), r.api, r.child.pid));
+        let db = state
+            .db_proxy_port
+            .map(|p| format!("database via 127.0.0.1:{p}, "))
+            .unwrap_or_default();
+        out.push(format!(
+            "{} relay     {} ({db}pid {})",
+            mark(r.child.alive()),
+            r.api,
+            r.child.pid
+        ));
     }
     if let Some(b) = &state.broker {
-        out.push(format!("{} broker    {} via relay → {} (tansu pid {})", mark(b.child.alive()), b.bootstrap, b.direct, b.child.pid));
+        out.push(format!(
+            "{} broker    {} via relay → {} (tansu pid {})",
+            mark(b.child.alive()),
+            b.bootstrap,
+            b.direct,
+            b.child.pid
+        ));
     }
     if let Some(a) = &state.app {
-        out.push(format!("{} app       {} (preset {}, pid {})", mark(a.child.alive()), a.url, a.preset, a.child.pid));
+        out.push(format!(
+            "{} app       {} (preset {}, pid {})",
+            mark(a.child.alive()),
+            a.url,
+            a.preset,
+            a.child.pid
+        ));
     }
     out
 }

@@ -25,18 +25,35 @@ pub struct Child {
     pub log: PathBuf,
 }
 
-pub fn spawn(program: &Path, args: &[String], cwd: &Path, log: &Path, env: &[(&str, &str)]) -> Result<Child, StackError> {
+pub fn spawn(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Result<Child, StackError> {
     let out = File::create(log).map_err(|e| StackError::io(log, e))?;
     let err = out.try_clone().map_err(|e| StackError::io(log, e))?;
     let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().map_err(|e| StackError::Spawn { program: program.display().to_string(), source: e })?;
+    let child = cmd.spawn().map_err(|e| StackError::Spawn {
+        program: program.display().to_string(),
+        source: e,
+    })?;
     Ok(Child {
         pid: child.id(),
-        program: program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        program: program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         log: log.to_owned(),
     })
 }
@@ -46,8 +63,12 @@ impl Child {
     pub fn alive(&self) -> bool {
         // `comm` (the kernel's 15-byte program name) is set at exec; cmdline can still read
         // empty for a moment after it, so it is not usable right after spawn.
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else { return false };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { return false };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return false;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            return false;
+        };
         let comm = &stat[open + 1..close];
         let zombie = stat[close + 1..].trim_start().starts_with('Z');
         let ours = self.program.get(..15).unwrap_or(&self.program);
@@ -102,8 +123,11 @@ fn reap(pid: u32) {
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> Result<u16, StackError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| StackError::io(Path::new("127.0.0.1:0"), e))?;
-    Ok(l.local_addr().map_err(|e| StackError::io(Path::new("127.0.0.1:0"), e))?.port())
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| StackError::io(Path::new("127.0.0.1:0"), e))?;
+    Ok(l.local_addr()
+        .map_err(|e| StackError::io(Path::new("127.0.0.1:0"), e))?
+        .port())
 }
 
 pub fn port_open(addr: SocketAddr) -> bool {
@@ -111,7 +135,12 @@ pub fn port_open(addr: SocketAddr) -> bool {
 }
 
 /// Waits until `ready()` holds, failing early with the log tail if the child dies.
-pub async fn wait_ready<F, Fut>(child: &Child, what: &str, timeout: Duration, mut ready: F) -> Result<(), StackError>
+pub async fn wait_ready<F, Fut>(
+    child: &Child,
+    what: &str,
+    timeout: Duration,
+    mut ready: F,
+) -> Result<(), StackError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -123,11 +152,20 @@ where
         }
         if !child.alive() {
             child.stop(Duration::from_secs(5));
-            return Err(StackError::Died { what: what.to_owned(), log: child.log.clone(), tail: child.log_tail(15) });
+            return Err(StackError::Died {
+                what: what.to_owned(),
+                log: child.log.clone(),
+                tail: child.log_tail(15),
+            });
         }
         if Instant::now() > deadline {
             child.stop(Duration::from_secs(10));
-            return Err(StackError::NotReady { what: what.to_owned(), secs: timeout.as_secs(), log: child.log.clone(), tail: child.log_tail(15) });
+            return Err(StackError::NotReady {
+                what: what.to_owned(),
+                secs: timeout.as_secs(),
+                log: child.log.clone(),
+                tail: child.log_tail(15),
+            });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -143,8 +181,14 @@ mod tests {
         let log = dir.join(format!("harness-proc-test-{}.log", std::process::id()));
         let child = spawn(Path::new("/bin/sleep"), &["30".to_owned()], &dir, &log, &[]).unwrap();
         assert!(child.alive(), "fresh child not seen alive");
-        let stranger = Child { program: "not-sleep".into(), ..child.clone() };
-        assert!(!stranger.alive(), "a pid running another program is not ours");
+        let stranger = Child {
+            program: "not-sleep".into(),
+            ..child.clone()
+        };
+        assert!(
+            !stranger.alive(),
+            "a pid running another program is not ours"
+        );
         child.stop(Duration::from_secs(5));
         assert!(!child.alive());
         let _ = std::fs::remove_file(log);

@@ -20,10 +20,17 @@ pub struct RelayProc {
 pub async fn start(dir: &Path, logs: &Path) -> Result<RelayProc, StackError> {
     let bin = super::app::find_sibling("harness", "HARNESS_BIN")?;
     let port = process::free_port()?;
-    let args = vec!["proxy".to_owned(), "--listen".to_owned(), format!("127.0.0.1:{port}")];
+    let args = vec![
+        "proxy".to_owned(),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+    ];
     let child = process::spawn(&bin, &args, dir, &logs.join("relay.log"), &[])?;
     let api = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("http client");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("http client");
     let version = format!("{api}/version");
     process::wait_ready(&child, "fault relay", Duration::from_secs(20), || {
         let (c, v) = (client.clone(), version.clone());
@@ -38,10 +45,22 @@ impl RelayProc {
     pub async fn add_proxy(&self, name: &str, upstream: &str) -> Result<u16, StackError> {
         let port = process::free_port()?;
         let body = serde_json::json!({ "name": name, "listen": format!("127.0.0.1:{port}"), "upstream": upstream });
-        let err = |output: String| StackError::Command { what: format!("POST {}/proxies ({name})", self.api), output };
-        let resp = reqwest::Client::new().post(format!("{}/proxies", self.api)).json(&body).send().await.map_err(|e| err(e.to_string()))?;
+        let err = |output: String| StackError::Command {
+            what: format!("POST {}/proxies ({name})", self.api),
+            output,
+        };
+        let resp = reqwest::Client::new()
+            .post(format!("{}/proxies", self.api))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| err(e.to_string()))?;
         if resp.status().as_u16() != 201 {
-            return Err(err(format!("HTTP {}: {}", resp.status(), resp.text().await.unwrap_or_default())));
+            return Err(err(format!(
+                "HTTP {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            )));
         }
         Ok(port)
     }
@@ -61,7 +80,11 @@ fn authority(url: &str) -> Option<&str> {
 /// `host:port` of a MySQL URL (port 3306 when none is written).
 pub fn host_port(url: &str) -> Option<String> {
     let hp = authority(url)?;
-    Some(if hp.contains(':') { hp.to_owned() } else { format!("{hp}:3306") })
+    Some(if hp.contains(':') {
+        hp.to_owned()
+    } else {
+        format!("{hp}:3306")
+    })
 }
 
 /// `url` with its host[:port] replaced by `127.0.0.1:port`.
@@ -79,9 +102,21 @@ pub fn via_port(url: &str, port: u16) -> String {
 mod tests {
     #[test]
     fn host_port_and_rewrite() {
-        assert_eq!(super::host_port("mysql://root@127.0.0.1:3306/x").as_deref(), Some("127.0.0.1:3306"));
-        assert_eq!(super::host_port("mysql://u:p@db/x?a=b").as_deref(), Some("db:3306"));
-        assert_eq!(super::via_port("mysql://root@127.0.0.1:3306/harness", 9), "mysql://root@127.0.0.1:9/harness");
-        assert_eq!(super::via_port("mysql://root@db/harness", 9), "mysql://root@127.0.0.1:9/harness");
+        assert_eq!(
+            super::host_port("mysql://root@127.0.0.1:3306/x").as_deref(),
+            Some("127.0.0.1:3306")
+        );
+        assert_eq!(
+            super::host_port("mysql://u:p@db/x?a=b").as_deref(),
+            Some("db:3306")
+        );
+        assert_eq!(
+            super::via_port("mysql://root@127.0.0.1:3306/harness", 9),
+            "mysql://root@127.0.0.1:9/harness"
+        );
+        assert_eq!(
+            super::via_port("mysql://root@db/harness", 9),
+            "mysql://root@127.0.0.1:9/harness"
+        );
     }
 }

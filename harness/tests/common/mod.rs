@@ -55,16 +55,34 @@ impl TestServer {
                 .await
                 .unwrap();
         });
-        TestServer { url, state, stop: Some(tx), handle }
+        TestServer {
+            url,
+            state,
+            stop: Some(tx),
+            handle,
+        }
     }
 
     pub fn count(&self, path: &str) -> u64 {
-        self.state.counts.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.state
+            .counts
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Requests to every path but `/`, which the harness's one pre-flight GET hits.
     pub fn total(&self) -> u64 {
-        self.state.counts.lock().unwrap().iter().filter(|(p, _)| p.as_str() != "/").map(|(_, v)| v).sum()
+        self.state
+            .counts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.as_str() != "/")
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// Stops accepting and closes the listener (the target "dies").
@@ -93,7 +111,11 @@ impl Drop for TempDir {
 }
 
 pub fn temp_dir(tag: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("harness-{tag}-{}-{}", std::process::id(), fastrand::u32(..)));
+    let d = std::env::temp_dir().join(format!(
+        "harness-{tag}-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
     std::fs::create_dir_all(&d).unwrap();
     TempDir(d)
 }
@@ -107,13 +129,29 @@ pub fn scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Runs the harness binary to completion (async-friendly).
 pub async fn harness(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_harness")).args(&args).output().unwrap()).await.unwrap()
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
 }
 
 /// The single run directory under `out`.
 pub fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
-    assert_eq!(dirs.len(), 1, "expected one run directory in {}: {dirs:?}", out.display());
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one run directory in {}: {dirs:?}",
+        out.display()
+    );
     dirs.into_iter().next().unwrap()
 }
 
@@ -155,11 +193,21 @@ path = "/b"
 /// [`basic`] with `/b` spread over products 2..9 by the hot-key generator `product` (share 0, so
 /// product 1 gets nothing until a fault raises the share) and the lock-contention plugin at
 /// `plugin` as a fault with `fault_config` (a TOML inline-table body).
-pub fn hot_product_with_fault(url: &str, rate: u32, secs: u32, thresholds: &str, plugin: &Path, fault_config: &str) -> String {
+pub fn hot_product_with_fault(
+    url: &str,
+    rate: u32,
+    secs: u32,
+    thresholds: &str,
+    plugin: &Path,
+    fault_config: &str,
+) -> String {
     let text = basic(url, rate, secs, thresholds)
         .replace("[generators]\n", "[generators]\nproduct = { type = \"hot-key\", min = 2, max = 9, hot = 1, share = 0.0 }\n")
         .replace("path = \"/b\"", "path = \"/b/{{product}}\"");
-    format!("{text}\n[[faults]]\nplugin = \"{}\"\nconfig = {{ {fault_config} }}\n", plugin.display())
+    format!(
+        "{text}\n[[faults]]\nplugin = \"{}\"\nconfig = {{ {fault_config} }}\n",
+        plugin.display()
+    )
 }
 
 /// Writes `text` as a scenario in a new temp dir and runs `harness run … --quiet` on it to the
@@ -168,7 +216,14 @@ pub async fn run_in_temp(tag: &str, text: &str) -> (TempDir, PathBuf, Output) {
     let dir = temp_dir(tag);
     let file = scenario(&dir, "s.toml", text);
     let out = dir.join("out");
-    let o = harness(args(&["run", &file.display().to_string(), "--out", &out.display().to_string(), "--quiet"])).await;
+    let o = harness(args(&[
+        "run",
+        &file.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--quiet",
+    ]))
+    .await;
     (dir, out, o)
 }
 
@@ -184,7 +239,13 @@ pub async fn run_then_interrupt(file: &Path, out: &Path, after: Duration) -> Out
 /// Like [`run_then_interrupt`] with any signal.
 pub async fn run_then_signal(file: &Path, out: &Path, after: Duration, signal: i32) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", &file.display().to_string(), "--out", &out.display().to_string(), "--quiet"])
+        .args([
+            "run",
+            &file.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--quiet",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -192,5 +253,7 @@ pub async fn run_then_signal(file: &Path, out: &Path, after: Duration, signal: i
     tokio::time::sleep(after).await;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
 }

@@ -41,9 +41,24 @@ pub fn judge(metric: &str, expr: &Expr, observed: Option<f64>, abort_on_fail: bo
         None => (false, Some("no data: the metric had no samples".to_owned())),
         Some(v) if v.is_nan() => (false, Some("no data: the value is undefined".to_owned())),
         Some(v) if expr.passes(v) => (true, None),
-        Some(v) => (false, Some(format!("observed {} does not satisfy {}", fmt_num(v), expr.source))),
+        Some(v) => (
+            false,
+            Some(format!(
+                "observed {} does not satisfy {}",
+                fmt_num(v),
+                expr.source
+            )),
+        ),
     };
-    Verdict { metric: metric.to_owned(), threshold: expr.source.clone(), observed: observed.filter(|v| !v.is_nan()), passed, abort_on_fail, reason, first_breach_s: None }
+    Verdict {
+        metric: metric.to_owned(),
+        threshold: expr.source.clone(),
+        observed: observed.filter(|v| !v.is_nan()),
+        passed,
+        abort_on_fail,
+        reason,
+        first_breach_s: None,
+    }
 }
 
 /// The `q` quantile (0..=1) of bucketed samples, as HDR histograms define it: the bound of the
@@ -66,7 +81,11 @@ pub fn quantile(buckets: &[(f64, u64)], q: f64) -> Option<f64> {
 
 /// The value `agg` of `metric` over the run so far; None when there is no sample.
 pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
-    let name_tag = metric.tags.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
+    let name_tag = metric
+        .tags
+        .iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.as_str());
     let secs = s.elapsed_s.max(1e-9);
     match metric.name.as_str() {
         "http_reqs" | "iterations" => {
@@ -136,7 +155,10 @@ pub fn aggregate(values: &[f64], agg: Agg) -> Option<f64> {
 
 fn parse(d: &ThresholdDef) -> Result<(MetricRef, Expr), String> {
     let m: MetricRef = d.metric.parse().map_err(|e| format!("{e}"))?;
-    let e: Expr = d.threshold.parse().map_err(|e| format!("{}: {e}", d.metric))?;
+    let e: Expr = d
+        .threshold
+        .parse()
+        .map_err(|e| format!("{}: {e}", d.metric))?;
     Ok((m, e))
 }
 
@@ -150,7 +172,15 @@ pub fn evaluate(defs: &[ThresholdDef], s: &Summary) -> Vec<Verdict> {
     defs.iter()
         .map(|d| match parse(d) {
             Ok((m, e)) => judge(&d.metric, &e, observe(s, &m, e.agg), d.abort_on_fail),
-            Err(why) => Verdict { metric: d.metric.clone(), threshold: d.threshold.clone(), observed: None, passed: false, abort_on_fail: d.abort_on_fail, reason: Some(why), first_breach_s: None },
+            Err(why) => Verdict {
+                metric: d.metric.clone(),
+                threshold: d.threshold.clone(),
+                observed: None,
+                passed: false,
+                abort_on_fail: d.abort_on_fail,
+                reason: Some(why),
+                first_breach_s: None,
+            },
         })
         .collect()
 }
@@ -158,8 +188,15 @@ pub fn evaluate(defs: &[ThresholdDef], s: &Summary) -> Vec<Verdict> {
 /// k6's `abortOnFail`: the abort-on-fail thresholds failing now, once `delay_abort_eval_s` has
 /// passed. Live checks act on data only: "no data yet" is not a reason to abort.
 pub fn check(defs: &[ThresholdDef], s: &Summary) -> Vec<Verdict> {
-    let live: Vec<ThresholdDef> = defs.iter().filter(|d| d.abort_on_fail && s.elapsed_s >= d.delay_abort_eval_s).cloned().collect();
-    evaluate(&live, s).into_iter().filter(|v| !v.passed && v.observed.is_some()).collect()
+    let live: Vec<ThresholdDef> = defs
+        .iter()
+        .filter(|d| d.abort_on_fail && s.elapsed_s >= d.delay_abort_eval_s)
+        .cloned()
+        .collect();
+    evaluate(&live, s)
+        .into_iter()
+        .filter(|v| !v.passed && v.observed.is_some())
+        .collect()
 }
 
 #[cfg(test)]
@@ -171,17 +208,41 @@ mod tests {
         Summary {
             elapsed_s: 10.0,
             requests: vec![
-                RequestStats { name: "(all)".into(), count: 100, failed: 7, latency_ms: vec![(10.0, 90), (500.0, 5), (2500.0, 5)], statuses: vec![(200, 93), (503, 7)] },
-                RequestStats { name: "order".into(), count: 0, failed: 0, latency_ms: vec![], statuses: vec![] },
+                RequestStats {
+                    name: "(all)".into(),
+                    count: 100,
+                    failed: 7,
+                    latency_ms: vec![(10.0, 90), (500.0, 5), (2500.0, 5)],
+                    statuses: vec![(200, 93), (503, 7)],
+                },
+                RequestStats {
+                    name: "order".into(),
+                    count: 0,
+                    failed: 0,
+                    latency_ms: vec![],
+                    statuses: vec![],
+                },
             ],
             dropped_iterations: 3,
-            rates: vec![crate::RateMetric { name: "coupon_issue_success".into(), good: 95, total: 100 }],
-            series: vec![Series { name: "kafka_consumer_lag".into(), points: vec![(1.0, 10.0), (2.0, 6850.0), (3.0, 0.0)] }],
+            rates: vec![crate::RateMetric {
+                name: "coupon_issue_success".into(),
+                good: 95,
+                total: 100,
+            }],
+            series: vec![Series {
+                name: "kafka_consumer_lag".into(),
+                points: vec![(1.0, 10.0), (2.0, 6850.0), (3.0, 0.0)],
+            }],
         }
     }
 
     fn def(metric: &str, threshold: &str) -> ThresholdDef {
-        ThresholdDef { metric: metric.into(), threshold: threshold.into(), abort_on_fail: false, delay_abort_eval_s: 0.0 }
+        ThresholdDef {
+            metric: metric.into(),
+            threshold: threshold.into(),
+            abort_on_fail: false,
+            delay_abort_eval_s: 0.0,
+        }
     }
 
     #[test]
@@ -213,16 +274,35 @@ mod tests {
         let got: Vec<(bool, Option<f64>)> = v.iter().map(|v| (v.passed, v.observed)).collect();
         assert_eq!(
             got,
-            vec![(false, Some(0.07)), (true, Some(500.0)), (true, Some(500.0)), (false, Some(0.95)), (false, Some(6850.0)), (true, Some(3.0)), (true, Some(10.0))]
+            vec![
+                (false, Some(0.07)),
+                (true, Some(500.0)),
+                (true, Some(500.0)),
+                (false, Some(0.95)),
+                (false, Some(6850.0)),
+                (true, Some(3.0)),
+                (true, Some(10.0))
+            ]
         );
-        assert_eq!(evaluate(&[def("http_req_duration", "p(96)<2000")], &s)[0].observed, Some(2500.0));
+        assert_eq!(
+            evaluate(&[def("http_req_duration", "p(96)<2000")], &s)[0].observed,
+            Some(2500.0)
+        );
     }
 
     #[test]
     fn no_data_fails_instead_of_passing() {
         let s = summary();
-        let v = evaluate(&[def("http_req_duration{name:order}", "p(95)<2000"), def("nope", "max<1")], &s);
-        assert!(v.iter().all(|v| !v.passed && v.reason.as_deref().unwrap().contains("no data")));
+        let v = evaluate(
+            &[
+                def("http_req_duration{name:order}", "p(95)<2000"),
+                def("nope", "max<1"),
+            ],
+            &s,
+        );
+        assert!(v
+            .iter()
+            .all(|v| !v.passed && v.reason.as_deref().unwrap().contains("no data")));
         let e: Expr = "p(95)<2000".parse().unwrap();
         assert!(judge("x", &e, Some(10.0), false).passed);
     }
@@ -234,18 +314,31 @@ mod tests {
         assert!(check(&[d.clone()], &s).is_empty(), "not abortOnFail");
         d.abort_on_fail = true;
         d.delay_abort_eval_s = 30.0;
-        assert!(check(&[d.clone()], &s).is_empty(), "still inside delayAbortEval");
+        assert!(
+            check(&[d.clone()], &s).is_empty(),
+            "still inside delayAbortEval"
+        );
         d.delay_abort_eval_s = 5.0;
         assert_eq!(check(&[d], &s).len(), 1);
         let mut nodata = def("http_req_duration{name:order}", "p(95)<1");
         nodata.abort_on_fail = true;
-        assert!(check(&[nodata], &s).is_empty(), "no data is not a reason to abort");
+        assert!(
+            check(&[nodata], &s).is_empty(),
+            "no data is not a reason to abort"
+        );
     }
 
     #[test]
     fn bad_definitions_fail_with_why() {
         let v = evaluate(&[def("http_req_duration", "p95<1")], &summary());
-        assert!(!v[0].passed && v[0].reason.as_deref().unwrap().contains("unknown aggregation `p95`"));
+        assert!(
+            !v[0].passed
+                && v[0]
+                    .reason
+                    .as_deref()
+                    .unwrap()
+                    .contains("unknown aggregation `p95`")
+        );
         assert!(validate(&[def("a{", "rate<1")]).is_err());
     }
 }

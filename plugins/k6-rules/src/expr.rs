@@ -4,7 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-
 /// How a metric aggregates, which decides the aggregations a threshold may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
@@ -57,7 +56,12 @@ pub enum ThresholdError {
     UnknownAgg(String),
     BadPercentile(String),
     BadMetric(String),
-    WrongAgg { agg: String, kind: MetricKind, metric: String, allowed: &'static str },
+    WrongAgg {
+        agg: String,
+        kind: MetricKind,
+        metric: String,
+        allowed: &'static str,
+    },
 }
 
 impl fmt::Display for ThresholdError {
@@ -92,7 +96,15 @@ impl Op {
 
 /// Splits `lhs op rhs` at the first (longest) comparison operator; both sides trimmed.
 pub fn split_op(text: &str) -> Option<(&str, Op, &str)> {
-    let ops = [("<=", Op::Le), (">=", Op::Ge), ("===", Op::Eq), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
+    let ops = [
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("===", Op::Eq),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ];
     let (pos, len, op) = ops
         .iter()
         .filter_map(|(t, op)| text.find(t).map(|p| (p, t.len(), *op)))
@@ -120,7 +132,9 @@ impl FromStr for Expr {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (lhs, op, rhs) = split_op(s).ok_or_else(|| ThresholdError::Syntax(s.to_owned()))?;
-        let value: f64 = rhs.parse().map_err(|_| ThresholdError::Syntax(s.to_owned()))?;
+        let value: f64 = rhs
+            .parse()
+            .map_err(|_| ThresholdError::Syntax(s.to_owned()))?;
         if !value.is_finite() {
             return Err(ThresholdError::Syntax(s.to_owned()));
         }
@@ -135,7 +149,10 @@ impl FromStr for Expr {
             "" => return Err(ThresholdError::Syntax(s.to_owned())),
             p if p.starts_with("p(") && p.ends_with(')') => {
                 let inner = &p[2..p.len() - 1];
-                let n: f64 = inner.trim().parse().map_err(|_| ThresholdError::BadPercentile(inner.to_owned()))?;
+                let n: f64 = inner
+                    .trim()
+                    .parse()
+                    .map_err(|_| ThresholdError::BadPercentile(inner.to_owned()))?;
                 if !(0.0..=100.0).contains(&n) {
                     return Err(ThresholdError::BadPercentile(inner.to_owned()));
                 }
@@ -143,7 +160,12 @@ impl FromStr for Expr {
             }
             other => return Err(ThresholdError::UnknownAgg(other.to_owned())),
         };
-        Ok(Expr { agg, op, value, source: s.trim().to_owned() })
+        Ok(Expr {
+            agg,
+            op,
+            value,
+            source: s.trim().to_owned(),
+        })
     }
 }
 
@@ -153,13 +175,27 @@ impl Expr {
         let (ok, allowed) = match kind {
             MetricKind::Counter => (matches!(self.agg, Agg::Count | Agg::Rate), "count, rate"),
             MetricKind::Rate => (matches!(self.agg, Agg::Rate), "rate"),
-            MetricKind::Trend => (matches!(self.agg, Agg::Avg | Agg::Min | Agg::Max | Agg::Med | Agg::P(_)), "avg, min, max, med, p(N)"),
-            MetricKind::Gauge => (!matches!(self.agg, Agg::Count | Agg::Rate), "value, min, max, avg, med, p(N)"),
+            MetricKind::Trend => (
+                matches!(
+                    self.agg,
+                    Agg::Avg | Agg::Min | Agg::Max | Agg::Med | Agg::P(_)
+                ),
+                "avg, min, max, med, p(N)",
+            ),
+            MetricKind::Gauge => (
+                !matches!(self.agg, Agg::Count | Agg::Rate),
+                "value, min, max, avg, med, p(N)",
+            ),
         };
         if ok {
             Ok(())
         } else {
-            Err(ThresholdError::WrongAgg { agg: self.agg.to_string(), kind, metric: metric.to_owned(), allowed })
+            Err(ThresholdError::WrongAgg {
+                agg: self.agg.to_string(),
+                kind,
+                metric: metric.to_owned(),
+                allowed,
+            })
         }
     }
 
@@ -181,7 +217,11 @@ impl FromStr for MetricRef {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || ThresholdError::BadMetric(s.to_owned());
-        let valid_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        let valid_name = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+        };
         let (name, tags) = match s.find('{') {
             None => (s.trim(), Vec::new()),
             Some(open) => {
@@ -202,7 +242,10 @@ impl FromStr for MetricRef {
         if !valid_name(name) {
             return Err(bad());
         }
-        Ok(MetricRef { name: name.to_owned(), tags })
+        Ok(MetricRef {
+            name: name.to_owned(),
+            tags,
+        })
     }
 }
 
@@ -263,10 +306,16 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_named() {
-        for bad in ["p95<2000", "rate", "<5", "rate<", "rate<abc", "p(101)<5", "p(x)<5", "avg<<5", "mean<5", "rate<inf"] {
+        for bad in [
+            "p95<2000", "rate", "<5", "rate<", "rate<abc", "p(101)<5", "p(x)<5", "avg<<5",
+            "mean<5", "rate<inf",
+        ] {
             assert!(bad.parse::<Expr>().is_err(), "{bad} should not parse");
         }
-        assert_eq!("mean<5".parse::<Expr>().unwrap_err(), ThresholdError::UnknownAgg("mean".into()));
+        assert_eq!(
+            "mean<5".parse::<Expr>().unwrap_err(),
+            ThresholdError::UnknownAgg("mean".into())
+        );
     }
 
     #[test]
@@ -278,20 +327,29 @@ mod tests {
         let two: MetricRef = "http_reqs{status:201, name:x}".parse().unwrap();
         assert_eq!(two.to_string(), "http_reqs{name:x,status:201}");
         for bad in ["", "a{", "a{b}", "a{b:}", "sp ace", "a{b:c"] {
-            assert!(bad.parse::<MetricRef>().is_err(), "{bad:?} should not parse");
+            assert!(
+                bad.parse::<MetricRef>().is_err(),
+                "{bad:?} should not parse"
+            );
         }
     }
 
     #[test]
     fn aggregations_must_fit_the_metric_kind() {
         let p95: Expr = "p(95)<1".parse().unwrap();
-        assert!(p95.check_kind("http_req_duration", MetricKind::Trend).is_ok());
+        assert!(p95
+            .check_kind("http_req_duration", MetricKind::Trend)
+            .is_ok());
         assert!(p95.check_kind("http_req_failed", MetricKind::Rate).is_err());
         let rate: Expr = "rate<1".parse().unwrap();
         assert!(rate.check_kind("http_reqs", MetricKind::Counter).is_ok());
-        assert!(rate.check_kind("http_req_duration", MetricKind::Trend).is_err());
+        assert!(rate
+            .check_kind("http_req_duration", MetricKind::Trend)
+            .is_err());
         let value: Expr = "value<1".parse().unwrap();
-        assert!(value.check_kind("coupon_consumer_lag", MetricKind::Gauge).is_ok());
+        assert!(value
+            .check_kind("coupon_consumer_lag", MetricKind::Gauge)
+            .is_ok());
     }
 }
 

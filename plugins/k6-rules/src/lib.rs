@@ -12,6 +12,8 @@ mod eval;
 mod expr;
 mod model;
 
-pub use eval::{aggregate, check, evaluate, judge, observe, quantile, validate, ThresholdDef, Verdict};
+pub use eval::{
+    aggregate, check, evaluate, judge, observe, quantile, validate, ThresholdDef, Verdict,
+};
 pub use expr::{fmt_num, split_op, Agg, Expr, MetricKind, MetricRef, Op, ThresholdError};
 pub use model::{RateMetric, RequestStats, Series, Summary, ALL};

@@ -27,7 +27,12 @@ impl Threshold for K6 {
         let defs: Vec<Def> = config.required("thresholds")?;
         let defs: Vec<ThresholdDef> = defs
             .into_iter()
-            .map(|d| ThresholdDef { metric: d.metric, threshold: d.threshold, abort_on_fail: d.abort_on_fail, delay_abort_eval_s: d.delay_abort_eval_s })
+            .map(|d| ThresholdDef {
+                metric: d.metric,
+                threshold: d.threshold,
+                abort_on_fail: d.abort_on_fail,
+                delay_abort_eval_s: d.delay_abort_eval_s,
+            })
             .collect();
         rules::validate(&defs)?;
         Ok(K6 { defs })

@@ -25,13 +25,33 @@ struct LockContention {
 
 impl Fault for LockContention {
     fn new(config: Config) -> Result<Self, String> {
-        config.deny_unknown(&["hold_ms", "hot_share", "at_s", "duration_s", "ramp_s", "field", "generator"])?;
-        let hold_ms = config.get("hold_ms").map(|_| config.f64_or("hold_ms", 0.0)).transpose()?;
-        let hot_share = config.get("hot_share").map(|_| config.f64_or("hot_share", 0.0)).transpose()?;
+        config.deny_unknown(&[
+            "hold_ms",
+            "hot_share",
+            "at_s",
+            "duration_s",
+            "ramp_s",
+            "field",
+            "generator",
+        ])?;
+        let hold_ms = config
+            .get("hold_ms")
+            .map(|_| config.f64_or("hold_ms", 0.0))
+            .transpose()?;
+        let hot_share = config
+            .get("hot_share")
+            .map(|_| config.f64_or("hot_share", 0.0))
+            .transpose()?;
         match (hold_ms, hot_share) {
-            (None, None) => return Err("set hold_ms (extra lock hold, ms) and/or hot_share (0..1)".into()),
-            (Some(h), _) if !(0.0..=600_000.0).contains(&h) => return Err(format!("hold_ms must be between 0 and 600000, got {h}")),
-            (_, Some(s)) if !(0.0..=1.0).contains(&s) => return Err(format!("hot_share must be between 0 and 1, got {s}")),
+            (None, None) => {
+                return Err("set hold_ms (extra lock hold, ms) and/or hot_share (0..1)".into())
+            }
+            (Some(h), _) if !(0.0..=600_000.0).contains(&h) => {
+                return Err(format!("hold_ms must be between 0 and 600000, got {h}"))
+            }
+            (_, Some(s)) if !(0.0..=1.0).contains(&s) => {
+                return Err(format!("hot_share must be between 0 and 1, got {s}"))
+            }
             _ => {}
         }
         let at_s = scaled_secs(&config, "at_s", 0.0)?;
@@ -58,7 +78,11 @@ impl Fault for LockContention {
             self.done = true;
             return vec![FaultAction::RestoreAll];
         }
-        let ramp = if self.ramp_s > 0.0 { ((t - self.at_s) / self.ramp_s).min(1.0) } else { 1.0 };
+        let ramp = if self.ramp_s > 0.0 {
+            ((t - self.at_s) / self.ramp_s).min(1.0)
+        } else {
+            1.0
+        };
         let mut out = Vec::new();
         if let Some(h) = self.hold_ms {
             let value = (h * ramp).round() as i64;

@@ -22,7 +22,9 @@ impl Config {
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64, String> {
         match self.0.get(key) {
             None => Ok(default),
-            Some(v) => v.as_f64().ok_or_else(|| format!("config `{key}` must be a number, got {v}")),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| format!("config `{key}` must be a number, got {v}")),
         }
     }
 
@@ -36,15 +38,25 @@ impl Config {
 
     /// Deserialises `key` into `T`; a missing key is an error.
     pub fn required<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, String> {
-        let v = self.0.get(key).ok_or_else(|| format!("config `{key}` is required"))?;
+        let v = self
+            .0
+            .get(key)
+            .ok_or_else(|| format!("config `{key}` is required"))?;
         serde_json::from_value(v.clone()).map_err(|e| format!("config `{key}`: {e}"))
     }
 
     /// Keys outside `known` (plus the host's own `time_scale`) are errors: a misspelt key
     /// silently ignored would change what a gate or fault does.
     pub fn deny_unknown(&self, known: &[&str]) -> Result<(), String> {
-        match self.0.keys().find(|k| *k != "time_scale" && !known.contains(&k.as_str())) {
-            Some(k) => Err(format!("unknown config key `{k}` (known: {})", known.join(", "))),
+        match self
+            .0
+            .keys()
+            .find(|k| *k != "time_scale" && !known.contains(&k.as_str()))
+        {
+            Some(k) => Err(format!(
+                "unknown config key `{k}` (known: {})",
+                known.join(", ")
+            )),
             None => Ok(()),
         }
     }

@@ -59,7 +59,15 @@ pub trait Fault: Sized + 'static {
 pub fn verdict(metric: &str, threshold: &str, observed: Option<f64>) -> Verdict {
     match threshold.parse::<rules::Expr>() {
         Ok(e) => rules::judge(metric, &e, observed, false),
-        Err(e) => Verdict { metric: metric.into(), threshold: threshold.into(), observed, passed: false, abort_on_fail: false, reason: Some(e.to_string()), first_breach_s: None },
+        Err(e) => Verdict {
+            metric: metric.into(),
+            threshold: threshold.into(),
+            observed,
+            passed: false,
+            abort_on_fail: false,
+            reason: Some(e.to_string()),
+            first_breach_s: None,
+        },
     }
 }
 
@@ -110,16 +118,22 @@ macro_rules! threshold_plugin {
             use $crate::threshold_bindings::exports::harness::plugin::thresholds as wit;
             impl wit::Guest for Export {
                 fn configure(config: String) -> Result<(), String> {
-                    SLOT.set(<$t as $crate::Threshold>::new($crate::Config::parse(&config)?)?);
+                    SLOT.set(<$t as $crate::Threshold>::new($crate::Config::parse(
+                        &config,
+                    )?)?);
                     Ok(())
                 }
                 fn evaluate(summary: wit::RunSummary) -> Vec<wit::Verdict> {
                     let s = $crate::__private::summary_from_wit(summary);
-                    $crate::__private::verdicts_to_wit(SLOT.with(|p| <$t as $crate::Threshold>::evaluate(p, &s)))
+                    $crate::__private::verdicts_to_wit(
+                        SLOT.with(|p| <$t as $crate::Threshold>::evaluate(p, &s)),
+                    )
                 }
                 fn check(live: wit::LiveWindow) -> Vec<wit::Verdict> {
                     let s = $crate::__private::summary_from_wit(live);
-                    $crate::__private::verdicts_to_wit(SLOT.with(|p| <$t as $crate::Threshold>::check(p, &s)))
+                    $crate::__private::verdicts_to_wit(
+                        SLOT.with(|p| <$t as $crate::Threshold>::check(p, &s)),
+                    )
                 }
             }
             $crate::threshold_bindings::export_threshold!(Export);

@@ -19,7 +19,13 @@ struct SlowInserts {
 
 impl Fault for SlowInserts {
     fn new(config: Config) -> Result<Self, String> {
-        config.deny_unknown(&["insert_delay_ms", "db_latency_ms", "proxy", "at_s", "duration_s"])?;
+        config.deny_unknown(&[
+            "insert_delay_ms",
+            "db_latency_ms",
+            "proxy",
+            "at_s",
+            "duration_s",
+        ])?;
         let insert_delay_ms = config.f64_or("insert_delay_ms", 0.0)? as i64;
         let db_latency_ms = config.f64_or("db_latency_ms", 0.0)? as i64;
         if insert_delay_ms <= 0 && db_latency_ms <= 0 {
@@ -27,7 +33,14 @@ impl Fault for SlowInserts {
         }
         let at_s = scaled_secs(&config, "at_s", 0.0)?;
         let duration_s = scaled_secs(&config, "duration_s", f64::INFINITY)?;
-        Ok(SlowInserts { insert_delay_ms, db_latency_ms, proxy: config.str_or("proxy", "mariadb")?, at_s, end_s: at_s + duration_s, state: 0 })
+        Ok(SlowInserts {
+            insert_delay_ms,
+            db_latency_ms,
+            proxy: config.str_or("proxy", "mariadb")?,
+            at_s,
+            end_s: at_s + duration_s,
+            state: 0,
+        })
     }
 
     fn on_tick(&mut self, st: &RunState) -> Vec<FaultAction> {
@@ -36,7 +49,10 @@ impl Fault for SlowInserts {
                 self.state = 1;
                 let mut out = Vec::new();
                 if self.insert_delay_ms > 0 {
-                    out.push(FaultAction::SetAppFault(("consumer_insert_delay_ms".into(), self.insert_delay_ms)));
+                    out.push(FaultAction::SetAppFault((
+                        "consumer_insert_delay_ms".into(),
+                        self.insert_delay_ms,
+                    )));
                 }
                 if self.db_latency_ms > 0 {
                     out.push(FaultAction::AddToxic(Toxic {
@@ -45,7 +61,10 @@ impl Fault for SlowInserts {
                         kind: "latency".into(),
                         direction: "downstream".into(),
                         toxicity: 1.0,
-                        attributes: vec![("latency".into(), self.db_latency_ms), ("jitter".into(), 0)],
+                        attributes: vec![
+                            ("latency".into(), self.db_latency_ms),
+                            ("jitter".into(), 0),
+                        ],
                     }));
                 }
                 out

@@ -18,13 +18,27 @@ struct St001 {
 
 impl St001 {
     fn gates(&self, s: &Summary) -> Vec<Verdict> {
-        let tag = self.request.as_ref().map(|r| format!("{{name:{r}}}")).unwrap_or_default();
+        let tag = self
+            .request
+            .as_ref()
+            .map(|r| format!("{{name:{r}}}"))
+            .unwrap_or_default();
         let r = s.request(Some(self.request.as_deref().unwrap_or(ALL)));
-        let error_rate = r.filter(|r| r.count > 0).map(|r| r.failed as f64 / r.count as f64);
+        let error_rate = r
+            .filter(|r| r.count > 0)
+            .map(|r| r.failed as f64 / r.count as f64);
         let p95 = r.and_then(|r| quantile(&r.latency_ms, 0.95));
         vec![
-            verdict(&format!("http_req_failed{tag}"), &format!("rate<{}", self.max_error_rate), error_rate),
-            verdict(&format!("http_req_duration{tag}"), &format!("p(95)<{}", self.max_p95_ms), p95),
+            verdict(
+                &format!("http_req_failed{tag}"),
+                &format!("rate<{}", self.max_error_rate),
+                error_rate,
+            ),
+            verdict(
+                &format!("http_req_duration{tag}"),
+                &format!("p(95)<{}", self.max_p95_ms),
+                p95,
+            ),
         ]
     }
 }
@@ -32,16 +46,32 @@ impl St001 {
 impl Threshold for St001 {
     fn new(config: Config) -> Result<Self, String> {
         config.deny_unknown(&["request", "max_error_rate", "max_p95_ms", "abort_after_s"])?;
-        let request = config.get("request").map(|_| config.str_or("request", "")).transpose()?;
-        let abort_after_s = config.get("abort_after_s").map(|_| scaled_secs(&config, "abort_after_s", 0.0)).transpose()?;
-        Ok(St001 { request, max_error_rate: config.f64_or("max_error_rate", 0.05)?, max_p95_ms: config.f64_or("max_p95_ms", 2000.0)?, abort_after_s })
+        let request = config
+            .get("request")
+            .map(|_| config.str_or("request", ""))
+            .transpose()?;
+        let abort_after_s = config
+            .get("abort_after_s")
+            .map(|_| scaled_secs(&config, "abort_after_s", 0.0))
+            .transpose()?;
+        Ok(St001 {
+            request,
+            max_error_rate: config.f64_or("max_error_rate", 0.05)?,
+            max_p95_ms: config.f64_or("max_p95_ms", 2000.0)?,
+            abort_after_s,
+        })
     }
     fn evaluate(&mut self, s: &Summary) -> Vec<Verdict> {
         self.gates(s)
     }
     fn check(&mut self, live: &Summary) -> Vec<Verdict> {
         match self.abort_after_s {
-            Some(after) if live.elapsed_s >= after => self.gates(live).into_iter().take(1).filter(|v| !v.passed && v.observed.is_some()).collect(),
+            Some(after) if live.elapsed_s >= after => self
+                .gates(live)
+                .into_iter()
+                .take(1)
+                .filter(|v| !v.passed && v.observed.is_some())
+                .collect(),
             _ => Vec::new(),
         }
     }
