@@ -8,7 +8,7 @@ HARNESS := $(BIN)/harness
 STACK_DIR ?= reports/.stack
 TEST_STACK_DIR ?= reports/.stack-test
 
-.PHONY: demo test bench setup build plugins stack-up stack-down stack-status clean
+.PHONY: demo test lint bench setup build plugins stack-up stack-down stack-status clean
 
 # Plugins are components for wasm32-unknown-unknown, linked by the toolchain's own
 # wasm-component-ld (DESIGN.md §1); outputs are copied to plugins/build/<name>.wasm.
@@ -36,8 +36,18 @@ plugins: setup
 demo: build
 	$(HARNESS) demo --dir $(STACK_DIR)
 
-## Every test: unit tests and end-to-end tests against a real MariaDB and tansu broker.
-test: build
+## Gates: formatting and clippy (warnings are errors) for both workspaces; plugins/ is
+## checked for its real target, wasm32, and its native-tested k6-rules crate natively too.
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd plugins && $(CARGO) fmt --all --check
+	cd plugins && $(CARGO) clippy --workspace --all-targets --target wasm32-unknown-unknown -- -D warnings
+	cd plugins && $(CARGO) clippy -p k6-rules --all-targets -- -D warnings
+
+## Every test: the lint gates first, then unit tests and end-to-end tests against a real
+## MariaDB and tansu broker.
+test: lint build
 	@set -e; trap '$(HARNESS) stack down --dir $(TEST_STACK_DIR) >/dev/null' EXIT; \
 	$(HARNESS) stack up --no-app --dir $(TEST_STACK_DIR); \
 	eval "$$($(HARNESS) stack env --dir $(TEST_STACK_DIR))"; \

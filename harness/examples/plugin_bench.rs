@@ -15,11 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::metrics::{Outcome, Recorder};
-use harness::plugin::fault::{FaultPlugin, TickState};
-use harness::plugin::threshold::ThresholdPlugin;
-use harness::plugin::Limits;
-use harness::scenario::Scenario;
+use harness::plugins::{FaultPlugin, Limits, ThresholdPlugin, TickState};
+use harness::probes::{Outcome, Recorder};
+use harness::Scenario;
 
 const THRESHOLDS: &str = r#"
 [thresholds]
@@ -68,9 +66,9 @@ fn main() {
             },
         );
     }
-    let sum = harness::plugin::summary::from_run(&s, &rec.finish());
+    let sum = harness::plugins::summary_of(&s, &rec.finish());
     let buckets: usize = sum.requests.iter().map(|r| r.latency_ms.len()).sum();
-    let defs = harness::verdict::defs(&s);
+    let defs = harness::plugins::threshold_defs(&s);
     let config = serde_json::json!({ "thresholds": defs.iter().map(|d| serde_json::json!({"metric": d.metric, "threshold": d.threshold})).collect::<Vec<_>>() }).to_string();
     let mut k6 = ThresholdPlugin::start(
         &plugins.join("k6-thresholds.wasm"),

@@ -1,26 +1,93 @@
-//! The load-and-chaos harness as a library: the CLI in `main.rs` is a thin shell over these
-//! modules, and the end-to-end tests drive them directly.
+//! The load-and-chaos harness as a library: the CLI in `main.rs` is a thin shell over it, and
+//! the end-to-end tests drive it directly. Every module is private; what callers may use is
+//! re-exported below, grouped by what it is for, so the surface stays narrow and typed.
 
-pub mod alerts;
-pub mod demo;
-pub mod fault;
-pub mod load;
-pub mod metrics;
-pub mod plugin;
-pub mod probe;
-pub mod report;
-pub mod run;
-pub mod scenario;
-pub mod stack;
+mod alerts;
+mod clock;
+mod demo;
+mod event;
+mod fault;
+mod load;
+mod metrics;
+mod plugin;
+mod probe;
+mod report;
+mod run;
+mod scenario;
+mod stack;
+mod verdict;
+
 /// k6 threshold rules (shared with the k6-thresholds plugin; see plugins/k6-rules).
-pub use k6_rules as threshold;
-pub mod verdict;
+use k6_rules as threshold;
 
-/// Process exit codes (k6-compatible where k6 has one); see DESIGN.md §6.
+pub use event::{Event, Observer, Progress, Silent, StackStep};
+pub use run::{
+    prepare, run, run_observed, start_plugins, RunError, RunOptions, RunOutcome, StartError,
+};
+pub use scenario::{Located, Scenario, ScenarioError, Vars};
+
+/// `harness demo`: both presets, ST-001 and peak, the verdict and reproduction tables.
+pub mod demos {
+    pub use crate::demo::{reproduction_table, run, verdict_table, DemoOptions, DemoOutcome};
+}
+
+/// What a run leaves behind and how it is shown.
+pub mod reports {
+    pub use crate::report::console::{describe, Console};
+    pub use crate::report::regen::{load_summary, regenerate, Format};
+    pub use crate::report::summary::RunStatus;
+    pub use crate::report::{compare::render as compare, table::render as table, Summary};
+}
+
+/// `harness stack`: the local database, broker, fault relay and target app.
+pub mod local_stack {
+    /// Starts (or finds) a MySQL-compatible server on its own.
+    pub use crate::stack::mariadb::start as start_database;
+    pub use crate::stack::mariadb::{answers, create_database, with_database};
+    pub use crate::stack::{down, status_lines, up, StackError, StackState, UpOptions};
+}
+
+/// The fault relay, its Toxiproxy-compatible API and our client for any Toxiproxy API.
+pub mod faults {
+    pub use crate::fault::api::run as serve_api;
+    pub use crate::fault::client::{ToxiproxyClient, ToxiproxyError};
+    pub use crate::fault::relay::Relay;
+    pub use crate::fault::toxic::{Kind, Stream, Toxic};
+}
+
+/// The WebAssembly plugin host, for benchmarks and plugin tests.
+pub mod plugins {
+    pub use crate::plugin::fault::{FaultPlugin, TickState};
+    pub use crate::plugin::summary::from_run as summary_of;
+    pub use crate::plugin::threshold::ThresholdPlugin;
+    pub use crate::plugin::{Limits, PluginError};
+    pub use crate::verdict::defs as threshold_defs;
+}
+
+/// Recording requests and reading vital signs, for benchmarks and probe tests.
+pub mod probes {
+    pub use crate::metrics::{Outcome, Recorder};
+    pub use crate::probe::kafka::KafkaLagProbe;
+}
+
+/// Process exit codes (k6-compatible where k6 has one); see DESIGN.md §6. Only this module
+/// and `main.rs` decide them.
 pub mod exit {
+    use crate::report::summary::RunStatus;
+
     pub const PASS: i32 = 0;
     pub const USAGE: i32 = 2;
     pub const RUNTIME: i32 = 3;
     pub const THRESHOLDS_FAILED: i32 = 99;
     pub const INTERRUPTED: i32 = 130;
+
+    /// The code of a finished run, as `summary.json` records it.
+    pub fn for_status(status: RunStatus) -> i32 {
+        match status {
+            RunStatus::Passed => PASS,
+            RunStatus::Failed | RunStatus::Aborted => THRESHOLDS_FAILED,
+            RunStatus::Interrupted => INTERRUPTED,
+            RunStatus::Error => RUNTIME,
+        }
+    }
 }

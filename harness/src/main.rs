@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use harness::{exit, report, run, stack};
+use harness::reports::{self, Console};
+use harness::{demos, exit, faults, local_stack as stack, RunError, RunOptions, StartError};
 
 #[derive(Parser)]
 #[command(
@@ -161,13 +162,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             time_scale,
             quiet,
         } => {
-            let opts = run::RunOptions {
+            let vars = Default::default();
+            let opts = RunOptions {
                 scenario,
                 sets,
                 target,
                 out_dir: out,
                 time_scale,
                 progress: !quiet,
+                vars,
             };
             Ok(run_and_print(&opts).await)
         }
@@ -181,7 +184,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             time_scale,
             keep,
         } => {
-            let opts = harness::demo::DemoOptions {
+            let opts = demos::DemoOptions {
                 dir,
                 database_url,
                 database,
@@ -191,14 +194,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 time_scale,
                 keep,
             };
-            let outcome = harness::demo::run(&opts, interrupted()).await?;
-            println!(
-                "\n## Verdicts\n\n{}",
-                report::reproduction::verdict_table(&outcome.runs)
-            );
+            let outcome = demos::run(&opts, interrupted(), &mut Console::new(true)).await?;
+            println!("\n## Verdicts\n\n{}", demos::verdict_table(&outcome.runs));
             println!(
                 "## The incident, reproduced\n\n{}",
-                report::reproduction::reproduction_table(&outcome.runs)
+                demos::reproduction_table(&outcome.runs)
             );
             println!(
                 "Both tables: {}; each run's report directory is in the verdict table.",
@@ -220,75 +220,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 exit::THRESHOLDS_FAILED
             })
         }
-        Cmd::Validate { scenarios, sets } => {
-            let mut code = exit::PASS;
-            for path in scenarios {
-                let opts = run::RunOptions {
-                    scenario: path.clone(),
-                    sets: sets.clone(),
-                    target: None,
-                    out_dir: PathBuf::new(),
-                    time_scale: 1.0,
-                    progress: false,
-                };
-                match run::prepare(&opts) {
-                    // Plugins are loaded and configured too: a bad path, ABI or config shows here.
-                    Ok(s) => match run::start_plugins(&s, &opts) {
-                        Ok((judges, faults)) => println!(
-                            "ok  {} ({}: {} requests, {} stages, {:.0} s, {} thresholds, {} threshold plugins, {} fault plugins; thresholds judged by {})",
-                            path.display(),
-                            s.executor.kind(),
-                            s.requests.len(),
-                            s.executor.stages().len(),
-                            s.executor.total_duration().as_secs_f64(),
-                            s.thresholds.values().map(Vec::len).sum::<usize>(),
-                            s.threshold_plugins.len(),
-                            faults.len(),
-                            judges.evaluator
-                        ),
-                        Err(e) => {
-                            eprintln!("error: {}: {e}", path.display());
-                            code = exit::RUNTIME;
-                        }
-                    },
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        code = e.exit_code();
-                    }
-                }
-            }
-            Ok(code)
-        }
-        Cmd::Report { runs, format } => {
-            if let [a, b] = runs.as_slice() {
-                let (a, b) = (
-                    report::regen::load_summary(a)?,
-                    report::regen::load_summary(b)?,
-                );
-                print!("{}", report::compare::render(&a, &b));
-                return Ok(exit::PASS);
-            }
-            let format: report::regen::Format = match format.parse() {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::USAGE);
-                }
-            };
-            let written = report::regen::regenerate(&runs[0], format)?;
-            println!("wrote {}", written.display());
-            Ok(exit::PASS)
-        }
+        Cmd::Validate { scenarios, sets } => Ok(validate(scenarios, sets)),
+        Cmd::Report { runs, format } => report(runs, format),
         Cmd::Proxy { listen } => {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-            let relay = harness::fault::relay::Relay::new();
+            let relay = faults::Relay::new();
             eprintln!(
                 "fault relay API (Toxiproxy-compatible) on http://{}",
                 listener.local_addr()?
             );
-            harness::fault::api::run(listener, relay.clone(), interrupted()).await?;
+            faults::serve_api(listener, relay.clone(), interrupted()).await?;
             relay.shutdown();
             Ok(exit::PASS)
         }
@@ -296,7 +239,75 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// `harness validate`: loads each scenario and its plugins, sends nothing.
+fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>) -> i32 {
+    let mut code = exit::PASS;
+    for path in scenarios {
+        let opts = RunOptions {
+            scenario: path.clone(),
+            sets: sets.clone(),
+            target: None,
+            out_dir: PathBuf::new(),
+            time_scale: 1.0,
+            progress: false,
+            vars: Default::default(),
+        };
+        let s = match harness::prepare(&opts) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = run_error_code(&e);
+                continue;
+            }
+        };
+        // Plugins are loaded and configured too: a bad path, ABI, config or actuator shows here.
+        match harness::start_plugins(&s, &opts) {
+            Ok((judges, faults)) => println!(
+                "ok  {} ({}: {} requests, {} stages, {:.0} s, {} thresholds, {} threshold plugins, {} fault plugins; thresholds judged by {})",
+                path.display(),
+                s.executor.kind(),
+                s.requests.len(),
+                s.executor.stages().len(),
+                s.executor.total_duration().as_secs_f64(),
+                s.thresholds.values().map(Vec::len).sum::<usize>(),
+                s.threshold_plugins.len(),
+                faults.len(),
+                judges.evaluator
+            ),
+            Err(e @ StartError::Actuator(_)) => {
+                eprintln!("error: {e}");
+                code = start_error_code(&e);
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                code = start_error_code(&e);
+            }
+        }
+    }
+    code
+}
+
+/// `harness report RUN [--format …]` re-renders one run; `harness report A B` compares two.
+fn report(runs: Vec<PathBuf>, format: String) -> anyhow::Result<i32> {
+    if let [a, b] = runs.as_slice() {
+        let (a, b) = (reports::load_summary(a)?, reports::load_summary(b)?);
+        print!("{}", reports::compare(&a, &b));
+        return Ok(exit::PASS);
+    }
+    let format: reports::Format = match format.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let written = reports::regenerate(&runs[0], format)?;
+    println!("wrote {}", written.display());
+    Ok(exit::PASS)
+}
+
 async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
+    let mut console = Console::new(true);
     match action {
         StackCmd::Up {
             database_url,
@@ -313,7 +324,7 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
                 preset,
                 app_args,
             };
-            let state = stack::up(&opts).await?;
+            let state = stack::up(&opts, &mut console).await?;
             for line in stack::status_lines(&state) {
                 println!("{line}");
             }
@@ -352,17 +363,38 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
 }
 
 /// Runs a scenario, prints the summary table and where the report is; returns the exit code.
-async fn run_and_print(opts: &run::RunOptions) -> i32 {
-    match run::run(opts, interrupted()).await {
+async fn run_and_print(opts: &RunOptions) -> i32 {
+    match harness::run(opts, interrupted()).await {
         Ok(outcome) => {
-            print!("{}", report::table::render(&outcome.summary));
-            println!("{}", run::describe(&outcome.dir));
+            print!("{}", reports::table(&outcome.summary));
+            println!("{}", reports::describe(&outcome.dir));
             outcome.summary.exit_code
         }
         Err(e) => {
             eprintln!("error: {e}");
-            e.exit_code()
+            run_error_code(&e)
         }
+    }
+}
+
+/// A run that could not start: a bad scenario or option is a usage error (2), a report that
+/// could not be written a runtime error (3).
+fn run_error_code(e: &RunError) -> i32 {
+    match e {
+        RunError::Scenario(_)
+        | RunError::TimeScale(_)
+        | RunError::Plan(_)
+        | RunError::Target(_)
+        | RunError::Actuator(_) => exit::USAGE,
+        RunError::Report(_) => exit::RUNTIME,
+    }
+}
+
+/// A plugin that cannot run is a runtime error (3); a missing actuator is a scenario error (2).
+fn start_error_code(e: &StartError) -> i32 {
+    match e {
+        StartError::Actuator(_) => exit::USAGE,
+        StartError::Plugin(_) => exit::RUNTIME,
     }
 }
 

@@ -179,7 +179,7 @@ pub struct Recorder {
 }
 
 /// Everything measured, after the run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunMetrics {
     /// Load time: start to the executor's end (or now, while it runs).
     pub elapsed: Duration,

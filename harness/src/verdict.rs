@@ -101,7 +101,7 @@ impl Judges {
         let mut plugins = Vec::new();
         for spec in &s.threshold_plugins {
             plugins.push(ThresholdPlugin::start(
-                &resolve(&spec.plugin, scenario_path),
+                &resolve(spec.plugin.get_ref(), scenario_path),
                 &config_json(spec, time_scale),
                 limits,
             )?);

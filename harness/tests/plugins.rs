@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use harness::plugin::threshold::ThresholdPlugin;
-use harness::plugin::Limits;
+use harness::plugins::{Limits, ThresholdPlugin};
 use target_app::test_support::{stack_env, TestApp};
 use target_app::Preset;
 
@@ -74,6 +73,8 @@ series = ["db_pool_pending", "db_pool_acquire_timeouts_total", "coupon_consumer_
 bootstrap = "{kafka}"
 group = "{group}"
 topic = "{topic}"
+[actuators]
+app_faults = "{{target}}/admin/faults"
 {extra}
 "#,
         url = app.url,
@@ -453,5 +454,45 @@ async fn sigterm_rolls_back_a_load_side_fault_and_exits_130() {
     assert!(
         server.count("/b/1") > 10,
         "the skew was live before the signal"
+    );
+}
+
+/// The harness knows no application's fault API: a fault plugin that would set an app fault in
+/// a scenario without `[actuators].app_faults` is a scenario error (exit 2) naming the plugin,
+/// the field and where the plugin is declared, from `validate` and `run` alike — and nothing
+/// is sent, no report written.
+#[tokio::test]
+async fn a_fault_plugin_without_its_actuator_is_refused_before_any_load() {
+    let server = TestServer::start().await;
+    let fault = format!(
+        "[[faults]]\nplugin = \"{}\"\nconfig = {{ at_s = 3, duration_s = 2, hold_ms = 100 }}\n",
+        plugin("lock-contention.wasm")
+    );
+    let text = format!("{}{fault}", basic(&server.url, 20, 6, ""));
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("plugin = "))
+        .unwrap()
+        + 1;
+    let (dir, out, o) = run_in_temp("no-actuator", &text).await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    let expected = format!("s.toml:{line}:10: actuators.app_faults: fault plugin lock-contention sets app fault `order_hold_ms`");
+    assert!(
+        stderr.contains(&expected),
+        "wanted `{expected}` in: {stderr}"
+    );
+    let v = harness(args(&[
+        "validate",
+        &dir.join("s.toml").display().to_string(),
+    ]))
+    .await;
+    let v_err = String::from_utf8_lossy(&v.stderr);
+    assert_eq!(v.status.code(), Some(2), "{v_err}");
+    assert!(v_err.contains(&expected), "{v_err}");
+    assert_eq!(server.total(), 0, "nothing may be sent");
+    assert!(
+        !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
+        "no report"
     );
 }

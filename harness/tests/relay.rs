@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::fault::{api, relay::Relay};
+use harness::faults::{self as api, Relay};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -54,7 +54,7 @@ impl Api {
         let relay = Relay::new();
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", l.local_addr().unwrap());
-        tokio::spawn(api::run(l, relay.clone(), std::future::pending()));
+        tokio::spawn(api::serve_api(l, relay.clone(), std::future::pending()));
         let _keep: Arc<Relay> = relay;
         Api {
             base,
@@ -339,8 +339,8 @@ async fn timeout_limit_data_slicer_and_slow_close() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_async_client_checks_every_status_code() {
-    use harness::fault::client::{ToxiproxyClient, ToxiproxyError};
-    use harness::fault::toxic::{Kind, Stream, Toxic};
+    use harness::faults::{Kind, Stream, Toxic};
+    use harness::faults::{ToxiproxyClient, ToxiproxyError};
 
     let api = Api::start().await;
     let c = ToxiproxyClient::new(&api.base);

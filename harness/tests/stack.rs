@@ -4,7 +4,15 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use harness::stack::{self, mariadb, UpOptions};
+use harness::local_stack::{self as stack, UpOptions};
+use harness::Silent;
+
+/// The database helpers under the names this file uses.
+mod mariadb {
+    pub use harness::local_stack::{
+        answers, create_database, start_database as start, with_database,
+    };
+}
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("harness-test-{tag}-{}", std::process::id()));
@@ -34,6 +42,7 @@ async fn private_mariadb_starts_when_the_url_does_not_answer_and_is_removed_on_s
         &format!("mysql://root@127.0.0.1:{}/test", closed_port()),
         &dir,
         &logs,
+        &mut Silent,
     )
     .await
     .expect("private mariadbd");
@@ -86,7 +95,7 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         preset: "incident".into(),
         app_args: vec![],
     };
-    let first = stack::up(&opts).await.expect("stack up");
+    let first = stack::up(&opts, &mut Silent).await.expect("stack up");
     // A failing assertion below must not leave the stack's processes running.
     let _down = DownOnDrop(opts.dir.clone());
     assert!(first.healthy());
@@ -150,7 +159,7 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         "after /reset {restored:?} (direct {direct:?})"
     );
 
-    let second = stack::up(&opts).await.expect("second up");
+    let second = stack::up(&opts, &mut Silent).await.expect("second up");
     assert_eq!(
         second.app.as_ref().unwrap().child.pid,
         app.child.pid,

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use harness::probe::kafka::KafkaLagProbe;
-use harness::run::{run, RunOptions};
+use harness::probes::KafkaLagProbe;
+use harness::{run, RunOptions};
 use target_app::test_support::{eventually, stack_env, TestApp};
 use target_app::Preset;
 
@@ -127,6 +127,7 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
         out_dir: dir.join("out"),
         time_scale: 1.0,
         progress: false,
+        vars: Default::default(),
     };
     let outcome = run(&opts, std::future::pending()).await.unwrap();
     let s = &outcome.summary;

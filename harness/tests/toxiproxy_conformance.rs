@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use harness::fault::{api, relay::Relay};
+use harness::faults::{self as api, Relay};
 use toxiproxy_rust::client::Client;
 use toxiproxy_rust::proxy::ProxyPack;
 
@@ -28,7 +28,7 @@ fn toxiproxy_rust_drives_our_api() {
         let relay = Relay::new();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api_addr = l.local_addr().unwrap().to_string();
-        tokio::spawn(api::run(l, relay, std::future::pending()));
+        tokio::spawn(api::serve_api(l, relay, std::future::pending()));
         let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream = echo.local_addr().unwrap().to_string();
         tokio::spawn(async move {

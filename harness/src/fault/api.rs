@@ -44,8 +44,9 @@ fn bad(message: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))
+/// A request body as `T`; the error is the 400 to answer with (boxed: a `Response` is large).
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| Box::new(bad(format!("invalid JSON: {e}"))))
 }
 
 #[derive(Deserialize)]
@@ -113,7 +114,7 @@ async fn list(State(r): State<Arc<Relay>>) -> Response {
 async fn create(State(r): State<Arc<Relay>>, body: Bytes) -> Response {
     let p: NewProxy = match parse(&body) {
         Ok(p) => p,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     match r.create(&p.name, &p.listen, &p.upstream, p.enabled).await {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
@@ -125,7 +126,7 @@ async fn create(State(r): State<Arc<Relay>>, body: Bytes) -> Response {
 async fn populate(State(r): State<Arc<Relay>>, body: Bytes) -> Response {
     let list: Vec<NewProxy> = match parse(&body) {
         Ok(l) => l,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let mut created = Vec::new();
     for p in list {
@@ -148,7 +149,7 @@ async fn show(State(r): State<Arc<Relay>>, Path(name): Path<String>) -> Response
 async fn update(State(r): State<Arc<Relay>>, Path(name): Path<String>, body: Bytes) -> Response {
     let u: ProxyUpdate = match parse(&body) {
         Ok(u) => u,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let p = match r.get(&name) {
         Ok(p) => p,
@@ -180,7 +181,7 @@ async fn toxics(State(r): State<Arc<Relay>>, Path(name): Path<String>) -> Respon
 async fn add_toxic(State(r): State<Arc<Relay>>, Path(name): Path<String>, body: Bytes) -> Response {
     let mut value: serde_json::Value = match parse(&body) {
         Ok(v) => v,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     if value.get("name").is_none() {
         value["name"] = json!("");
@@ -215,7 +216,7 @@ async fn update_toxic(
 ) -> Response {
     let u: ToxicUpdate = match parse(&body) {
         Ok(u) => u,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     match r
         .get(&name)

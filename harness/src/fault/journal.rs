@@ -32,3 +32,25 @@ impl FaultRecord {
         self.rolled_back_at.is_none() && self.rollback_error.is_none()
     }
 }
+
+/// What happened to a fault, in the order it happened; the run hands these to its observer
+/// (the console prints them) because `fault/` prints nothing itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultEvent {
+    Applied {
+        plugin: String,
+        kind: String,
+        target: String,
+        value: String,
+    },
+    RolledBack {
+        kind: String,
+        target: String,
+        original: String,
+    },
+    RollbackFailed {
+        kind: String,
+        target: String,
+        error: String,
+    },
+}

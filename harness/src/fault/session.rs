@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use super::action::{Action, ToxicSpec};
 use super::client::ToxiproxyClient;
-use super::journal::FaultRecord;
+use super::journal::{FaultEvent, FaultRecord};
+use crate::clock::rfc3339;
 use crate::load::plan::LoadPlan;
-use crate::report::summary::rfc3339;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
@@ -44,6 +44,15 @@ enum Undo {
     HotShare { generator: String, original: f64 },
 }
 
+/// One change as journaled: what it is, its value, and how to undo it.
+struct Change {
+    kind: &'static str,
+    target: String,
+    value: String,
+    original: String,
+    undo: Undo,
+}
+
 struct Entry {
     record: FaultRecord,
     undo: Undo,
@@ -58,10 +67,14 @@ pub struct FaultSession {
     plan: Arc<LoadPlan>,
     started: Instant,
     entries: Vec<Entry>,
+    /// What happened since the last `take_events`, for the run's observer.
+    events: Vec<FaultEvent>,
 }
 
 impl FaultSession {
-    pub fn new(actuators: Actuators, plan: Arc<LoadPlan>, started: Instant) -> FaultSession {
+    /// A session whose clock starts now; [`FaultSession::start_clock`] moves it to the load's start.
+    pub fn new(actuators: Actuators, plan: Arc<LoadPlan>) -> FaultSession {
+        let started = Instant::now();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -74,7 +87,18 @@ impl FaultSession {
             plan,
             started,
             entries: Vec::new(),
+            events: Vec::new(),
         }
+    }
+
+    /// Journal times count from `started` (when the load began).
+    pub fn start_clock(&mut self, started: Instant) {
+        self.started = started;
+    }
+
+    /// Events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<FaultEvent> {
+        std::mem::take(&mut self.events)
     }
 
     pub fn journal(&self) -> Vec<FaultRecord> {
@@ -145,11 +169,13 @@ impl FaultSession {
                     plugin,
                     key,
                     existing,
-                    "app",
-                    target,
-                    new.to_string(),
-                    original.to_string(),
-                    Undo::App { field, original },
+                    Change {
+                        kind: "app",
+                        target,
+                        value: new.to_string(),
+                        original: original.to_string(),
+                        undo: Undo::App { field, original },
+                    },
                 );
                 Ok(())
             }
@@ -178,13 +204,15 @@ impl FaultSession {
                     plugin,
                     key,
                     existing,
-                    "hot-share",
-                    format!("generator {generator}"),
-                    format!("{share}"),
-                    format!("{original}"),
-                    Undo::HotShare {
-                        generator,
-                        original,
+                    Change {
+                        kind: "hot-share",
+                        target: format!("generator {generator}"),
+                        value: format!("{share}"),
+                        original: format!("{original}"),
+                        undo: Undo::HotShare {
+                            generator,
+                            original,
+                        },
                     },
                 );
                 Ok(())
@@ -214,11 +242,13 @@ impl FaultSession {
                 plugin,
                 key,
                 existing,
-                "proxy-down",
-                format!("proxy {} at {api}", spec.proxy),
-                "disabled".into(),
-                "enabled".into(),
-                Undo::Enable { proxy: spec.proxy },
+                Change {
+                    kind: "proxy-down",
+                    target: format!("proxy {} at {api}", spec.proxy),
+                    value: "disabled".into(),
+                    original: "enabled".into(),
+                    undo: Undo::Enable { proxy: spec.proxy },
+                },
             );
             return Ok(());
         }
@@ -247,13 +277,15 @@ impl FaultSession {
             plugin,
             key,
             existing,
-            "toxic",
-            target,
-            value,
-            "removed".into(),
-            Undo::Toxic {
-                proxy: spec.proxy,
-                name: spec.name,
+            Change {
+                kind: "toxic",
+                target,
+                value,
+                original: "removed".into(),
+                undo: Undo::Toxic {
+                    proxy: spec.proxy,
+                    name: spec.name,
+                },
             },
         );
         Ok(())
@@ -265,18 +297,15 @@ impl FaultSession {
             .rposition(|e| e.key == key && e.record.plugin == plugin && e.record.active())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &mut self,
-        plugin: &str,
-        key: String,
-        existing: Option<usize>,
-        kind: &str,
-        target: String,
-        value: String,
-        original: String,
-        undo: Undo,
-    ) {
+    /// Journals `change` as a new entry, or as an update of the `existing` one.
+    fn record(&mut self, plugin: &str, key: String, existing: Option<usize>, change: Change) {
+        let Change {
+            kind,
+            target,
+            value,
+            original,
+            undo,
+        } = change;
         if let Some(i) = existing {
             let r = &mut self.entries[i].record;
             r.value = value;
@@ -296,10 +325,12 @@ impl FaultSession {
             rolled_back_s: None,
             rollback_error: None,
         };
-        eprintln!(
-            "fault applied: {} {} = {} (by {})",
-            record.kind, record.target, record.value, record.plugin
-        );
+        self.events.push(FaultEvent::Applied {
+            plugin: record.plugin.clone(),
+            kind: record.kind.clone(),
+            target: record.target.clone(),
+            value: record.value.clone(),
+        });
         self.entries.push(Entry { record, undo, key });
     }
 
@@ -352,13 +383,18 @@ impl FaultSession {
             Ok(()) => {
                 r.rolled_back_at = Some(rfc3339(SystemTime::now()));
                 r.rolled_back_s = Some(now_s);
-                eprintln!(
-                    "fault rolled back: {} {} -> {}",
-                    r.kind, r.target, r.original
-                );
+                self.events.push(FaultEvent::RolledBack {
+                    kind: r.kind.clone(),
+                    target: r.target.clone(),
+                    original: r.original.clone(),
+                });
             }
             Err(e) => {
-                eprintln!("fault rollback FAILED: {} {}: {e}", r.kind, r.target);
+                self.events.push(FaultEvent::RollbackFailed {
+                    kind: r.kind.clone(),
+                    target: r.target.clone(),
+                    error: e.clone(),
+                });
                 r.rollback_error = Some(e);
             }
         }

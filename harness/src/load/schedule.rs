@@ -2,8 +2,6 @@
 //! arrival-rate executor the exact time of the n-th arrival, so requests start on a schedule
 //! computed from the profile rather than from a drifting timer.
 
-use std::time::Duration;
-
 use crate::scenario::Stage;
 
 #[derive(Debug, Clone)]
@@ -28,10 +26,6 @@ impl Profile {
         Profile { segments, total: t }
     }
 
-    pub fn duration(&self) -> Duration {
-        Duration::from_secs_f64(self.total)
-    }
-
     /// Target (rate or VUs) at `t` seconds.
     pub fn value_at(&self, t: f64) -> f64 {
         for &(start, d, from, to, _) in &self.segments {
@@ -44,6 +38,7 @@ impl Profile {
     }
 
     /// Arrivals expected in [0, total): the integral of the rate.
+    #[cfg(test)]
     pub fn expected_arrivals(&self) -> f64 {
         self.segments
             .last()
@@ -82,6 +77,7 @@ impl Profile {
 mod tests {
     use super::*;
     use crate::scenario::Dur;
+    use std::time::Duration;
 
     fn stage(secs: u64, target: u32) -> Stage {
         Stage {

@@ -119,8 +119,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Loaded {
     pub name: String,
     component: Component,
-    /// The `harness:plugin/<iface>@<version>` export found.
-    pub export: String,
 }
 
 /// Where compiled components are cached: `$HARNESS_CACHE_DIR` or `~/.cache/harness/plugins`.
@@ -257,11 +255,7 @@ pub fn load(
             )));
         }
     }
-    Ok(Arc::new(Loaded {
-        name,
-        export: export.to_string(),
-        component,
-    }))
+    Ok(Arc::new(Loaded { name, component }))
 }
 
 fn is_core_module(bytes: &[u8]) -> bool {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection};
 
 use crate::metrics::RunMetrics;
-use crate::scenario::SqlCheck;
+use crate::scenario::{SqlCheck, Vars};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SqlResult {
@@ -17,13 +17,16 @@ pub struct SqlResult {
     pub error: Option<String>,
 }
 
-/// Values of the `delta = true` checks before the load (None for the others, or on error:
-/// the check then reports that error after the run).
-pub async fn baseline(checks: &[SqlCheck]) -> Vec<Option<Result<i64, String>>> {
+/// Values of the `delta = true` checks before the load (None for the others; an error is
+/// reported by that check after the run).
+pub type Baseline = Vec<Option<Result<i64, String>>>;
+
+/// Takes the [`Baseline`] of `checks`.
+pub async fn baseline(checks: &[SqlCheck], vars: &Vars) -> Baseline {
     let mut out = Vec::new();
     for c in checks {
         out.push(if c.delta {
-            Some(run_one(c).await)
+            Some(run_one(c, vars).await)
         } else {
             None
         });
@@ -36,6 +39,7 @@ pub async fn run_checks(
     checks: &[SqlCheck],
     before: &[Option<Result<i64, String>>],
     metrics: &RunMetrics,
+    vars: &Vars,
 ) -> Vec<SqlResult> {
     let mut out = Vec::new();
     for (i, c) in checks.iter().enumerate() {
@@ -52,9 +56,9 @@ pub async fn run_checks(
             (None, None) => None,
         };
         let observed = match before.get(i).cloned().flatten() {
-            Some(Ok(b)) => run_one(c).await.map(|after| after - b),
+            Some(Ok(b)) => run_one(c, vars).await.map(|after| after - b),
             Some(Err(e)) => Err(format!("before the run: {e}")),
-            None => run_one(c).await,
+            None => run_one(c, vars).await,
         };
         let (observed, error) = match observed {
             Ok(v) => (Some(v), None),
@@ -73,8 +77,8 @@ pub async fn run_checks(
     out
 }
 
-async fn run_one(c: &SqlCheck) -> Result<i64, String> {
-    let url = crate::scenario::expand_env(&c.database_url)?;
+async fn run_one(c: &SqlCheck, vars: &Vars) -> Result<i64, String> {
+    let url = crate::scenario::expand_env(&c.database_url, vars).map_err(|e| e.to_string())?;
     let connect = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         MySqlConnection::connect(&url),

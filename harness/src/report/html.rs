@@ -2,11 +2,13 @@
 //! verdict, charts over time with threshold lines and fault windows, and every table of the
 //! summary. Built only from `summary.json` + `timeseries.csv`, so any run can be re-rendered.
 
-use std::fmt::Write;
+use std::borrow::Cow;
+use std::fmt::{self, Write};
 
 use super::csvread::Table;
-use super::svg::{Chart, Line};
+use super::svg::{Band, Chart, Line};
 use super::Summary;
+use crate::scenario::{ChartSpec, SeriesLabel};
 use crate::threshold::{fmt_num, Agg, Expr};
 
 fn esc(s: &str) -> String {
@@ -55,22 +57,40 @@ fn fault_label(f: &crate::fault::journal::FaultRecord) -> String {
 }
 
 pub fn render(s: &Summary, t: &Table) -> String {
-    let x = t.seconds();
     let mut out = String::new();
-    let _ = write!(
+    print_page(&mut out, s, t).expect("writing to a String cannot fail");
+    out
+}
+
+/// The whole page, section by section.
+pub fn print_page<W: Write>(out: &mut W, s: &Summary, t: &Table) -> fmt::Result {
+    print_head(out, s)?;
+    print_thresholds(out, s)?;
+    print_charts(out, s, t)?;
+    print_requests(out, s)?;
+    print_sql_checks(out, s)?;
+    print_alerts(out, s)?;
+    print_probes(out, s)?;
+    print_faults(out, s)?;
+    print_footer(out, s)
+}
+
+/// The document head, the verdict line and the run's figures.
+fn print_head<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} — {}</title><style>{STYLE}</style></head><body>",
         esc(&s.scenario.name),
-        esc(&s.status)
-    );
-    let _ = write!(
+        esc(s.status.as_str())
+    )?;
+    write!(
         out,
         "<h1><span class=\"verdict {}\">{}</span>{}</h1>",
-        esc(&s.status),
-        esc(&s.status.to_uppercase()),
+        esc(s.status.as_str()),
+        esc(&s.status.as_str().to_uppercase()),
         esc(&s.scenario.name)
-    );
-    let _ = write!(
+    )?;
+    write!(
         out,
         "<p class=\"muted\">run {} · started {} · {} executor · {:.1} s · target {} · {} requests ({:.1}/s), {} failed, {} dropped</p>",
         esc(&s.run_id),
@@ -82,35 +102,71 @@ pub fn render(s: &Summary, t: &Table) -> String {
         s.totals.http_reqs_per_s,
         s.totals.http_req_failed,
         s.totals.dropped_iterations
-    );
+    )?;
     if let Some(r) = &s.reason {
-        let _ = write!(out, "<p><b>Reason:</b> {}</p>", esc(r));
+        write!(out, "<p><b>Reason:</b> {}</p>", esc(r))?;
     }
+    Ok(())
+}
 
-    out.push_str("<h2>Thresholds</h2>");
+fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    out.write_str("<h2>Thresholds</h2>")?;
     if s.thresholds.is_empty() {
-        out.push_str("<p class=\"muted\">No thresholds declared.</p>");
-    } else {
-        out.push_str("<table><tr><th></th><th>metric</th><th>threshold</th><th>observed</th><th>why</th></tr>");
-        for v in &s.thresholds {
-            let _ = write!(
-                out,
-                "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                if v.passed { "ok" } else { "bad" },
-                if v.passed { "✓" } else { "✗" },
-                esc(&v.metric),
-                esc(&v.threshold),
-                v.observed.map(fmt_num).unwrap_or_else(|| "no data".into()),
-                esc(v.reason.as_deref().unwrap_or(""))
-            );
-        }
-        out.push_str("</table>");
+        return out.write_str("<p class=\"muted\">No thresholds declared.</p>");
     }
+    out.write_str(
+        "<table><tr><th></th><th>metric</th><th>threshold</th><th>observed</th><th>why</th></tr>",
+    )?;
+    for v in &s.thresholds {
+        write!(
+            out,
+            "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if v.passed { "ok" } else { "bad" },
+            if v.passed { "✓" } else { "✗" },
+            esc(&v.metric),
+            esc(&v.threshold),
+            v.observed.map(fmt_num).unwrap_or_else(|| "no data".into()),
+            esc(v.reason.as_deref().unwrap_or(""))
+        )?;
+    }
+    out.write_str("</table>")
+}
 
-    out.push_str("<h2>Over time</h2>");
-    // Fault windows, shaded on every chart.
-    let bands: Vec<(f64, f64, String)> = s
-        .faults
+/// What every chart shares: the seconds axis and the fault windows shaded on it.
+struct Frame<'a> {
+    x: &'a [f64],
+    bands: &'a [Band],
+}
+
+/// Ids of the built-in charts, which the probe charts' ids must not repeat.
+const BUILT_IN: [&str; 4] = ["chart-load", "chart-rps", "chart-errors", "chart-latency"];
+
+/// Colours of a probe chart's lines, in the order of its series.
+const PALETTE: [&str; 6] = [
+    "#1565c0", "#c62828", "#6a1b9a", "#2e7d32", "#ef6c00", "#90a4ae",
+];
+
+/// The built-in load, request, error and latency charts, then one per probe chart.
+fn print_charts<W: Write>(out: &mut W, s: &Summary, t: &Table) -> fmt::Result {
+    out.write_str("<h2>Over time</h2>")?;
+    let x = t.seconds();
+    let bands = fault_bands(s);
+    let f = Frame {
+        x: &x,
+        bands: &bands,
+    };
+    print_load_chart(out, t, &f)?;
+    let reqs = t.column("requests").unwrap_or_default();
+    let failed = t.column("failed").unwrap_or_default();
+    print_rps_chart(out, &reqs, &failed, &f)?;
+    print_error_chart(out, s, &reqs, &failed, &f)?;
+    print_latency_chart(out, s, t, &f)?;
+    print_probe_charts(out, s, t, &f)
+}
+
+/// Fault windows: from applied to rolled back (or the end of the run).
+fn fault_bands(s: &Summary) -> Vec<Band> {
+    s.faults
         .iter()
         .map(|f| {
             (
@@ -119,195 +175,253 @@ pub fn render(s: &Summary, t: &Table) -> String {
                 format!("{} {}", f.kind, fault_label(f)),
             )
         })
-        .collect();
-    let mut charts: Vec<String> = Vec::new();
-    let col = |n: &str| t.column(n);
-    let mut add = |chart: Chart| {
-        if chart.points() > 0 {
-            charts.push(chart.render());
-        }
-    };
-    let (vus, rate) = (col("vus"), col("target_rate"));
-    let mut load_lines = Vec::new();
+        .collect()
+}
+
+/// Draws `chart` unless it has no point at all.
+fn draw<W: Write>(out: &mut W, chart: Chart<'_>) -> fmt::Result {
+    if chart.points() > 0 {
+        chart.render(out)
+    } else {
+        Ok(())
+    }
+}
+
+fn print_load_chart<W: Write>(out: &mut W, t: &Table, f: &Frame<'_>) -> fmt::Result {
+    let (vus, rate) = (t.column("vus"), t.column("target_rate"));
+    let mut lines = Vec::new();
     if let Some(v) = &vus {
-        load_lines.push(Line {
+        lines.push(Line {
             label: "VUs",
             values: v,
             color: "#6a1b9a",
         });
     }
     if let Some(v) = &rate {
-        load_lines.push(Line {
+        lines.push(Line {
             label: "target rate (req/s)",
             values: v,
             color: "#6a1b9a",
         });
     }
-    add(Chart {
-        id: "chart-load",
-        title: "Virtual users / target rate",
-        unit: "",
-        x: &x,
-        lines: load_lines,
-        thresholds: vec![],
-        bands: bands.clone(),
-    });
-    let (reqs, failed) = (
-        col("requests").unwrap_or_default(),
-        col("failed").unwrap_or_default(),
-    );
-    add(Chart {
-        id: "chart-rps",
-        title: "Requests per second",
-        unit: "req/s",
-        x: &x,
-        lines: vec![
-            Line {
-                label: "requests",
-                values: &reqs,
-                color: "#1565c0",
-            },
-            Line {
-                label: "failed",
-                values: &failed,
-                color: "#c62828",
-            },
-        ],
-        thresholds: vec![],
-        bands: bands.clone(),
-    });
+    draw(
+        out,
+        Chart {
+            id: "chart-load".into(),
+            title: "Virtual users / target rate",
+            unit: "",
+            x: f.x,
+            lines,
+            thresholds: vec![],
+            bands: f.bands,
+        },
+    )
+}
+
+fn print_rps_chart<W: Write>(
+    out: &mut W,
+    reqs: &[Option<f64>],
+    failed: &[Option<f64>],
+    f: &Frame<'_>,
+) -> fmt::Result {
+    let lines = vec![
+        Line {
+            label: "requests",
+            values: reqs,
+            color: "#1565c0",
+        },
+        Line {
+            label: "failed",
+            values: failed,
+            color: "#c62828",
+        },
+    ];
+    draw(
+        out,
+        Chart {
+            id: "chart-rps".into(),
+            title: "Requests per second",
+            unit: "req/s",
+            x: f.x,
+            lines,
+            thresholds: vec![],
+            bands: f.bands,
+        },
+    )
+}
+
+fn print_error_chart<W: Write>(
+    out: &mut W,
+    s: &Summary,
+    reqs: &[Option<f64>],
+    failed: &[Option<f64>],
+    f: &Frame<'_>,
+) -> fmt::Result {
     let err_rate: Vec<Option<f64>> = reqs
         .iter()
-        .zip(&failed)
+        .zip(failed)
         .map(|(r, f)| match (r, f) {
             (Some(r), Some(f)) if *r > 0.0 => Some(f / r),
             _ => None,
         })
         .collect();
-    add(Chart {
-        id: "chart-errors",
-        title: "Error rate (http_req_failed per second)",
-        unit: "share",
-        x: &x,
-        lines: vec![Line {
-            label: "error rate",
-            values: &err_rate,
-            color: "#c62828",
-        }],
-        thresholds: threshold_lines(s, "http_req_failed", |a| *a == Agg::Rate, 1.0),
-        bands: bands.clone(),
-    });
-    let (p50, p95, p99) = (
-        col("p50_ms").unwrap_or_default(),
-        col("p95_ms").unwrap_or_default(),
-        col("p99_ms").unwrap_or_default(),
-    );
-    add(Chart {
-        id: "chart-latency",
-        title: "Latency per second (http_req_duration)",
-        unit: "ms",
-        x: &x,
-        lines: vec![
-            Line {
-                label: "p50",
-                values: &p50,
-                color: "#2e7d32",
-            },
-            Line {
-                label: "p95",
-                values: &p95,
-                color: "#ef6c00",
-            },
-            Line {
-                label: "p99",
-                values: &p99,
-                color: "#c62828",
-            },
-        ],
-        thresholds: threshold_lines(
-            s,
-            "http_req_duration",
-            |a| matches!(a, Agg::P(_) | Agg::Med | Agg::Max | Agg::Avg),
-            1.0,
-        ),
-        bands: bands.clone(),
-    });
-    let (active, pending) = (col("db_pool_active"), col("db_pool_pending"));
-    let mut pool_lines = Vec::new();
-    if let Some(v) = &active {
-        pool_lines.push(Line {
-            label: "pool active",
-            values: v,
-            color: "#1565c0",
-        });
-    }
-    if let Some(v) = &pending {
-        pool_lines.push(Line {
-            label: "pool pending",
-            values: v,
-            color: "#c62828",
-        });
-    }
-    let mut pool_th = threshold_lines(
-        s,
-        "db_pool_pending",
-        |a| !matches!(a, Agg::Count | Agg::Rate),
-        1.0,
-    );
-    pool_th.extend(threshold_lines(
-        s,
-        "db_pool_active",
-        |a| !matches!(a, Agg::Count | Agg::Rate),
-        1.0,
-    ));
-    add(Chart {
-        id: "chart-pool",
-        title: "DB connection pool",
-        unit: "connections",
-        x: &x,
-        lines: pool_lines,
-        thresholds: pool_th,
-        bands: bands.clone(),
-    });
-    let (lag, app_lag) = (col("kafka_consumer_lag"), col("coupon_consumer_lag"));
-    let mut lag_lines = Vec::new();
-    if let Some(v) = &lag {
-        lag_lines.push(Line {
-            label: "consumer lag (Kafka protocol)",
-            values: v,
-            color: "#6a1b9a",
-        });
-    }
-    if let Some(v) = &app_lag {
-        lag_lines.push(Line {
-            label: "consumer lag (app /metrics)",
-            values: v,
-            color: "#90a4ae",
-        });
-    }
-    add(Chart {
-        id: "chart-lag",
-        title: "Consumer lag",
-        unit: "records",
-        x: &x,
-        lines: lag_lines,
-        thresholds: threshold_lines(
-            s,
-            "kafka_consumer_lag",
-            |a| !matches!(a, Agg::Count | Agg::Rate),
-            1.0,
-        ),
-        bands,
-    });
-    for c in charts {
-        out.push_str(&c);
-    }
+    let lines = vec![Line {
+        label: "error rate",
+        values: &err_rate,
+        color: "#c62828",
+    }];
+    draw(
+        out,
+        Chart {
+            id: "chart-errors".into(),
+            title: "Error rate (http_req_failed per second)",
+            unit: "share",
+            x: f.x,
+            lines,
+            thresholds: threshold_lines(s, "http_req_failed", |a| *a == Agg::Rate, 1.0),
+            bands: f.bands,
+        },
+    )
+}
 
-    out.push_str("<h2>Requests</h2><table><tr><th>request</th><th>count</th><th>req/s</th><th>error %</th><th>p50 ms</th><th>p90 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>statuses</th></tr>");
+fn print_latency_chart<W: Write>(
+    out: &mut W,
+    s: &Summary,
+    t: &Table,
+    f: &Frame<'_>,
+) -> fmt::Result {
+    let (p50, p95, p99) = (
+        t.column("p50_ms").unwrap_or_default(),
+        t.column("p95_ms").unwrap_or_default(),
+        t.column("p99_ms").unwrap_or_default(),
+    );
+    let line = |label, values, color| Line {
+        label,
+        values,
+        color,
+    };
+    let lines = vec![
+        line("p50", &p50, "#2e7d32"),
+        line("p95", &p95, "#ef6c00"),
+        line("p99", &p99, "#c62828"),
+    ];
+    let latency = |a: &Agg| matches!(a, Agg::P(_) | Agg::Med | Agg::Max | Agg::Avg);
+    draw(
+        out,
+        Chart {
+            id: "chart-latency".into(),
+            title: "Latency per second (http_req_duration)",
+            unit: "ms",
+            x: f.x,
+            lines,
+            thresholds: threshold_lines(s, "http_req_duration", latency, 1.0),
+            bands: f.bands,
+        },
+    )
+}
+
+/// The scenario's probe charts; a summary written before they were recorded gets one chart per
+/// probe series.
+fn print_probe_charts<W: Write>(out: &mut W, s: &Summary, t: &Table, f: &Frame<'_>) -> fmt::Result {
+    let specs: Cow<'_, [ChartSpec]> = if s.charts.is_empty() {
+        Cow::Owned(one_chart_per_series(s))
+    } else {
+        Cow::Borrowed(&s.charts)
+    };
+    for (spec, id) in specs.iter().zip(chart_ids(&specs)) {
+        print_probe_chart(out, s, t, spec, id, f)?;
+    }
+    Ok(())
+}
+
+fn one_chart_per_series(s: &Summary) -> Vec<ChartSpec> {
+    s.series_peaks
+        .keys()
+        .map(|series| ChartSpec {
+            title: series.clone(),
+            unit: String::new(),
+            series: vec![SeriesLabel {
+                series: series.clone(),
+                label: series.clone(),
+            }],
+        })
+        .collect()
+}
+
+/// One line per series that has a column, with the series' threshold lines.
+fn print_probe_chart<W: Write>(
+    out: &mut W,
+    s: &Summary,
+    t: &Table,
+    spec: &ChartSpec,
+    id: String,
+    f: &Frame<'_>,
+) -> fmt::Result {
+    let columns: Vec<(usize, &SeriesLabel, Vec<Option<f64>>)> = (spec.series.iter().enumerate())
+        .filter_map(|(i, l)| t.column(&l.series).map(|v| (i, l, v)))
+        .collect();
+    let lines = columns
+        .iter()
+        .map(|(i, l, values)| Line {
+            label: &l.label,
+            values,
+            color: PALETTE[i % PALETTE.len()],
+        })
+        .collect();
+    let gauge = |a: &Agg| !matches!(a, Agg::Count | Agg::Rate);
+    let thresholds = (spec.series.iter())
+        .flat_map(|l| threshold_lines(s, &l.series, gauge, 1.0))
+        .collect();
+    draw(
+        out,
+        Chart {
+            id,
+            title: &spec.title,
+            unit: &spec.unit,
+            x: f.x,
+            lines,
+            thresholds,
+            bands: f.bands,
+        },
+    )
+}
+
+/// `chart-<slug of the title>`, made unique with `-2`, `-3`… (also against the built-in ids).
+fn chart_ids(specs: &[ChartSpec]) -> Vec<String> {
+    let mut taken: Vec<String> = BUILT_IN.iter().map(|id| id.to_string()).collect();
+    for spec in specs {
+        let base = format!("chart-{}", slug(&spec.title));
+        let mut id = base.clone();
+        let mut n = 2;
+        while taken.contains(&id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        taken.push(id);
+    }
+    taken.split_off(BUILT_IN.len())
+}
+
+/// ASCII letters (lowercased) and digits kept, everything else `-`.
+fn slug(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    out.write_str("<h2>Requests</h2><table><tr><th>request</th><th>count</th><th>req/s</th><th>error %</th><th>p50 ms</th><th>p90 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>statuses</th></tr>")?;
     let ms = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
     for r in &s.requests {
         let st: Vec<String> = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-        let _ = write!(
+        write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.name),
@@ -320,132 +434,181 @@ pub fn render(s: &Summary, t: &Table) -> String {
             ms(r.p99_ms),
             ms(r.max_ms),
             esc(&st.join(" "))
-        );
+        )?;
     }
-    out.push_str("</table>");
+    out.write_str("</table>")
+}
 
-    if !s.sql_checks.is_empty() {
-        out.push_str("<h2>SQL checks</h2><table><tr><th></th><th>check</th><th>expected</th><th>observed</th></tr>");
-        for c in &s.sql_checks {
-            let observed = c
-                .error
-                .as_ref()
-                .map(|e| format!("error: {e}"))
-                .or_else(|| c.observed.map(|v| v.to_string()))
-                .unwrap_or_default();
-            let _ = write!(
-                out,
-                "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                if c.passed { "ok" } else { "bad" },
-                if c.passed { "✓" } else { "✗" },
-                esc(&c.name),
-                c.expected.map(|v| v.to_string()).unwrap_or_default(),
-                esc(&observed)
-            );
-        }
-        out.push_str("</table>");
+fn print_sql_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.sql_checks.is_empty() {
+        return Ok(());
     }
-    if !s.alerts.is_empty() {
-        out.push_str("<h2>Alert rules</h2><table><tr><th>alert</th><th>expr</th><th>for</th><th>severity</th><th>fired at</th><th>resolved at</th><th>time to detect</th></tr>");
-        for a in &s.alerts {
-            let secs =
-                |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{:.0} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&a.name),
-                esc(&a.expr),
-                a.for_secs,
-                esc(&a.severity),
-                secs(a.fired_at),
-                secs(a.resolved_at),
-                secs(a.time_to_detect_s)
-            );
-        }
-        out.push_str("</table>");
+    out.write_str("<h2>SQL checks</h2><table><tr><th></th><th>check</th><th>expected</th><th>observed</th></tr>")?;
+    for c in &s.sql_checks {
+        let observed = c
+            .error
+            .as_ref()
+            .map(|e| format!("error: {e}"))
+            .or_else(|| c.observed.map(|v| v.to_string()))
+            .unwrap_or_default();
+        write!(
+            out,
+            "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if c.passed { "ok" } else { "bad" },
+            if c.passed { "✓" } else { "✗" },
+            esc(&c.name),
+            c.expected.map(|v| v.to_string()).unwrap_or_default(),
+            esc(&observed)
+        )?;
     }
-    out.push_str("<h2>Probes</h2><table><tr><th>probe</th><th>samples</th><th>failures</th><th>last error</th></tr>");
+    out.write_str("</table>")
+}
+
+fn print_alerts<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.alerts.is_empty() {
+        return Ok(());
+    }
+    out.write_str("<h2>Alert rules</h2><table><tr><th>alert</th><th>expr</th><th>for</th><th>severity</th><th>fired at</th><th>resolved at</th><th>time to detect</th></tr>")?;
+    let secs = |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
+    for a in &s.alerts {
+        write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{:.0} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.name),
+            esc(&a.expr),
+            a.for_secs,
+            esc(&a.severity),
+            secs(a.fired_at),
+            secs(a.resolved_at),
+            secs(a.time_to_detect_s)
+        )?;
+    }
+    out.write_str("</table>")
+}
+
+/// Probe health, the peak of every series, and the Kafka lag drain.
+fn print_probes<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    out.write_str("<h2>Probes</h2><table><tr><th>probe</th><th>samples</th><th>failures</th><th>last error</th></tr>")?;
     for p in &s.probes {
-        let _ = write!(
+        write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&p.name),
             p.samples,
             p.failures,
             esc(p.last_error.as_deref().unwrap_or(""))
-        );
+        )?;
     }
-    out.push_str("</table>");
+    out.write_str("</table>")?;
     if !s.series_peaks.is_empty() {
-        out.push_str("<table><tr><th>series</th><th>peak</th></tr>");
+        out.write_str("<table><tr><th>series</th><th>peak</th></tr>")?;
         for (k, v) in &s.series_peaks {
-            let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(k), fmt_num(*v));
+            write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(k), fmt_num(*v))?;
         }
-        out.push_str("</table>");
+        out.write_str("</table>")?;
     }
     if let Some(l) = &s.kafka_lag {
-        let _ = write!(
-            out,
-            "<p>Kafka lag peak {} at {:.1} s; {}.</p>",
-            l.peak,
-            l.peak_at_s,
-            l.drained_at_s
-                .map(|d| format!(
+        let drained = l
+            .drained_at_s
+            .map(|d| {
+                format!(
                     "drained at {d:.1} s ({:.1} records/s)",
                     l.drain_rate_per_s.unwrap_or(0.0)
-                ))
-                .unwrap_or_else(|| "not drained".into())
-        );
+                )
+            })
+            .unwrap_or_else(|| "not drained".into());
+        write!(
+            out,
+            "<p>Kafka lag peak {} at {:.1} s; {drained}.</p>",
+            l.peak, l.peak_at_s
+        )?;
     }
-    out.push_str("<h2>Faults</h2>");
+    Ok(())
+}
+
+fn print_faults<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    out.write_str("<h2>Faults</h2>")?;
     if s.faults.is_empty() {
-        out.push_str("<p class=\"muted\">No faults were injected in this run.</p>");
-    } else {
-        out.push_str("<table><tr><th>plugin</th><th>fault</th><th>value</th><th>applied</th><th>rolled back</th><th>restored to</th></tr>");
-        for f in &s.faults {
-            let back = match (&f.rolled_back_at, &f.rollback_error) {
-                (_, Some(e)) => format!("<span class=\"bad\">FAILED: {}</span>", esc(e)),
-                (Some(at), None) => {
-                    format!("{} (+{:.1} s)", esc(at), f.rolled_back_s.unwrap_or(0.0))
-                }
-                (None, None) => "<span class=\"bad\">still active</span>".into(),
-            };
-            let updates = if f.updates > 0 {
-                format!(" ({} updates)", f.updates)
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{} {}</td><td><code>{}</code>{}</td><td>{} (+{:.1} s)</td><td>{}</td><td><code>{}</code></td></tr>",
-                esc(&f.plugin),
-                esc(&f.kind),
-                esc(&f.target),
-                esc(&f.value),
-                updates,
-                esc(&f.applied_at),
-                f.applied_s,
-                back,
-                esc(&f.original)
-            );
-        }
-        out.push_str("</table>");
+        return out.write_str("<p class=\"muted\">No faults were injected in this run.</p>");
     }
+    out.write_str("<table><tr><th>plugin</th><th>fault</th><th>value</th><th>applied</th><th>rolled back</th><th>restored to</th></tr>")?;
+    for f in &s.faults {
+        let back = match (&f.rolled_back_at, &f.rollback_error) {
+            (_, Some(e)) => format!("<span class=\"bad\">FAILED: {}</span>", esc(e)),
+            (Some(at), None) => format!("{} (+{:.1} s)", esc(at), f.rolled_back_s.unwrap_or(0.0)),
+            (None, None) => "<span class=\"bad\">still active</span>".into(),
+        };
+        let updates = if f.updates > 0 {
+            format!(" ({} updates)", f.updates)
+        } else {
+            String::new()
+        };
+        write!(
+            out,
+            "<tr><td>{}</td><td>{} {}</td><td><code>{}</code>{}</td><td>{} (+{:.1} s)</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&f.plugin),
+            esc(&f.kind),
+            esc(&f.target),
+            esc(&f.value),
+            updates,
+            esc(&f.applied_at),
+            f.applied_s,
+            back,
+            esc(&f.original)
+        )?;
+    }
+    out.write_str("</table>")
+}
+
+/// How detection and thresholds were judged, links to the other files, the end of the page.
+fn print_footer<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     if let Some(d) = &s.detect_from {
-        let _ = write!(
+        write!(
             out,
             "<p class=\"muted\">Time to detect is measured from {} at {:.1} s.</p>",
             esc(&d.event),
             d.at_s
-        );
+        )?;
     }
     if !s.threshold_evaluator.is_empty() {
-        let _ = write!(
+        write!(
             out,
             "<p class=\"muted\">Thresholds judged by {}.</p>",
             esc(&s.threshold_evaluator)
-        );
+        )?;
     }
-    out.push_str("<p class=\"muted\">Files: <a href=\"summary.json\">summary.json</a> · <a href=\"timeseries.csv\">timeseries.csv</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"report.md\">report.md</a></p></body></html>\n");
-    out
+    out.write_str("<p class=\"muted\">Files: <a href=\"summary.json\">summary.json</a> · <a href=\"timeseries.csv\">timeseries.csv</a> · <a href=\"junit.xml\">junit.xml</a> · <a href=\"report.md\">report.md</a></p></body></html>\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(title: &str) -> ChartSpec {
+        ChartSpec {
+            title: title.into(),
+            unit: String::new(),
+            series: vec![],
+        }
+    }
+
+    #[test]
+    fn chart_ids_are_slugs_made_unique() {
+        let specs = [
+            spec("DB pool (active)"),
+            spec("db pool  active)"),
+            spec("Load"),
+            spec("lag"),
+        ];
+        assert_eq!(
+            chart_ids(&specs),
+            [
+                "chart-db-pool--active-",
+                "chart-db-pool--active--2",
+                "chart-load-2",
+                "chart-lag"
+            ]
+        );
+        assert_eq!(slug("Äpfel 2"), "-pfel-2");
+    }
 }

@@ -1,7 +1,7 @@
 //! `junit.xml`: one test case per threshold and per SQL check, so a CI system shows which gate
 //! failed and why.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
 use super::Summary;
 
@@ -14,61 +14,78 @@ fn esc(s: &str) -> String {
 }
 
 pub fn xml(s: &Summary) -> String {
+    let mut out = String::new();
+    print_all(&mut out, s).expect("writing to a String cannot fail");
+    out
+}
+
+/// The document: one suite with the threshold cases, then the SQL check cases.
+pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    out.write_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")?;
+    print_suite_open(out, s)?;
+    print_threshold_cases(out, s)?;
+    print_sql_cases(out, s)?;
+    if let Some(r) = &s.reason {
+        writeln!(out, "    <system-out>{}</system-out>", esc(r))?;
+    }
+    out.write_str("  </testsuite>\n</testsuites>\n")
+}
+
+fn print_suite_open<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     let failures = s.thresholds.iter().filter(|v| !v.passed).count()
         + s.sql_checks.iter().filter(|c| !c.passed).count();
     let tests = s.thresholds.len() + s.sql_checks.len();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
+    writeln!(
         out,
         "<testsuites name=\"harness\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">",
         s.elapsed_s
-    );
-    let _ = writeln!(
+    )?;
+    writeln!(
         out,
         "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\" timestamp=\"{}\">",
         esc(&s.scenario.name),
         s.elapsed_s,
         esc(&s.started_at)
-    );
-    for v in &s.thresholds {
-        let name = format!("{}: {}", v.metric, v.threshold);
-        let _ = write!(
-            out,
-            "    <testcase classname=\"thresholds\" name=\"{}\">",
-            esc(&name)
-        );
-        if !v.passed {
-            let msg = v.reason.clone().unwrap_or_default();
-            let _ = write!(
-                out,
-                "<failure message=\"{}\" type=\"threshold\"/>",
-                esc(&msg)
-            );
-        }
-        out.push_str("</testcase>\n");
+    )
+}
+
+/// One test case; a failure element when `failure` is (message, type).
+fn print_case<W: Write>(
+    out: &mut W,
+    class: &str,
+    name: &str,
+    failure: Option<(String, &str)>,
+) -> fmt::Result {
+    write!(
+        out,
+        "    <testcase classname=\"{class}\" name=\"{}\">",
+        esc(name)
+    )?;
+    if let Some((msg, kind)) = failure {
+        write!(out, "<failure message=\"{}\" type=\"{kind}\"/>", esc(&msg))?;
     }
+    out.write_str("</testcase>\n")
+}
+
+fn print_threshold_cases<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    for v in &s.thresholds {
+        let failure = (!v.passed).then(|| (v.reason.clone().unwrap_or_default(), "threshold"));
+        let name = format!("{}: {}", v.metric, v.threshold);
+        print_case(out, "thresholds", &name, failure)?;
+    }
+    Ok(())
+}
+
+fn print_sql_cases<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     for c in &s.sql_checks {
-        let _ = write!(
-            out,
-            "    <testcase classname=\"sql_checks\" name=\"{}\">",
-            esc(&c.name)
-        );
-        if !c.passed {
+        let failure = (!c.passed).then(|| {
             let msg = match &c.error {
                 Some(e) => e.clone(),
                 None => format!("expected {:?}, observed {:?}", c.expected, c.observed),
             };
-            let _ = write!(
-                out,
-                "<failure message=\"{}\" type=\"sql_check\"/>",
-                esc(&msg)
-            );
-        }
-        out.push_str("</testcase>\n");
+            (msg, "sql_check")
+        });
+        print_case(out, "sql_checks", &c.name, failure)?;
     }
-    if let Some(r) = &s.reason {
-        let _ = writeln!(out, "    <system-out>{}</system-out>", esc(r));
-    }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    Ok(())
 }

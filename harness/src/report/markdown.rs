@@ -1,46 +1,82 @@
 //! `report.md`: for a CI job summary — verdict first, then the thresholds, the requests, the
 //! checks, and links to the other files.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
+use super::summary::RunStatus;
 use super::Summary;
 use crate::threshold::fmt_num;
 
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
-    let icon = if s.status == "passed" { "✅" } else { "❌" };
-    let _ = writeln!(
+    print_all(&mut out, s).expect("writing to a String cannot fail");
+    out
+}
+
+/// Every section, in order; the empty ones are left out.
+pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    print_heading(out, s)?;
+    print_thresholds(out, s)?;
+    print_requests(out, s)?;
+    print_sql_checks(out, s)?;
+    print_alerts(out, s)?;
+    print_faults(out, s)?;
+    print_detect_from(out, s)?;
+    print_probe_failures(out, s)?;
+    out.write_str("Files: [report.html](report.html) · [summary.json](summary.json) · [timeseries.csv](timeseries.csv) · [junit.xml](junit.xml)\n")
+}
+
+fn mark(passed: bool) -> &'static str {
+    if passed {
+        "✅"
+    } else {
+        "❌"
+    }
+}
+
+/// The verdict, the run's figures and why it ended, if it says.
+fn print_heading<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    let icon = mark(s.status == RunStatus::Passed);
+    writeln!(
         out,
         "## {icon} {} — {}\n",
-        s.status.to_uppercase(),
+        s.status.as_str().to_uppercase(),
         s.scenario.name
-    );
-    let _ = writeln!(
+    )?;
+    writeln!(
         out,
         "{} requests in {:.1} s ({:.1}/s), {} failed, {} dropped · {} executor · target `{}` · run `{}`\n",
         s.totals.http_reqs, s.elapsed_s, s.totals.http_reqs_per_s, s.totals.http_req_failed, s.totals.dropped_iterations, s.scenario.executor, s.target, s.run_id
-    );
+    )?;
     if let Some(r) = &s.reason {
-        let _ = writeln!(out, "**Reason:** {r}\n");
+        writeln!(out, "**Reason:** {r}\n")?;
     }
-    if !s.thresholds.is_empty() {
-        out.push_str("| | metric | threshold | observed |\n|---|---|---|---:|\n");
-        for v in &s.thresholds {
-            let _ = writeln!(
-                out,
-                "| {} | `{}` | `{}` | {} |",
-                if v.passed { "✅" } else { "❌" },
-                v.metric,
-                v.threshold,
-                v.observed.map(fmt_num).unwrap_or_else(|| "no data".into())
-            );
-        }
-        out.push('\n');
+    Ok(())
+}
+
+fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.thresholds.is_empty() {
+        return Ok(());
     }
-    out.push_str("| request | count | req/s | error % | p50 ms | p95 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.write_str("| | metric | threshold | observed |\n|---|---|---|---:|\n")?;
+    for v in &s.thresholds {
+        writeln!(
+            out,
+            "| {} | `{}` | `{}` | {} |",
+            mark(v.passed),
+            v.metric,
+            v.threshold,
+            v.observed.map(fmt_num).unwrap_or_else(|| "no data".into())
+        )?;
+    }
+    out.write_char('\n')
+}
+
+fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    out.write_str("| request | count | req/s | error % | p50 ms | p95 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")?;
     let ms = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
     for r in &s.requests {
-        let _ = writeln!(
+        writeln!(
             out,
             "| {} | {} | {:.1} | {:.2} | {} | {} | {} | {} |",
             r.name,
@@ -51,79 +87,96 @@ pub fn render(s: &Summary) -> String {
             ms(r.p95_ms),
             ms(r.p99_ms),
             ms(r.max_ms)
-        );
+        )?;
     }
-    out.push('\n');
-    if !s.sql_checks.is_empty() {
-        out.push_str("| | SQL check | expected | observed |\n|---|---|---:|---:|\n");
-        for c in &s.sql_checks {
-            let observed = c
-                .error
-                .as_ref()
-                .map(|e| format!("error: {e}"))
-                .or_else(|| c.observed.map(|v| v.to_string()))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                if c.passed { "✅" } else { "❌" },
-                c.name,
-                c.expected.map(|v| v.to_string()).unwrap_or_default(),
-                observed
-            );
-        }
-        out.push('\n');
+    out.write_char('\n')
+}
+
+fn print_sql_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.sql_checks.is_empty() {
+        return Ok(());
     }
-    if !s.alerts.is_empty() {
-        out.push_str("| alert | expr | fired at | time to detect |\n|---|---|---:|---:|\n");
-        for a in &s.alerts {
-            let secs =
-                |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
-            let _ = writeln!(
-                out,
-                "| {} | `{}` for {:.0} s | {} | {} |",
-                a.name,
-                a.expr,
-                a.for_secs,
-                secs(a.fired_at),
-                secs(a.time_to_detect_s)
-            );
-        }
-        out.push('\n');
+    out.write_str("| | SQL check | expected | observed |\n|---|---|---:|---:|\n")?;
+    for c in &s.sql_checks {
+        let observed = c
+            .error
+            .as_ref()
+            .map(|e| format!("error: {e}"))
+            .or_else(|| c.observed.map(|v| v.to_string()))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            mark(c.passed),
+            c.name,
+            c.expected.map(|v| v.to_string()).unwrap_or_default(),
+            observed
+        )?;
     }
-    if !s.faults.is_empty() {
-        out.push_str("| fault | value | applied | rolled back |\n|---|---|---:|---|\n");
-        for f in &s.faults {
-            let back = match (&f.rolled_back_s, &f.rollback_error) {
-                (_, Some(e)) => format!("❌ rollback failed: {e}"),
-                (Some(t), None) => format!("rolled back at {t:.1} s (restored `{}`)", f.original),
-                (None, None) => "❌ still active".into(),
-            };
-            let _ = writeln!(
-                out,
-                "| {} `{}` ({}) | `{}` | {:.1} s | {} |",
-                f.kind, f.target, f.plugin, f.value, f.applied_s, back
-            );
-        }
-        out.push('\n');
+    out.write_char('\n')
+}
+
+fn print_alerts<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.alerts.is_empty() {
+        return Ok(());
     }
-    if let Some(d) = &s.detect_from {
-        let _ = writeln!(
+    out.write_str("| alert | expr | fired at | time to detect |\n|---|---|---:|---:|\n")?;
+    let secs = |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
+    for a in &s.alerts {
+        writeln!(
+            out,
+            "| {} | `{}` for {:.0} s | {} | {} |",
+            a.name,
+            a.expr,
+            a.for_secs,
+            secs(a.fired_at),
+            secs(a.time_to_detect_s)
+        )?;
+    }
+    out.write_char('\n')
+}
+
+fn print_faults<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.faults.is_empty() {
+        return Ok(());
+    }
+    out.write_str("| fault | value | applied | rolled back |\n|---|---|---:|---|\n")?;
+    for f in &s.faults {
+        let back = match (&f.rolled_back_s, &f.rollback_error) {
+            (_, Some(e)) => format!("❌ rollback failed: {e}"),
+            (Some(t), None) => format!("rolled back at {t:.1} s (restored `{}`)", f.original),
+            (None, None) => "❌ still active".into(),
+        };
+        writeln!(
+            out,
+            "| {} `{}` ({}) | `{}` | {:.1} s | {} |",
+            f.kind, f.target, f.plugin, f.value, f.applied_s, back
+        )?;
+    }
+    out.write_char('\n')
+}
+
+fn print_detect_from<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    match &s.detect_from {
+        Some(d) => writeln!(
             out,
             "Time to detect is measured from {} at {:.1} s.\n",
             d.event, d.at_s
-        );
+        ),
+        None => Ok(()),
     }
+}
+
+fn print_probe_failures<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     for p in s.probes.iter().filter(|p| p.failures > 0) {
-        let _ = writeln!(
+        writeln!(
             out,
             "⚠️ probe {} failed {} of {} times: {}\n",
             p.name,
             p.failures,
             p.failures + p.samples,
             p.last_error.as_deref().unwrap_or("")
-        );
+        )?;
     }
-    out.push_str("Files: [report.html](report.html) · [summary.json](summary.json) · [timeseries.csv](timeseries.csv) · [junit.xml](junit.xml)\n");
-    out
+    Ok(())
 }

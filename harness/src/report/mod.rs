@@ -3,13 +3,13 @@
 //! (`summary.json`, `timeseries.csv`, `junit.xml`, `report.md`, `report.html`).
 
 pub mod compare;
+pub mod console;
 pub mod csvread;
 pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod progress;
 pub mod regen;
-pub mod reproduction;
 pub mod summary;
 pub mod svg;
 pub mod table;

@@ -1,51 +1,44 @@
 //! The live progress line, once a second on stderr: where the run is, what it is doing and how
 //! the target is holding up.
 
-use crate::metrics::Window;
+use crate::event::Progress;
 
-/// `stage` is (current 1-based, total); past the last stage the run is draining.
-pub fn line(
-    elapsed: f64,
-    planned: f64,
-    stage: (usize, usize),
-    gauge_name: &str,
-    w: Option<&Window>,
-    total_reqs: u64,
-    total_failed: u64,
-) -> String {
-    let stage = if stage.0 > stage.1 {
+/// Past the last stage (`stage.0 > stage.1`) the run is draining.
+pub fn line(p: &Progress<'_>) -> String {
+    let stage = if p.stage.0 > p.stage.1 {
         "draining".to_owned()
     } else {
-        format!("stage {}/{}", stage.0, stage.1)
+        format!("stage {}/{}", p.stage.0, p.stage.1)
     };
-    let Some(w) = w else {
-        return format!("[{:>5.0}s/{:.0}s] {stage} starting…", elapsed, planned);
+    let Some(w) = p.window else {
+        return format!(
+            "[{:>5.0}s/{:.0}s] {stage} starting…",
+            p.elapsed_s, p.planned_s
+        );
     };
     let gauge = w
         .gauges
-        .get(gauge_name)
+        .get(p.gauge)
         .map(|v| format!("{v:.0}"))
         .unwrap_or_else(|| "-".into());
-    let err = if total_reqs > 0 {
-        total_failed as f64 * 100.0 / total_reqs as f64
+    let err = if p.requests > 0 {
+        p.failed as f64 * 100.0 / p.requests as f64
     } else {
         0.0
     };
     let mut s = format!(
-        "[{:>5.0}s/{:.0}s] {stage}  {gauge_name} {gauge:>5}  req/s {:>6}  p95 {:>8}  errors {:>5.2}%  dropped {}",
-        elapsed,
-        planned,
+        "[{:>5.0}s/{:.0}s] {stage}  {} {gauge:>5}  req/s {:>6}  p95 {:>8}  errors {:>5.2}%  dropped {}",
+        p.elapsed_s,
+        p.planned_s,
+        p.gauge,
         w.requests,
         w.p95_ms.map(|v| format!("{v:.1}ms")).unwrap_or_else(|| "-".into()),
         err,
         w.dropped
     );
-    for (k, label) in [
-        ("db_pool_pending", "pool pending"),
-        ("kafka_consumer_lag", "lag"),
-    ] {
-        if let Some(v) = w.gauges.get(k) {
-            s.push_str(&format!("  {label} {v:.0}"));
+    for l in p.series {
+        if let Some(v) = w.gauges.get(&l.series) {
+            s.push_str(&format!("  {} {v:.0}", l.label));
         }
     }
     s
@@ -54,6 +47,8 @@ pub fn line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Window;
+    use crate::scenario::SeriesLabel;
 
     #[test]
     fn shows_stage_gauge_and_probes() {
@@ -65,7 +60,21 @@ mod tests {
         };
         w.gauges.insert("vus".into(), 40.0);
         w.gauges.insert("db_pool_pending".into(), 3.0);
-        let l = line(12.0, 60.0, (2, 4), "vus", Some(&w), 100, 1);
+        let series = [SeriesLabel {
+            series: "db_pool_pending".into(),
+            label: "pool pending".into(),
+        }];
+        let mut p = Progress {
+            elapsed_s: 12.0,
+            planned_s: 60.0,
+            stage: (2, 4),
+            gauge: "vus",
+            window: Some(&w),
+            requests: 100,
+            failed: 1,
+            series: &series,
+        };
+        let l = line(&p);
         assert!(
             l.contains("stage 2/4")
                 && l.contains("vus    40")
@@ -74,6 +83,8 @@ mod tests {
                 && l.contains("pool pending 3"),
             "{l}"
         );
-        assert!(line(61.0, 60.0, (5, 4), "vus", Some(&w), 100, 1).contains("draining"));
+        p.elapsed_s = 61.0;
+        p.stage = (5, 4);
+        assert!(line(&p).contains("draining"));
     }
 }

@@ -9,6 +9,7 @@ use crate::metrics::{RunMetrics, Totals};
 use crate::probe::kafka::LagSummary;
 use crate::probe::sql::SqlResult;
 use crate::probe::ProbeHealth;
+use crate::scenario::ChartSpec;
 use crate::threshold::Verdict;
 
 pub const SCHEMA: &str = "harness.summary/1";
@@ -21,8 +22,7 @@ pub struct Summary {
     pub target: String,
     pub started_at: String,
     pub elapsed_s: f64,
-    /// passed | failed | aborted | interrupted | error
-    pub status: String,
+    pub status: RunStatus,
     pub exit_code: i32,
     pub reason: Option<String>,
     pub totals: TotalsRow,
@@ -47,6 +47,47 @@ pub struct Summary {
     /// Call cost of each Wasm plugin.
     #[serde(default)]
     pub plugins: Vec<PluginCalls>,
+    /// The probe charts of `report.html`, as the scenario's `[report]` resolved them (absent in
+    /// summaries written before it existed: then every probe series gets a chart).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<ChartSpec>,
+}
+
+/// How a run ended; serialised as the lowercase word the schema lists.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Passed,
+    Failed,
+    Aborted,
+    Interrupted,
+    Error,
+}
+
+impl RunStatus {
+    /// The word in `summary.json` (and the CSS class of the HTML verdict).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Passed => "passed",
+            RunStatus::Failed => "failed",
+            RunStatus::Aborted => "aborted",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Error => "error",
+        }
+    }
+}
+
+/// Lets callers and tests compare with the JSON word: `status == "passed"`.
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -151,49 +192,4 @@ pub fn series_peaks(m: &RunMetrics) -> BTreeMap<String, f64> {
                 .map(|p| (k.clone(), p))
         })
         .collect()
-}
-
-/// UTC time as `20261125-151641`, for file and directory names (sorts like time).
-pub fn file_stamp(t: std::time::SystemTime) -> String {
-    rfc3339(t)
-        .replace([':', '-'], "")
-        .replace('T', "-")
-        .trim_end_matches('Z')
-        .to_owned()
-}
-
-/// UTC time as RFC 3339 (seconds), without pulling in a date crate.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_known_dates() {
-        let at = |s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
-        assert_eq!(super::rfc3339(at(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(super::rfc3339(at(1_795_608_000)), "2026-11-25T12:00:00Z");
-    }
 }

@@ -1,9 +1,12 @@
 //! The end-of-run summary on the terminal: verdict, per-request table, thresholds with their
 //! observed values, SQL checks and probe peaks.
 
+use std::fmt::{self, Write};
+
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
+use super::summary::RunStatus;
 use super::Summary;
 use crate::threshold::fmt_num;
 
@@ -13,24 +16,54 @@ fn ms(v: Option<f64>) -> String {
 
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
-    let verdict = match s.status.as_str() {
-        "passed" => "PASS".to_owned(),
-        "failed" => "FAIL".to_owned(),
-        other => other.to_uppercase(),
-    };
-    out.push_str(&format!(
-        "\n{verdict}  {}  ({} requests in {:.1} s, {:.1} req/s, {} failed, {} dropped)\n",
+    print_all(&mut out, s).expect("writing to a String cannot fail");
+    out
+}
+
+/// Every table, in order; the empty ones are left out.
+pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    print_verdict(out, s)?;
+    print_requests(out, s)?;
+    print_thresholds(out, s)?;
+    print_sql_checks(out, s)?;
+    print_probes(out, s)?;
+    print_faults(out, s)
+}
+
+fn verdict(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Passed => "PASS",
+        RunStatus::Failed => "FAIL",
+        RunStatus::Aborted => "ABORTED",
+        RunStatus::Interrupted => "INTERRUPTED",
+        RunStatus::Error => "ERROR",
+    }
+}
+
+/// A table in the rounded style, on its own line.
+fn print_table<W: Write>(out: &mut W, b: Builder) -> fmt::Result {
+    writeln!(out, "{}", b.build().with(Style::rounded()))
+}
+
+fn print_verdict<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    writeln!(
+        out,
+        "\n{}  {}  ({} requests in {:.1} s, {:.1} req/s, {} failed, {} dropped)",
+        verdict(s.status),
         s.scenario.name,
         s.totals.http_reqs,
         s.elapsed_s,
         s.totals.http_reqs_per_s,
         s.totals.http_req_failed,
         s.totals.dropped_iterations
-    ));
+    )?;
     if let Some(r) = &s.reason {
-        out.push_str(&format!("reason: {r}\n"));
+        writeln!(out, "reason: {r}")?;
     }
+    Ok(())
+}
 
+fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     let mut b = Builder::default();
     b.push_record([
         "request", "count", "req/s", "error %", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms",
@@ -40,10 +73,10 @@ pub fn render(s: &Summary) -> String {
         let statuses: Vec<String> = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         let mut st = statuses.join(" ");
         if r.timeouts > 0 {
-            st.push_str(&format!(" timeout:{}", r.timeouts));
+            write!(st, " timeout:{}", r.timeouts)?;
         }
         if r.connect_errors > 0 {
-            st.push_str(&format!(" connect:{}", r.connect_errors));
+            write!(st, " connect:{}", r.connect_errors)?;
         }
         b.push_record([
             r.name.clone(),
@@ -58,98 +91,104 @@ pub fn render(s: &Summary) -> String {
             st.trim().to_owned(),
         ]);
     }
-    out.push_str(&b.build().with(Style::rounded()).to_string());
-    out.push('\n');
+    print_table(out, b)
+}
 
-    if !s.thresholds.is_empty() {
-        let mut b = Builder::default();
-        b.push_record(["", "metric", "threshold", "observed"]);
-        for v in &s.thresholds {
-            let observed = v.observed.map(fmt_num).unwrap_or_else(|| "no data".into());
-            b.push_record([
-                if v.passed { "✓" } else { "✗" }.to_owned(),
-                v.metric.clone(),
-                v.threshold.clone(),
-                observed,
-            ]);
-        }
-        out.push_str(&b.build().with(Style::rounded()).to_string());
-        out.push('\n');
+fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.thresholds.is_empty() {
+        return Ok(());
     }
-    if !s.sql_checks.is_empty() {
-        let mut b = Builder::default();
-        b.push_record(["", "sql check", "expected", "observed"]);
-        for c in &s.sql_checks {
-            let observed = match (&c.error, c.observed) {
-                (Some(e), _) => format!("error: {e}"),
-                (None, Some(v)) => v.to_string(),
-                (None, None) => "-".into(),
-            };
-            b.push_record([
-                if c.passed { "✓" } else { "✗" }.to_owned(),
-                c.name.clone(),
-                c.expected.map(|v| v.to_string()).unwrap_or_default(),
-                observed,
-            ]);
-        }
-        out.push_str(&b.build().with(Style::rounded()).to_string());
-        out.push('\n');
+    let mut b = Builder::default();
+    b.push_record(["", "metric", "threshold", "observed"]);
+    for v in &s.thresholds {
+        let observed = v.observed.map(fmt_num).unwrap_or_else(|| "no data".into());
+        b.push_record([
+            if v.passed { "✓" } else { "✗" }.to_owned(),
+            v.metric.clone(),
+            v.threshold.clone(),
+            observed,
+        ]);
     }
-    if !s.series_peaks.is_empty() || !s.probes.is_empty() {
-        let mut b = Builder::default();
-        b.push_record(["probe series", "peak"]);
-        for (k, v) in &s.series_peaks {
-            b.push_record([k.clone(), fmt_num(*v)]);
-        }
-        if let Some(l) = &s.kafka_lag {
-            let drained = l
-                .drained_at_s
-                .map(|t| {
-                    format!(
-                        "drained at {t:.1} s ({:.0}/s)",
-                        l.drain_rate_per_s.unwrap_or(0.0)
-                    )
-                })
-                .unwrap_or_else(|| "not drained".into());
-            b.push_record(["kafka lag drain".to_owned(), drained]);
-        }
-        for p in s.probes.iter().filter(|p| p.failures > 0) {
-            b.push_record([
-                format!("{} failures", p.name),
+    print_table(out, b)
+}
+
+fn print_sql_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.sql_checks.is_empty() {
+        return Ok(());
+    }
+    let mut b = Builder::default();
+    b.push_record(["", "sql check", "expected", "observed"]);
+    for c in &s.sql_checks {
+        let observed = match (&c.error, c.observed) {
+            (Some(e), _) => format!("error: {e}"),
+            (None, Some(v)) => v.to_string(),
+            (None, None) => "-".into(),
+        };
+        b.push_record([
+            if c.passed { "✓" } else { "✗" }.to_owned(),
+            c.name.clone(),
+            c.expected.map(|v| v.to_string()).unwrap_or_default(),
+            observed,
+        ]);
+    }
+    print_table(out, b)
+}
+
+/// Series peaks, the Kafka lag drain and the probes that failed.
+fn print_probes<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.series_peaks.is_empty() && s.probes.is_empty() {
+        return Ok(());
+    }
+    let mut b = Builder::default();
+    b.push_record(["probe series", "peak"]);
+    for (k, v) in &s.series_peaks {
+        b.push_record([k.clone(), fmt_num(*v)]);
+    }
+    if let Some(l) = &s.kafka_lag {
+        let drained = l
+            .drained_at_s
+            .map(|t| {
                 format!(
-                    "{} of {} ({})",
-                    p.failures,
-                    p.failures + p.samples,
-                    p.last_error.clone().unwrap_or_default()
-                ),
-            ]);
-        }
-        out.push_str(&b.build().with(Style::rounded()).to_string());
-        out.push('\n');
+                    "drained at {t:.1} s ({:.0}/s)",
+                    l.drain_rate_per_s.unwrap_or(0.0)
+                )
+            })
+            .unwrap_or_else(|| "not drained".into());
+        b.push_record(["kafka lag drain".to_owned(), drained]);
     }
-    if !s.faults.is_empty() {
-        let mut b = Builder::default();
-        b.push_record(["fault", "value", "applied", "rolled back"]);
-        for f in &s.faults {
-            let back = match (f.rolled_back_s, &f.rollback_error) {
-                (_, Some(e)) => format!("FAILED: {e}"),
-                (Some(t), None) => format!("{t:.1} s → {}", f.original),
-                (None, None) => "STILL ACTIVE".into(),
-            };
-            b.push_record([
-                format!(
-                    "{} {} ({})",
-                    f.kind,
-                    f.target.split(" at ").next().unwrap_or(&f.target),
-                    f.plugin
-                ),
-                f.value.clone(),
-                format!("{:.1} s", f.applied_s),
-                back,
-            ]);
-        }
-        out.push_str(&b.build().with(Style::rounded()).to_string());
-        out.push('\n');
+    for p in s.probes.iter().filter(|p| p.failures > 0) {
+        b.push_record([
+            format!("{} failures", p.name),
+            format!(
+                "{} of {} ({})",
+                p.failures,
+                p.failures + p.samples,
+                p.last_error.clone().unwrap_or_default()
+            ),
+        ]);
     }
-    out
+    print_table(out, b)
+}
+
+fn print_faults<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.faults.is_empty() {
+        return Ok(());
+    }
+    let mut b = Builder::default();
+    b.push_record(["fault", "value", "applied", "rolled back"]);
+    for f in &s.faults {
+        let back = match (f.rolled_back_s, &f.rollback_error) {
+            (_, Some(e)) => format!("FAILED: {e}"),
+            (Some(t), None) => format!("{t:.1} s → {}", f.original),
+            (None, None) => "STILL ACTIVE".into(),
+        };
+        let target = f.target.split(" at ").next().unwrap_or(&f.target);
+        b.push_record([
+            format!("{} {target} ({})", f.kind, f.plugin),
+            f.value.clone(),
+            format!("{:.1} s", f.applied_s),
+            back,
+        ]);
+    }
+    print_table(out, b)
 }

@@ -6,15 +6,17 @@
 //! and field.
 
 pub mod duration;
+pub mod env;
 pub mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub use duration::Dur;
+pub use env::{expand_env, EnvError, Vars};
 pub use template::{Draws, GeneratorSpec, Generators, Template};
 
 use crate::threshold::{Expr, MetricKind, MetricRef};
@@ -52,6 +54,49 @@ pub struct Scenario {
     /// Where fault actions go.
     #[serde(default)]
     pub actuators: ActuatorSpec,
+    /// Which probe series the progress line shows and `report.html` charts.
+    #[serde(default)]
+    pub report: ReportSpec,
+    /// The text the scenario was parsed from, to place errors found after loading.
+    #[serde(skip)]
+    source: Source,
+}
+
+/// A scenario's file name and the text its spans point into.
+#[derive(Debug, Clone, Default)]
+struct Source {
+    file: String,
+    text: String,
+}
+
+/// `[report]`: how a run is shown. Both lists name probe series; each defaults to every probe
+/// series (one chart each), so a scenario for any service gets its vital signs charted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Series on the live progress line, in order.
+    pub progress: Option<Vec<SeriesLabel>>,
+    /// Probe charts, after the built-in load, error and latency charts.
+    pub charts: Option<Vec<ChartSpec>>,
+}
+
+/// A probe series and the label it is shown with (the series name when empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesLabel {
+    pub series: String,
+    #[serde(default)]
+    pub label: String,
+}
+
+/// One chart of probe series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartSpec {
+    pub title: String,
+    #[serde(default)]
+    pub unit: String,
+    pub series: Vec<SeriesLabel>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,18 +399,31 @@ fn warning() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSpec {
-    pub plugin: PathBuf,
+    pub plugin: Spanned<PathBuf>,
     #[serde(default)]
     pub config: toml::Table,
+}
+
+impl SeriesLabel {
+    fn resolved(self) -> SeriesLabel {
+        let label = if self.label.is_empty() {
+            self.series.clone()
+        } else {
+            self.label
+        };
+        SeriesLabel { label, ..self }
+    }
 }
 
 /// Fault actuators. `{target}` and `{env:NAME}` are expanded.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActuatorSpec {
-    /// The app's fault admin API (GET fields, POST a partial update).
-    #[serde(default = "default_app_faults")]
-    pub app_faults: String,
+    /// The target's fault admin API (GET fields, POST a partial update). No default: the
+    /// harness knows no application's routes, so a scenario whose fault plugins set app
+    /// faults names it.
+    #[serde(default)]
+    pub app_faults: Option<String>,
     /// A Toxiproxy-compatible API: `harness stack` exports the relay's as HARNESS_PROXY_API.
     #[serde(default = "default_toxiproxy")]
     pub toxiproxy: String,
@@ -374,36 +432,14 @@ pub struct ActuatorSpec {
 impl Default for ActuatorSpec {
     fn default() -> Self {
         ActuatorSpec {
-            app_faults: default_app_faults(),
+            app_faults: None,
             toxiproxy: default_toxiproxy(),
         }
     }
 }
 
-fn default_app_faults() -> String {
-    "{target}/admin/faults".into()
-}
 fn default_toxiproxy() -> String {
     "{env:HARNESS_PROXY_API}".into()
-}
-
-/// Replaces every `{env:NAME}` in `text` with the variable's value; an unset variable is an
-/// error naming it.
-pub fn expand_env(text: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("{env:") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 5..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed `{{env:` in `{text}`"))?;
-        let var = &after[..end];
-        out.push_str(&std::env::var(var).map_err(|_| format!("environment variable {var} is not set (`harness stack env` exports the local stack's)"))?);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// Where in which file something is wrong.
@@ -441,10 +477,14 @@ impl Scenario {
     }
 
     pub fn from_str(text: &str, file: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text)
+        let mut scenario: Scenario = toml::from_str(text)
             .map_err(|e| ScenarioError::Invalid(locate_toml(text, file, &e)))?;
         scenario.validate(text, file)?;
         if sets.is_empty() {
+            scenario.source = Source {
+                file: file.to_owned(),
+                text: text.to_owned(),
+            };
             return Ok(scenario);
         }
         let mut doc: toml::Table = toml::from_str(text).expect("parsed above");
@@ -452,12 +492,28 @@ impl Scenario {
             apply_set(&mut doc, s)?;
         }
         let edited = toml::to_string(&doc).expect("table serialises");
-        let scenario: Scenario = toml::from_str(&edited).map_err(|e| ScenarioError::Override {
-            assignment: sets.join(" "),
-            message: e.message().to_owned(),
-        })?;
-        scenario.validate(&edited, &format!("{file} (after --set)"))?;
+        let mut scenario: Scenario =
+            toml::from_str(&edited).map_err(|e| ScenarioError::Override {
+                assignment: sets.join(" "),
+                message: e.message().to_owned(),
+            })?;
+        let file = format!("{file} (after --set)");
+        scenario.validate(&edited, &file)?;
+        scenario.source = Source { file, text: edited };
         Ok(scenario)
+    }
+
+    /// An error at `span` of the scenario's text, for checks made after loading (plugins).
+    pub fn locate(&self, span: std::ops::Range<usize>, field: &str, message: String) -> Located {
+        let (line, column) = line_col(&self.source.text, span.start);
+        let (file, field) = (self.source.file.clone(), field.to_owned());
+        Located {
+            file,
+            line,
+            column,
+            field,
+            message,
+        }
     }
 
     /// Multiplies every stage duration by `factor` (>0): the same shape, faster or slower.
@@ -471,6 +527,63 @@ impl Scenario {
         for a in &mut self.alerts {
             a.for_ = a.for_.scaled(factor);
         }
+    }
+
+    /// Every series the probes record: the Prometheus series, then the Kafka lag.
+    pub fn probe_series(&self) -> Vec<String> {
+        let prometheus = self
+            .probes
+            .prometheus
+            .iter()
+            .flat_map(|p| p.series.iter().cloned());
+        let kafka = self
+            .probes
+            .kafka
+            .iter()
+            .map(|_| "kafka_consumer_lag".to_owned());
+        prometheus.chain(kafka).collect()
+    }
+
+    /// The progress line's series, labelled (default: every probe series).
+    pub fn progress_series(&self) -> Vec<SeriesLabel> {
+        let listed = self.report.progress.clone();
+        let all = || {
+            self.probe_series()
+                .into_iter()
+                .map(|series| SeriesLabel {
+                    series,
+                    label: String::new(),
+                })
+                .collect()
+        };
+        listed
+            .unwrap_or_else(all)
+            .into_iter()
+            .map(SeriesLabel::resolved)
+            .collect()
+    }
+
+    /// The probe charts, labelled (default: one chart per probe series).
+    pub fn charts(&self) -> Vec<ChartSpec> {
+        let one_each = || {
+            let chart = |series: String| ChartSpec {
+                title: series.clone(),
+                unit: String::new(),
+                series: vec![SeriesLabel {
+                    series,
+                    label: String::new(),
+                }],
+            };
+            self.probe_series().into_iter().map(chart).collect()
+        };
+        let charts: Vec<ChartSpec> = self.report.charts.clone().unwrap_or_else(one_each);
+        charts
+            .into_iter()
+            .map(|c| ChartSpec {
+                series: c.series.into_iter().map(SeriesLabel::resolved).collect(),
+                ..c
+            })
+            .collect()
     }
 
     /// The k6 metric names and their kinds, plus declared custom and probe metrics.
@@ -656,17 +769,55 @@ impl Scenario {
                 }
             }
         }
+        self.validate_report()
+            .map_err(|(field, m)| nowhere(field, m))?;
         for (field, specs) in [
             ("faults", &self.faults),
             ("threshold_plugins", &self.threshold_plugins),
         ] {
             for p in specs {
-                if p.plugin.extension().is_none_or(|e| e != "wasm") {
+                if p.plugin.get_ref().extension().is_none_or(|e| e != "wasm") {
                     return Err(nowhere(
                         &format!("{field}.plugin"),
-                        format!("`{}` is not a .wasm component", p.plugin.display()),
+                        format!(
+                            "`{}` is not a .wasm component",
+                            p.plugin.get_ref().display()
+                        ),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// `[report]` may only name series a probe records.
+    fn validate_report(&self) -> Result<(), (&'static str, String)> {
+        let known = self.probe_series();
+        let unknown = |field, series: &str| {
+            let known = if known.is_empty() {
+                "none: the scenario has no probes".to_owned()
+            } else {
+                known.join(", ")
+            };
+            (
+                field,
+                format!("`{series}` is not a probe series (probe series: {known})"),
+            )
+        };
+        for p in self.report.progress.iter().flatten() {
+            if !known.contains(&p.series) {
+                return Err(unknown("report.progress", &p.series));
+            }
+        }
+        for c in self.report.charts.iter().flatten() {
+            if c.series.is_empty() {
+                return Err((
+                    "report.charts",
+                    format!("chart `{}` names no series", c.title),
+                ));
+            }
+            if let Some(p) = c.series.iter().find(|p| !known.contains(&p.series)) {
+                return Err(unknown("report.charts", &p.series));
             }
         }
         Ok(())

@@ -219,6 +219,7 @@ impl Template {
     }
 
     /// Renders with fresh draws (one request that uses only this template).
+    #[cfg(test)]
     pub fn render(&self, gens: &Generators, iteration: u64, vu: u64) -> String {
         self.render_with(gens, iteration, vu, &mut Draws::default())
     }

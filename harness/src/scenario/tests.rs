@@ -148,7 +148,10 @@ fn plugin_specs_need_a_wasm_path_and_known_fields() {
     )
     .unwrap();
     assert_eq!(s.faults[0].config["at_s"].as_integer(), Some(5));
-    assert_eq!(s.actuators.app_faults, "{target}/admin/faults");
+    assert_eq!(
+        s.actuators.app_faults, None,
+        "no default: the harness knows no app's routes"
+    );
     let e = invalid(&format!("{VALID}\n[[faults]]\nplugin = \"x.so\"\n"));
     assert_eq!(e.field, "faults.plugin");
     assert!(e.message.contains("not a .wasm"), "{e}");
@@ -193,4 +196,57 @@ fn time_scale_shrinks_stages() {
         std::time::Duration::from_secs(31)
     );
     assert_eq!(s.alerts[0].for_.0, std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn report_series_default_to_every_probe_series_and_must_be_probe_series() {
+    // VALID probes `db_pool_pending`; give it two series.
+    let valid = VALID.replace(
+        r#"series = ["db_pool_pending"]"#,
+        r#"series = ["db_pool_pending", "b"]"#,
+    );
+    let s = Scenario::from_str(&valid, "s.toml", &[]).unwrap();
+    let labels: Vec<_> = s
+        .progress_series()
+        .into_iter()
+        .map(|p| (p.series, p.label))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("db_pool_pending".into(), "db_pool_pending".into()),
+            ("b".into(), "b".into())
+        ]
+    );
+    let titles: Vec<_> = s.charts().into_iter().map(|c| c.title).collect();
+    assert_eq!(
+        titles,
+        ["db_pool_pending", "b"],
+        "one chart per probe series"
+    );
+
+    let report = "[report]\nprogress = [{ series = \"b\", label = \"bee\" }]\n\
+                  [[report.charts]]\ntitle = \"B\"\nunit = \"n\"\nseries = [{ series = \"b\" }]\n";
+    let s = Scenario::from_str(&format!("{valid}\n{report}"), "s.toml", &[]).unwrap();
+    assert_eq!(s.progress_series()[0].label, "bee");
+    let charts = s.charts();
+    assert_eq!((charts.len(), charts[0].series[0].label.as_str()), (1, "b"));
+
+    let e = invalid(&format!(
+        "{valid}\n[report]\nprogress = [{{ series = \"nope\" }}]\n"
+    ));
+    assert_eq!(e.field, "report.progress");
+    assert!(
+        e.message
+            .contains("`nope` is not a probe series (probe series: db_pool_pending, b)"),
+        "{e}"
+    );
+    let e = invalid(&format!(
+        "{valid}\n[[report.charts]]\ntitle = \"x\"\nseries = [{{ series = \"c\" }}]\n"
+    ));
+    assert_eq!(
+        (e.field.as_str(), e.line > 0),
+        ("report.charts", true),
+        "{e}"
+    );
 }

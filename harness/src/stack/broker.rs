@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::process::{self, Child};
 use super::StackError;
+use crate::event::{Event, Observer, StackStep};
 
 pub const TANSU_VERSION: &str = "0.6.0";
 
@@ -46,8 +47,10 @@ pub fn find_tansu() -> Option<PathBuf> {
 
 /// Installs tansu with the sqlite engine. A debug build: it compiles in a fraction of the
 /// release build's ~50 min on 2 cores and is fast enough for a local test broker.
-pub fn install_tansu() -> Result<PathBuf, StackError> {
-    eprintln!("  tansu {TANSU_VERSION} not found; installing it once for this machine (cargo install --debug, about 7 min on 2 cores)…");
+pub fn install_tansu(observer: &mut dyn Observer) -> Result<PathBuf, StackError> {
+    observer.event(Event::Stack(StackStep::InstallingBroker {
+        version: TANSU_VERSION,
+    }));
     let status = Command::new("cargo")
         .args([
             "install",
@@ -84,10 +87,11 @@ pub async fn start(
     logs: &Path,
     port: u16,
     advertised: u16,
+    observer: &mut dyn Observer,
 ) -> Result<Broker, StackError> {
     let tansu = match find_tansu() {
         Some(p) => p,
-        None => install_tansu()?,
+        None => install_tansu(observer)?,
     };
     let dir = dir.join("broker");
     std::fs::create_dir_all(&dir).map_err(|e| StackError::io(&dir, e))?;

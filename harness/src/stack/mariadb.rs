@@ -10,6 +10,7 @@ use sqlx::{Connection, MySqlConnection};
 
 use super::process::{self, Child};
 use super::StackError;
+use crate::event::{Event, Observer, StackStep};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Database {
@@ -75,7 +76,12 @@ pub async fn create_database(server_url: &str, name: &str) -> Result<(), StackEr
 }
 
 /// Uses `url` when it answers, else starts a private server under `dir`.
-pub async fn start(url: &str, dir: &Path, logs: &Path) -> Result<Database, StackError> {
+pub async fn start(
+    url: &str,
+    dir: &Path,
+    logs: &Path,
+    observer: &mut dyn Observer,
+) -> Result<Database, StackError> {
     let server_url = with_database(url, "");
     if answers(&server_url).await {
         return Ok(Database {
@@ -83,7 +89,9 @@ pub async fn start(url: &str, dir: &Path, logs: &Path) -> Result<Database, Stack
             private: None,
         });
     }
-    eprintln!("  database at {server_url} does not answer; starting a private mariadbd");
+    observer.event(Event::Stack(StackStep::PrivateDatabase {
+        url: &server_url,
+    }));
     let datadir = dir.join("mariadb");
     std::fs::create_dir_all(&datadir).map_err(|e| StackError::io(&datadir, e))?;
     let install = find_program(&["mariadb-install-db", "mysql_install_db"])?;

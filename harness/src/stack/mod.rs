@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{Event, Observer, StackStep};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     #[error("{path}: {source}")]
@@ -148,25 +150,34 @@ impl StackState {
 
     /// Shell `export` lines for tests and scripts.
     pub fn env_lines(&self) -> Vec<String> {
+        self.vars()
+            .iter()
+            .map(|(k, v)| format!("export {k}='{v}'"))
+            .collect()
+    }
+
+    /// The variables the shipped scenarios expand (`{env:HARNESS_TARGET_URL}` …), in the order
+    /// `env_lines` prints them.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(url) = self.database_url() {
-            out.push(format!("export HARNESS_DATABASE_URL='{url}'"));
+            out.push(("HARNESS_DATABASE_URL", url));
         }
         if let Some(b) = &self.broker {
-            out.push(format!("export HARNESS_KAFKA='{}'", b.bootstrap));
+            out.push(("HARNESS_KAFKA", b.bootstrap.clone()));
         }
         if let Some(r) = &self.relay {
-            out.push(format!("export HARNESS_PROXY_API='{}'", r.api));
+            out.push(("HARNESS_PROXY_API", r.api.clone()));
         }
         if let Some(a) = &self.app {
-            out.push(format!("export HARNESS_TARGET_URL='{}'", a.url));
+            out.push(("HARNESS_TARGET_URL", a.url.clone()));
         }
         out
     }
 }
 
 /// Brings the stack up; a no-op when the recorded stack is healthy and has what was asked.
-pub async fn up(opts: &UpOptions) -> Result<StackState, StackError> {
+pub async fn up(opts: &UpOptions, observer: &mut dyn Observer) -> Result<StackState, StackError> {
     if let Some(state) = StackState::load(&opts.dir)? {
         let same_app = match (&state.app, opts.with_app) {
             (Some(a), true) => a.preset == opts.preset,
@@ -174,10 +185,10 @@ pub async fn up(opts: &UpOptions) -> Result<StackState, StackError> {
             _ => false,
         };
         if state.healthy() && same_app {
-            eprintln!("stack already up ({})", opts.dir.display());
+            observer.event(Event::Stack(StackStep::AlreadyUp { dir: &opts.dir }));
             return Ok(state);
         }
-        eprintln!("stack state is stale or differs from what was asked; restarting it");
+        observer.event(Event::Stack(StackStep::Restarting));
         down(&opts.dir)?;
     }
     let logs = opts.dir.join("logs");
@@ -186,9 +197,9 @@ pub async fn up(opts: &UpOptions) -> Result<StackState, StackError> {
         database_name: opts.database_name.clone(),
         ..Default::default()
     };
-    let result = start_parts(opts, &logs, &mut state).await;
+    let result = start_parts(opts, &logs, &mut state, observer).await;
     if let Err(e) = result {
-        eprintln!("stack up failed; stopping what was started");
+        observer.event(Event::Stack(StackStep::UpFailed));
         let _ = stop_parts(&state);
         let _ = std::fs::remove_file(StackState::path(&opts.dir));
         return Err(e);
@@ -200,15 +211,20 @@ async fn start_parts(
     opts: &UpOptions,
     logs: &Path,
     state: &mut StackState,
+    observer: &mut dyn Observer,
 ) -> Result<(), StackError> {
-    eprintln!("  database…");
-    let db = mariadb::start(&opts.database_url, &opts.dir, logs).await?;
+    observer.event(Event::Stack(StackStep::Starting {
+        component: "database",
+    }));
+    let db = mariadb::start(&opts.database_url, &opts.dir, logs, observer).await?;
     let server = db.server_url.clone();
     state.database = Some(db);
     state.save(&opts.dir)?;
     mariadb::create_database(&server, &opts.database_name).await?;
 
-    eprintln!("  fault relay…");
+    observer.event(Event::Stack(StackStep::Starting {
+        component: "fault relay",
+    }));
     let relay = relay::start(&opts.dir, logs).await?;
     state.relay = Some(relay.clone());
     state.save(&opts.dir)?;
@@ -223,12 +239,16 @@ async fn start_parts(
         .await?;
     state.save(&opts.dir)?;
 
-    eprintln!("  broker…");
-    state.broker = Some(broker::start(&opts.dir, logs, broker_port, advertised).await?);
+    observer.event(Event::Stack(StackStep::Starting {
+        component: "broker",
+    }));
+    state.broker = Some(broker::start(&opts.dir, logs, broker_port, advertised, observer).await?);
     state.save(&opts.dir)?;
 
     if opts.with_app {
-        eprintln!("  target app ({})…", opts.preset);
+        observer.event(Event::Stack(StackStep::StartingApp {
+            preset: &opts.preset,
+        }));
         let url = state.app_database_url().expect("database recorded above");
         let bootstrap = state
             .broker

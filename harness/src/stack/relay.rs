@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::process::{self, Child};
 use super::StackError;
+use crate::fault::client::ToxiproxyClient;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RelayProc {
@@ -27,14 +28,10 @@ pub async fn start(dir: &Path, logs: &Path) -> Result<RelayProc, StackError> {
     ];
     let child = process::spawn(&bin, &args, dir, &logs.join("relay.log"), &[])?;
     let api = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("http client");
-    let version = format!("{api}/version");
+    let client = ToxiproxyClient::new(&api);
     process::wait_ready(&child, "fault relay", Duration::from_secs(20), || {
-        let (c, v) = (client.clone(), version.clone());
-        async move { matches!(c.get(&v).send().await, Ok(r) if r.status().is_success()) }
+        let c = client.clone();
+        async move { c.version().await.is_ok() }
     })
     .await?;
     Ok(RelayProc { api, child })
@@ -44,24 +41,14 @@ impl RelayProc {
     /// Creates proxy `name` → `upstream` on a free port; returns that port.
     pub async fn add_proxy(&self, name: &str, upstream: &str) -> Result<u16, StackError> {
         let port = process::free_port()?;
-        let body = serde_json::json!({ "name": name, "listen": format!("127.0.0.1:{port}"), "upstream": upstream });
-        let err = |output: String| StackError::Command {
-            what: format!("POST {}/proxies ({name})", self.api),
-            output,
-        };
-        let resp = reqwest::Client::new()
-            .post(format!("{}/proxies", self.api))
-            .json(&body)
-            .send()
+        let listen = format!("127.0.0.1:{port}");
+        ToxiproxyClient::new(&self.api)
+            .create_proxy(name, &listen, upstream)
             .await
-            .map_err(|e| err(e.to_string()))?;
-        if resp.status().as_u16() != 201 {
-            return Err(err(format!(
-                "HTTP {}: {}",
-                resp.status(),
-                resp.text().await.unwrap_or_default()
-            )));
-        }
+            .map_err(|e| StackError::Command {
+                what: format!("create proxy {name} at {}", self.api),
+                output: e.to_string(),
+            })?;
         Ok(port)
     }
 

@@ -11,9 +11,14 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use crate::report::reproduction::{self, DemoRun};
+use crate::event::{Event, Observer, StackStep};
+mod reproduction;
+
+use crate::report::summary::RunStatus;
 use crate::run::{self, RunOptions};
+use crate::scenario::Vars;
 use crate::stack::{self, StackError, UpOptions};
+pub use reproduction::{reproduction_table, verdict_table, DemoRun};
 
 pub struct DemoOptions {
     pub dir: PathBuf,
@@ -45,19 +50,12 @@ pub struct DemoOutcome {
     pub interrupted: bool,
 }
 
-/// Sets the variables the shipped scenarios expand (`{env:HARNESS_TARGET_URL}` …).
-fn export(state: &stack::StackState) {
-    for line in state.env_lines() {
-        if let Some((k, v)) = line.trim_start_matches("export ").split_once('=') {
-            // SAFETY: set before any run starts its worker tasks; nothing reads env concurrently.
-            unsafe { std::env::set_var(k, v.trim_matches('\'')) };
-        }
-    }
-}
-
+/// Runs every scenario on every preset, each preset on a fresh stack, telling `observer`
+/// what happens; one interrupt ends the current run (rolled back, reported) and skips the rest.
 pub async fn run(
     opts: &DemoOptions,
     interrupt: impl Future<Output = ()>,
+    observer: &mut dyn Observer,
 ) -> Result<DemoOutcome, DemoError> {
     // One signal ends the current run (which rolls back and reports) and skips the rest.
     let (tx, rx) = watch::channel(false);
@@ -69,23 +67,19 @@ pub async fn run(
     let mut runs = Vec::new();
     let mut interrupted = false;
     let mut signalled = false;
-    'presets: for preset in &opts.presets {
-        println!("\n=== preset {preset}: stack up ===");
-        let up = UpOptions {
-            dir: opts.dir.clone(),
-            database_url: opts.database_url.clone(),
-            database_name: opts.database.clone(),
-            with_app: true,
-            preset: preset.clone(),
-            app_args: vec![],
-        };
-        let state = stack::up(&up).await?;
-        for line in stack::status_lines(&state) {
-            println!("{line}");
-        }
-        export(&state);
+    for preset in &opts.presets {
+        observer.event(Event::DemoPreset { preset });
+        let state = stack::up(&up_options(opts, preset), observer).await?;
+        observer.event(Event::Stack(StackStep::Up {
+            lines: &stack::status_lines(&state),
+        }));
+        let vars: Vars = state
+            .vars()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         for scenario in &opts.scenarios {
-            println!("\n--- {preset}: {} ---", scenario.display());
+            observer.event(Event::DemoScenario { preset, scenario });
             let ro = RunOptions {
                 scenario: scenario.clone(),
                 sets: vec![],
@@ -93,17 +87,20 @@ pub async fn run(
                 out_dir: opts.out.clone(),
                 time_scale: opts.time_scale,
                 progress: true,
+                vars: vars.clone(),
             };
             let mut rx = rx.clone();
             let stop = async move {
                 let _ = rx.wait_for(|v| *v).await;
             };
-            let run_fut = run::run(&ro, stop);
-            tokio::pin!(run_fut);
-            let result = loop {
-                tokio::select! {
-                    r = &mut run_fut => break r,
-                    _ = &mut watcher, if !signalled => signalled = true,
+            let result = {
+                let run_fut = run::run_observed(&ro, stop, observer);
+                tokio::pin!(run_fut);
+                loop {
+                    tokio::select! {
+                        r = &mut run_fut => break r,
+                        _ = &mut watcher, if !signalled => signalled = true,
+                    }
                 }
             };
             let outcome = match result {
@@ -115,25 +112,28 @@ pub async fn run(
                     return Err(e.into());
                 }
             };
-            print!("{}", crate::report::table::render(&outcome.summary));
-            println!("{}", run::describe(&outcome.dir));
-            let was_interrupted = outcome.summary.status == "interrupted";
+            let summary = &outcome.summary;
+            observer.event(Event::RunFinished {
+                summary,
+                dir: &outcome.dir,
+            });
+            interrupted = summary.status == RunStatus::Interrupted;
             runs.push(DemoRun {
                 preset: preset.clone(),
                 summary: outcome.summary,
                 dir: outcome.dir,
             });
-            if was_interrupted {
-                interrupted = true;
-                if !opts.keep {
-                    stack::down(&opts.dir)?;
-                }
-                break 'presets;
+            if interrupted {
+                break;
             }
         }
-        if !opts.keep || preset != opts.presets.last().expect("at least one preset") {
+        let last = preset == opts.presets.last().expect("at least one preset");
+        if !opts.keep || (!interrupted && !last) {
             stack::down(&opts.dir)?;
-            println!("stack down");
+            observer.event(Event::Stack(StackStep::Down));
+        }
+        if interrupted {
+            break;
         }
     }
     let markdown = write_markdown(&opts.out, &runs)?;
@@ -144,8 +144,19 @@ pub async fn run(
     })
 }
 
+fn up_options(opts: &DemoOptions, preset: &str) -> UpOptions {
+    UpOptions {
+        dir: opts.dir.clone(),
+        database_url: opts.database_url.clone(),
+        database_name: opts.database.clone(),
+        with_app: true,
+        preset: preset.to_owned(),
+        app_args: vec![],
+    }
+}
+
 fn write_markdown(out: &Path, runs: &[DemoRun]) -> Result<PathBuf, DemoError> {
-    let stamp = crate::report::summary::file_stamp(SystemTime::now());
+    let stamp = crate::clock::file_stamp(SystemTime::now());
     let path = out.join(format!("demo-{stamp}.md"));
     let text = format!(
         "# Demo: ST-001 and peak on both presets\n\n## Verdicts\n\n{}\n## The incident, reproduced\n\n{}\nEach run's full report (report.html, report.md, summary.json, timeseries.csv, junit.xml) is in the directory named in the verdict table.\n",

@@ -1,0 +1,283 @@
+//! A run while it goes: [`Run`] owns everything that changes during the load — the recorder
+//! (through `Base`), the judges, the fault plugins and their session, the alert rules, the first
+//! breaches, the probes — and moves through `start`, `drive` (a `tick` each second) and
+//! `finish`.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::probes::Probes;
+use super::summary::{self, Findings, Status};
+use super::{Base, RunError, RunOutcome};
+use crate::alerts::{AlertState, Condition};
+use crate::event::{Event, Observer, Progress};
+use crate::fault::session::{Actuators, FaultSession};
+use crate::load::{self, LoadCtx};
+use crate::metrics::RunMetrics;
+use crate::plugin::fault::{FaultPlugin, TickState};
+use crate::probe::sql::{self, Baseline};
+use crate::scenario::{expand_env, Scenario, SeriesLabel, Vars};
+use crate::verdict::Judges;
+
+pub(super) struct Run<'a> {
+    base: Base<'a>,
+    judges: Judges,
+    fault_plugins: Vec<FaultPlugin>,
+    /// Carries out the fault plugins' actions, journals and rolls them back.
+    faults: FaultSession,
+    /// Each rule with its state (fired, resolved).
+    alerts: Vec<(Condition, AlertState)>,
+    /// First second each threshold was seen failing live (index = position in the verdicts).
+    first_breach: Vec<Option<f64>>,
+    probes: Probes,
+    /// The `delta` SQL checks' values before the load.
+    sql_before: Baseline,
+    /// The series the progress line shows.
+    progress: Vec<SeriesLabel>,
+    observer: &'a mut dyn Observer,
+}
+
+impl<'a> Run<'a> {
+    /// Starts the probes and takes the SQL baselines; nothing is sent to the target yet.
+    pub(super) async fn start(
+        base: Base<'a>,
+        judges: Judges,
+        fault_plugins: Vec<FaultPlugin>,
+        observer: &'a mut dyn Observer,
+    ) -> Run<'a> {
+        let s = &base.scenario;
+        let vars = &base.opts.vars;
+        let probes = Probes::start(s, &base.target, vars, &base.recorder);
+        let sql_before = sql::baseline(&s.sql_checks, vars).await;
+        let faults = FaultSession::new(actuators(s, &base.target, vars), base.plan.clone());
+        let alerts = s
+            .alerts
+            .iter()
+            .map(|a| {
+                let c = Condition::parse(a.expr.get_ref()).expect("validated at load");
+                let for_s = a.for_.0.as_secs_f64();
+                (
+                    c,
+                    AlertState::new(&a.name, a.expr.get_ref(), &a.severity, for_s),
+                )
+            })
+            .collect();
+        let progress = s.progress_series();
+        Run {
+            base,
+            judges,
+            fault_plugins,
+            faults,
+            alerts,
+            first_breach: Vec::new(),
+            probes,
+            sql_before,
+            progress,
+            observer,
+        }
+    }
+
+    /// Drives the load to its end, an abort, an error or `interrupt`; rolls every fault back
+    /// before returning, whatever ended it.
+    pub(super) async fn drive(&mut self, interrupt: impl Future<Output = ()>) -> Status {
+        let executor = load::executor_for(&self.base.scenario);
+        let (stop_tx, stop) = watch::channel(false);
+        let ctx = LoadCtx {
+            plan: self.base.plan.clone(),
+            recorder: self.base.recorder.clone(),
+            client: self.base.client.clone(),
+            stop,
+        };
+        let load_fut = executor.run(ctx);
+        tokio::pin!(load_fut);
+        tokio::pin!(interrupt);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let started = Instant::now();
+        self.faults.start_clock(started);
+        let mut status: Option<Status> = None;
+        let load_result = loop {
+            tokio::select! {
+                r = &mut load_fut => break r,
+                _ = tick.tick() => {
+                    let stopping = status.is_some();
+                    if let Some(st) = self.tick(executor.gauge(), started, stopping).await {
+                        status = Some(st);
+                        let _ = stop_tx.send(true);
+                    }
+                }
+                _ = &mut interrupt, if status.is_none() => {
+                    self.observer.event(Event::Interrupted);
+                    status = Some(Status::Interrupted);
+                    let _ = stop_tx.send(true);
+                }
+            }
+        };
+        self.base.recorder.end_load();
+        // Faults end with the load, before the drain is watched and whatever the outcome.
+        let stuck = self.faults.rollback_all().await;
+        self.forward_fault_events();
+        let status = match (status, load_result) {
+            (Some(st), _) => st,
+            (None, Err(load::LoadError::Interrupted)) => Status::Interrupted,
+            (None, Err(e)) => Status::Error(e.to_string()),
+            (None, Ok(())) => Status::Done,
+        };
+        match status {
+            Status::Error(_) => status,
+            _ if stuck > 0 => Status::Error(format!(
+                "{stuck} fault(s) could not be rolled back; see the fault table"
+            )),
+            _ => status,
+        }
+    }
+
+    /// One second: progress, alerts and — unless the run is already stopping — the fault
+    /// plugins' ticks and the live judgement. Some(status) stops the load.
+    async fn tick(&mut self, gauge: &str, started: Instant, stopping: bool) -> Option<Status> {
+        let snapshot = self.base.recorder.snapshot();
+        let t = started.elapsed().as_secs_f64();
+        let s = &self.base.scenario;
+        self.observer.event(Event::Progress(Progress {
+            elapsed_s: t,
+            planned_s: s.executor.total_duration().as_secs_f64(),
+            stage: summary::stage_at(s, t),
+            gauge,
+            window: snapshot.windows.last(),
+            requests: snapshot.all.count,
+            failed: snapshot.all.failed,
+            series: &self.progress,
+        }));
+        summary::observe_alerts(&mut self.alerts, &snapshot);
+        if stopping {
+            return None;
+        }
+        let state = tick_state(s, &snapshot, t);
+        let faulted = self.tick_faults(&state).await;
+        self.forward_fault_events();
+        let status = match faulted {
+            Err(e) => Status::Error(e),
+            Ok(()) => match self.judge_live(&snapshot) {
+                Ok(None) => return None,
+                Ok(Some(reason)) => {
+                    self.observer.event(Event::Aborting { reason: &reason });
+                    Status::Aborted(reason)
+                }
+                Err(e) => Status::Error(e),
+            },
+        };
+        if let Status::Error(e) = &status {
+            self.observer.event(Event::Stopping { error: e });
+        }
+        Some(status)
+    }
+
+    async fn tick_faults(&mut self, state: &TickState) -> Result<(), String> {
+        for p in self.fault_plugins.iter_mut() {
+            let actions = p.on_tick(state).map_err(|e| e.to_string())?;
+            for a in actions {
+                self.faults
+                    .apply(p.name(), a)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// This second's threshold judgement: records first breaches; Some(reason) to abort.
+    fn judge_live(&mut self, snapshot: &RunMetrics) -> Result<Option<String>, String> {
+        let sum = crate::plugin::summary::from_run(&self.base.scenario, snapshot);
+        let live = self.judges.evaluate(&sum).map_err(|e| e.to_string())?;
+        let now = snapshot.elapsed.as_secs_f64();
+        summary::note_breaches(&mut self.first_breach, &live, now);
+        let abort = self.judges.check(&sum).map_err(|e| e.to_string())?;
+        Ok(summary::abort_reason(&abort))
+    }
+
+    fn forward_fault_events(&mut self) {
+        for e in self.faults.take_events() {
+            self.observer.event(Event::Fault(&e));
+        }
+    }
+
+    /// After the load: the probes' drain, the final judgement, the SQL checks, the report.
+    pub(super) async fn finish(mut self, status: Status) -> Result<RunOutcome, RunError> {
+        let interrupted = status == Status::Interrupted;
+        let (probes, lag) = self.probes.stop(interrupted).await;
+        let metrics = self.base.recorder.finish();
+        summary::observe_alerts(&mut self.alerts, &metrics);
+        let s = &self.base.scenario;
+        let mut status = status;
+        let thresholds = match &status {
+            Status::Error(_) => Vec::new(),
+            _ => match self
+                .judges
+                .evaluate(&crate::plugin::summary::from_run(s, &metrics))
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    status = Status::Error(e.to_string());
+                    Vec::new()
+                }
+            },
+        };
+        let sql = match interrupted {
+            true => Vec::new(),
+            false => {
+                let vars = &self.base.opts.vars;
+                sql::run_checks(&s.sql_checks, &self.sql_before, &metrics, vars).await
+            }
+        };
+        let plugins = self.judges.stats().into_iter();
+        let plugins = plugins.chain(
+            self.fault_plugins
+                .iter()
+                .map(|p| (p.name().to_owned(), p.stats)),
+        );
+        let findings = Findings {
+            thresholds,
+            first_breach: self.first_breach,
+            sql,
+            probes,
+            lag,
+            alerts: self.alerts.into_iter().map(|(_, a)| a).collect(),
+            evaluator: self.judges.evaluator.clone(),
+            faults: self.faults.journal(),
+            plugins: plugins.collect(),
+        };
+        let summary = summary::build(&self.base.identity(), status, &metrics, findings);
+        self.base.write(summary, &metrics.windows)
+    }
+}
+
+/// `{target}` and `{env:NAME}` expanded; an unset variable leaves that actuator absent (a
+/// fault needing it then fails with a message naming the setting).
+fn actuators(s: &Scenario, target: &str, vars: &Vars) -> Actuators {
+    let expand = |v: &str| {
+        expand_env(&v.replace("{target}", target), vars)
+            .ok()
+            .filter(|x| !x.is_empty())
+    };
+    Actuators {
+        app_faults: s.actuators.app_faults.as_deref().and_then(expand),
+        toxiproxy: expand(&s.actuators.toxiproxy),
+    }
+}
+
+fn tick_state(s: &Scenario, m: &RunMetrics, t: f64) -> TickState {
+    let gauges = m
+        .windows
+        .last()
+        .map(|w| w.gauges.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default();
+    TickState {
+        elapsed_s: t,
+        stage: summary::stage_at(s, t).0 as u32,
+        requests: m.all.count,
+        failed: m.all.failed,
+        gauges,
+    }
+}

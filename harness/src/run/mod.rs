@@ -1,0 +1,267 @@
+//! One run, scenario to verdict. [`run`] is the short driver: prepare the scenario, load every
+//! plugin, check the target answers, then hand over to [`live::Run`], which owns the run while
+//! it goes (start, a tick each second, finish). Whatever ends the run, every fault applied is
+//! rolled back and a report is written.
+
+mod live;
+mod probes;
+mod summary;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::event::{Event, Observer};
+use crate::load::{client::HttpClient, plan::LoadPlan, plan::PlanError};
+use crate::metrics::Recorder;
+use crate::plugin::fault::{FaultPlugin, TickState};
+use crate::plugin::{Limits, PluginError};
+use crate::report::{self, console::Console, ReportError, Summary};
+use crate::scenario::{expand_env, EnvError, Located, Scenario, ScenarioError, Vars};
+use crate::verdict::{self, Judges};
+
+use summary::{Findings, Identity, Status};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    /// `--set key.path=value` overrides.
+    pub sets: Vec<String>,
+    /// `--target`: replaces the scenario's `target.url`.
+    pub target: Option<String>,
+    /// Reports go to `<out_dir>/<run-id>/`.
+    pub out_dir: PathBuf,
+    pub time_scale: f64,
+    /// Print the progress line each second on stderr.
+    pub progress: bool,
+    /// Values for `{env:NAME}`, consulted before the process environment.
+    pub vars: Vars,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("--time-scale must be a positive number, got {0}")]
+    TimeScale(f64),
+    #[error("target.url: {0} (or pass --target URL)")]
+    Target(EnvError),
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    /// A fault plugin needs an actuator the scenario does not name (a validation error).
+    #[error("{0}")]
+    Actuator(Located),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// Why the plugins of a scenario cannot run it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A missing, broken or wrong-ABI plugin, or a config it refused.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A fault plugin needs an actuator the scenario does not name.
+    #[error("{0}")]
+    Actuator(Located),
+}
+
+pub struct RunOutcome {
+    pub summary: Summary,
+    pub dir: PathBuf,
+}
+
+/// Loads and validates a scenario with the run's overrides applied (what `validate` checks).
+pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
+    if !(opts.time_scale > 0.0 && opts.time_scale.is_finite()) {
+        return Err(RunError::TimeScale(opts.time_scale));
+    }
+    let mut s = Scenario::load(&opts.scenario, &opts.sets)?;
+    if opts.time_scale != 1.0 {
+        s.scale_time(opts.time_scale);
+    }
+    Ok(s)
+}
+
+/// Runs a scenario until done, aborted by a threshold, or `interrupt` resolves (Ctrl-C or
+/// SIGTERM), printing on the console (the progress line only when `opts.progress`).
+pub async fn run(
+    opts: &RunOptions,
+    interrupt: impl Future<Output = ()>,
+) -> Result<RunOutcome, RunError> {
+    run_observed(opts, interrupt, &mut Console::new(opts.progress)).await
+}
+
+/// [`run`], telling `observer` what happens instead of printing.
+pub async fn run_observed(
+    opts: &RunOptions,
+    interrupt: impl Future<Output = ()>,
+    observer: &mut dyn Observer,
+) -> Result<RunOutcome, RunError> {
+    let base = Base::new(opts)?;
+    // Plugins first: a missing, broken or wrong-ABI plugin is a runtime error before any load.
+    let (judges, faults) = match start_plugins(&base.scenario, opts) {
+        Ok(x) => x,
+        Err(StartError::Actuator(e)) => return Err(RunError::Actuator(e)),
+        Err(StartError::Plugin(e)) => {
+            observer.event(Event::NotStarted {
+                error: &e.to_string(),
+            });
+            return base.stop_early(e.to_string(), String::new());
+        }
+    };
+    // A dead target is a runtime error, reported before any load is sent.
+    if let Err(e) = base
+        .client
+        .reachable(&base.target, Duration::from_secs(5))
+        .await
+    {
+        let reason = format!("target {} does not answer: {e}", base.target);
+        return base.stop_early(reason, judges.evaluator.clone());
+    }
+    let mut run = live::Run::start(base, judges, faults, observer).await;
+    let status = run.drive(interrupt).await;
+    run.finish(status).await
+}
+
+/// What a run knows before it sends anything.
+struct Base<'a> {
+    opts: &'a RunOptions,
+    scenario: Arc<Scenario>,
+    /// The target's base URL, without a trailing slash.
+    target: String,
+    plan: Arc<LoadPlan>,
+    run_id: String,
+    /// `<out_dir>/<run_id>`.
+    dir: PathBuf,
+    started_at: String,
+    recorder: Arc<Recorder>,
+    client: HttpClient,
+}
+
+impl<'a> Base<'a> {
+    fn new(opts: &'a RunOptions) -> Result<Base<'a>, RunError> {
+        let scenario = Arc::new(prepare(opts)?);
+        let target = match &opts.target {
+            Some(t) => t.clone(),
+            None => expand_env(&scenario.target.url, &opts.vars).map_err(RunError::Target)?,
+        };
+        let target = target.trim_end_matches('/').to_owned();
+        let plan = Arc::new(LoadPlan::new(&scenario, &target)?);
+        let run_id = run_id(&scenario.name);
+        Ok(Base {
+            opts,
+            dir: opts.out_dir.join(&run_id),
+            recorder: Arc::new(Recorder::new(&plan.names())),
+            started_at: crate::clock::rfc3339(SystemTime::now()),
+            client: HttpClient::new(),
+            scenario,
+            target,
+            plan,
+            run_id,
+        })
+    }
+
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            scenario: &self.scenario,
+            file: self.opts.scenario.display().to_string(),
+            time_scale: self.opts.time_scale,
+            run_id: &self.run_id,
+            target: &self.target,
+            started_at: &self.started_at,
+        }
+    }
+
+    /// Writes the report of `summary` (every run that started gets one).
+    fn write(
+        &self,
+        summary: Summary,
+        windows: &[crate::metrics::Window],
+    ) -> Result<RunOutcome, RunError> {
+        report::write_all(&self.dir, &summary, windows)?;
+        Ok(RunOutcome {
+            summary,
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// A run that ends before any load is sent: an error summary, the report written all the same.
+    fn stop_early(&self, reason: String, evaluator: String) -> Result<RunOutcome, RunError> {
+        let findings = Findings {
+            evaluator,
+            ..Default::default()
+        };
+        let metrics = self.recorder.finish();
+        let summary = summary::build(&self.identity(), Status::Error(reason), &metrics, findings);
+        self.write(summary, &[])
+    }
+}
+
+fn run_id(name: &str) -> String {
+    let stamp = crate::clock::file_stamp(SystemTime::now());
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{slug}-{stamp}-{:04x}", fastrand::u16(..))
+}
+
+/// Loads every plugin the scenario names and passes each its config (what `validate` checks
+/// too): the k6-thresholds evaluator, `[[threshold_plugins]]` and `[[faults]]`; a fault
+/// plugin that would set an app fault needs `[actuators].app_faults`.
+pub fn start_plugins(
+    s: &Scenario,
+    opts: &RunOptions,
+) -> Result<(Judges, Vec<FaultPlugin>), StartError> {
+    let limits = Limits::default();
+    let judges = Judges::start(s, &opts.scenario, opts.time_scale, limits)?;
+    let mut faults = Vec::new();
+    for spec in &s.faults {
+        let path = verdict::resolve(spec.plugin.get_ref(), &opts.scenario);
+        let config = verdict::config_json(spec, opts.time_scale);
+        if s.actuators.app_faults.is_none() {
+            // A second instance, so the dry run leaves the real one's state untouched.
+            let dry = FaultPlugin::start(&path, &config, limits)?;
+            if let Some(message) = first_app_fault(s, dry)? {
+                let e = s.locate(spec.plugin.span(), "actuators.app_faults", message);
+                return Err(StartError::Actuator(e));
+            }
+        }
+        faults.push(FaultPlugin::start(&path, &config, limits)?);
+    }
+    Ok((judges, faults))
+}
+
+/// Ticks a fault plugin once a second over the planned stages, sending nothing, and describes
+/// the first app fault it would set.
+fn first_app_fault(s: &Scenario, mut p: FaultPlugin) -> Result<Option<String>, PluginError> {
+    let planned = s.executor.total_duration().as_secs_f64();
+    let mut t = 0.0;
+    while t <= planned {
+        let state = TickState {
+            elapsed_s: t,
+            stage: summary::stage_at(s, t).0 as u32,
+            ..Default::default()
+        };
+        for a in p.on_tick(&state)? {
+            if let crate::fault::action::Action::SetAppFault { field, .. } = a {
+                let name = p.name();
+                return Ok(Some(format!(
+                    "fault plugin {name} sets app fault `{field}` (at {t:.0} s of the stages) \
+                     but the scenario names no app fault API: add [actuators] app_faults = \
+                     \"<URL of the target's fault admin endpoint>\""
+                )));
+            }
+        }
+        t += 1.0;
+    }
+    Ok(None)
+}

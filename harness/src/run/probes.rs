@@ -1,0 +1,86 @@
+//! The probes of one run as tasks: started before the load, stopped after it. The Kafka lag
+//! probe goes on until the lag drained (or its drain timeout), unless the run was interrupted.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::metrics::Recorder;
+use crate::probe::kafka::{KafkaLagProbe, LagSummary};
+use crate::probe::prometheus::PrometheusProbe;
+use crate::probe::ProbeHealth;
+use crate::scenario::{expand_env, Scenario, Vars};
+
+/// Probe tasks recording into the run's recorder.
+pub(super) struct Probes {
+    stop: watch::Sender<bool>,
+    scrapes: Vec<JoinHandle<ProbeHealth>>,
+    lag: Option<JoinHandle<(ProbeHealth, LagSummary)>>,
+    /// Probes that could not even start (an unset variable, a bad bootstrap list).
+    failed: Vec<ProbeHealth>,
+}
+
+impl Probes {
+    pub(super) fn start(s: &Scenario, target: &str, vars: &Vars, rec: &Arc<Recorder>) -> Probes {
+        let (stop, stopped) = watch::channel(false);
+        let mut probes = Probes {
+            stop,
+            scrapes: Vec::new(),
+            lag: None,
+            failed: Vec::new(),
+        };
+        if let Some(p) = &s.probes.prometheus {
+            let probe = PrometheusProbe {
+                url: p.url.replace("{target}", target),
+                series: p.series.clone(),
+                interval: p.interval.0,
+            };
+            probes
+                .scrapes
+                .push(tokio::spawn(probe.run(rec.clone(), stopped.clone())));
+        }
+        if let Some(k) = &s.probes.kafka {
+            let made = expand_env(&k.bootstrap, vars)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    KafkaLagProbe::new(&b, &k.group, &k.topic, k.interval.0)
+                        .map_err(|e| e.to_string())
+                });
+            match made {
+                Ok(p) => {
+                    let task = p.run(rec.clone(), stopped, k.drain_timeout.0);
+                    probes.lag = Some(tokio::spawn(task));
+                }
+                Err(e) => {
+                    let mut h = ProbeHealth::new(&format!("kafka lag {}", k.topic));
+                    h.failed(e);
+                    probes.failed.push(h);
+                }
+            }
+        }
+        probes
+    }
+
+    /// Stops every probe and collects how each fared; the lag probe is waited for (its drain)
+    /// unless `interrupted`, when nobody wants to wait.
+    pub(super) async fn stop(self, interrupted: bool) -> (Vec<ProbeHealth>, Option<LagSummary>) {
+        let _ = self.stop.send(true);
+        let mut health = self.failed;
+        for t in self.scrapes {
+            if let Ok(h) = t.await {
+                health.push(h);
+            }
+        }
+        let mut lag = None;
+        if let Some(t) = self.lag {
+            if interrupted {
+                t.abort();
+            } else if let Ok((h, l)) = t.await {
+                health.push(h);
+                lag = Some(l);
+            }
+        }
+        (health, lag)
+    }
+}
