@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::threshold::Op;
 
-/// `series op number`, e.g. `db_pool_acquire_timeouts_total > 10`.
+/// `series op number`, e.g. `http_req_failed > 0.05` or `queue_depth >= 100`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     pub series: String,
@@ -13,11 +13,14 @@ pub struct Condition {
     pub value: f64,
 }
 
+/// An alert expression that is not `<series> <op> <number>` (the text as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid alert expression `{0}`: expected `<series> <op> <number>` with op one of < <= > >= == !=")]
+pub struct AlertError(pub String);
+
 impl Condition {
-    pub fn parse(text: &str) -> Result<Condition, String> {
-        let err = || {
-            format!("invalid alert expression `{text}`: expected `<series> <op> <number>` with op one of < <= > >= == !=")
-        };
+    pub fn parse(text: &str) -> Result<Condition, AlertError> {
+        let err = || AlertError(text.to_owned());
         let (series, op, rhs) = crate::threshold::split_op(text).ok_or_else(err)?;
         let value: f64 = rhs.parse().map_err(|_| err())?;
         if series.is_empty() || series.contains(char::is_whitespace) {

@@ -34,7 +34,7 @@ pub mod demos {
 /// What a run leaves behind and how it is shown.
 pub mod reports {
     pub use crate::report::console::{describe, Console};
-    pub use crate::report::regen::{load_summary, regenerate, Format};
+    pub use crate::report::regen::{load_summary, regenerate, Format, UnknownFormat};
     pub use crate::report::summary::RunStatus;
     pub use crate::report::{compare::render as compare, table::render as table, Summary};
 }
@@ -52,7 +52,7 @@ pub mod faults {
     pub use crate::fault::api::run as serve_api;
     pub use crate::fault::client::{ToxiproxyClient, ToxiproxyError};
     pub use crate::fault::relay::Relay;
-    pub use crate::fault::toxic::{Kind, Stream, Toxic};
+    pub use crate::fault::toxic::{Kind, Stream, Toxic, ToxicError};
 }
 
 /// The WebAssembly plugin host, for benchmarks and plugin tests.
@@ -67,7 +67,7 @@ pub mod plugins {
 /// Recording requests and reading vital signs, for benchmarks and probe tests.
 pub mod probes {
     pub use crate::metrics::{Outcome, Recorder};
-    pub use crate::probe::kafka::KafkaLagProbe;
+    pub use crate::probe::kafka::{KafkaLagProbe, LagError};
 }
 
 /// Process exit codes (k6-compatible where k6 has one); see DESIGN.md §6. Only this module
@@ -81,13 +81,15 @@ pub mod exit {
     pub const THRESHOLDS_FAILED: i32 = 99;
     pub const INTERRUPTED: i32 = 130;
 
-    /// The code of a finished run, as `summary.json` records it.
-    pub fn for_status(status: RunStatus) -> i32 {
-        match status {
-            RunStatus::Passed => PASS,
-            RunStatus::Failed | RunStatus::Aborted => THRESHOLDS_FAILED,
-            RunStatus::Interrupted => INTERRUPTED,
-            RunStatus::Error => RUNTIME,
+    impl RunStatus {
+        /// The code of a finished run, as `summary.json` records it (and `harness run` exits with).
+        pub fn exit_code(self) -> i32 {
+            match self {
+                RunStatus::Passed => PASS,
+                RunStatus::Failed | RunStatus::Aborted => THRESHOLDS_FAILED,
+                RunStatus::Interrupted => INTERRUPTED,
+                RunStatus::Error => RUNTIME,
+            }
         }
     }
 }

@@ -194,31 +194,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 time_scale,
                 keep,
             };
-            let outcome = demos::run(&opts, interrupted(), &mut Console::new(true)).await?;
-            println!("\n## Verdicts\n\n{}", demos::verdict_table(&outcome.runs));
-            println!(
-                "## The incident, reproduced\n\n{}",
-                demos::reproduction_table(&outcome.runs)
-            );
-            println!(
-                "Both tables: {}; each run's report directory is in the verdict table.",
-                outcome.markdown.display()
-            );
-            if outcome.interrupted {
-                return Ok(exit::INTERRUPTED);
-            }
-            // The demo succeeds when every preset judged as the incident says it should:
-            // incident runs fail their gates, remediated runs pass.
-            let expected = outcome.runs.iter().all(|r| match r.preset.as_str() {
-                "incident" => r.summary.exit_code == exit::THRESHOLDS_FAILED,
-                "remediated" => r.summary.exit_code == exit::PASS,
-                _ => r.summary.exit_code != exit::RUNTIME,
-            });
-            Ok(if expected {
-                exit::PASS
-            } else {
-                exit::THRESHOLDS_FAILED
-            })
+            demo(&opts).await
         }
         Cmd::Validate { scenarios, sets } => Ok(validate(scenarios, sets)),
         Cmd::Report { runs, format } => report(runs, format),
@@ -237,6 +213,34 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Stack { action, dir } => stack_cmd(action, dir).await,
     }
+}
+
+/// `harness demo`: both tables, and exit 0 when every preset judged as the incident says it
+/// should (incident runs fail their gates, remediated runs pass).
+async fn demo(opts: &demos::DemoOptions) -> anyhow::Result<i32> {
+    let outcome = demos::run(opts, interrupted(), &mut Console::new(true)).await?;
+    println!("\n## Verdicts\n\n{}", demos::verdict_table(&outcome.runs));
+    println!(
+        "## The incident, reproduced\n\n{}",
+        demos::reproduction_table(&outcome.runs)
+    );
+    println!(
+        "Both tables: {}; each run's report directory is in the verdict table.",
+        outcome.markdown.display()
+    );
+    if outcome.interrupted {
+        return Ok(exit::INTERRUPTED);
+    }
+    let expected = outcome.runs.iter().all(|r| match r.preset.as_str() {
+        "incident" => r.summary.exit_code == exit::THRESHOLDS_FAILED,
+        "remediated" => r.summary.exit_code == exit::PASS,
+        _ => r.summary.exit_code != exit::RUNTIME,
+    });
+    Ok(if expected {
+        exit::PASS
+    } else {
+        exit::THRESHOLDS_FAILED
+    })
 }
 
 /// `harness validate`: loads each scenario and its plugins, sends nothing.

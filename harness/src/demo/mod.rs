@@ -57,16 +57,23 @@ pub async fn run(
     interrupt: impl Future<Output = ()>,
     observer: &mut dyn Observer,
 ) -> Result<DemoOutcome, DemoError> {
-    // One signal ends the current run (which rolls back and reports) and skips the rest.
     let (tx, rx) = watch::channel(false);
-    let watcher = async move {
-        interrupt.await;
-        let _ = tx.send(true);
-    };
-    tokio::pin!(watcher);
+    let demo = all_presets(opts, rx, observer);
+    tokio::pin!(demo);
+    tokio::select! {
+        done = &mut demo => return done,
+        _ = interrupt => { let _ = tx.send(true); }
+    }
+    demo.await
+}
+
+async fn all_presets(
+    opts: &DemoOptions,
+    stop: watch::Receiver<bool>,
+    observer: &mut dyn Observer,
+) -> Result<DemoOutcome, DemoError> {
     let mut runs = Vec::new();
     let mut interrupted = false;
-    let mut signalled = false;
     for preset in &opts.presets {
         observer.event(Event::DemoPreset { preset });
         let state = stack::up(&up_options(opts, preset), observer).await?;
@@ -79,50 +86,17 @@ pub async fn run(
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         for scenario in &opts.scenarios {
-            observer.event(Event::DemoScenario { preset, scenario });
-            let ro = RunOptions {
-                scenario: scenario.clone(),
-                sets: vec![],
-                target: None,
-                out_dir: opts.out.clone(),
-                time_scale: opts.time_scale,
-                progress: true,
-                vars: vars.clone(),
-            };
-            let mut rx = rx.clone();
-            let stop = async move {
-                let _ = rx.wait_for(|v| *v).await;
-            };
-            let result = {
-                let run_fut = run::run_observed(&ro, stop, observer);
-                tokio::pin!(run_fut);
-                loop {
-                    tokio::select! {
-                        r = &mut run_fut => break r,
-                        _ = &mut watcher, if !signalled => signalled = true,
-                    }
-                }
-            };
-            let outcome = match result {
-                Ok(o) => o,
+            let run = match one_run(opts, preset, scenario, &vars, stop.clone(), observer).await {
+                Ok(run) => run,
                 Err(e) => {
                     if !opts.keep {
                         let _ = stack::down(&opts.dir);
                     }
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
-            let summary = &outcome.summary;
-            observer.event(Event::RunFinished {
-                summary,
-                dir: &outcome.dir,
-            });
-            interrupted = summary.status == RunStatus::Interrupted;
-            runs.push(DemoRun {
-                preset: preset.clone(),
-                summary: outcome.summary,
-                dir: outcome.dir,
-            });
+            interrupted = run.summary.status == RunStatus::Interrupted;
+            runs.push(run);
             if interrupted {
                 break;
             }
@@ -141,6 +115,40 @@ pub async fn run(
         runs,
         markdown,
         interrupted,
+    })
+}
+
+/// One scenario on the running stack of `preset`, with the stack's variables.
+async fn one_run(
+    opts: &DemoOptions,
+    preset: &str,
+    scenario: &Path,
+    vars: &Vars,
+    mut stop: watch::Receiver<bool>,
+    observer: &mut dyn Observer,
+) -> Result<DemoRun, DemoError> {
+    observer.event(Event::DemoScenario { preset, scenario });
+    let ro = RunOptions {
+        scenario: scenario.to_owned(),
+        sets: vec![],
+        target: None,
+        out_dir: opts.out.clone(),
+        time_scale: opts.time_scale,
+        progress: true,
+        vars: vars.clone(),
+    };
+    let stopped = async move {
+        let _ = stop.wait_for(|v| *v).await;
+    };
+    let outcome = run::run_observed(&ro, stopped, observer).await?;
+    observer.event(Event::RunFinished {
+        summary: &outcome.summary,
+        dir: &outcome.dir,
+    });
+    Ok(DemoRun {
+        preset: preset.to_owned(),
+        summary: outcome.summary,
+        dir: outcome.dir,
     })
 }
 

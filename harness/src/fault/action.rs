@@ -2,7 +2,7 @@
 //! vocabulary between `plugin::fault` (which validates plugin output into it) and `session`
 //! (which carries it out).
 
-use super::toxic::{Kind, Stream, Toxic};
+use super::toxic::{Kind, Stream, Toxic, ToxicError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -38,15 +38,15 @@ pub struct ToxicSpec {
 impl ToxicSpec {
     /// Toxiproxy's JSON shape, parsed by the same code as the relay API (so the two agree on
     /// what a valid toxic is).
-    pub fn to_toxic(&self) -> Result<Toxic, String> {
+    pub fn to_toxic(&self) -> Result<Toxic, ToxicError> {
         let stream = match self.direction.as_str() {
             "upstream" => Stream::Upstream,
             "downstream" | "" => Stream::Downstream,
             other => {
-                return Err(format!(
-                    "toxic {}: direction `{other}` (use upstream or downstream)",
-                    self.name
-                ))
+                return Err(ToxicError::Direction {
+                    toxic: self.name.clone(),
+                    direction: other.to_owned(),
+                })
             }
         };
         let attributes: serde_json::Map<String, serde_json::Value> = self
@@ -57,9 +57,14 @@ impl ToxicSpec {
         let kind: Kind = serde_json::from_value(
             serde_json::json!({ "type": self.kind, "attributes": attributes }),
         )
-        .map_err(|e| format!("toxic {}: {e}", self.name))?;
-        kind.validate()
-            .map_err(|e| format!("toxic {}: {e}", self.name))?;
+        .map_err(|source| ToxicError::Shape {
+            toxic: self.name.clone(),
+            source,
+        })?;
+        kind.validate().map_err(|e| ToxicError::Invalid {
+            toxic: self.name.clone(),
+            source: Box::new(e),
+        })?;
         Ok(Toxic {
             name: self.name.clone(),
             kind,
@@ -101,6 +106,6 @@ mod tests {
             direction: "sideways".into(),
             ..spec
         };
-        assert!(bad.to_toxic().unwrap_err().contains("sideways"));
+        assert!(bad.to_toxic().unwrap_err().to_string().contains("sideways"));
     }
 }

@@ -10,7 +10,7 @@ pub struct FaultRecord {
     pub plugin: String,
     /// `app`, `toxic`, `proxy-down` or `hot-share`.
     pub kind: String,
-    /// What was changed, e.g. `order_hold_ms at http://…/admin/faults`.
+    /// What was changed, e.g. `hold_ms at http://…/faults` (field at fault API).
     pub target: String,
     /// The value in force (the last one, when the plugin changed it several times).
     pub value: String,

@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod api;
+pub mod app;
 pub mod client;
 pub mod journal;
 pub mod relay;

@@ -207,15 +207,19 @@ impl Proxy {
         *self.accept.lock().expect("accept lock") = Some(task);
     }
 
-    /// Stops listening and drops every live link (Toxiproxy's "down").
-    fn stop(&self) {
+    /// Stops listening and drops every live link (Toxiproxy's "down"). Returns the aborted
+    /// accept task: the listener closes only once that task is dropped, so a caller that must
+    /// answer "down" only when connections are refused awaits it.
+    fn stop(&self) -> Option<tokio::task::JoinHandle<()>> {
         self.enabled.store(false, Relaxed);
-        if let Some(t) = self.accept.lock().expect("accept lock").take() {
+        let accept = self.accept.lock().expect("accept lock").take();
+        if let Some(t) = &accept {
             t.abort();
         }
         for l in self.links.lock().expect("links lock").drain(..) {
             l.abort();
         }
+        accept
     }
 
     pub async fn set_enabled(self: &Arc<Self>, enabled: bool) -> Result<(), RelayError> {
@@ -241,13 +245,18 @@ impl Proxy {
                 message: last,
             })
         } else {
-            self.stop();
+            if let Some(accept) = self.stop() {
+                // Cancelled: the listener is closed once this returns.
+                let _ = accept.await;
+            }
             Ok(())
         }
     }
 
     pub fn add_toxic(&self, mut t: Toxic) -> Result<Toxic, RelayError> {
-        t.kind.validate().map_err(RelayError::BadToxic)?;
+        t.kind
+            .validate()
+            .map_err(|e| RelayError::BadToxic(e.to_string()))?;
         if !(0.0..=1.0).contains(&t.toxicity) {
             return Err(RelayError::BadToxic(format!(
                 "toxicity {} must be between 0 and 1",
@@ -297,7 +306,10 @@ impl Proxy {
             }
             updated =
                 serde_json::from_value(as_json).map_err(|e| RelayError::BadToxic(e.to_string()))?;
-            updated.kind.validate().map_err(RelayError::BadToxic)?;
+            updated
+                .kind
+                .validate()
+                .map_err(|e| RelayError::BadToxic(e.to_string()))?;
         }
         if let Some(x) = toxicity {
             updated.toxicity = x;
@@ -400,151 +412,155 @@ fn reset(fd: RawFd) {
     let _ = socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO));
 }
 
-async fn pipe<R, W>(mut r: R, mut w: W, dir: Stream, proxy: Arc<Proxy>) -> End
+/// The toxics in force on one direction at this moment, by kind (the first of each kind wins).
+#[derive(Debug, Default, PartialEq)]
+struct InForce {
+    timeout: Option<u64>,
+    reset_peer: Option<u64>,
+    slow_close: Option<u64>,
+    /// (latency, jitter) ms.
+    latency: Option<(u64, u64)>,
+    limit_data: Option<u64>,
+    /// (average size, size variation, delay µs).
+    slicer: Option<(u64, u64, u64)>,
+    /// KB/s.
+    bandwidth: Option<u64>,
+}
+
+impl InForce {
+    fn of(toxics: &[Kind]) -> InForce {
+        let mut f = InForce::default();
+        for k in toxics {
+            match *k {
+                Kind::Timeout { timeout } => f.timeout = f.timeout.or(Some(timeout)),
+                Kind::ResetPeer { timeout } => f.reset_peer = f.reset_peer.or(Some(timeout)),
+                Kind::SlowClose { delay } => f.slow_close = f.slow_close.or(Some(delay)),
+                Kind::Latency { latency, jitter } => {
+                    f.latency = f.latency.or(Some((latency, jitter)))
+                }
+                Kind::LimitData { bytes } => f.limit_data = f.limit_data.or(Some(bytes)),
+                Kind::Slicer {
+                    average_size,
+                    size_variation,
+                    delay,
+                } => f.slicer = f.slicer.or(Some((average_size, size_variation, delay))),
+                Kind::Bandwidth { rate } => f.bandwidth = f.bandwidth.or(Some(rate)),
+            }
+        }
+        f
+    }
+}
+
+/// One chunk read from the source, with when it was read (latency counts from then).
+type Chunk = Option<(Instant, Bytes)>;
+
+async fn pipe<R, W>(r: R, w: W, dir: Stream, proxy: Arc<Proxy>) -> End
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let (tx, mut rx) = mpsc::channel::<Option<(Instant, Bytes)>>(16);
-    let reader = async move {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match r.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = tx.send(None).await;
+    let (tx, rx) = mpsc::channel::<Chunk>(16);
+    tokio::select! {
+        end = write_toxic(w, rx, dir, proxy) => end,
+        _ = read_all(r, tx) => End::Close,
+    }
+}
+
+/// Reads until EOF or error (sent as `None`), then waits forever: the writer decides the end.
+async fn read_all<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<Chunk>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = tx.send(None).await;
+                break;
+            }
+            Ok(n) => {
+                let chunk = Some((Instant::now(), Bytes::copy_from_slice(&buf[..n])));
+                if tx.send(chunk).await.is_err() {
                     break;
                 }
-                Ok(n) => {
-                    if tx
-                        .send(Some((Instant::now(), Bytes::copy_from_slice(&buf[..n]))))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
             }
         }
-        std::future::pending::<()>().await;
-    };
-    let writer = async move {
-        let mut changed = proxy.changed.subscribe();
-        let mut rolls = HashMap::new();
-        let mut sent: u64 = 0;
-        let mut reset_at: Option<Instant> = None;
-        loop {
-            let toxics = proxy.active(dir, &mut rolls);
-            if let Some(t) = toxics.iter().find_map(|k| {
-                if let Kind::Timeout { timeout } = k {
-                    Some(*timeout)
-                } else {
-                    None
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Writes what the reader sends through the toxics in force, re-reading them on every change.
+async fn write_toxic<W>(
+    mut w: W,
+    mut rx: mpsc::Receiver<Chunk>,
+    dir: Stream,
+    proxy: Arc<Proxy>,
+) -> End
+where
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut changed = proxy.changed.subscribe();
+    let mut rolls = HashMap::new();
+    let mut sent: u64 = 0;
+    let mut reset_at: Option<Instant> = None;
+    loop {
+        let toxics = InForce::of(&proxy.active(dir, &mut rolls));
+        if let Some(t) = toxics.timeout {
+            // Nothing passes; close after `t` ms (0: never) unless the toxic goes away first.
+            let wait = async {
+                match t {
+                    0 => std::future::pending::<()>().await,
+                    t => tokio::time::sleep(Duration::from_millis(t)).await,
                 }
-            }) {
-                // Nothing passes; close after `t` ms unless the toxic goes away first.
-                let wait = async {
-                    if t == 0 {
-                        std::future::pending::<()>().await
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(t)).await
-                    }
-                };
-                tokio::select! {
-                    _ = wait => return End::Close,
-                    _ = changed.changed() => continue,
-                }
-            }
-            match toxics.iter().find_map(|k| {
-                if let Kind::ResetPeer { timeout } = k {
-                    Some(*timeout)
-                } else {
-                    None
-                }
-            }) {
-                Some(t) => {
-                    reset_at.get_or_insert_with(|| Instant::now() + Duration::from_millis(t));
-                }
-                None => reset_at = None,
-            }
-            let item = tokio::select! {
-                it = rx.recv() => it.flatten(),
+            };
+            tokio::select! {
+                _ = wait => return End::Close,
                 _ = changed.changed() => continue,
-                _ = async { tokio::time::sleep_until(reset_at.expect("guarded")).await }, if reset_at.is_some() => return End::Reset,
-            };
-            let Some((read_at, data)) = item else {
-                if let Some(d) = toxics.iter().find_map(|k| {
-                    if let Kind::SlowClose { delay } = k {
-                        Some(*delay)
-                    } else {
-                        None
-                    }
-                }) {
-                    tokio::time::sleep(Duration::from_millis(d)).await;
-                }
-                let _ = w.shutdown().await;
-                return End::Eof;
-            };
-            if let Some((latency, jitter)) = toxics.iter().find_map(|k| {
-                if let Kind::Latency { latency, jitter } = k {
-                    Some((*latency, *jitter))
-                } else {
-                    None
-                }
-            }) {
-                let j = if jitter > 0 {
-                    fastrand::i64(-(jitter as i64)..=jitter as i64)
-                } else {
-                    0
-                };
-                let delay = Duration::from_millis((latency as i64 + j).max(0) as u64);
-                tokio::time::sleep_until(read_at + delay).await;
-            }
-            let mut data = data;
-            let mut last = false;
-            if let Some(limit) = toxics.iter().find_map(|k| {
-                if let Kind::LimitData { bytes } = k {
-                    Some(*bytes)
-                } else {
-                    None
-                }
-            }) {
-                let room = limit.saturating_sub(sent) as usize;
-                if data.len() >= room {
-                    data = data.slice(..room);
-                    last = true;
-                }
-            }
-            let slicer = toxics.iter().find_map(|k| {
-                if let Kind::Slicer {
-                    average_size,
-                    size_variation,
-                    delay,
-                } = k
-                {
-                    Some((*average_size, *size_variation, *delay))
-                } else {
-                    None
-                }
-            });
-            let rate = toxics.iter().find_map(|k| {
-                if let Kind::Bandwidth { rate } = k {
-                    Some(*rate)
-                } else {
-                    None
-                }
-            });
-            if write_shaped(&mut w, &data, slicer, rate).await.is_err() {
-                return End::Close;
-            }
-            sent += data.len() as u64;
-            if last {
-                return End::Close;
             }
         }
-    };
-    tokio::select! {
-        end = writer => end,
-        _ = reader => End::Close,
+        match toxics.reset_peer {
+            Some(t) => {
+                reset_at.get_or_insert_with(|| Instant::now() + Duration::from_millis(t));
+            }
+            None => reset_at = None,
+        }
+        let reset = async { tokio::time::sleep_until(reset_at.expect("guarded")).await };
+        let item = tokio::select! {
+            it = rx.recv() => it.flatten(),
+            _ = changed.changed() => continue,
+            _ = reset, if reset_at.is_some() => return End::Reset,
+        };
+        let Some((read_at, mut data)) = item else {
+            if let Some(d) = toxics.slow_close {
+                tokio::time::sleep(Duration::from_millis(d)).await;
+            }
+            let _ = w.shutdown().await;
+            return End::Eof;
+        };
+        if let Some((latency, jitter)) = toxics.latency {
+            let j = if jitter > 0 {
+                fastrand::i64(-(jitter as i64)..=jitter as i64)
+            } else {
+                0
+            };
+            let delay = Duration::from_millis((latency as i64 + j).max(0) as u64);
+            tokio::time::sleep_until(read_at + delay).await;
+        }
+        let mut last = false;
+        if let Some(limit) = toxics.limit_data {
+            let room = limit.saturating_sub(sent) as usize;
+            if data.len() >= room {
+                data = data.slice(..room);
+                last = true;
+            }
+        }
+        if write_shaped(&mut w, &data, toxics.slicer, toxics.bandwidth)
+            .await
+            .is_err()
+        {
+            return End::Close;
+        }
+        sent += data.len() as u64;
+        if last {
+            return End::Close;
+        }
     }
 }
 

@@ -4,11 +4,12 @@
 //! `run` calls [`FaultSession::rollback_all`] on every path out of the load loop.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
 
 use super::action::{Action, ToxicSpec};
+use super::app::AppFaultApi;
 use super::client::ToxiproxyClient;
 use super::journal::{FaultEvent, FaultRecord};
 use crate::clock::rfc3339;
@@ -62,7 +63,7 @@ struct Entry {
 
 pub struct FaultSession {
     actuators: Actuators,
-    http: reqwest::Client,
+    app: AppFaultApi,
     toxiproxy: Option<ToxiproxyClient>,
     plan: Arc<LoadPlan>,
     started: Instant,
@@ -75,14 +76,10 @@ impl FaultSession {
     /// A session whose clock starts now; [`FaultSession::start_clock`] moves it to the load's start.
     pub fn new(actuators: Actuators, plan: Arc<LoadPlan>) -> FaultSession {
         let started = Instant::now();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("http client");
         let toxiproxy = actuators.toxiproxy.as_deref().map(ToxiproxyClient::new);
         FaultSession {
             actuators,
-            http,
+            app: AppFaultApi::new(),
             toxiproxy,
             plan,
             started,
@@ -112,112 +109,132 @@ impl FaultSession {
     /// Carries out `action` for `plugin`, journaling it. An error leaves the journal as it was
     /// for this action (nothing half-applied is recorded as applied).
     pub async fn apply(&mut self, plugin: &str, action: Action) -> Result<(), FaultError> {
+        match action {
+            Action::RestoreAll => {
+                self.restore_all(plugin).await;
+                Ok(())
+            }
+            Action::SetAppFault { field, value } => self.set_app_fault(plugin, field, value).await,
+            Action::AddToxic(spec) => self.add_toxic(plugin, spec).await,
+            Action::RemoveToxic { proxy, name } => {
+                let key = format!("toxic:{proxy}:{name}");
+                let Some(i) = self.active_entry(plugin, &key) else {
+                    let message =
+                        format!("remove-toxic {proxy}/{name}: this plugin did not add it");
+                    return Err(FaultError::Apply {
+                        plugin: plugin.to_owned(),
+                        message,
+                    });
+                };
+                self.rollback_one(i).await;
+                Ok(())
+            }
+            Action::SetHotShare { generator, share } => {
+                self.set_hot_share(plugin, generator, share)
+            }
+        }
+    }
+
+    /// Rolls back every active entry of `plugin`, newest first.
+    async fn restore_all(&mut self, plugin: &str) {
+        let mine: Vec<usize> = (0..self.entries.len())
+            .rev()
+            .filter(|i| {
+                self.entries[*i].record.plugin == plugin && self.entries[*i].record.active()
+            })
+            .collect();
+        for i in mine {
+            self.rollback_one(i).await;
+        }
+    }
+
+    /// Sets `field` through the app fault API; the value it had first is what rollback restores.
+    async fn set_app_fault(
+        &mut self,
+        plugin: &str,
+        field: String,
+        value: i64,
+    ) -> Result<(), FaultError> {
         let err = |message: String| FaultError::Apply {
             plugin: plugin.to_owned(),
             message,
         };
-        match action {
-            Action::RestoreAll => {
-                let keys: Vec<usize> = (0..self.entries.len())
-                    .rev()
-                    .filter(|i| {
-                        self.entries[*i].record.plugin == plugin && self.entries[*i].record.active()
-                    })
-                    .collect();
-                for i in keys {
-                    self.rollback_one(i).await;
-                }
-                Ok(())
+        let url = self
+            .actuators
+            .app_faults
+            .clone()
+            .ok_or(FaultError::NoActuator {
+                plugin: plugin.into(),
+                what: "app fault API",
+                key: "app_faults",
+            })?;
+        let key = format!("app:{url}:{field}");
+        let existing = self.active_entry(plugin, &key);
+        let original = match existing.map(|i| &self.entries[i].undo) {
+            Some(Undo::App { original, .. }) => original.clone(),
+            _ => {
+                let current = self.app.get(&url).await.map_err(|e| err(e.to_string()))?;
+                current.get(&field).cloned().ok_or_else(|| {
+                    err(format!(
+                        "{url} has no field `{field}` (it has: {})",
+                        keys_of(&current)
+                    ))
+                })?
             }
-            Action::SetAppFault { field, value } => {
-                let url = self
-                    .actuators
-                    .app_faults
-                    .clone()
-                    .ok_or(FaultError::NoActuator {
-                        plugin: plugin.into(),
-                        what: "app fault API",
-                        key: "app_faults",
-                    })?;
-                let key = format!("app:{url}:{field}");
-                let existing = self.active_entry(plugin, &key);
-                let original = match existing {
-                    Some(i) => match &self.entries[i].undo {
-                        Undo::App { original, .. } => original.clone(),
-                        _ => unreachable!("app keys hold app undos"),
-                    },
-                    None => {
-                        let current = self.get_json(&url).await.map_err(err)?;
-                        current.get(&field).cloned().ok_or_else(|| {
-                            err(format!(
-                                "{url} has no field `{field}` (it has: {})",
-                                keys_of(&current)
-                            ))
-                        })?
-                    }
-                };
-                let new = if original.is_boolean() {
-                    json!(value != 0)
-                } else {
-                    json!(value)
-                };
-                self.post_json(&url, json!({ field.clone(): new.clone() }))
-                    .await
-                    .map_err(err)?;
-                let target = format!("{field} at {url}");
-                self.record(
-                    plugin,
-                    key,
-                    existing,
-                    Change {
-                        kind: "app",
-                        target,
-                        value: new.to_string(),
-                        original: original.to_string(),
-                        undo: Undo::App { field, original },
-                    },
-                );
-                Ok(())
-            }
-            Action::AddToxic(spec) => self.add_toxic(plugin, spec).await,
-            Action::RemoveToxic { proxy, name } => {
-                let key = format!("toxic:{proxy}:{name}");
-                match self.active_entry(plugin, &key) {
-                    Some(i) => {
-                        self.rollback_one(i).await;
-                        Ok(())
-                    }
-                    None => Err(err(format!(
-                        "remove-toxic {proxy}/{name}: this plugin did not add it"
-                    ))),
-                }
-            }
-            Action::SetHotShare { generator, share } => {
-                let key = format!("hot:{generator}");
-                let existing = self.active_entry(plugin, &key);
-                let old = self.plan.set_hot_share(&generator, share).map_err(err)?;
-                let original = match existing.map(|i| &self.entries[i].undo) {
-                    Some(Undo::HotShare { original, .. }) => *original,
-                    _ => old,
-                };
-                self.record(
-                    plugin,
-                    key,
-                    existing,
-                    Change {
-                        kind: "hot-share",
-                        target: format!("generator {generator}"),
-                        value: format!("{share}"),
-                        original: format!("{original}"),
-                        undo: Undo::HotShare {
-                            generator,
-                            original,
-                        },
-                    },
-                );
-                Ok(())
-            }
-        }
+        };
+        let new = if original.is_boolean() {
+            json!(value != 0)
+        } else {
+            json!(value)
+        };
+        let body = json!({ field.clone(): new.clone() });
+        self.app
+            .post(&url, body)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let change = Change {
+            kind: "app",
+            target: format!("{field} at {url}"),
+            value: new.to_string(),
+            original: original.to_string(),
+            undo: Undo::App { field, original },
+        };
+        self.record(plugin, key, existing, change);
+        Ok(())
+    }
+
+    /// Moves the hot key's share of `generator` on the load side.
+    fn set_hot_share(
+        &mut self,
+        plugin: &str,
+        generator: String,
+        share: f64,
+    ) -> Result<(), FaultError> {
+        let key = format!("hot:{generator}");
+        let existing = self.active_entry(plugin, &key);
+        let old = self
+            .plan
+            .set_hot_share(&generator, share)
+            .map_err(|e| FaultError::Apply {
+                plugin: plugin.to_owned(),
+                message: e.to_string(),
+            })?;
+        let original = match existing.map(|i| &self.entries[i].undo) {
+            Some(Undo::HotShare { original, .. }) => *original,
+            _ => old,
+        };
+        let change = Change {
+            kind: "hot-share",
+            target: format!("generator {generator}"),
+            value: format!("{share}"),
+            original: format!("{original}"),
+            undo: Undo::HotShare {
+                generator,
+                original,
+            },
+        };
+        self.record(plugin, key, existing, change);
+        Ok(())
     }
 
     async fn add_toxic(&mut self, plugin: &str, spec: ToxicSpec) -> Result<(), FaultError> {
@@ -252,7 +269,7 @@ impl FaultSession {
             );
             return Ok(());
         }
-        let toxic = spec.to_toxic().map_err(err)?;
+        let toxic = spec.to_toxic().map_err(|e| err(e.to_string()))?;
         let key = format!("toxic:{}:{}", spec.proxy, spec.name);
         let existing = self.active_entry(plugin, &key);
         if existing.is_some() {
@@ -359,8 +376,8 @@ impl FaultSession {
         let result: Result<(), String> = match &undo {
             Undo::App { field, original } => match &self.actuators.app_faults {
                 Some(url) => {
-                    self.post_json(url, json!({ field.clone(): original.clone() }))
-                        .await
+                    let body = json!({ field.clone(): original.clone() });
+                    self.app.post(url, body).await.map_err(|e| e.to_string())
                 }
                 None => Err("no app fault API".into()),
             },
@@ -375,7 +392,11 @@ impl FaultSession {
             Undo::HotShare {
                 generator,
                 original,
-            } => self.plan.set_hot_share(generator, *original).map(|_| ()),
+            } => self
+                .plan
+                .set_hot_share(generator, *original)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         };
         let now_s = self.now_s();
         let r = &mut self.entries[i].record;
@@ -398,44 +419,6 @@ impl FaultSession {
                 r.rollback_error = Some(e);
             }
         }
-    }
-
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("GET {url} answered {status}: {body}"));
-        }
-        let v: Value =
-            serde_json::from_str(&body).map_err(|e| format!("GET {url}: not JSON ({e})"))?;
-        if !v.is_object() {
-            return Err(format!(
-                "GET {url}: expected a JSON object of fault fields, got {v}"
-            ));
-        }
-        Ok(v)
-    }
-
-    async fn post_json(&self, url: &str, body: Value) -> Result<(), String> {
-        let resp = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("POST {url}: {e}"))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            return Err(format!("POST {url} {body} answered {status}: {text}"));
-        }
-        Ok(())
     }
 }
 

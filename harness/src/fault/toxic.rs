@@ -74,22 +74,46 @@ impl Kind {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ToxicError> {
         match self {
-            Kind::Bandwidth { rate: 0 } => Err("bandwidth rate must be at least 1 KB/s".into()),
+            Kind::Bandwidth { rate: 0 } => Err(ToxicError::ZeroRate),
             Kind::Slicer {
                 average_size: 0, ..
-            } => Err("slicer average_size must be at least 1".into()),
+            } => Err(ToxicError::ZeroAverageSize),
             Kind::Slicer {
                 average_size,
                 size_variation,
                 ..
-            } if size_variation >= average_size => {
-                Err("slicer size_variation must be smaller than average_size".into())
-            }
+            } if size_variation >= average_size => Err(ToxicError::VariationTooLarge),
             _ => Ok(()),
         }
     }
+}
+
+/// Why a toxic is not one Toxiproxy would accept.
+#[derive(Debug, thiserror::Error)]
+pub enum ToxicError {
+    #[error("bandwidth rate must be at least 1 KB/s")]
+    ZeroRate,
+    #[error("slicer average_size must be at least 1")]
+    ZeroAverageSize,
+    #[error("slicer size_variation must be smaller than average_size")]
+    VariationTooLarge,
+    /// A [`ToxicSpec`](super::action::ToxicSpec) direction other than upstream/downstream.
+    #[error("toxic {toxic}: direction `{direction}` (use upstream or downstream)")]
+    Direction { toxic: String, direction: String },
+    /// A spec whose type or attributes are not Toxiproxy's JSON shape.
+    #[error("toxic {toxic}: {source}")]
+    Shape {
+        toxic: String,
+        source: serde_json::Error,
+    },
+    /// A spec that parsed but fails [`Kind::validate`] (`source` is one of the variants above).
+    #[error("toxic {toxic}: {source}")]
+    Invalid {
+        toxic: String,
+        source: Box<ToxicError>,
+    },
 }
 
 #[cfg(test)]

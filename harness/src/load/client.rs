@@ -22,13 +22,28 @@ pub struct HttpClient {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SendError {
+pub enum SendError {
     #[error("connect to {0}: {1}")]
     Connect(String, String),
     #[error("{0}")]
     Http(#[from] hyper::Error),
     #[error("{0}")]
     Request(String),
+}
+
+/// Why [`HttpClient::reachable`] got no HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReachError {
+    #[error("bad URL {url}: {source}")]
+    Url {
+        url: String,
+        source: http::uri::InvalidUri,
+    },
+    /// Connecting or the HTTP exchange failed.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("no answer within {secs} s")]
+    Timeout { secs: u64 },
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -170,15 +185,20 @@ impl HttpClient {
     }
 
     /// The status something answers HTTP at `url` with (any status counts), within `timeout`.
-    pub async fn reachable(&self, url: &str, timeout: Duration) -> Result<u16, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
+    pub async fn reachable(&self, url: &str, timeout: Duration) -> Result<u16, ReachError> {
+        let uri: http::Uri = url.parse().map_err(|source| ReachError::Url {
+            url: url.to_owned(),
+            source,
+        })?;
         let req = http::Request::get(uri)
             .body(Full::new(Bytes::new()))
             .expect("valid request");
         match tokio::time::timeout(timeout, self.roundtrip(req)).await {
             Ok(Ok(status)) => Ok(status),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+            Ok(Err(e)) => Err(ReachError::Send(e)),
+            Err(_) => Err(ReachError::Timeout {
+                secs: timeout.as_secs(),
+            }),
         }
     }
 }
@@ -206,6 +226,6 @@ mod tests {
             .reachable(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2))
             .await
             .unwrap_err();
-        assert!(e.contains("refused"), "{e}");
+        assert!(e.to_string().contains("refused"), "{e}");
     }
 }

@@ -9,7 +9,7 @@ use http_body_util::Full;
 
 use super::client::HttpClient;
 use crate::metrics::Recorder;
-use crate::scenario::{Draws, Generators, Scenario, Template};
+use crate::scenario::{Draws, GeneratorError, Generators, Scenario, Template};
 
 pub struct PreparedRequest {
     pub name: String,
@@ -59,7 +59,8 @@ impl LoadPlan {
                     http::HeaderValue::from_static("application/json"),
                 );
             }
-            let path = Template::compile(r.path.get_ref(), &gens).map_err(err)?;
+            let path =
+                Template::compile(r.path.get_ref(), &gens).map_err(|e| err(e.to_string()))?;
             let fixed_uri = match path.constant() {
                 Some(p) => Some(
                     format!("{}{p}", target.trim_end_matches('/'))
@@ -81,7 +82,7 @@ impl LoadPlan {
                     .as_ref()
                     .map(|b| Template::compile(b.get_ref(), &gens))
                     .transpose()
-                    .map_err(err)?,
+                    .map_err(|e| err(e.to_string()))?,
                 headers,
                 timeout: r.timeout.unwrap_or(s.target.timeout).0,
                 expect: r.expect_status.clone(),
@@ -97,7 +98,7 @@ impl LoadPlan {
     }
 
     /// See [`Generators::set_hot_share`].
-    pub fn set_hot_share(&self, generator: &str, share: f64) -> Result<f64, String> {
+    pub fn set_hot_share(&self, generator: &str, share: f64) -> Result<f64, GeneratorError> {
         self.gens.set_hot_share(generator, share)
     }
 

@@ -80,38 +80,51 @@ impl FaultPlugin {
         actions
             .into_iter()
             .map(|a| {
-                convert(a).map_err(|message| PluginError::Malformed {
+                convert(a).map_err(|e| PluginError::Malformed {
                     plugin: self.loaded.name.clone(),
                     call: "on-tick",
-                    message,
+                    message: e.to_string(),
                 })
             })
             .collect()
     }
 }
 
-fn convert(a: wit::FaultAction) -> Result<Action, String> {
+/// A fault action the run will not carry out (the message of [`PluginError::Malformed`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum Malformed {
+    #[error("set-app-fault with an empty field name")]
+    EmptyField,
+    #[error("set-app-fault {field} = {value}: values must not be negative")]
+    NegativeValue { field: String, value: i64 },
+    #[error("toxic {name}: toxicity {toxicity} is outside 0..1")]
+    Toxicity { name: String, toxicity: f64 },
+    #[error("add-toxic needs a proxy and a toxic name")]
+    ToxicTarget,
+    #[error("set-hot-share {generator}: share {share} is outside 0..1")]
+    HotShare { generator: String, share: f64 },
+}
+
+fn convert(a: wit::FaultAction) -> Result<Action, Malformed> {
     Ok(match a {
         wit::FaultAction::SetAppFault((field, value)) => {
             if field.trim().is_empty() {
-                return Err("set-app-fault with an empty field name".into());
+                return Err(Malformed::EmptyField);
             }
             if value < 0 {
-                return Err(format!(
-                    "set-app-fault {field} = {value}: values must not be negative"
-                ));
+                return Err(Malformed::NegativeValue { field, value });
             }
             Action::SetAppFault { field, value }
         }
         wit::FaultAction::AddToxic(t) => {
             if !(0.0..=1.0).contains(&t.toxicity) {
-                return Err(format!(
-                    "toxic {}: toxicity {} is outside 0..1",
-                    t.name, t.toxicity
-                ));
+                return Err(Malformed::Toxicity {
+                    name: t.name,
+                    toxicity: t.toxicity,
+                });
             }
             if t.proxy.is_empty() || t.name.is_empty() {
-                return Err("add-toxic needs a proxy and a toxic name".into());
+                return Err(Malformed::ToxicTarget);
             }
             Action::AddToxic(ToxicSpec {
                 proxy: t.proxy,
@@ -125,9 +138,7 @@ fn convert(a: wit::FaultAction) -> Result<Action, String> {
         wit::FaultAction::RemoveToxic((proxy, name)) => Action::RemoveToxic { proxy, name },
         wit::FaultAction::SetHotShare((generator, share)) => {
             if !(0.0..=1.0).contains(&share) {
-                return Err(format!(
-                    "set-hot-share {generator}: share {share} is outside 0..1"
-                ));
+                return Err(Malformed::HotShare { generator, share });
             }
             Action::SetHotShare { generator, share }
         }

@@ -156,15 +156,25 @@ pub fn load(
             e.to_string()
         },
     })?;
-    let engine = engine();
-    let invalid = |m: String| PluginError::Invalid {
+    let invalid = |message: String| PluginError::Invalid {
         plugin: name.clone(),
-        message: m,
+        message,
     };
     if is_core_module(&bytes) {
         return Err(invalid("this is a core Wasm module; link it into a component with wasm-component-ld (see plugins/README.md)".into()));
     }
-    let key = format!("{:016x}-{}", fnv64(&bytes), bytes.len());
+    let component = compile_cached(&bytes).map_err(|e| invalid(format!("{e:#}")))?;
+    let ty = component.component_type();
+    check_export(&ty, &name, expected_iface, kind)?;
+    check_imports(&ty, &name)?;
+    Ok(Arc::new(Loaded { name, component }))
+}
+
+/// The compiled component, from `~/.cache/harness/plugins` when this exact file was compiled
+/// before (keyed by content hash and length), else compiled now and cached.
+fn compile_cached(bytes: &[u8]) -> wasmtime::Result<Component> {
+    let engine = engine();
+    let key = format!("{:016x}-{}", fnv64(bytes), bytes.len());
     let cached = cache_dir().map(|d| d.join(format!("{key}.cwasm")));
     // SAFETY: the cache directory is written only by this function from components we
     // compiled; wasmtime verifies the artefact's engine version and configuration on load.
@@ -172,35 +182,43 @@ pub fn load(
         .as_ref()
         .filter(|p| p.is_file())
         .and_then(|p| unsafe { Component::deserialize_file(engine, p) }.ok());
-    let component = match from_cache {
-        Some(c) => c,
-        None => {
-            let c = Component::new(engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
-            if let (Some(p), Ok(art)) = (&cached, c.serialize()) {
-                let _ = std::fs::create_dir_all(p.parent().expect("cache file has a parent"));
-                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, art).is_ok() {
-                    let _ = std::fs::rename(&tmp, p);
-                }
-            }
-            c
+    if let Some(c) = from_cache {
+        return Ok(c);
+    }
+    let c = Component::new(engine, bytes)?;
+    if let (Some(p), Ok(art)) = (&cached, c.serialize()) {
+        let _ = std::fs::create_dir_all(p.parent().expect("cache file has a parent"));
+        let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, art).is_ok() {
+            let _ = std::fs::rename(&tmp, p);
         }
-    };
-    let ty = component.component_type();
+    }
+    Ok(c)
+}
+
+/// The component's `harness:plugin/<iface>@<version>` export: our major version, and the
+/// interface a `kind` plugin needs.
+fn check_export(
+    ty: &wasmtime::component::types::Component,
+    name: &str,
+    expected_iface: &str,
+    kind: &'static str,
+) -> Result<(), PluginError> {
+    let engine = engine();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
-    let ours: Vec<&String> = exports
+    let Some(export) = exports
         .iter()
-        .filter(|n| n.starts_with(&format!("{ABI_PACKAGE}/")))
-        .collect();
-    let Some(export) = ours.first() else {
-        return Err(invalid(format!(
-            "it exports no {ABI_PACKAGE} interface (exports: {})",
-            if exports.is_empty() {
-                "none".into()
-            } else {
-                exports.join(", ")
-            }
-        )));
+        .find(|n| n.starts_with(&format!("{ABI_PACKAGE}/")))
+    else {
+        let listed = if exports.is_empty() {
+            "none".into()
+        } else {
+            exports.join(", ")
+        };
+        return Err(PluginError::Invalid {
+            plugin: name.to_owned(),
+            message: format!("it exports no {ABI_PACKAGE} interface (exports: {listed})"),
+        });
     };
     let version = export.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
     let major = version
@@ -208,16 +226,14 @@ pub fn load(
         .next()
         .and_then(|m| m.parse::<u64>().ok());
     if major != Some(ABI_MAJOR) {
+        let shown = if version.is_empty() {
+            "(unversioned)"
+        } else {
+            version
+        };
         return Err(PluginError::Abi {
-            plugin: name,
-            found: format!(
-                "{ABI_PACKAGE}@{}",
-                if version.is_empty() {
-                    "(unversioned)"
-                } else {
-                    version
-                }
-            ),
+            plugin: name.to_owned(),
+            found: format!("{ABI_PACKAGE}@{shown}"),
         });
     }
     let iface = export
@@ -226,15 +242,23 @@ pub fn load(
         .unwrap_or("");
     if iface != expected_iface {
         return Err(PluginError::Kind {
-            plugin: name,
+            plugin: name.to_owned(),
             kind,
             expected: format!("{ABI_PACKAGE}/{expected_iface}"),
             found: export.to_string(),
         });
     }
-    // The only import allowed is the ABI's own type-only `types` interface (the component
-    // model imports the types an exported interface uses); anything with a function in it is
-    // a host capability we do not grant.
+    Ok(())
+}
+
+/// The only import allowed is the ABI's own type-only `types` interface (the component model
+/// imports the types an exported interface uses); anything with a function in it is a host
+/// capability we do not grant.
+fn check_imports(
+    ty: &wasmtime::component::types::Component,
+    name: &str,
+) -> Result<(), PluginError> {
+    let engine = engine();
     for (import, item) in ty.imports(engine) {
         let type_only = match &item.ty {
             ComponentItem::ComponentInstance(ci) => ci.exports(engine).all(|(_, e)| {
@@ -250,12 +274,15 @@ pub fn load(
             _ => false,
         };
         if !(type_only && import.starts_with(&format!("{ABI_PACKAGE}/types@"))) {
-            return Err(invalid(format!(
-                "it imports `{import}`; plugins get no host functions (no WASI, no I/O)"
-            )));
+            return Err(PluginError::Invalid {
+                plugin: name.to_owned(),
+                message: format!(
+                    "it imports `{import}`; plugins get no host functions (no WASI, no I/O)"
+                ),
+            });
         }
     }
-    Ok(Arc::new(Loaded { name, component }))
+    Ok(())
 }
 
 fn is_core_module(bytes: &[u8]) -> bool {

@@ -88,38 +88,57 @@ impl ThresholdPlugin {
         let out = r.map_err(|e| self.trap(call, &e))?;
         out.into_iter()
             .map(|v| {
-                validate(v).map_err(|message| PluginError::Malformed {
+                validate(v).map_err(|e| PluginError::Malformed {
                     plugin: self.loaded.name.clone(),
                     call,
-                    message,
+                    message: e.to_string(),
                 })
             })
             .collect()
     }
 }
 
+/// A verdict the run does not believe (the message of [`PluginError::Malformed`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum Malformed {
+    #[error(
+        "a verdict with an empty metric or threshold (metric `{metric}`, threshold `{threshold}`)"
+    )]
+    Unnamed { metric: String, threshold: String },
+    #[error("verdict {metric} {threshold}: observed value {observed} is not a finite number")]
+    NotFinite {
+        metric: String,
+        threshold: String,
+        observed: f64,
+    },
+    /// A pass on no data (the harness's rule against wrong PASSes).
+    #[error("verdict {metric} {threshold} passes with no observed value")]
+    PassWithoutData { metric: String, threshold: String },
+}
+
 /// A verdict must name its metric and condition, carry a finite observation if any, and may
 /// not pass on no data (the harness's rule against wrong PASSes holds for plugins too).
-fn validate(v: wit::Verdict) -> Result<k6_rules::Verdict, String> {
+fn validate(v: wit::Verdict) -> Result<k6_rules::Verdict, Malformed> {
     if v.metric.trim().is_empty() || v.threshold.trim().is_empty() {
-        return Err(format!(
-            "a verdict with an empty metric or threshold (metric `{}`, threshold `{}`)",
-            v.metric, v.threshold
-        ));
+        return Err(Malformed::Unnamed {
+            metric: v.metric,
+            threshold: v.threshold,
+        });
     }
     if let Some(o) = v.observed {
         if !o.is_finite() {
-            return Err(format!(
-                "verdict {} {}: observed value {o} is not a finite number",
-                v.metric, v.threshold
-            ));
+            return Err(Malformed::NotFinite {
+                metric: v.metric,
+                threshold: v.threshold,
+                observed: o,
+            });
         }
     }
     if v.passed && v.observed.is_none() {
-        return Err(format!(
-            "verdict {} {} passes with no observed value",
-            v.metric, v.threshold
-        ));
+        return Err(Malformed::PassWithoutData {
+            metric: v.metric,
+            threshold: v.threshold,
+        });
     }
     Ok(k6_rules::Verdict {
         metric: v.metric,

@@ -51,6 +51,21 @@ pub struct LagProbeError {
     source: rdkafka::error::KafkaError,
 }
 
+/// Why one lag reading failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LagError {
+    /// The blocking read panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    /// Metadata, committed offsets or watermarks could not be fetched.
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("topic {0} not found")]
+    NoTopic(String),
+    #[error("topic {0} has no partitions (does it exist?)")]
+    NoPartitions(String),
+}
+
 impl KafkaLagProbe {
     pub fn new(
         bootstrap: &str,
@@ -77,11 +92,9 @@ impl KafkaLagProbe {
     }
 
     /// One reading, off the async runtime (librdkafka calls block).
-    pub async fn read(&self) -> Result<Vec<PartitionLag>, String> {
+    pub async fn read(&self) -> Result<Vec<PartitionLag>, LagError> {
         let (c, topic) = (self.consumer.clone(), self.topic.clone());
-        tokio::task::spawn_blocking(move || read_blocking(&c, &topic))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || read_blocking(&c, &topic)).await?
     }
 
     /// Samples until `stop`, then (when `drain` is set) keeps sampling until the lag is 0 or
@@ -129,7 +142,7 @@ impl KafkaLagProbe {
                         return (health, summary);
                     }
                 }
-                Err(e) => health.failed(e),
+                Err(e) => health.failed(e.to_string()),
             }
             if drain_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 return (health, summary);
@@ -138,25 +151,21 @@ impl KafkaLagProbe {
     }
 }
 
-fn read_blocking(c: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, String> {
-    let md = c
-        .fetch_metadata(Some(topic), CALL_TIMEOUT)
-        .map_err(|e| e.to_string())?;
+fn read_blocking(c: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, LagError> {
+    let md = c.fetch_metadata(Some(topic), CALL_TIMEOUT)?;
     let t = md
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or_else(|| format!("topic {topic} not found"))?;
+        .ok_or_else(|| LagError::NoTopic(topic.to_owned()))?;
     if t.partitions().is_empty() {
-        return Err(format!("topic {topic} has no partitions (does it exist?)"));
+        return Err(LagError::NoPartitions(topic.to_owned()));
     }
     let mut tpl = TopicPartitionList::new();
     for p in t.partitions() {
         tpl.add_partition(topic, p.id());
     }
-    let committed = c
-        .committed_offsets(tpl, CALL_TIMEOUT)
-        .map_err(|e| e.to_string())?;
+    let committed = c.committed_offsets(tpl, CALL_TIMEOUT)?;
     let mut out = Vec::new();
     let mut by_id: BTreeMap<i32, Option<i64>> = BTreeMap::new();
     for p in t.partitions() {
@@ -167,9 +176,7 @@ fn read_blocking(c: &BaseConsumer, topic: &str) -> Result<Vec<PartitionLag>, Str
         by_id.insert(p.id(), off);
     }
     for (id, off) in by_id {
-        let (low, high) = c
-            .fetch_watermarks(topic, id, CALL_TIMEOUT)
-            .map_err(|e| e.to_string())?;
+        let (low, high) = c.fetch_watermarks(topic, id, CALL_TIMEOUT)?;
         let lag = (high - off.unwrap_or(low)).max(0);
         out.push(PartitionLag {
             partition: id,

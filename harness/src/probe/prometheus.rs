@@ -15,10 +15,22 @@ pub struct PrometheusProbe {
     pub interval: Duration,
 }
 
+/// Why one scrape gave no values.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    /// No answer, or the body could not be read.
+    #[error(transparent)]
+    Fetch(#[from] reqwest::Error),
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error("not Prometheus text: {0}")]
+    Parse(std::io::Error),
+}
+
 /// Parses Prometheus text and sums each wanted metric over its label sets.
-pub fn extract(text: &str, series: &[String]) -> Result<Vec<(String, Option<f64>)>, String> {
+pub fn extract(text: &str, series: &[String]) -> Result<Vec<(String, Option<f64>)>, ScrapeError> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .map_err(|e| format!("not Prometheus text: {e}"))?;
+        .map_err(ScrapeError::Parse)?;
     Ok(series
         .iter()
         .map(|name| {
@@ -56,9 +68,9 @@ impl PrometheusProbe {
                 _ = stop.changed() => return health,
             }
             let text = match client.get(&self.url).send().await {
-                Ok(r) if r.status().is_success() => r.text().await.map_err(|e| e.to_string()),
-                Ok(r) => Err(format!("HTTP {}", r.status())),
-                Err(e) => Err(e.to_string()),
+                Ok(r) if r.status().is_success() => r.text().await.map_err(ScrapeError::from),
+                Ok(r) => Err(ScrapeError::Status(r.status())),
+                Err(e) => Err(ScrapeError::Fetch(e)),
             };
             match text.and_then(|t| extract(&t, &self.series)) {
                 Ok(values) => {
@@ -75,7 +87,7 @@ impl PrometheusProbe {
                         health.failed(format!("series not in the scrape: {}", missing.join(", ")));
                     }
                 }
-                Err(e) => health.failed(e),
+                Err(e) => health.failed(e.to_string()),
             }
         }
     }

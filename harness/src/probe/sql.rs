@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection};
 
 use crate::metrics::RunMetrics;
-use crate::scenario::{SqlCheck, Vars};
+use crate::scenario::{EnvError, SqlCheck, Vars};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SqlResult {
@@ -17,6 +17,23 @@ pub struct SqlResult {
     pub error: Option<String>,
 }
 
+/// Why one check's query gave no value.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// The check's `database_url` names an unset `{env:…}` variable.
+    #[error(transparent)]
+    Url(#[from] EnvError),
+    #[error("cannot connect: {0}")]
+    Connect(sqlx::Error),
+    #[error("cannot connect: no answer within 5 s")]
+    ConnectTimeout,
+    #[error("query took longer than 30 s")]
+    QueryTimeout,
+    /// The query failed, or its value is not an integer.
+    #[error(transparent)]
+    Query(sqlx::Error),
+}
+
 /// Values of the `delta = true` checks before the load (None for the others; an error is
 /// reported by that check after the run).
 pub type Baseline = Vec<Option<Result<i64, String>>>;
@@ -26,7 +43,7 @@ pub async fn baseline(checks: &[SqlCheck], vars: &Vars) -> Baseline {
     let mut out = Vec::new();
     for c in checks {
         out.push(if c.delta {
-            Some(run_one(c, vars).await)
+            Some(run_one(c, vars).await.map_err(|e| e.to_string()))
         } else {
             None
         });
@@ -56,9 +73,12 @@ pub async fn run_checks(
             (None, None) => None,
         };
         let observed = match before.get(i).cloned().flatten() {
-            Some(Ok(b)) => run_one(c, vars).await.map(|after| after - b),
+            Some(Ok(b)) => run_one(c, vars)
+                .await
+                .map(|after| after - b)
+                .map_err(|e| e.to_string()),
             Some(Err(e)) => Err(format!("before the run: {e}")),
-            None => run_one(c, vars).await,
+            None => run_one(c, vars).await.map_err(|e| e.to_string()),
         };
         let (observed, error) = match observed {
             Ok(v) => (Some(v), None),
@@ -77,8 +97,8 @@ pub async fn run_checks(
     out
 }
 
-async fn run_one(c: &SqlCheck, vars: &Vars) -> Result<i64, String> {
-    let url = crate::scenario::expand_env(&c.database_url, vars).map_err(|e| e.to_string())?;
+async fn run_one(c: &SqlCheck, vars: &Vars) -> Result<i64, SqlError> {
+    let url = crate::scenario::expand_env(&c.database_url, vars)?;
     let connect = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         MySqlConnection::connect(&url),
@@ -86,8 +106,8 @@ async fn run_one(c: &SqlCheck, vars: &Vars) -> Result<i64, String> {
     .await;
     let mut conn = match connect {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
-        Err(_) => return Err("cannot connect: no answer within 5 s".into()),
+        Ok(Err(e)) => return Err(SqlError::Connect(e)),
+        Err(_) => return Err(SqlError::ConnectTimeout),
     };
     // Casting makes SUM()/COUNT()/NULL all come back as one integer.
     let sql = format!(
@@ -99,8 +119,8 @@ async fn run_one(c: &SqlCheck, vars: &Vars) -> Result<i64, String> {
         sqlx::query_scalar(&sql).fetch_one(&mut conn),
     )
     .await
-    .map_err(|_| "query took longer than 30 s".to_owned())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|_| SqlError::QueryTimeout)?
+    .map_err(SqlError::Query)?;
     let _ = conn.close().await;
     Ok(v.unwrap_or(0))
 }

@@ -7,16 +7,30 @@ pub struct Table {
     pub rows: Vec<Vec<Option<f64>>>,
 }
 
+/// Why a `timeseries.csv` cannot be read back; `line` counts from 1 (the header).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsvError {
+    #[error("empty file (no header line)")]
+    Empty,
+    #[error("first column must be `second`, found `{0}`")]
+    FirstColumn(String),
+    #[error("line {line}: {cells} cells, header has {columns}")]
+    Width {
+        line: usize,
+        cells: usize,
+        columns: usize,
+    },
+    #[error("line {line}: `{cell}` is not a number")]
+    NotANumber { line: usize, cell: String },
+}
+
 impl Table {
-    pub fn parse(text: &str) -> Result<Table, String> {
+    pub fn parse(text: &str) -> Result<Table, CsvError> {
         let mut lines = text.lines();
-        let header = lines.next().ok_or("empty file (no header line)")?;
+        let header = lines.next().ok_or(CsvError::Empty)?;
         let columns: Vec<String> = header.split(',').map(str::to_owned).collect();
         if columns.first().map(String::as_str) != Some("second") {
-            return Err(format!(
-                "first column must be `second`, found `{}`",
-                columns[0]
-            ));
+            return Err(CsvError::FirstColumn(columns[0].clone()));
         }
         let mut rows = Vec::new();
         for (i, line) in lines.enumerate() {
@@ -25,12 +39,11 @@ impl Table {
             }
             let cells: Vec<&str> = line.split(',').collect();
             if cells.len() != columns.len() {
-                return Err(format!(
-                    "line {}: {} cells, header has {}",
-                    i + 2,
-                    cells.len(),
-                    columns.len()
-                ));
+                return Err(CsvError::Width {
+                    line: i + 2,
+                    cells: cells.len(),
+                    columns: columns.len(),
+                });
             }
             let row = cells
                 .iter()
@@ -40,10 +53,13 @@ impl Table {
                     } else {
                         c.parse::<f64>()
                             .map(Some)
-                            .map_err(|_| format!("line {}: `{c}` is not a number", i + 2))
+                            .map_err(|_| CsvError::NotANumber {
+                                line: i + 2,
+                                cell: (*c).to_owned(),
+                            })
                     }
                 })
-                .collect::<Result<Vec<_>, String>>()?;
+                .collect::<Result<Vec<_>, CsvError>>()?;
             rows.push(row);
         }
         Ok(Table { columns, rows })
@@ -80,13 +96,18 @@ mod tests {
 
     #[test]
     fn corrupt_files_are_named_errors() {
-        assert!(Table::parse("").unwrap_err().contains("empty"));
-        assert!(Table::parse("a,b\n1,2\n").unwrap_err().contains("second"));
+        assert!(Table::parse("").unwrap_err().to_string().contains("empty"));
+        assert!(Table::parse("a,b\n1,2\n")
+            .unwrap_err()
+            .to_string()
+            .contains("second"));
         assert!(Table::parse("second,x\n1\n")
             .unwrap_err()
+            .to_string()
             .contains("line 2"));
         assert!(Table::parse("second,x\n1,abc\n")
             .unwrap_err()
+            .to_string()
             .contains("`abc`"));
     }
 }

@@ -390,7 +390,7 @@ fn print_probe_chart<W: Write>(
 fn chart_ids(specs: &[ChartSpec]) -> Vec<String> {
     let mut taken: Vec<String> = BUILT_IN.iter().map(|id| id.to_string()).collect();
     for spec in specs {
-        let base = format!("chart-{}", slug(&spec.title));
+        let base = format!("chart-{}", super::slug(&spec.title));
         let mut id = base.clone();
         let mut n = 2;
         while taken.contains(&id) {
@@ -400,20 +400,6 @@ fn chart_ids(specs: &[ChartSpec]) -> Vec<String> {
         taken.push(id);
     }
     taken.split_off(BUILT_IN.len())
-}
-
-/// ASCII letters (lowercased) and digits kept, everything else `-`.
-fn slug(title: &str) -> String {
-    title
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
@@ -445,12 +431,7 @@ fn print_sql_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     }
     out.write_str("<h2>SQL checks</h2><table><tr><th></th><th>check</th><th>expected</th><th>observed</th></tr>")?;
     for c in &s.sql_checks {
-        let observed = c
-            .error
-            .as_ref()
-            .map(|e| format!("error: {e}"))
-            .or_else(|| c.observed.map(|v| v.to_string()))
-            .unwrap_or_default();
+        let observed = super::sql_observed(c);
         write!(
             out,
             "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -609,6 +590,6 @@ mod tests {
                 "chart-lag"
             ]
         );
-        assert_eq!(slug("Äpfel 2"), "-pfel-2");
+        assert_eq!(super::super::slug("Äpfel 2"), "-pfel-2");
     }
 }

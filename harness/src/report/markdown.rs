@@ -98,12 +98,7 @@ fn print_sql_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     }
     out.write_str("| | SQL check | expected | observed |\n|---|---|---:|---:|\n")?;
     for c in &s.sql_checks {
-        let observed = c
-            .error
-            .as_ref()
-            .map(|e| format!("error: {e}"))
-            .or_else(|| c.observed.map(|v| v.to_string()))
-            .unwrap_or_default();
+        let observed = super::sql_observed(c);
         writeln!(
             out,
             "| {} | {} | {} | {} |",

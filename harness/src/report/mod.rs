@@ -57,3 +57,26 @@ pub fn write_all(
     write("report.html", html::render(summary, &table))?;
     Ok(())
 }
+
+/// ASCII letters (lowercased) and digits kept, everything else `-`.
+pub fn slug(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// A SQL check's observed value as the reports show it: the error, else the number.
+fn sql_observed(c: &crate::probe::sql::SqlResult) -> String {
+    match (&c.error, c.observed) {
+        (Some(e), _) => format!("error: {e}"),
+        (None, Some(v)) => v.to_string(),
+        (None, None) => String::new(),
+    }
+}

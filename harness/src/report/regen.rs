@@ -14,14 +14,19 @@ pub enum Format {
     Junit,
 }
 
+/// A `--format` that is none of html, md, junit (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format `{0}` (html, md, junit)")]
+pub struct UnknownFormat(pub String);
+
 impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Self, UnknownFormat> {
         match s {
             "html" => Ok(Format::Html),
             "md" | "markdown" => Ok(Format::Md),
             "junit" => Ok(Format::Junit),
-            other => Err(format!("unknown format `{other}` (html, md, junit)")),
+            other => Err(UnknownFormat(other.to_owned())),
         }
     }
 }
@@ -71,7 +76,10 @@ pub fn load_summary(dir: &Path) -> Result<Summary, RegenError> {
 
 pub fn load_table(dir: &Path) -> Result<Table, RegenError> {
     let path = dir.join("timeseries.csv");
-    Table::parse(&read(&path)?).map_err(|message| RegenError::Input { path, message })
+    Table::parse(&read(&path)?).map_err(|e| RegenError::Input {
+        path,
+        message: e.to_string(),
+    })
 }
 
 /// Renders `format` for the run in `dir`; returns the file written.

@@ -31,7 +31,7 @@ pub struct Summary {
     pub sql_checks: Vec<SqlResult>,
     pub probes: Vec<ProbeHealth>,
     pub kafka_lag: Option<LagSummary>,
-    /// Peak (max) of every recorded gauge series, e.g. `db_pool_pending`.
+    /// Peak (max) of every recorded gauge series, e.g. a Prometheus series the probe scraped.
     pub series_peaks: BTreeMap<String, f64>,
     pub alerts: Vec<crate::alerts::AlertState>,
     /// What alert time-to-detect is measured from: the first fault injected, else the first

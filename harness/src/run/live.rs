@@ -13,13 +13,23 @@ use super::summary::{self, Findings, Status};
 use super::{Base, RunError, RunOutcome};
 use crate::alerts::{AlertState, Condition};
 use crate::event::{Event, Observer, Progress};
-use crate::fault::session::{Actuators, FaultSession};
+use crate::fault::session::{Actuators, FaultError, FaultSession};
 use crate::load::{self, LoadCtx};
 use crate::metrics::RunMetrics;
 use crate::plugin::fault::{FaultPlugin, TickState};
+use crate::plugin::PluginError;
 use crate::probe::sql::{self, Baseline};
 use crate::scenario::{expand_env, Scenario, SeriesLabel, Vars};
 use crate::verdict::Judges;
+
+/// Why a second of the run cannot go on: a plugin failed, or a fault could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LiveError {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Fault(#[from] FaultError),
+}
 
 pub(super) struct Run<'a> {
     base: Base<'a>,
@@ -158,14 +168,14 @@ impl<'a> Run<'a> {
         let faulted = self.tick_faults(&state).await;
         self.forward_fault_events();
         let status = match faulted {
-            Err(e) => Status::Error(e),
+            Err(e) => Status::Error(e.to_string()),
             Ok(()) => match self.judge_live(&snapshot) {
                 Ok(None) => return None,
                 Ok(Some(reason)) => {
                     self.observer.event(Event::Aborting { reason: &reason });
                     Status::Aborted(reason)
                 }
-                Err(e) => Status::Error(e),
+                Err(e) => Status::Error(e.to_string()),
             },
         };
         if let Status::Error(e) = &status {
@@ -174,26 +184,23 @@ impl<'a> Run<'a> {
         Some(status)
     }
 
-    async fn tick_faults(&mut self, state: &TickState) -> Result<(), String> {
+    async fn tick_faults(&mut self, state: &TickState) -> Result<(), LiveError> {
         for p in self.fault_plugins.iter_mut() {
-            let actions = p.on_tick(state).map_err(|e| e.to_string())?;
+            let actions = p.on_tick(state)?;
             for a in actions {
-                self.faults
-                    .apply(p.name(), a)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.faults.apply(p.name(), a).await?;
             }
         }
         Ok(())
     }
 
     /// This second's threshold judgement: records first breaches; Some(reason) to abort.
-    fn judge_live(&mut self, snapshot: &RunMetrics) -> Result<Option<String>, String> {
+    fn judge_live(&mut self, snapshot: &RunMetrics) -> Result<Option<String>, LiveError> {
         let sum = crate::plugin::summary::from_run(&self.base.scenario, snapshot);
-        let live = self.judges.evaluate(&sum).map_err(|e| e.to_string())?;
+        let live = self.judges.evaluate(&sum)?;
         let now = snapshot.elapsed.as_secs_f64();
         summary::note_breaches(&mut self.first_breach, &live, now);
-        let abort = self.judges.check(&sum).map_err(|e| e.to_string())?;
+        let abort = self.judges.check(&sum)?;
         Ok(summary::abort_reason(&abort))
     }
 

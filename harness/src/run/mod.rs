@@ -201,16 +201,7 @@ impl<'a> Base<'a> {
 
 fn run_id(name: &str) -> String {
     let stamp = crate::clock::file_stamp(SystemTime::now());
-    let slug: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let slug = crate::report::slug(name);
     format!("{slug}-{stamp}-{:04x}", fastrand::u16(..))
 }
 

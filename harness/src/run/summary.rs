@@ -201,7 +201,7 @@ pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findin
         started_at: id.started_at.to_owned(),
         elapsed_s: secs,
         status,
-        exit_code: crate::exit::for_status(status),
+        exit_code: status.exit_code(),
         reason,
         totals: report::totals_row(m),
         requests,
@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(reason.unwrap(), "failed: http_req_duration p(95)<200");
         let (st, _) = final_status(Status::Aborted("x".into()), &[], &[]);
         assert_eq!(
-            (st, crate::exit::for_status(st)),
+            (st, st.exit_code()),
             (RunStatus::Aborted, crate::exit::THRESHOLDS_FAILED)
         );
         assert_eq!(

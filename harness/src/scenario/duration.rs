@@ -8,11 +8,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Dur(pub Duration);
 
+/// A duration that is not numbers with units (the text as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid duration `{0}`: use a number with a unit (ms, s, m, h), e.g. `500ms`, `30s`, `1m30s`"
+)]
+pub struct DurationError(pub String);
+
 impl Dur {
-    pub fn parse(s: &str) -> Result<Dur, String> {
-        let err = || {
-            format!("invalid duration `{s}`: use a number with a unit (ms, s, m, h), e.g. `500ms`, `30s`, `1m30s`")
-        };
+    pub fn parse(s: &str) -> Result<Dur, DurationError> {
+        let err = || DurationError(s.to_owned());
         let mut total = Duration::ZERO;
         let mut rest = s.trim();
         if rest.is_empty() {

@@ -17,7 +17,7 @@ use toml::Spanned;
 
 pub use duration::Dur;
 pub use env::{expand_env, EnvError, Vars};
-pub use template::{Draws, GeneratorSpec, Generators, Template};
+pub use template::{Draws, GeneratorError, GeneratorSpec, Generators, Template};
 
 use crate::threshold::{Expr, MetricKind, MetricRef};
 
@@ -166,18 +166,27 @@ enum ExecutorKind {
     ArrivalRate,
 }
 
+/// An `[executor]` table mixing the fields of the two types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutorError {
+    #[error("start_rate and max_in_flight belong to type = \"arrival-rate\"")]
+    ArrivalRateFields,
+    #[error("use think_time or pacing, not both")]
+    ThinkTimeAndPacing,
+    #[error("start_vus, think_time and pacing belong to type = \"vus\"")]
+    VusFields,
+}
+
 impl TryFrom<ExecutorSpec> for Executor {
-    type Error = String;
-    fn try_from(s: ExecutorSpec) -> Result<Self, String> {
+    type Error = ExecutorError;
+    fn try_from(s: ExecutorSpec) -> Result<Self, ExecutorError> {
         match s.kind {
             ExecutorKind::Vus => {
                 if s.start_rate.is_some() || s.max_in_flight.is_some() {
-                    return Err(
-                        "start_rate and max_in_flight belong to type = \"arrival-rate\"".into(),
-                    );
+                    return Err(ExecutorError::ArrivalRateFields);
                 }
                 if s.think_time.is_some() && s.pacing.is_some() {
-                    return Err("use think_time or pacing, not both".into());
+                    return Err(ExecutorError::ThinkTimeAndPacing);
                 }
                 Ok(Executor::Vus {
                     start_vus: s.start_vus.unwrap_or(0),
@@ -188,7 +197,7 @@ impl TryFrom<ExecutorSpec> for Executor {
             }
             ExecutorKind::ArrivalRate => {
                 if s.start_vus.is_some() || s.think_time.is_some() || s.pacing.is_some() {
-                    return Err("start_vus, think_time and pacing belong to type = \"vus\"".into());
+                    return Err(ExecutorError::VusFields);
                 }
                 Ok(Executor::ArrivalRate {
                     start_rate: s.start_rate.unwrap_or(0),
@@ -383,7 +392,7 @@ pub struct ResponseCount {
 #[serde(deny_unknown_fields)]
 pub struct AlertRule {
     pub name: String,
-    /// `<series> <op> <number>`, e.g. `db_pool_acquire_timeouts_total > 10`.
+    /// `<series> <op> <number>`, e.g. `http_req_failed > 0.05` or a probe series `queue_depth >= 100`.
     pub expr: Spanned<String>,
     #[serde(default, rename = "for")]
     pub for_: Dur,
@@ -608,186 +617,15 @@ impl Scenario {
     }
 
     fn validate(&self, text: &str, file: &str) -> Result<(), ScenarioError> {
-        let at = |span: std::ops::Range<usize>, field: &str, message: String| {
-            let (line, column) = line_col(text, span.start);
-            ScenarioError::Invalid(Located {
-                file: file.to_owned(),
-                line,
-                column,
-                field: field.to_owned(),
-                message,
-            })
-        };
-        let nowhere = |field: &str, message: String| {
-            let span = find_key(text, field.rsplit('.').next().unwrap_or(field));
-            at(span, field, message)
-        };
-        if !self.target.url.starts_with("http://")
-            && !self.target.url.starts_with("https://")
-            && !self.target.url.starts_with("{env:")
-        {
-            return Err(nowhere(
-                "target.url",
-                format!("`{}` is not an http:// or https:// URL", self.target.url),
-            ));
-        }
-        if self.executor.stages().is_empty() {
-            return Err(nowhere(
-                "executor.stages",
-                "at least one stage is required".into(),
-            ));
-        }
-        if self.executor.total_duration().is_zero() {
-            return Err(nowhere(
-                "executor.stages",
-                "the stages add up to zero time".into(),
-            ));
-        }
-        if let Executor::ArrivalRate {
-            max_in_flight: 0, ..
-        } = self.executor
-        {
-            return Err(nowhere(
-                "executor.max_in_flight",
-                "must be at least 1".into(),
-            ));
-        }
-        if self.requests.is_empty() {
-            return Err(nowhere(
-                "requests",
-                "at least one [[requests]] entry is required".into(),
-            ));
-        }
-        if self.requests.iter().all(|r| r.weight == 0) {
-            return Err(nowhere(
-                "requests.weight",
-                "at least one request needs a weight above 0".into(),
-            ));
-        }
-        for (name, g) in &self.generators {
-            g.validate()
-                .map_err(|m| nowhere(&format!("generators.{name}"), m))?;
-        }
-        let gens = Generators::new(&self.generators, self.seed);
-        let mut names = std::collections::HashSet::new();
-        for r in &self.requests {
-            if !names.insert(r.name.as_str()) {
-                return Err(nowhere(
-                    "requests.name",
-                    format!("request name `{}` is used twice", r.name),
-                ));
-            }
-            if r.method.parse::<http::Method>().is_err() {
-                return Err(nowhere(
-                    "requests.method",
-                    format!("`{}` is not an HTTP method", r.method),
-                ));
-            }
-            if !r.path.get_ref().starts_with('/') {
-                return Err(at(
-                    r.path.span(),
-                    "requests.path",
-                    format!("`{}` must start with /", r.path.get_ref()),
-                ));
-            }
-            Template::compile(r.path.get_ref(), &gens)
-                .map_err(|m| at(r.path.span(), "requests.path", m))?;
-            if let Some(b) = &r.body {
-                Template::compile(b.get_ref(), &gens)
-                    .map_err(|m| at(b.span(), "requests.body", m))?;
-            }
-        }
-        for (name, m) in &self.metrics {
-            let request = &m.request;
-            if !names.contains(request.get_ref().as_str()) {
-                return Err(at(
-                    request.span(),
-                    &format!("metrics.{name}.request"),
-                    format!("no request named `{}`", request.get_ref()),
-                ));
-            }
-            if self.builtin(name) {
-                return Err(nowhere(
-                    &format!("metrics.{name}"),
-                    "a custom metric cannot reuse a built-in metric's name".into(),
-                ));
-            }
-        }
-        for (metric, specs) in &self.thresholds {
-            let m = metric.get_ref();
-            let field = format!("thresholds.\"{m}\"");
-            let kind = self.metric_kind(&m.name).ok_or_else(|| {
-                at(metric.span(), &field, format!("unknown metric `{}` (built-in, a declared [metrics] entry, kafka_consumer_lag with [probes.kafka], or a [probes.prometheus] series)", m.name))
-            })?;
-            for (k, v) in &m.tags {
-                if k != "name" {
-                    return Err(at(
-                        metric.span(),
-                        &field,
-                        format!("unsupported tag `{k}` (only `name` is supported)"),
-                    ));
-                }
-                if !names.contains(v.as_str()) {
-                    return Err(at(metric.span(), &field, format!("no request named `{v}`")));
-                }
-            }
-            for s in specs {
-                s.expr
-                    .check_kind(&m.name, kind)
-                    .map_err(|e| at(metric.span(), &field, e.to_string()))?;
-            }
-        }
-        for a in &self.alerts {
-            let rule = crate::alerts::Condition::parse(a.expr.get_ref())
-                .map_err(|m| at(a.expr.span(), "alerts.expr", m))?;
-            if self.metric_kind(&rule.series).is_none() {
-                return Err(at(
-                    a.expr.span(),
-                    "alerts.expr",
-                    format!("unknown series `{}`", rule.series),
-                ));
-            }
-        }
-        for c in &self.sql_checks {
-            match (&c.expect, &c.expect_responses) {
-                (Some(_), None) => {}
-                (None, Some(r)) if names.contains(r.request.as_str()) => {}
-                (None, Some(r)) => {
-                    return Err(nowhere(
-                        "expect_responses",
-                        format!("no request named `{}`", r.request),
-                    ))
-                }
-                _ => {
-                    return Err(nowhere(
-                        "sql_checks",
-                        format!(
-                            "check `{}` needs exactly one of `expect` or `expect_responses`",
-                            c.name
-                        ),
-                    ))
-                }
-            }
-        }
+        let v = Checker { text, file };
+        v.shape(self)?;
+        let names = v.requests(self)?;
+        v.metrics(self, &names)?;
+        v.thresholds(self, &names)?;
+        v.alerts_and_sql(self, &names)?;
         self.validate_report()
-            .map_err(|(field, m)| nowhere(field, m))?;
-        for (field, specs) in [
-            ("faults", &self.faults),
-            ("threshold_plugins", &self.threshold_plugins),
-        ] {
-            for p in specs {
-                if p.plugin.get_ref().extension().is_none_or(|e| e != "wasm") {
-                    return Err(nowhere(
-                        &format!("{field}.plugin"),
-                        format!(
-                            "`{}` is not a .wasm component",
-                            p.plugin.get_ref().display()
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
+            .map_err(|(field, m)| v.nowhere(field, m))?;
+        v.plugins(self)
     }
 
     /// `[report]` may only name series a probe records.
@@ -834,6 +672,222 @@ impl Scenario {
                 | "vus"
                 | "target_rate"
         )
+    }
+}
+
+/// Places validation errors in the scenario's text: `at` a span, or `nowhere` (at the first
+/// line naming the field's last key) for values serde keeps no span of.
+struct Checker<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+type Names<'s> = std::collections::HashSet<&'s str>;
+
+impl Checker<'_> {
+    fn at(&self, span: std::ops::Range<usize>, field: &str, message: String) -> ScenarioError {
+        let (line, column) = line_col(self.text, span.start);
+        let (file, field) = (self.file.to_owned(), field.to_owned());
+        ScenarioError::Invalid(Located {
+            file,
+            line,
+            column,
+            field,
+            message,
+        })
+    }
+
+    fn nowhere(&self, field: &str, message: String) -> ScenarioError {
+        let span = find_key(self.text, field.rsplit('.').next().unwrap_or(field));
+        self.at(span, field, message)
+    }
+
+    /// Target URL, stages, and a request mix that can send something.
+    fn shape(&self, s: &Scenario) -> Result<(), ScenarioError> {
+        let v = self;
+        if !s.target.url.starts_with("http://")
+            && !s.target.url.starts_with("https://")
+            && !s.target.url.starts_with("{env:")
+        {
+            return Err(v.nowhere(
+                "target.url",
+                format!("`{}` is not an http:// or https:// URL", s.target.url),
+            ));
+        }
+        if s.executor.stages().is_empty() {
+            return Err(v.nowhere("executor.stages", "at least one stage is required".into()));
+        }
+        if s.executor.total_duration().is_zero() {
+            return Err(v.nowhere("executor.stages", "the stages add up to zero time".into()));
+        }
+        if let Executor::ArrivalRate {
+            max_in_flight: 0, ..
+        } = s.executor
+        {
+            return Err(v.nowhere("executor.max_in_flight", "must be at least 1".into()));
+        }
+        if s.requests.is_empty() {
+            return Err(v.nowhere(
+                "requests",
+                "at least one [[requests]] entry is required".into(),
+            ));
+        }
+        if s.requests.iter().all(|r| r.weight == 0) {
+            return Err(v.nowhere(
+                "requests.weight",
+                "at least one request needs a weight above 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Generators, then each request (unique name, method, path and body templates); returns
+    /// the request names.
+    fn requests<'s>(&self, s: &'s Scenario) -> Result<Names<'s>, ScenarioError> {
+        let v = self;
+        for (name, g) in &s.generators {
+            g.validate()
+                .map_err(|e| v.nowhere(&format!("generators.{name}"), e.to_string()))?;
+        }
+        let gens = Generators::new(&s.generators, s.seed);
+        let mut names = std::collections::HashSet::new();
+        for r in &s.requests {
+            if !names.insert(r.name.as_str()) {
+                return Err(v.nowhere(
+                    "requests.name",
+                    format!("request name `{}` is used twice", r.name),
+                ));
+            }
+            if r.method.parse::<http::Method>().is_err() {
+                return Err(v.nowhere(
+                    "requests.method",
+                    format!("`{}` is not an HTTP method", r.method),
+                ));
+            }
+            if !r.path.get_ref().starts_with('/') {
+                return Err(v.at(
+                    r.path.span(),
+                    "requests.path",
+                    format!("`{}` must start with /", r.path.get_ref()),
+                ));
+            }
+            Template::compile(r.path.get_ref(), &gens)
+                .map_err(|e| v.at(r.path.span(), "requests.path", e.to_string()))?;
+            if let Some(b) = &r.body {
+                Template::compile(b.get_ref(), &gens)
+                    .map_err(|e| v.at(b.span(), "requests.body", e.to_string()))?;
+            }
+        }
+        Ok(names)
+    }
+
+    fn metrics(&self, s: &Scenario, names: &Names<'_>) -> Result<(), ScenarioError> {
+        let v = self;
+        for (name, m) in &s.metrics {
+            let request = &m.request;
+            if !names.contains(request.get_ref().as_str()) {
+                return Err(v.at(
+                    request.span(),
+                    &format!("metrics.{name}.request"),
+                    format!("no request named `{}`", request.get_ref()),
+                ));
+            }
+            if s.builtin(name) {
+                return Err(v.nowhere(
+                    &format!("metrics.{name}"),
+                    "a custom metric cannot reuse a built-in metric's name".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each threshold names a known metric of a kind its aggregation fits, tagged by request.
+    fn thresholds(&self, s: &Scenario, names: &Names<'_>) -> Result<(), ScenarioError> {
+        let v = self;
+        for (metric, specs) in &s.thresholds {
+            let m = metric.get_ref();
+            let field = format!("thresholds.\"{m}\"");
+            let kind = s.metric_kind(&m.name).ok_or_else(|| {
+                v.at(metric.span(), &field, format!("unknown metric `{}` (built-in, a declared [metrics] entry, kafka_consumer_lag with [probes.kafka], or a [probes.prometheus] series)", m.name))
+            })?;
+            for (k, tag) in &m.tags {
+                if k != "name" {
+                    return Err(v.at(
+                        metric.span(),
+                        &field,
+                        format!("unsupported tag `{k}` (only `name` is supported)"),
+                    ));
+                }
+                if !names.contains(tag.as_str()) {
+                    return Err(v.at(metric.span(), &field, format!("no request named `{tag}`")));
+                }
+            }
+            for s in specs {
+                s.expr
+                    .check_kind(&m.name, kind)
+                    .map_err(|e| v.at(metric.span(), &field, e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn alerts_and_sql(&self, s: &Scenario, names: &Names<'_>) -> Result<(), ScenarioError> {
+        let v = self;
+        for a in &s.alerts {
+            let rule = crate::alerts::Condition::parse(a.expr.get_ref())
+                .map_err(|e| v.at(a.expr.span(), "alerts.expr", e.to_string()))?;
+            if s.metric_kind(&rule.series).is_none() {
+                return Err(v.at(
+                    a.expr.span(),
+                    "alerts.expr",
+                    format!("unknown series `{}`", rule.series),
+                ));
+            }
+        }
+        for c in &s.sql_checks {
+            match (&c.expect, &c.expect_responses) {
+                (Some(_), None) => {}
+                (None, Some(r)) if names.contains(r.request.as_str()) => {}
+                (None, Some(r)) => {
+                    return Err(v.nowhere(
+                        "expect_responses",
+                        format!("no request named `{}`", r.request),
+                    ))
+                }
+                _ => {
+                    return Err(v.nowhere(
+                        "sql_checks",
+                        format!(
+                            "check `{}` needs exactly one of `expect` or `expect_responses`",
+                            c.name
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn plugins(&self, s: &Scenario) -> Result<(), ScenarioError> {
+        let v = self;
+        for (field, specs) in [
+            ("faults", &s.faults),
+            ("threshold_plugins", &s.threshold_plugins),
+        ] {
+            for p in specs {
+                if p.plugin.get_ref().extension().is_none_or(|e| e != "wasm") {
+                    return Err(v.nowhere(
+                        &format!("{field}.plugin"),
+                        format!(
+                            "`{}` is not a .wasm component",
+                            p.plugin.get_ref().display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -34,19 +34,48 @@ fn one() -> u64 {
     1
 }
 
+/// A generator spec that cannot run, or a live change it cannot take.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GeneratorError {
+    #[error("step must be at least 1")]
+    ZeroStep,
+    #[error("min ({min}) must not exceed max ({max})")]
+    MinAboveMax { min: u64, max: u64 },
+    #[error("share ({0}) must be between 0 and 1")]
+    Share(f64),
+    /// A live [`Generators::set_hot_share`] outside 0..1.
+    #[error("hot share {0} is outside 0..1")]
+    HotShare(f64),
+    #[error("generator `{0}` is not a hot-key generator")]
+    NotHotKey(String),
+    /// `declared` is the comma-separated list of the run's generator names.
+    #[error("no generator named `{name}` (declared: {declared})")]
+    Unknown { name: String, declared: String },
+}
+
+/// A template that does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unclosed `{{{{` in `{0}`")]
+    Unclosed(String),
+    /// `known` lists the declared generators, or says "none declared".
+    #[error(
+        "unknown generator `{name}` in template (declared: {known}; built-ins: iteration, vu)"
+    )]
+    UnknownGenerator { name: String, known: String },
+}
+
 impl GeneratorSpec {
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            GeneratorSpec::Sequence { step, .. } if *step == 0 => {
-                Err("step must be at least 1".into())
-            }
+    pub fn validate(&self) -> Result<(), GeneratorError> {
+        match *self {
+            GeneratorSpec::Sequence { step: 0, .. } => Err(GeneratorError::ZeroStep),
             GeneratorSpec::Uniform { min, max } | GeneratorSpec::HotKey { min, max, .. }
                 if min > max =>
             {
-                Err(format!("min ({min}) must not exceed max ({max})"))
+                Err(GeneratorError::MinAboveMax { min, max })
             }
-            GeneratorSpec::HotKey { share, .. } if !(0.0..=1.0).contains(share) => {
-                Err(format!("share ({share}) must be between 0 and 1"))
+            GeneratorSpec::HotKey { share, .. } if !(0.0..=1.0).contains(&share) => {
+                Err(GeneratorError::Share(share))
             }
             _ => Ok(()),
         }
@@ -118,19 +147,19 @@ impl Generators {
 
     /// Changes a hot-key generator's share while the load runs (the hot-product skew fault);
     /// returns the share it had.
-    pub fn set_hot_share(&self, name: &str, new: f64) -> Result<f64, String> {
+    pub fn set_hot_share(&self, name: &str, new: f64) -> Result<f64, GeneratorError> {
         if !(0.0..=1.0).contains(&new) {
-            return Err(format!("hot share {new} is outside 0..1"));
+            return Err(GeneratorError::HotShare(new));
         }
         match self.index(name).map(|i| &self.state[i]) {
             Some(GenState::HotKey { share, .. }) => {
                 Ok(f64::from_bits(share.swap(new.to_bits(), Relaxed)))
             }
-            Some(_) => Err(format!("generator `{name}` is not a hot-key generator")),
-            None => Err(format!(
-                "no generator named `{name}` (declared: {})",
-                self.names.join(", ")
-            )),
+            Some(_) => Err(GeneratorError::NotHotKey(name.to_owned())),
+            None => Err(GeneratorError::Unknown {
+                name: name.to_owned(),
+                declared: self.names.join(", "),
+            }),
         }
     }
 
@@ -181,7 +210,7 @@ pub struct Template {
 impl Template {
     /// Compiles `text`, resolving every placeholder against `gens`; an unknown name or an
     /// unclosed `{{` is an error naming it.
-    pub fn compile(text: &str, gens: &Generators) -> Result<Template, String> {
+    pub fn compile(text: &str, gens: &Generators) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
@@ -191,14 +220,21 @@ impl Template {
             let after = &rest[open + 2..];
             let close = after
                 .find("}}")
-                .ok_or_else(|| format!("unclosed `{{{{` in `{text}`"))?;
+                .ok_or_else(|| TemplateError::Unclosed(text.to_owned()))?;
             let name = after[..close].trim();
             parts.push(match name {
                 "iteration" => Part::Iteration,
                 "vu" => Part::Vu,
                 n => Part::Gen(gens.index(n).ok_or_else(|| {
-                    let known = if gens.names.is_empty() { "none declared".to_owned() } else { gens.names.join(", ") };
-                    format!("unknown generator `{n}` in template (declared: {known}; built-ins: iteration, vu)")
+                    let known = if gens.names.is_empty() {
+                        "none declared".to_owned()
+                    } else {
+                        gens.names.join(", ")
+                    };
+                    TemplateError::UnknownGenerator {
+                        name: n.to_owned(),
+                        known,
+                    }
                 })?),
             });
             rest = &after[close + 2..];
@@ -354,9 +390,11 @@ mod tests {
         let g = gens();
         assert!(Template::compile("{{coupon}}", &g)
             .unwrap_err()
+            .to_string()
             .contains("unknown generator `coupon`"));
         assert!(Template::compile("x{{user_id", &g)
             .unwrap_err()
+            .to_string()
             .contains("unclosed"));
     }
 
