@@ -61,6 +61,19 @@ pub fn config_json(spec: &PluginSpec, time_scale: f64) -> String {
     v.to_string()
 }
 
+/// The k6-thresholds plugin's config: the scenario's thresholds as plain data.
+fn k6_config(defs: &[ThresholdDef]) -> serde_json::Value {
+    let one = |d: &ThresholdDef| {
+        serde_json::json!({
+            "metric": d.metric,
+            "threshold": d.threshold,
+            "abort_on_fail": d.abort_on_fail,
+            "delay_abort_eval_s": d.delay_abort_eval_s,
+        })
+    };
+    serde_json::json!({ "thresholds": defs.iter().map(one).collect::<Vec<_>>() })
+}
+
 enum K6 {
     None,
     Native(Vec<ThresholdDef>),
@@ -89,13 +102,16 @@ impl Judges {
         } else {
             match locate_shipped("k6-thresholds", scenario_path) {
                 Some(path) => {
-                    let config = serde_json::json!({ "thresholds": defs.iter().map(|d| serde_json::json!({
-                        "metric": d.metric, "threshold": d.threshold, "abort_on_fail": d.abort_on_fail, "delay_abort_eval_s": d.delay_abort_eval_s,
-                    })).collect::<Vec<_>>() });
-                    let p = ThresholdPlugin::start(&path, &config.to_string(), limits)?;
-                    (K6::Plugin(Box::new(p), defs), format!("k6-thresholds plugin ({})", path.display()))
+                    let config = k6_config(&defs).to_string();
+                    let p = ThresholdPlugin::start(&path, &config, limits)?;
+                    let evaluator = format!("k6-thresholds plugin ({})", path.display());
+                    (K6::Plugin(Box::new(p), defs), evaluator)
                 }
-                None => (K6::Native(defs), "built-in k6 rules (k6-thresholds.wasm not found; build it with `make plugins`)".to_owned()),
+                None => {
+                    let evaluator = "built-in k6 rules (k6-thresholds.wasm not found; build it \
+                                     with `make plugins`)";
+                    (K6::Native(defs), evaluator.to_owned())
+                }
             }
         };
         let mut plugins = Vec::new();

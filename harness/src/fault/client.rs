@@ -105,7 +105,8 @@ impl ToxiproxyClient {
         listen: &str,
         upstream: &str,
     ) -> Result<String, ToxiproxyError> {
-        let v = self.call("POST", "/proxies", Some(json!({ "name": name, "listen": listen, "upstream": upstream, "enabled": true })), 201).await?;
+        let body = json!({ "name": name, "listen": listen, "upstream": upstream, "enabled": true });
+        let v = self.call("POST", "/proxies", Some(body), 201).await?;
         Ok(v.get("listen")
             .and_then(Value::as_str)
             .unwrap_or(listen)

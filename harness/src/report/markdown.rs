@@ -43,10 +43,19 @@ fn print_heading<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
         s.status.as_str().to_uppercase(),
         s.scenario.name
     )?;
+    let t = &s.totals;
     writeln!(
         out,
-        "{} requests in {:.1} s ({:.1}/s), {} failed, {} dropped · {} executor · target `{}` · run `{}`\n",
-        s.totals.http_reqs, s.elapsed_s, s.totals.http_reqs_per_s, s.totals.http_req_failed, s.totals.dropped_iterations, s.scenario.executor, s.target, s.run_id
+        "{} requests in {:.1} s ({:.1}/s), {} failed, {} dropped · {} executor · target `{}` · \
+         run `{}`\n",
+        t.http_reqs,
+        s.elapsed_s,
+        t.http_reqs_per_s,
+        t.http_req_failed,
+        t.dropped_iterations,
+        s.scenario.executor,
+        s.target,
+        s.run_id
     )?;
     if let Some(r) = &s.reason {
         writeln!(out, "**Reason:** {r}\n")?;
