@@ -37,6 +37,9 @@ enum Cmd {
         /// No progress line.
         #[arg(long)]
         quiet: bool,
+        /// Run a load over the scenario's [limits] (rate, VUs, duration).
+        #[arg(long)]
+        allow_huge: bool,
     },
     /// The main job: for each preset start the local stack, run ST-001 and peak through it, stop
     /// it; print the verdicts and the incident reproduction table. Exit 0 when the incident
@@ -87,6 +90,9 @@ enum Cmd {
         scenarios: Vec<PathBuf>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        /// Accept a load over the scenario's [limits].
+        #[arg(long)]
+        allow_huge: bool,
     },
     /// Manage the local stack (database, broker, target app) on 127.0.0.1.
     Stack {
@@ -161,6 +167,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             out,
             time_scale,
             quiet,
+            allow_huge,
         } => {
             let vars = Default::default();
             let opts = RunOptions {
@@ -171,6 +178,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 time_scale,
                 progress: !quiet,
                 vars,
+                allow_huge,
             };
             Ok(run_and_print(&opts).await)
         }
@@ -196,7 +204,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             demo(&opts).await
         }
-        Cmd::Validate { scenarios, sets } => Ok(validate(scenarios, sets)),
+        Cmd::Validate {
+            scenarios,
+            sets,
+            allow_huge,
+        } => Ok(validate(scenarios, sets, allow_huge)),
         Cmd::Report { runs, format } => report(runs, format),
         Cmd::Proxy { listen } => {
             let listener = tokio::net::TcpListener::bind(&listen)
@@ -244,7 +256,7 @@ async fn demo(opts: &demos::DemoOptions) -> anyhow::Result<i32> {
 }
 
 /// `harness validate`: loads each scenario and its plugins, sends nothing.
-fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>) -> i32 {
+fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>, allow_huge: bool) -> i32 {
     let mut code = exit::PASS;
     for path in scenarios {
         let opts = RunOptions {
@@ -255,6 +267,7 @@ fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>) -> i32 {
             time_scale: 1.0,
             progress: false,
             vars: Default::default(),
+            allow_huge,
         };
         let s = match harness::prepare(&opts) {
             Ok(s) => s,

@@ -266,11 +266,13 @@ impl Recorder {
         e.2.saturating_record(us);
     }
 
-    pub fn record_dropped(&self) {
+    /// Counts `n` arrivals that could not start, at once (an executor far behind its schedule
+    /// must not count them one by one).
+    pub fn record_dropped_n(&self, n: u64) {
         let mut inner = self.inner.lock().expect("recorder lock");
         self.roll(&mut inner);
-        inner.dropped += 1;
-        inner.current.dropped += 1;
+        inner.dropped += n;
+        inner.current.dropped += n;
     }
 
     /// Sets a gauge (executor state such as `vus`, or a probe sample) for the current second.
@@ -360,7 +362,7 @@ mod tests {
                 ok: false,
             },
         );
-        r.record_dropped();
+        r.record_dropped_n(1);
         let m = r.finish();
         assert_eq!(m.all.count, 101);
         assert_eq!(m.all.failed, 1);

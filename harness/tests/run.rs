@@ -416,3 +416,117 @@ async fn every_shipped_scenario_validates() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A typo of three zeros too many: a stage over `[limits]` is refused before any load with the
+/// totals it would have sent, from `run` and `validate` alike; `[limits]` raises the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_over_the_rate_limit_is_refused_with_its_totals_and_sends_nothing() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("huge");
+    let text = basic(&server.url, 4_000_000_000, 2, "");
+    let file = scenario(&dir, "huge.toml", &text);
+    let out = dir.join("out");
+    let line = text.lines().position(|l| l.starts_with("stages")).unwrap() + 1;
+    let expected = format!(
+        "huge.toml:{line}:1: executor.stages: stage 1 asks for 4000000000 requests/s = \
+         8000000000 requests in 2 s, over [limits].max_rate = 100000; raise it in [limits] or \
+         pass --allow-huge"
+    );
+    for cmd in ["run", "validate"] {
+        let o = harness(args(
+            &[cmd, &s(&file), "--out", &s(&out)][..if cmd == "run" { 4 } else { 2 }],
+        ))
+        .await;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains(&expected),
+            "{cmd}: wanted `{expected}` in: {err}"
+        );
+    }
+    assert_eq!(server.total(), 0, "nothing may be sent");
+    assert!(!out.exists(), "no report for a run that never started");
+
+    let long = basic(&server.url, 10, 90_000, "");
+    let o = harness(args(&["validate", &s(&scenario(&dir, "long.toml", &long))])).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the stages add up to 90000s, over [limits].max_duration = 86400s"),
+        "{err}"
+    );
+
+    let raised = format!("{text}\n[limits]\nmax_rate = 5000000000\n");
+    let o = harness(args(&[
+        "validate",
+        &s(&scenario(&dir, "raised.toml", &raised)),
+    ]))
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// With `--allow-huge` a 4,000,000,000/s stage runs: what cannot be sent is counted as dropped
+/// (computed, not one by one), and SIGINT stops it at once (exit 130 within 2 s). The child is
+/// killed after 60 s whatever happens, so the test is bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_a_four_billion_per_second_stage_exits_130_within_2_s() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("huge-sigint");
+    let file = scenario(
+        &dir,
+        "huge.toml",
+        &basic(&server.url, 4_000_000_000, 30, ""),
+    );
+    let out = dir.join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "run",
+            &s(&file),
+            "--out",
+            &s(&out),
+            "--quiet",
+            "--allow-huge",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if signalled.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("still running 60 s after SIGINT");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        took < Duration::from_secs(2),
+        "exited {took:?} after SIGINT"
+    );
+    let sum = summary(&out);
+    assert_eq!(sum["status"], "interrupted");
+    let dropped = sum["totals"]["dropped_iterations"].as_u64().unwrap();
+    let sent = sum["totals"]["http_reqs"].as_u64().unwrap();
+    assert!(
+        dropped > 1_000_000_000,
+        "dropped {dropped}: arrivals due in ~3 s at 4e9/s"
+    );
+    assert!(
+        sent > 0 && sent == server.total(),
+        "sent {sent}, server saw {}",
+        server.total()
+    );
+}

@@ -128,6 +128,7 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
         time_scale: 1.0,
         progress: false,
         vars: Default::default(),
+        allow_huge: false,
     };
     let outcome = run(&opts, std::future::pending()).await.unwrap();
     let s = &outcome.summary;

@@ -136,6 +136,7 @@ async fn one_run(
         time_scale: opts.time_scale,
         progress: true,
         vars: vars.clone(),
+        allow_huge: false,
     };
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;

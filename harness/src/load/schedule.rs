@@ -46,6 +46,20 @@ impl Profile {
             .unwrap_or(0.0)
     }
 
+    /// How many arrivals the profile schedules before `t` seconds (the integral of the rate
+    /// over [0, t), rounded down); past the end, all of them.
+    pub fn arrivals_before(&self, t: f64) -> u64 {
+        let mut total = 0.0;
+        for &(start, d, from, to, cum) in &self.segments {
+            let x = (t - start).clamp(0.0, d);
+            total = cum + from * x + (to - from) * x * x / (2.0 * d).max(1e-12);
+            if t < start + d {
+                break;
+            }
+        }
+        total.max(0.0).floor() as u64
+    }
+
     /// Time (s) of arrival `n` (0-based): where the cumulative count reaches `n`; None when
     /// that falls at or past the end.
     pub fn arrival_time(&self, n: u64) -> Option<f64> {
@@ -90,6 +104,8 @@ mod tests {
     fn constant_rate_is_evenly_spaced() {
         let p = Profile::new(10, &[stage(2, 10)]);
         assert_eq!(p.expected_arrivals(), 20.0);
+        assert_eq!(p.arrivals_before(1.0), 10);
+        assert_eq!(p.arrivals_before(99.0), 20);
         let times: Vec<f64> = (0..).map_while(|n| p.arrival_time(n)).collect();
         assert_eq!(times.len(), 20);
         assert!((times[1] - 0.1).abs() < 1e-9 && (times[19] - 1.9).abs() < 1e-9);

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Values for `{env:NAME}`, consulted before the process environment.
     pub vars: Vars,
+    /// `--allow-huge`: run a load over the scenario's `[limits]`.
+    pub allow_huge: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
     if opts.time_scale != 1.0 {
         s.scale_time(opts.time_scale);
     }
+    s.check_limits(opts.allow_huge)?;
     Ok(s)
 }
 

@@ -57,6 +57,9 @@ pub struct Scenario {
     /// Which probe series the progress line shows and `report.html` charts.
     #[serde(default)]
     pub report: ReportSpec,
+    /// How much load a run may ask for before `--allow-huge` is needed.
+    #[serde(default)]
+    pub limits: LoadLimits,
     /// The text the scenario was parsed from, to place errors found after loading.
     #[serde(skip)]
     source: Source,
@@ -67,6 +70,43 @@ pub struct Scenario {
 struct Source {
     file: String,
     text: String,
+}
+
+/// `[limits]`: a typo in a stage (three zeros too many) must not overload a target or run for
+/// days. A scenario over a limit is refused before any load unless it raises the limit here
+/// or the run passes `--allow-huge`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadLimits {
+    /// Highest arrival rate (requests/s) a stage of the arrival-rate executor may reach.
+    #[serde(default = "default_max_rate")]
+    pub max_rate: u64,
+    /// Most virtual users a stage of the vus executor may reach.
+    #[serde(default = "default_max_vus")]
+    pub max_vus: u64,
+    /// Longest total of the stages.
+    #[serde(default = "default_max_duration")]
+    pub max_duration: Dur,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits {
+            max_rate: default_max_rate(),
+            max_vus: default_max_vus(),
+            max_duration: default_max_duration(),
+        }
+    }
+}
+
+fn default_max_rate() -> u64 {
+    100_000
+}
+fn default_max_vus() -> u64 {
+    20_000
+}
+fn default_max_duration() -> Dur {
+    Dur(std::time::Duration::from_secs(24 * 3600))
 }
 
 /// `[report]`: how a run is shown. Both lists name probe series; each defaults to every probe
@@ -462,6 +502,12 @@ pub struct Located {
     pub message: String,
 }
 
+impl From<Located> for ScenarioError {
+    fn from(l: Located) -> Self {
+        ScenarioError::Invalid(l)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
@@ -510,6 +556,59 @@ impl Scenario {
         scenario.validate(&edited, &file)?;
         scenario.source = Source { file, text: edited };
         Ok(scenario)
+    }
+
+    /// Refuses a load over `[limits]` (after `--time-scale`), with the computed totals, unless
+    /// `allow_huge`.
+    pub fn check_limits(&self, allow_huge: bool) -> Result<(), ScenarioError> {
+        if allow_huge {
+            return Ok(());
+        }
+        let l = &self.limits;
+        let total = self.executor.total_duration();
+        let fix = "raise it in [limits] or pass --allow-huge";
+        if total > l.max_duration.0 {
+            let message = format!(
+                "the stages add up to {}, over [limits].max_duration = {}; {fix}",
+                Dur(total),
+                l.max_duration
+            );
+            return Err(self.locate_key("executor.stages", message).into());
+        }
+        let (start, unit, max, key) = match &self.executor {
+            Executor::ArrivalRate { start_rate, .. } => {
+                (*start_rate, "requests/s", l.max_rate, "max_rate")
+            }
+            Executor::Vus { start_vus, .. } => (*start_vus, "VUs", l.max_vus, "max_vus"),
+        };
+        let mut from = u64::from(start);
+        for (i, st) in self.executor.stages().iter().enumerate() {
+            let to = u64::from(st.target);
+            if from.max(to) > max {
+                let secs = st.duration.0.as_secs_f64();
+                let load = match unit {
+                    "VUs" => String::new(),
+                    _ => format!(
+                        " = {:.0} requests in {secs} s",
+                        (from + to) as f64 / 2.0 * secs
+                    ),
+                };
+                let message = format!(
+                    "stage {} asks for {} {unit}{load}, over [limits].{key} = {max}; {fix}",
+                    i + 1,
+                    from.max(to)
+                );
+                return Err(self.locate_key("executor.stages", message).into());
+            }
+            from = to;
+        }
+        Ok(())
+    }
+
+    /// An error at the first line naming `field`'s last key.
+    fn locate_key(&self, field: &str, message: String) -> Located {
+        let span = find_key(&self.source.text, field.rsplit('.').next().unwrap_or(field));
+        self.locate(span, field, message)
     }
 
     /// An error at `span` of the scenario's text, for checks made after loading (plugins).
