@@ -23,7 +23,9 @@ impl Condition {
         let err = || AlertError(text.to_owned());
         let (series, op, rhs) = crate::threshold::split_op(text).ok_or_else(err)?;
         let value: f64 = rhs.parse().map_err(|_| err())?;
-        if series.is_empty() || series.contains(char::is_whitespace) {
+        // Whitespace only inside a probe selector: `sum(x{a="b", c!="d"}) > 1`, not `a b > 1`.
+        let selector = || series.parse::<crate::probe::selector::Selector>().is_ok();
+        if series.is_empty() || (series.contains(char::is_whitespace) && !selector()) {
             return Err(err());
         }
         Ok(Condition {
@@ -53,6 +55,10 @@ pub struct AlertState {
     /// Seconds from the first threshold breach (or fault injection) to firing.
     #[serde(default)]
     pub time_to_detect_s: Option<f64>,
+    /// Set when the rule's probe series had too few samples to say it did not fire: the run
+    /// then fails rather than report a quiet system it did not see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insufficient_data: Option<String>,
 }
 
 impl AlertState {
@@ -115,5 +121,24 @@ mod tests {
         assert!(Condition::parse("> 5").is_err());
         assert!(Condition::parse("a b > 5").is_err());
         assert_eq!(Condition::parse("a>=5").unwrap().op, Op::Ge);
+    }
+
+    #[test]
+    fn probe_selectors_keep_their_operators() {
+        let c = Condition::parse(r#"node_cpu_seconds_total{mode!="idle"} > 5"#).unwrap();
+        assert_eq!(
+            (c.series.as_str(), c.op, c.value),
+            (r#"node_cpu_seconds_total{mode!="idle"}"#, Op::Gt, 5.0)
+        );
+        let c = Condition::parse(r#"sum(x{a=~"<|>", b!="c d"}) <= 1"#).unwrap();
+        assert_eq!(
+            (c.series.as_str(), c.op),
+            (r#"sum(x{a=~"<|>", b!="c d"})"#, Op::Le)
+        );
+        assert!(
+            Condition::parse(r#"x{a!="b"}"#).is_err(),
+            "no comparison outside the braces"
+        );
+        assert!(Condition::parse(r#"x{a="b"} y > 1"#).is_err());
     }
 }

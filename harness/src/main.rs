@@ -291,12 +291,8 @@ fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>, allow_huge: bool) -> i32
                 faults.len(),
                 judges.evaluator
             ),
-            Err(e @ StartError::Actuator(_)) => {
-                eprintln!("error: {e}");
-                code = start_error_code(&e);
-            }
             Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
+                eprintln!("error: {e}");
                 code = start_error_code(&e);
             }
         }
@@ -400,9 +396,12 @@ fn run_error_code(e: &RunError) -> i32 {
     match e {
         RunError::Scenario(_)
         | RunError::TimeScale(_)
+        | RunError::TimeScaleTooSmall { .. }
+        | RunError::TargetScheme(..)
         | RunError::Plan(_)
         | RunError::Target(_)
-        | RunError::Actuator(_) => exit::USAGE,
+        | RunError::PluginSetup(_)
+        | RunError::Preflight(_) => exit::USAGE,
         RunError::Report(_) => exit::RUNTIME,
     }
 }
@@ -410,8 +409,8 @@ fn run_error_code(e: &RunError) -> i32 {
 /// A plugin that cannot run is a runtime error (3); a missing actuator is a scenario error (2).
 fn start_error_code(e: &StartError) -> i32 {
     match e {
-        StartError::Actuator(_) => exit::USAGE,
-        StartError::Plugin(_) => exit::RUNTIME,
+        StartError::Actuator(_) | StartError::Config(_) => exit::USAGE,
+        StartError::Plugin { .. } => exit::RUNTIME,
     }
 }
 

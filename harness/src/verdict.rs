@@ -74,6 +74,15 @@ fn k6_config(defs: &[ThresholdDef]) -> serde_json::Value {
     serde_json::json!({ "thresholds": defs.iter().map(one).collect::<Vec<_>>() })
 }
 
+/// A judge that did not start: which `[[threshold_plugins]]` entry (None: the k6-thresholds
+/// evaluator) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct JudgeError {
+    pub index: Option<usize>,
+    pub source: PluginError,
+}
+
 enum K6 {
     None,
     Native(Vec<ThresholdDef>),
@@ -95,7 +104,7 @@ impl Judges {
         scenario_path: &Path,
         time_scale: f64,
         limits: Limits,
-    ) -> Result<Judges, PluginError> {
+    ) -> Result<Judges, JudgeError> {
         let defs = defs(s);
         let (k6, evaluator) = if defs.is_empty() {
             (K6::None, "none ([thresholds] is empty)".to_owned())
@@ -103,7 +112,12 @@ impl Judges {
             match locate_shipped("k6-thresholds", scenario_path) {
                 Some(path) => {
                     let config = k6_config(&defs).to_string();
-                    let p = ThresholdPlugin::start(&path, &config, limits)?;
+                    let p = ThresholdPlugin::start(&path, &config, limits).map_err(|source| {
+                        JudgeError {
+                            index: None,
+                            source,
+                        }
+                    })?;
                     let evaluator = format!("k6-thresholds plugin ({})", path.display());
                     (K6::Plugin(Box::new(p), defs), evaluator)
                 }
@@ -115,12 +129,15 @@ impl Judges {
             }
         };
         let mut plugins = Vec::new();
-        for spec in &s.threshold_plugins {
-            plugins.push(ThresholdPlugin::start(
-                &resolve(spec.plugin.get_ref(), scenario_path),
-                &config_json(spec, time_scale),
-                limits,
-            )?);
+        for (i, spec) in s.threshold_plugins.iter().enumerate() {
+            let path = resolve(spec.plugin.get_ref(), scenario_path);
+            let p = ThresholdPlugin::start(&path, &config_json(spec, time_scale), limits).map_err(
+                |source| JudgeError {
+                    index: Some(i),
+                    source,
+                },
+            )?;
+            plugins.push(p);
         }
         Ok(Judges {
             k6,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -227,38 +228,263 @@ async fn target_dying_mid_run_is_counted_and_reported() {
     assert_eq!(server.total() + failed, 300, "answered + failed = sent");
 }
 
+/// A probe that does not answer is found before the first request: exit 3, nothing sent, and
+/// a report that says which probe and why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_probes_are_reported_and_the_run_continues() {
+async fn unreachable_probes_stop_the_run_before_any_load() {
     let server = TestServer::start().await;
     let dir = temp_dir("probes");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    let port = closed_port();
+    let probes = [
+        (format!("[probes.prometheus]\nurl = \"http://127.0.0.1:{port}/metrics\"\nseries = [\"x\"]\n"), "probe prometheus http://127.0.0.1"),
+        (format!("[probes.kafka]\nbootstrap = \"127.0.0.1:{port}\"\ngroup = \"g\"\ntopic = \"t\"\n"), "probe kafka lag t (group g) at 127.0.0.1"),
+    ];
+    for (i, (probe, named)) in probes.iter().enumerate() {
+        let text = format!(
+            "{}\n{probe}",
+            basic(&server.url, 50, 2, r#"http_req_failed = ["rate<0.05"]"#)
+        );
+        let file = scenario(&dir, &format!("s{i}.toml"), &text);
+        let out = dir.join(format!("out{i}"));
+        let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        assert!(err.contains(named), "wanted `{named}` in: {err}");
+        let sum = summary(&out);
+        assert_eq!(sum["status"], "error");
+        assert!(
+            sum["reason"].as_str().unwrap().contains(named),
+            "{}",
+            sum["reason"]
+        );
+    }
+    assert_eq!(
+        server.total(),
+        0,
+        "nothing may be sent before the probes answer"
+    );
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let text = format!(
-        "{}\n[probes.prometheus]\nurl = \"http://127.0.0.1:{port}/metrics\"\nseries = [\"x\"]\n[probes.kafka]\nbootstrap = \"127.0.0.1:{port}\"\ngroup = \"g\"\ntopic = \"t\"\n",
-        basic(&server.url, 50, 2, r#"http_req_failed = ["rate<0.05"]"#)
+        .port()
+}
+
+/// A scenario probing the test server's `/metrics` (series `queue_depth`, a gate on it).
+fn probed(server: &TestServer, secs: u32, series: &str) -> String {
+    let gate = format!("\"{series}\" = [\"max<10\"]");
+    format!(
+        "{}\n[probes.prometheus]\nurl = \"{}/metrics\"\nseries = [\"{series}\"]\n",
+        basic(&server.url, 20, secs, &gate),
+        server.url
+    )
+}
+
+/// A probe that hangs, answers garbage or loses its series after the preflight turns a passing
+/// run into exit 99: its gate fails with "insufficient data (n of m samples, last error …)".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_that_goes_bad_mid_run_fails_its_gate_with_insufficient_data() {
+    let modes = [
+        ("garbage", Metrics::Garbage),
+        ("hang", Metrics::Hang),
+        ("missing", Metrics::Missing),
+    ];
+    let runs = modes.into_iter().map(|(tag, mode)| async move {
+        let server = TestServer::start().await;
+        let (_dir, out, o) = {
+            let text = probed(&server, 8, "queue_depth");
+            let run = run_in_temp(tag, &text);
+            tokio::pin!(run);
+            tokio::select! {
+                r = &mut run => panic!("{tag}: the run ended before the probe went bad: {:?}", r.2),
+                _ = tokio::time::sleep(Duration::from_millis(1500)) => server.state.set_metrics(mode),
+            }
+            run.await
+        };
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(99), "{tag}: {err}");
+        let sum = summary(&out);
+        let v = &sum["thresholds"][0];
+        assert_eq!((v["metric"].as_str(), v["passed"].as_bool()), (Some("queue_depth"), Some(false)), "{tag}: {v}");
+        let why = v["reason"].as_str().unwrap();
+        assert!(why.starts_with("insufficient data (") && why.contains(" samples, last error: "), "{tag}: {why}");
+        assert!(server.total() > 0);
+    });
+    // Concurrently: three runs of 8 s take 8 s, not 24.
+    let handles: Vec<_> = runs.map(tokio::spawn).collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+/// A series the scrape does not have is refused before any load, with the names closest to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_series_is_refused_at_preflight_with_near_matches() {
+    let server = TestServer::start().await;
+    let (_dir, out, o) = run_in_temp("missing-series", &probed(&server, 2, "queue_dept")).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("series `queue_dept` is not in the scrape (near matches: queue_depth"),
+        "{err}"
     );
-    let file = scenario(&dir, "s.toml", &text);
+    assert_eq!(server.total(), 0);
+    assert_eq!(summary(&out)["status"], "error");
+}
+
+/// `--out` that cannot be written is found before the first request: exit 3, nothing sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_out_dir_is_exit_3_before_any_request() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("unwritable");
+    let file = scenario(&dir, "s.toml", &basic(&server.url, 20, 2, ""));
+    let blocker = scenario(&dir, "a-file", "");
+    for out in [
+        blocker.join("reports"),
+        "/proc/harness-cannot-write-here".into(),
+    ] {
+        let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        assert!(err.contains("cannot write"), "{err}");
+    }
+    assert_eq!(
+        server.total(),
+        0,
+        "no request before the run directory is written"
+    );
+}
+
+/// A database URL that does not parse is the file's fault (exit 2, placed), one that refuses
+/// connections the world's (exit 3, named) — both before the first request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_urls_are_parsed_and_connected_before_any_load() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("db-preflight");
+    let check = |url: &str| {
+        format!(
+            "{}\n[[sql_checks]]\nname = \"rows\"\ndatabase_url = \"{url}\"\nquery = \"SELECT 1\"\nexpect = 1\n",
+            basic(&server.url, 20, 2, "")
+        )
+    };
+    let bad = scenario(&dir, "bad.toml", &check("mysql//no-scheme"));
+    let o = harness(args(&["validate", &s(&bad)])).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml:")
+            && err.contains(
+                "sql_checks.database_url: check `rows`: `mysql//no-scheme` is not a MySQL URL"
+            ),
+        "{err}"
+    );
+
+    let from_env = scenario(&dir, "env.toml", &check("{env:HARNESS_TEST_BAD_DB_URL}"));
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "run",
+            &s(&from_env),
+            "--out",
+            &s(&dir.join("out-env")),
+            "--quiet",
+        ])
+        .env("HARNESS_TEST_BAD_DB_URL", "mysql//no-scheme")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("env.toml:") && err.contains("is not a MySQL URL"),
+        "{err}"
+    );
+
+    let refused = format!("mysql://root@127.0.0.1:{}/test", closed_port());
+    let file = scenario(&dir, "refused.toml", &check(&refused));
     let out = dir.join("out");
     let o = harness(args(&["run", &s(&file), "--out", &s(&out), "--quiet"])).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "sql check `rows`: database {refused}: cannot connect"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        server.total(),
+        0,
+        "no request before every database answered"
+    );
+    assert_eq!(summary(&out)["status"], "error");
+}
+
+/// The same mistake gets the same answer wherever it comes from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_mistake_gets_the_same_exit_code_from_the_file_a_flag_or_the_environment() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("one-answer");
+    let file = scenario(&dir, "s.toml", &basic(&server.url, 20, 2, ""));
+    let o = harness(args(&[
+        "run",
+        &s(&file),
+        "--target",
+        "ftp://127.0.0.1:21",
+        "--quiet",
+    ]))
+    .await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "target `ftp://127.0.0.1:21` is not an http:// or https:// URL (from --target)"
+        ),
+        "{err}"
+    );
+    let ftp = scenario(&dir, "ftp.toml", &basic("ftp://127.0.0.1:21", 20, 2, ""));
+    let o = harness(args(&["validate", &s(&ftp)])).await;
     assert_eq!(
         o.status.code(),
-        Some(0),
+        Some(2),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let sum = summary(&out);
-    assert_eq!(sum["totals"]["http_reqs"], 100);
-    let probes = sum["probes"].as_array().unwrap();
-    assert_eq!(probes.len(), 2, "{probes:?}");
+    let o = harness(args(&["run", &s(&file), "--time-scale", "1e-9", "--quiet"])).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        probes
-            .iter()
-            .all(|p| p["failures"].as_u64().unwrap() > 0 && p["last_error"].is_string()),
-        "{probes:?}"
+        err.contains("--time-scale 0.000000001 makes the stages last"),
+        "{err}"
     );
+    let mut bytes = basic(&server.url, 20, 2, "").into_bytes();
+    let at = bytes.len();
+    bytes.extend_from_slice(b"# caf\xe9\n");
+    let latin1 = dir.join("latin1.toml");
+    std::fs::write(&latin1, &bytes).unwrap();
+    let o = harness(args(&["validate", &s(&latin1)])).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "not UTF-8: invalid byte 0xe9 at byte offset {}",
+            at + 5
+        )),
+        "{err}"
+    );
+    let json = basic(&server.url, 20, 2, "")
+        .replace(r#"body = '{"id": {{id}}}'"#, r#"body = '{"id": {{id}}'"#);
+    let o = harness(args(&["validate", &s(&scenario(&dir, "json.toml", &json))])).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "requests.body: the body is sent as application/json but is not JSON once expanded"
+        ),
+        "{err}"
+    );
+    assert_eq!(server.total(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -256,7 +256,8 @@ fn order_figures(runs: &[DemoRun]) -> Vec<Figure> {
 fn coupon_figures() -> Vec<Figure> {
     let lag = |r: &DemoRun| r.summary.kafka_lag.as_ref().map(|l| fmt_num(l.peak as f64));
     let throughput = |r: &DemoRun| {
-        max_counter_rate(&r.dir, "coupon_consumer_records_total", 3).map(|v| format!("{v:.0}/s"))
+        max_counter_rate(&r.dir, "sum(coupon_consumer_records_total)", 3)
+            .map(|v| format!("{v:.0}/s"))
     };
     let drain = |r: &DemoRun| {
         r.summary.kafka_lag.as_ref().map(|l| {

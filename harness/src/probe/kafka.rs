@@ -38,10 +38,15 @@ pub struct LagSummary {
     pub partitions: Vec<PartitionLag>,
 }
 
+/// The series the lag probe records.
+pub const SERIES: &str = "kafka_consumer_lag";
+
 pub struct KafkaLagProbe {
     consumer: Arc<BaseConsumer>,
     pub topic: String,
     pub interval: Duration,
+    /// Share of readings a gate on `kafka_consumer_lag` needs (see `ProbeHealth::shortfall`).
+    pub min_coverage: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +93,7 @@ impl KafkaLagProbe {
             consumer: Arc::new(consumer),
             topic: topic.to_owned(),
             interval,
+            min_coverage: super::DEFAULT_COVERAGE,
         })
     }
 
@@ -105,7 +111,8 @@ impl KafkaLagProbe {
         mut stop: watch::Receiver<bool>,
         drain: Duration,
     ) -> (ProbeHealth, LagSummary) {
-        let mut health = ProbeHealth::new(&format!("kafka lag {}", self.topic));
+        let name = format!("kafka lag {}", self.topic);
+        let mut health = ProbeHealth::new(&name, &[SERIES.to_owned()], self.min_coverage);
         let mut summary = LagSummary::default();
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -123,9 +130,10 @@ impl KafkaLagProbe {
             match self.read().await {
                 Ok(parts) => {
                     health.ok();
+                    health.saw(SERIES);
                     let total: i64 = parts.iter().map(|p| p.lag).sum();
                     let t = recorder.elapsed_secs();
-                    recorder.set_gauge("kafka_consumer_lag", total as f64, true);
+                    recorder.set_gauge(SERIES, total as f64, true);
                     if total > summary.peak {
                         summary.peak = total;
                         summary.peak_at_s = t;

@@ -32,6 +32,57 @@ pub enum SqlError {
     /// The query failed, or its value is not an integer.
     #[error(transparent)]
     Query(sqlx::Error),
+    #[error("`{url}` is not a MySQL URL: {message}")]
+    BadUrl { url: String, message: String },
+}
+
+/// `url` with any password replaced by `***`, for messages and reports.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((auth, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// A check's `database_url` with `{env:…}` expanded, if it parses as a MySQL URL.
+pub fn database_url(raw: &str, vars: &Vars) -> Result<String, SqlError> {
+    let url = crate::scenario::expand_env(raw, vars)?;
+    parse_url(&url)?;
+    Ok(url)
+}
+
+/// Whether `url` parses as a MySQL URL (nothing is connected).
+pub fn parse_url(url: &str) -> Result<(), SqlError> {
+    use std::str::FromStr;
+    sqlx::mysql::MySqlConnectOptions::from_str(url)
+        .map(|_| ())
+        .map_err(|e| SqlError::BadUrl {
+            url: redact(url),
+            message: e.to_string(),
+        })
+}
+
+/// Connects to `url` (5 s at most) and closes the connection: the preflight of a check.
+pub async fn connects(url: &str) -> Result<(), SqlError> {
+    connect(url).await?.close().await.map_err(SqlError::Connect)
+}
+
+async fn connect(url: &str) -> Result<MySqlConnection, SqlError> {
+    let connect = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        MySqlConnection::connect(url),
+    );
+    match connect.await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(SqlError::Connect(e)),
+        Err(_) => Err(SqlError::ConnectTimeout),
+    }
 }
 
 /// Values of the `delta = true` checks before the load (None for the others; an error is
@@ -99,16 +150,7 @@ pub async fn run_checks(
 
 async fn run_one(c: &SqlCheck, vars: &Vars) -> Result<i64, SqlError> {
     let url = crate::scenario::expand_env(&c.database_url, vars)?;
-    let connect = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        MySqlConnection::connect(&url),
-    )
-    .await;
-    let mut conn = match connect {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(SqlError::Connect(e)),
-        Err(_) => return Err(SqlError::ConnectTimeout),
-    };
+    let mut conn = connect(&url).await?;
     // Casting makes SUM()/COUNT()/NULL all come back as one integer.
     let sql = format!(
         "SELECT CAST(({}) AS SIGNED)",

@@ -28,7 +28,7 @@ impl Table {
     pub fn parse(text: &str) -> Result<Table, CsvError> {
         let mut lines = text.lines();
         let header = lines.next().ok_or(CsvError::Empty)?;
-        let columns: Vec<String> = header.split(',').map(str::to_owned).collect();
+        let columns = cells(header);
         if columns.first().map(String::as_str) != Some("second") {
             return Err(CsvError::FirstColumn(columns[0].clone()));
         }
@@ -75,6 +75,26 @@ impl Table {
     }
 }
 
+/// The header's cells; a cell in double quotes may hold `,` and `""` (a quote), as probe
+/// series selectors need.
+fn cells(line: &str) -> Vec<String> {
+    let (mut out, mut cell, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            '"' if quoted || cell.is_empty() => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cell)),
+            c => cell.push(c),
+        }
+    }
+    out.push(cell);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +112,18 @@ mod tests {
         assert_eq!(t.column("requests").unwrap(), vec![Some(5.0)]);
         assert_eq!(t.column("p50_ms").unwrap(), vec![None]);
         assert_eq!(t.column("p95_ms").unwrap(), vec![Some(2.5)]);
+    }
+
+    #[test]
+    fn selector_columns_round_trip() {
+        let series = r#"sum(node_cpu_seconds_total{cpu="0",mode!="idle"})"#;
+        let mut w = crate::metrics::Window::default();
+        w.gauges.insert(series.into(), 3.5);
+        w.gauges.insert("plain".into(), 1.0);
+        let text = crate::report::timeseries::csv(&[w]);
+        let t = Table::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(t.column(series).unwrap(), vec![Some(3.5)]);
+        assert_eq!(t.column("plain").unwrap(), vec![Some(1.0)]);
     }
 
     #[test]

@@ -35,6 +35,11 @@ fn mark(passed: bool) -> &'static str {
 }
 
 /// The verdict, the run's figures and why it ended, if it says.
+/// Text for a table cell: a `|` (a selector regex's alternation) would end the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 fn print_heading<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     let icon = mark(s.status == RunStatus::Passed);
     writeln!(
@@ -73,7 +78,7 @@ fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             out,
             "| {} | `{}` | `{}` | {} |",
             mark(v.passed),
-            v.metric,
+            cell(&v.metric),
             v.threshold,
             v.observed.map(fmt_num).unwrap_or_else(|| "no data".into())
         )?;
@@ -131,7 +136,7 @@ fn print_alerts<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             out,
             "| {} | `{}` for {:.0} s | {} | {} |",
             a.name,
-            a.expr,
+            cell(&a.expr),
             a.for_secs,
             secs(a.fired_at),
             secs(a.time_to_detect_s)

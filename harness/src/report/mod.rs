@@ -26,6 +26,18 @@ pub struct ReportError {
     pub source: std::io::Error,
 }
 
+/// Creates the run directory before any load and writes the scenario as it was run into it
+/// (`scenario.toml`): an unwritable `--out` is found before the first request.
+pub fn start_dir(dir: &Path, scenario: &str) -> Result<(), ReportError> {
+    let err = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| ReportError { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    let file = dir.join("scenario.toml");
+    std::fs::write(&file, scenario).map_err(err(&file))
+}
+
 /// Writes every file of a run directory (created if needed).
 pub fn write_all(
     dir: &Path,

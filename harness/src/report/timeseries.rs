@@ -14,10 +14,14 @@ pub fn csv(windows: &[Window]) -> String {
     let names: BTreeSet<&String> = windows.iter().flat_map(|w| w.per_name.keys()).collect();
     let mut out = FIXED.join(",");
     for g in &gauges {
-        let _ = write!(out, ",{g}");
+        let _ = write!(out, ",{}", quoted(g));
     }
     for n in &names {
-        let _ = write!(out, ",requests:{n},failed:{n}");
+        let (r, f) = (
+            quoted(&format!("requests:{n}")),
+            quoted(&format!("failed:{n}")),
+        );
+        let _ = write!(out, ",{r},{f}");
     }
     out.push('\n');
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
@@ -48,4 +52,14 @@ pub fn csv(windows: &[Window]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A column name as a CSV cell: in double quotes (doubled inside) when it holds `,` or `"`, as
+/// a probe series selector such as `x{a="b",c="d"}` does.
+fn quoted(name: &str) -> String {
+    if name.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    } else {
+        name.to_owned()
+    }
 }

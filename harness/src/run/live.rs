@@ -31,6 +31,9 @@ pub(super) enum LiveError {
     Fault(#[from] FaultError),
 }
 
+/// How long an interrupted run waits for requests in flight before it rolls back and reports.
+const INTERRUPT_DRAIN: Duration = Duration::from_secs(1);
+
 pub(super) struct Run<'a> {
     base: Base<'a>,
     judges: Judges,
@@ -108,9 +111,16 @@ impl<'a> Run<'a> {
         let started = Instant::now();
         self.faults.start_clock(started);
         let mut status: Option<Status> = None;
+        // After an interrupt, requests in flight get this long to finish; then they are left
+        // behind, so a stop never waits for a slow target's timeouts.
+        let mut give_up: Option<tokio::time::Instant> = None;
         let load_result = loop {
+            let deadline = give_up.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 r = &mut load_fut => break r,
+                _ = tokio::time::sleep_until(deadline), if give_up.is_some() => {
+                    break Err(load::LoadError::Interrupted);
+                }
                 _ = tick.tick() => {
                     let stopping = status.is_some();
                     if let Some(st) = self.tick(executor.gauge(), started, stopping).await {
@@ -121,6 +131,7 @@ impl<'a> Run<'a> {
                 _ = &mut interrupt, if status.is_none() => {
                     self.observer.event(Event::Interrupted);
                     status = Some(Status::Interrupted);
+                    give_up = Some(tokio::time::Instant::now() + INTERRUPT_DRAIN);
                     let _ = stop_tx.send(true);
                 }
             }
@@ -218,7 +229,7 @@ impl<'a> Run<'a> {
         summary::observe_alerts(&mut self.alerts, &metrics);
         let s = &self.base.scenario;
         let mut status = status;
-        let thresholds = match &status {
+        let mut thresholds = match &status {
             Status::Error(_) => Vec::new(),
             _ => match self
                 .judges
@@ -238,6 +249,8 @@ impl<'a> Run<'a> {
                 sql::run_checks(&s.sql_checks, &self.sql_before, &metrics, vars).await
             }
         };
+        let mut alerts: Vec<AlertState> = self.alerts.into_iter().map(|(_, a)| a).collect();
+        summary::require_coverage(&mut thresholds, &mut alerts, &probes);
         let plugins = self.judges.stats().into_iter();
         let plugins = plugins.chain(
             self.fault_plugins
@@ -250,7 +263,7 @@ impl<'a> Run<'a> {
             sql,
             probes,
             lag,
-            alerts: self.alerts.into_iter().map(|(_, a)| a).collect(),
+            alerts,
             evaluator: self.judges.evaluator.clone(),
             faults: self.faults.journal(),
             plugins: plugins.collect(),

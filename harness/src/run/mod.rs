@@ -4,13 +4,14 @@
 //! rolled back and a report is written.
 
 mod live;
+mod preflight;
 mod probes;
 mod summary;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::event::{Event, Observer};
 use crate::load::{client::HttpClient, plan::LoadPlan, plan::PlanError};
@@ -21,6 +22,7 @@ use crate::report::{self, console::Console, ReportError, Summary};
 use crate::scenario::{expand_env, EnvError, Located, Scenario, ScenarioError, Vars};
 use crate::verdict::{self, Judges};
 
+use preflight::Refusal;
 use summary::{Findings, Identity, Status};
 
 #[derive(Debug, Clone)]
@@ -47,26 +49,57 @@ pub enum RunError {
     Scenario(#[from] ScenarioError),
     #[error("--time-scale must be a positive number, got {0}")]
     TimeScale(f64),
+    #[error(
+        "--time-scale {scale} makes the stages last {secs} s; scaled stages must last at least 1 s"
+    )]
+    TimeScaleTooSmall { scale: f64, secs: f64 },
+    /// The same message whether the URL came from the file, `{env:…}` or `--target`.
+    #[error("target `{0}` is not an http:// or https:// URL (from {1})")]
+    TargetScheme(String, &'static str),
     #[error("target.url: {0} (or pass --target URL)")]
     Target(EnvError),
     #[error("{0}")]
     Plan(#[from] PlanError),
-    /// A fault plugin needs an actuator the scenario does not name (a validation error).
+    /// A plugin refused its config, or a fault plugin needs an actuator the scenario does not
+    /// name (validation errors, placed at the plugin's entry).
     #[error("{0}")]
-    Actuator(Located),
+    PluginSetup(Located),
+    /// A value only its expansion shows wrong (e.g. a database URL from `{env:…}`).
+    #[error("{0}")]
+    Preflight(Located),
     #[error(transparent)]
     Report(#[from] ReportError),
 }
 
-/// Why the plugins of a scenario cannot run it.
+/// Why the plugins of a scenario cannot run it. Each names the scenario entry it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A missing, broken or wrong-ABI plugin, or a config it refused.
-    #[error(transparent)]
-    Plugin(#[from] PluginError),
+    /// A missing, broken or wrong-ABI plugin (the world: exit 3).
+    #[error("{at}: {source}")]
+    Plugin { at: String, source: PluginError },
+    /// A plugin refused its config (the file: exit 2).
+    #[error("{0}")]
+    Config(Located),
     /// A fault plugin needs an actuator the scenario does not name.
     #[error("{0}")]
     Actuator(Located),
+}
+
+impl StartError {
+    /// `source` from the `[[field]]` entry whose plugin path is at `span`.
+    fn at(s: &Scenario, span: std::ops::Range<usize>, field: &str, source: PluginError) -> Self {
+        let field = format!("{field}.plugin");
+        match source {
+            PluginError::Config { .. } => {
+                StartError::Config(s.locate(span, &field, source.to_string()))
+            }
+            source => {
+                let l = s.locate(span, &field, String::new());
+                let at = format!("{}:{}:{}: {}", l.file, l.line, l.column, l.field);
+                StartError::Plugin { at, source }
+            }
+        }
+    }
 }
 
 pub struct RunOutcome {
@@ -82,6 +115,13 @@ pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
     let mut s = Scenario::load(&opts.scenario, &opts.sets)?;
     if opts.time_scale != 1.0 {
         s.scale_time(opts.time_scale);
+        let secs = s.executor.total_duration().as_secs_f64();
+        if secs < 1.0 {
+            return Err(RunError::TimeScaleTooSmall {
+                scale: opts.time_scale,
+                secs,
+            });
+        }
     }
     s.check_limits(opts.allow_huge)?;
     Ok(s)
@@ -106,22 +146,25 @@ pub async fn run_observed(
     // Plugins first: a missing, broken or wrong-ABI plugin is a runtime error before any load.
     let (judges, faults) = match start_plugins(&base.scenario, opts) {
         Ok(x) => x,
-        Err(StartError::Actuator(e)) => return Err(RunError::Actuator(e)),
-        Err(StartError::Plugin(e)) => {
+        Err(StartError::Actuator(e) | StartError::Config(e)) => {
+            return Err(RunError::PluginSetup(e))
+        }
+        Err(e @ StartError::Plugin { .. }) => {
             observer.event(Event::NotStarted {
                 error: &e.to_string(),
             });
             return base.stop_early(e.to_string(), String::new());
         }
     };
-    // A dead target is a runtime error, reported before any load is sent.
-    if let Err(e) = base
-        .client
-        .reachable(&base.target, Duration::from_secs(5))
-        .await
-    {
-        let reason = format!("target {} does not answer: {e}", base.target);
-        return base.stop_early(reason, judges.evaluator.clone());
+    // The run directory exists from here on, so even a killed run leaves one.
+    report::start_dir(&base.dir, base.scenario.source_text())?;
+    match preflight::check(&base).await {
+        Ok(()) => {}
+        Err(Refusal::File(e)) => return Err(RunError::Preflight(e)),
+        Err(Refusal::World(reason)) => {
+            observer.event(Event::NotStarted { error: &reason });
+            return base.stop_early(reason, judges.evaluator.clone());
+        }
     }
     let mut run = live::Run::start(base, judges, faults, observer).await;
     let status = run.drive(interrupt).await;
@@ -146,10 +189,16 @@ struct Base<'a> {
 impl<'a> Base<'a> {
     fn new(opts: &'a RunOptions) -> Result<Base<'a>, RunError> {
         let scenario = Arc::new(prepare(opts)?);
-        let target = match &opts.target {
-            Some(t) => t.clone(),
-            None => expand_env(&scenario.target.url, &opts.vars).map_err(RunError::Target)?,
+        let (target, from) = match &opts.target {
+            Some(t) => (t.clone(), "--target"),
+            None => {
+                let url = expand_env(&scenario.target.url, &opts.vars).map_err(RunError::Target)?;
+                (url, "target.url")
+            }
         };
+        if !target.starts_with("http://") && !target.starts_with("https://") {
+            return Err(RunError::TargetScheme(target, from));
+        }
         let target = target.trim_end_matches('/').to_owned();
         let plan = Arc::new(LoadPlan::new(&scenario, &target)?);
         let run_id = run_id(&scenario.name);
@@ -216,20 +265,27 @@ pub fn start_plugins(
     opts: &RunOptions,
 ) -> Result<(Judges, Vec<FaultPlugin>), StartError> {
     let limits = Limits::default();
-    let judges = Judges::start(s, &opts.scenario, opts.time_scale, limits)?;
+    let judges = Judges::start(s, &opts.scenario, opts.time_scale, limits).map_err(|e| {
+        let span = match e.index {
+            Some(i) => s.threshold_plugins[i].plugin.span(),
+            None => s.locate_span("thresholds"),
+        };
+        StartError::at(s, span, "threshold_plugins", e.source)
+    })?;
     let mut faults = Vec::new();
     for spec in &s.faults {
         let path = verdict::resolve(spec.plugin.get_ref(), &opts.scenario);
         let config = verdict::config_json(spec, opts.time_scale);
+        let located = |e| StartError::at(s, spec.plugin.span(), "faults", e);
         if s.actuators.app_faults.is_none() {
             // A second instance, so the dry run leaves the real one's state untouched.
-            let dry = FaultPlugin::start(&path, &config, limits)?;
-            if let Some(message) = first_app_fault(s, dry)? {
+            let dry = FaultPlugin::start(&path, &config, limits).map_err(located)?;
+            if let Some(message) = first_app_fault(s, dry).map_err(located)? {
                 let e = s.locate(spec.plugin.span(), "actuators.app_faults", message);
                 return Err(StartError::Actuator(e));
             }
         }
-        faults.push(FaultPlugin::start(&path, &config, limits)?);
+        faults.push(FaultPlugin::start(&path, &config, limits).map_err(located)?);
     }
     Ok((judges, faults))
 }

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::Recorder;
 use crate::probe::kafka::{KafkaLagProbe, LagSummary};
-use crate::probe::prometheus::PrometheusProbe;
+use crate::probe::prometheus::{selectors, PrometheusProbe};
 use crate::probe::ProbeHealth;
 use crate::scenario::{expand_env, Scenario, Vars};
 
@@ -33,8 +33,9 @@ impl Probes {
         if let Some(p) = &s.probes.prometheus {
             let probe = PrometheusProbe {
                 url: p.url.replace("{target}", target),
-                series: p.series.clone(),
+                series: selectors(&p.series).expect("Scenario::validate parsed each series"),
                 interval: p.interval.0,
+                min_coverage: p.min_coverage,
             };
             probes
                 .scrapes
@@ -48,12 +49,15 @@ impl Probes {
                         .map_err(|e| e.to_string())
                 });
             match made {
-                Ok(p) => {
+                Ok(mut p) => {
+                    p.min_coverage = k.min_coverage;
                     let task = p.run(rec.clone(), stopped, k.drain_timeout.0);
                     probes.lag = Some(tokio::spawn(task));
                 }
                 Err(e) => {
-                    let mut h = ProbeHealth::new(&format!("kafka lag {}", k.topic));
+                    let name = format!("kafka lag {}", k.topic);
+                    let series = [crate::probe::kafka::SERIES.to_owned()];
+                    let mut h = ProbeHealth::new(&name, &series, k.min_coverage);
                     h.failed(e);
                     probes.failed.push(h);
                 }

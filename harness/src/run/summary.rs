@@ -9,6 +9,7 @@ use crate::plugin::CallStats;
 use crate::probe::kafka::LagSummary;
 use crate::probe::sql::SqlResult;
 use crate::probe::ProbeHealth;
+
 use crate::report::summary::{self as report, DetectFrom, PluginCalls, RunStatus, Summary};
 use crate::scenario::Scenario;
 use crate::threshold::Verdict;
@@ -78,11 +79,34 @@ pub(super) fn abort_reason(abort: &[Verdict]) -> Option<String> {
     ))
 }
 
+/// A verdict or alert on a probe series judges only what was measured: when the series' probe
+/// got too few samples of it, the verdict fails and the alert is marked, with the counts.
+pub(super) fn require_coverage(
+    thresholds: &mut [Verdict],
+    alerts: &mut [AlertState],
+    probes: &[ProbeHealth],
+) {
+    let shortfall = |series: &str| probes.iter().find_map(|p| p.shortfall(series));
+    for v in thresholds.iter_mut() {
+        if let Some(why) = shortfall(&v.metric) {
+            v.passed = false;
+            v.reason = Some(why);
+        }
+    }
+    for a in alerts.iter_mut() {
+        let series = Condition::parse(&a.expr)
+            .map(|c| c.series)
+            .unwrap_or_default();
+        a.insufficient_data = shortfall(&series);
+    }
+}
+
 /// The run's status and reason once the gates are judged.
 pub(super) fn final_status(
     status: Status,
     thresholds: &[Verdict],
     sql: &[SqlResult],
+    alerts: &[AlertState],
 ) -> (RunStatus, Option<String>) {
     match status {
         Status::Interrupted => (
@@ -101,6 +125,10 @@ pub(super) fn final_status(
                         .filter(|c| !c.passed)
                         .map(|c| format!("sql check `{}`", c.name)),
                 )
+                .chain(alerts.iter().filter_map(|a| {
+                    let why = a.insufficient_data.as_ref()?;
+                    Some(format!("alert `{}` ({why})", a.name))
+                }))
                 .collect();
             if failed.is_empty() {
                 (RunStatus::Passed, None)
@@ -164,7 +192,7 @@ pub(super) struct Findings {
 pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findings) -> Summary {
     let s = id.scenario;
     let secs = m.elapsed.as_secs_f64();
-    let (status, reason) = final_status(status, &f.thresholds, &f.sql);
+    let (status, reason) = final_status(status, &f.thresholds, &f.sql, &f.alerts);
     let mut requests: Vec<_> = s
         .requests
         .iter()
@@ -319,23 +347,23 @@ mod tests {
     fn status_follows_gates_and_how_the_load_ended() {
         let failing = [verdict(false, Some(300.0))];
         assert_eq!(
-            final_status(Status::Done, &[], &[]),
+            final_status(Status::Done, &[], &[], &[]),
             (RunStatus::Passed, None)
         );
-        let (st, reason) = final_status(Status::Done, &failing, &[]);
+        let (st, reason) = final_status(Status::Done, &failing, &[], &[]);
         assert_eq!(st, RunStatus::Failed);
         assert_eq!(reason.unwrap(), "failed: http_req_duration p(95)<200");
-        let (st, _) = final_status(Status::Aborted("x".into()), &[], &[]);
+        let (st, _) = final_status(Status::Aborted("x".into()), &[], &[], &[]);
         assert_eq!(
             (st, st.exit_code()),
             (RunStatus::Aborted, crate::exit::THRESHOLDS_FAILED)
         );
         assert_eq!(
-            final_status(Status::Interrupted, &[], &[]).0,
+            final_status(Status::Interrupted, &[], &[], &[]).0,
             RunStatus::Interrupted
         );
         assert_eq!(
-            final_status(Status::Error("e".into()), &failing, &[]).0,
+            final_status(Status::Error("e".into()), &failing, &[], &[]).0,
             RunStatus::Error
         );
     }

@@ -380,10 +380,15 @@ pub struct Probes {
 pub struct PrometheusProbe {
     /// Full URL of the metrics endpoint; `{target}` is replaced by the target URL.
     pub url: String,
-    /// Series to record, by metric name (unlabelled samples, or the sum over labels).
+    /// Series to record: PromQL-style selectors with an optional aggregation, e.g. `up`,
+    /// `node_cpu_seconds_total{mode="idle",cpu="0"}`, `sum(http_requests_total{code=~"5.."})`;
+    /// several matching label sets need an aggregation (see `probe::selector`).
     pub series: Vec<String>,
     #[serde(default = "one_second")]
     pub interval: Dur,
+    /// Share of scrapes that must have a series for a gate on it to judge (default 0.9).
+    #[serde(default = "default_coverage")]
+    pub min_coverage: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -397,6 +402,13 @@ pub struct KafkaProbe {
     /// After the load ends, keep watching until the lag is 0 or this much time passed.
     #[serde(default)]
     pub drain_timeout: Dur,
+    /// Share of lag readings that must succeed for a gate on `kafka_consumer_lag` to judge.
+    #[serde(default = "default_coverage")]
+    pub min_coverage: f64,
+}
+
+fn default_coverage() -> f64 {
+    crate::probe::DEFAULT_COVERAGE
 }
 
 fn one_second() -> Dur {
@@ -524,11 +536,14 @@ pub enum ScenarioError {
 impl Scenario {
     /// Reads, parses and validates a scenario file; `sets` are `key.path=value` overrides.
     pub fn load(path: &Path, sets: &[String]) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_str(&text, &path.display().to_string(), sets)
+        let file = path.display().to_string();
+        let text =
+            String::from_utf8(bytes).map_err(|e| not_utf8(&file, e.as_bytes(), e.utf8_error()))?;
+        Self::from_str(&text, &file, sets)
     }
 
     pub fn from_str(text: &str, file: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
@@ -605,10 +620,19 @@ impl Scenario {
         Ok(())
     }
 
+    /// The text the scenario was parsed from (after `--set`).
+    pub fn source_text(&self) -> &str {
+        &self.source.text
+    }
+
     /// An error at the first line naming `field`'s last key.
-    fn locate_key(&self, field: &str, message: String) -> Located {
-        let span = find_key(&self.source.text, field.rsplit('.').next().unwrap_or(field));
-        self.locate(span, field, message)
+    pub fn locate_key(&self, field: &str, message: String) -> Located {
+        self.locate(self.locate_span(field), field, message)
+    }
+
+    /// Where the first line naming `field`'s last key starts.
+    pub fn locate_span(&self, field: &str) -> std::ops::Range<usize> {
+        find_key(&self.source.text, field.rsplit('.').next().unwrap_or(field))
     }
 
     /// An error at `span` of the scenario's text, for checks made after loading (plugins).
@@ -720,10 +744,12 @@ impl Scenario {
         v.shape(self)?;
         let names = v.requests(self)?;
         v.metrics(self, &names)?;
+        v.probes(self)?;
         v.thresholds(self, &names)?;
         v.alerts_and_sql(self, &names)?;
         self.validate_report()
             .map_err(|(field, m)| v.nowhere(field, m))?;
+        v.coverage(self)?;
         v.plugins(self)
     }
 
@@ -873,8 +899,11 @@ impl Checker<'_> {
             Template::compile(r.path.get_ref(), &gens)
                 .map_err(|e| v.at(r.path.span(), "requests.path", e.to_string()))?;
             if let Some(b) = &r.body {
-                Template::compile(b.get_ref(), &gens)
+                let t = Template::compile(b.get_ref(), &gens)
                     .map_err(|e| v.at(b.span(), "requests.body", e.to_string()))?;
+                if sent_as_json(&s.target.headers, &r.headers) {
+                    json_body(&t, &gens).map_err(|m| v.at(b.span(), "requests.body", m))?;
+                }
             }
         }
         Ok(names)
@@ -933,6 +962,21 @@ impl Checker<'_> {
 
     fn alerts_and_sql(&self, s: &Scenario, names: &Names<'_>) -> Result<(), ScenarioError> {
         let v = self;
+        for c in &s.sql_checks {
+            // A URL with `{env:…}` is checked once expanded, before the load (run's preflight).
+            if c.database_url.contains("{env:") {
+                continue;
+            }
+            if let Err(e) =
+                <sqlx::mysql::MySqlConnectOptions as std::str::FromStr>::from_str(&c.database_url)
+            {
+                let m = format!(
+                    "check `{}`: `{}` is not a MySQL URL: {e}",
+                    c.name, c.database_url
+                );
+                return Err(v.nowhere("sql_checks.database_url", m));
+            }
+        }
         for a in &s.alerts {
             let rule = crate::alerts::Condition::parse(a.expr.get_ref())
                 .map_err(|e| v.at(a.expr.span(), "alerts.expr", e.to_string()))?;
@@ -968,6 +1012,34 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// `min_coverage` is a share.
+    fn coverage(&self, s: &Scenario) -> Result<(), ScenarioError> {
+        let prometheus = s.probes.prometheus.as_ref();
+        let coverages = [
+            prometheus.map(|p| ("probes.prometheus.min_coverage", p.min_coverage)),
+            s.probes
+                .kafka
+                .as_ref()
+                .map(|k| ("probes.kafka.min_coverage", k.min_coverage)),
+        ];
+        for (field, c) in coverages.into_iter().flatten() {
+            if !(0.0..=1.0).contains(&c) {
+                return Err(self.nowhere(field, format!("{c} is not a share between 0 and 1")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each Prometheus series is a selector (`name{label="v"}`, `sum(…)`, …).
+    fn probes(&self, s: &Scenario) -> Result<(), ScenarioError> {
+        for series in s.probes.prometheus.iter().flat_map(|p| &p.series) {
+            series
+                .parse::<crate::probe::selector::Selector>()
+                .map_err(|e| self.nowhere("probes.prometheus.series", e.to_string()))?;
+        }
+        Ok(())
+    }
+
     fn plugins(&self, s: &Scenario) -> Result<(), ScenarioError> {
         let v = self;
         for (field, specs) in [
@@ -988,6 +1060,25 @@ impl Checker<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a request body goes out as JSON: the client sends `application/json` unless a
+/// header says otherwise.
+fn sent_as_json(target: &BTreeMap<String, String>, request: &BTreeMap<String, String>) -> bool {
+    let content_type = request
+        .iter()
+        .chain(target)
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.to_ascii_lowercase());
+    content_type.is_none_or(|v| v.contains("json"))
+}
+
+/// A JSON body must still be JSON once its fields are filled in with the generators' values.
+fn json_body(t: &Template, gens: &Generators) -> Result<(), String> {
+    let sample = t.render_with(gens, 0, 0, &mut Draws::default());
+    serde_json::from_str::<serde_json::Value>(&sample).map(|_| ()).map_err(|e| {
+        format!("the body is sent as application/json but is not JSON once expanded ({e}): {sample}")
+    })
 }
 
 /// `a.b.c=value`: value parsed as TOML (number, bool, string in quotes) or else taken as a string.
@@ -1025,6 +1116,24 @@ fn apply_set(doc: &mut toml::Table, assignment: &str) -> Result<(), ScenarioErro
     }
     table.insert(last.to_owned(), value);
     Ok(())
+}
+
+/// A file that is not UTF-8: where the first bad byte is (line and column of the valid text
+/// before it, and its byte offset).
+fn not_utf8(file: &str, bytes: &[u8], e: std::str::Utf8Error) -> ScenarioError {
+    let at = e.valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..at]).expect("valid up to here");
+    let (line, column) = line_col(valid, at);
+    ScenarioError::Invalid(Located {
+        file: file.to_owned(),
+        line,
+        column,
+        field: "(file)".into(),
+        message: format!(
+            "not UTF-8: invalid byte 0x{:02x} at byte offset {at}",
+            bytes[at]
+        ),
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -250,3 +250,66 @@ fn report_series_default_to_every_probe_series_and_must_be_probe_series() {
         "{e}"
     );
 }
+
+#[test]
+fn probe_series_are_selectors_and_gates_name_them_as_written() {
+    let series = r#"series = ["db_pool_pending", 'node_cpu_seconds_total{mode="idle"}', 'sum(node_cpu_seconds_total{mode!="idle"})']"#;
+    let valid = VALID
+        .replace(r#"series = ["db_pool_pending"]"#, series)
+        .replace(
+            "coupon_issue_success = [\"rate>0.97\"]",
+            "coupon_issue_success = [\"rate>0.97\"]\n\"node_cpu_seconds_total{mode=\\\"idle\\\"}\" = [\"max<100\"]\n'sum(node_cpu_seconds_total{mode!=\"idle\"})' = [\"value<5\"]",
+        );
+    let valid = format!(
+        "{valid}\n[[alerts]]\nname = \"busy\"\nexpr = 'sum(node_cpu_seconds_total{{mode!=\"idle\"}}) > 5'\nfor = \"1s\"\n"
+    );
+    let s = Scenario::from_str(&valid, "s.toml", &[]).unwrap_or_else(|e| panic!("{e}"));
+    let idle = r#"node_cpu_seconds_total{mode="idle"}"#;
+    assert_eq!(s.metric_kind(idle), Some(MetricKind::Gauge));
+    let names: Vec<String> = s
+        .thresholds
+        .keys()
+        .map(|m| m.get_ref().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == idle), "{names:?}");
+    assert!(names
+        .iter()
+        .any(|n| n == r#"sum(node_cpu_seconds_total{mode!="idle"})"#));
+    assert_eq!(s.probe_series()[1], idle, "recorded as written");
+
+    // A selector the probes do not record is an unknown metric, not a k6 tag.
+    let e = invalid(&valid.replace(
+        "\"node_cpu_seconds_total{mode=\\\"idle\\\"}\" = [",
+        "\"node_cpu_seconds_total{mode=\\\"user\\\"}\" = [",
+    ));
+    assert!(
+        e.message
+            .contains(r#"unknown metric `node_cpu_seconds_total{mode="user"}`"#),
+        "{e}"
+    );
+
+    let bad = VALID.replace(
+        r#"series = ["db_pool_pending"]"#,
+        r#"series = ["db_pool_pending", 'node_cpu_seconds_total{mode="idle"']"#,
+    );
+    let e = invalid(&bad);
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("series = "))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("probes.prometheus.series", line),
+        "{e}"
+    );
+    assert_eq!(
+        e.message,
+        r#"invalid series selector `node_cpu_seconds_total{mode="idle"`: expected `,` or `}` at the end"#
+    );
+    let e = invalid(&VALID.replace(
+        r#"series = ["db_pool_pending"]"#,
+        r#"series = ['x{code=~"(5"}']"#,
+    ));
+    assert!(e.message.contains("invalid regex"), "{e}");
+}

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,40 @@ pub struct Behaviour {
     pub counts: Mutex<BTreeMap<String, u64>>,
     pub status: AtomicU16,
     pub delay_ms: AtomicU64,
+    /// What `/metrics` answers: see [`Metrics`].
+    pub metrics: AtomicU8,
+}
+
+/// The modes of the test server's `/metrics`.
+#[repr(u8)]
+pub enum Metrics {
+    /// `queue_depth 3` and `jobs_total{queue="a"} 1`, `jobs_total{queue="b"} 2`.
+    Ok = 0,
+    /// A body that is not Prometheus text.
+    Garbage = 1,
+    /// No answer for a minute.
+    Hang = 2,
+    /// Valid text without `queue_depth`.
+    Missing = 3,
+}
+
+impl Behaviour {
+    pub fn set_metrics(&self, m: Metrics) {
+        self.metrics.store(m as u8, Relaxed);
+    }
+}
+
+async fn metrics(State(b): State<Arc<Behaviour>>) -> (StatusCode, String) {
+    let body = match b.metrics.load(Relaxed) {
+        0 => "# TYPE queue_depth gauge\nqueue_depth 3\njobs_total{queue=\"a\"} 1\njobs_total{queue=\"b\"} 2\n",
+        1 => "<html>this is { not prometheus\n",
+        2 => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            ""
+        }
+        _ => "# TYPE other gauge\nother 1\n",
+    };
+    (StatusCode::OK, body.to_owned())
 }
 
 pub struct TestServer {
@@ -45,7 +79,10 @@ impl TestServer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Behaviour::default());
         state.status.store(200, Relaxed);
-        let app = Router::new().fallback(any).with_state(state.clone());
+        let app = Router::new()
+            .route("/metrics", axum::routing::get(metrics))
+            .fallback(any)
+            .with_state(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             axum::serve(listener, app)

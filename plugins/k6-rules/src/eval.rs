@@ -329,6 +329,20 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_selector_names_its_series() {
+        let mut s = summary();
+        let name = r#"sum(node_cpu_seconds_total{mode!="idle"})"#;
+        s.series.push(Series {
+            name: name.into(),
+            points: vec![(1.0, 3.0), (2.0, 7.0)],
+        });
+        let v = evaluate(&[def(name, "max<5"), def(name, "value>=7")], &s);
+        let got: Vec<(bool, Option<f64>)> = v.iter().map(|v| (v.passed, v.observed)).collect();
+        assert_eq!(got, vec![(false, Some(7.0)), (true, Some(7.0))]);
+        assert_eq!(v[0].metric, name);
+    }
+
+    #[test]
     fn bad_definitions_fail_with_why() {
         let v = evaluate(&[def("http_req_duration", "p95<1")], &summary());
         assert!(

@@ -1,5 +1,6 @@
 //! Threshold expressions (`p(95)<2000`, `rate<0.05`) and metric references
-//! (`http_req_duration{name:create_order}`): parsing, kind checks, and judging one value.
+//! (`http_req_duration{name:create_order}`, or a probe series written as a PromQL selector such
+//! as `node_cpu_seconds_total{mode="idle"}`): parsing, kind checks, and judging one value.
 
 use std::fmt;
 use std::str::FromStr;
@@ -70,7 +71,7 @@ impl fmt::Display for ThresholdError {
             ThresholdError::Syntax(t) => write!(f, "invalid threshold `{t}`: expected `<aggregation> <operator> <number>`, e.g. `p(95)<2000` or `rate<0.05`"),
             ThresholdError::UnknownAgg(a) => write!(f, "unknown aggregation `{a}` (use avg, min, max, med, count, rate, value or p(N))"),
             ThresholdError::BadPercentile(p) => write!(f, "percentile `{p}` must be a number from 0 to 100"),
-            ThresholdError::BadMetric(m) => write!(f, "invalid metric reference `{m}`: expected `name` or `name{{tag:value,…}}`"),
+            ThresholdError::BadMetric(m) => write!(f, "invalid metric reference `{m}`: expected `name`, `name{{tag:value,…}}` or a probe series selector such as `name{{label=\"v\"}}` or `sum(name{{…}})`"),
             ThresholdError::WrongAgg { agg, kind, metric, allowed } => {
                 write!(f, "aggregation `{agg}` does not apply to {kind:?} metric `{metric}` (allowed: {allowed})")
             }
@@ -94,7 +95,8 @@ impl Op {
     }
 }
 
-/// Splits `lhs op rhs` at the first (longest) comparison operator; both sides trimmed.
+/// Splits `lhs op rhs` at the first (longest) comparison operator outside `{…}` and
+/// double quotes (so `x{mode!="idle"} > 5` splits at `>`); both sides trimmed.
 pub fn split_op(text: &str) -> Option<(&str, Op, &str)> {
     let ops = [
         ("<=", Op::Le),
@@ -105,11 +107,24 @@ pub fn split_op(text: &str) -> Option<(&str, Op, &str)> {
         ("<", Op::Lt),
         (">", Op::Gt),
     ];
-    let (pos, len, op) = ops
-        .iter()
-        .filter_map(|(t, op)| text.find(t).map(|p| (p, t.len(), *op)))
-        .min_by_key(|(p, len, _)| (*p, usize::MAX - len))?;
-    Some((text[..pos].trim(), op, text[pos + len..].trim()))
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for (pos, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ if quoted => {}
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ if depth > 0 => {}
+            _ => {
+                if let Some((t, op)) = ops.iter().find(|(t, _)| text[pos..].starts_with(t)) {
+                    return Some((text[..pos].trim(), *op, text[pos + t.len()..].trim()));
+                }
+            }
+        }
+    }
+    None
 }
 
 impl fmt::Display for Agg {
@@ -205,7 +220,8 @@ impl Expr {
     }
 }
 
-/// `name` or `name{tag:value,…}`.
+/// `name` or `name{tag:value,…}` (k6 tags), or a probe series written as a PromQL selector
+/// (`name{label="v"}`, `sum(…)`): then `name` is the whole text and there are no tags.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MetricRef {
     pub name: String,
@@ -216,6 +232,12 @@ impl FromStr for MetricRef {
     type Err = ThresholdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if is_promql(s.trim()) {
+            return Ok(MetricRef {
+                name: s.trim().to_owned(),
+                tags: Vec::new(),
+            });
+        }
         let bad = || ThresholdError::BadMetric(s.to_owned());
         let valid_name = |n: &str| {
             !n.is_empty()
@@ -247,6 +269,48 @@ impl FromStr for MetricRef {
             tags,
         })
     }
+}
+
+/// Whether `t` has the shape of a PromQL selector: `name{label op "v",…}` (op `=`, `!=`, `=~`
+/// or `!~`; k6 tags use `:` instead) or `sum|max|min|avg|count(selector)`. The shape only: the
+/// harness parses probe selectors fully, and a threshold must name one exactly.
+fn is_promql(t: &str) -> bool {
+    for agg in ["sum", "max", "min", "avg", "count"] {
+        let inner = t
+            .strip_prefix(agg)
+            .and_then(|r| r.trim_start().strip_prefix('('))
+            .and_then(|r| r.strip_suffix(')'));
+        if let Some(inner) = inner {
+            return is_selector(inner.trim(), true);
+        }
+    }
+    is_selector(t, false)
+}
+
+/// `name{…}` whose first matcher is PromQL's (or `name{}`); a bare `name` if `bare_ok`.
+fn is_selector(t: &str, bare_ok: bool) -> bool {
+    let (name, braces) = match t.find('{') {
+        None => (t, None),
+        Some(i) => (t[..i].trim_end(), Some(&t[i + 1..])),
+    };
+    let name_ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    let Some(inner) = braces.and_then(|b| b.strip_suffix('}')) else {
+        return name_ok && bare_ok && braces.is_none();
+    };
+    let r = inner.trim_start();
+    let label = r
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(r.len());
+    let after_op = ["=~", "!~", "!=", "="]
+        .iter()
+        .find_map(|op| r[label..].trim_start().strip_prefix(op));
+    name_ok
+        && (r.is_empty()
+            || (label > 0 && after_op.is_some_and(|v| v.trim_start().starts_with('"'))))
 }
 
 impl fmt::Display for MetricRef {
@@ -332,6 +396,73 @@ mod tests {
                 "{bad:?} should not parse"
             );
         }
+    }
+
+    #[test]
+    fn promql_selectors_are_whole_names() {
+        for text in [
+            r#"node_cpu_seconds_total{mode="idle"}"#,
+            r#"node_cpu_seconds_total{cpu="0",mode!="idle"}"#,
+            r#"x{path=~"/api/.*", code!~"5.."}"#,
+            r#"x{ a = "b" }"#,
+            "x{}",
+            "sum(x)",
+            r#"max(node_cpu_seconds_total{mode="idle"})"#,
+            r#"avg (x{a="b"})"#,
+            "count(x{})",
+            "min(job:rate5m)",
+        ] {
+            let m: MetricRef = format!("  {text} ")
+                .parse()
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((m.name.as_str(), m.tags.len()), (text, 0), "{text}");
+            assert_eq!(m.to_string(), text);
+        }
+        let k6: MetricRef = "http_req_duration{name:a=\"b\"}".parse().unwrap();
+        assert_eq!(
+            k6.name, "http_req_duration",
+            "a k6 tag value may hold `=\"`"
+        );
+        for bad in [
+            "sum(",
+            "sum(x",
+            "sum()",
+            "x{a=\"b\"",
+            "9x{a=\"b\"}",
+            "a b{c=\"d\"}",
+        ] {
+            assert!(
+                bad.parse::<MetricRef>().is_err(),
+                "{bad:?} should not parse"
+            );
+        }
+    }
+
+    #[test]
+    fn split_op_skips_braces_and_quotes() {
+        let cases = [
+            (
+                r#"node_cpu_seconds_total{mode!="idle"} > 5"#,
+                r#"node_cpu_seconds_total{mode!="idle"}"#,
+                Op::Gt,
+                "5",
+            ),
+            (r#"x{a=~"<=|>"}<=1"#, r#"x{a=~"<=|>"}"#, Op::Le, "1"),
+            (
+                r#"sum(x{a!="b", c="d}"}) != 0"#,
+                r#"sum(x{a!="b", c="d}"})"#,
+                Op::Ne,
+                "0",
+            ),
+            (r#"x{a="q\"<"} == 2"#, r#"x{a="q\"<"}"#, Op::Eq, "2"),
+            ("p(95)<2000", "p(95)", Op::Lt, "2000"),
+            ("max===0", "max", Op::Eq, "0"),
+            ("a>=5", "a", Op::Ge, "5"),
+        ];
+        for (text, lhs, op, rhs) in cases {
+            assert_eq!(split_op(text), Some((lhs, op, rhs)), "{text}");
+        }
+        assert_eq!(split_op(r#"x{a!="b"}"#), None);
     }
 
     #[test]

@@ -1,0 +1,167 @@
+//! Everything checked before the first request, once the scenario validated and the plugins
+//! loaded: the target answers, every SQL check's database URL parses and connects, every probe
+//! answers and has its series. A refusal says whether the file is wrong (exit 2, placed at
+//! file:line:column:field) or the world is (exit 3, naming the URL), and no load is sent.
+
+use std::time::Duration;
+
+use super::Base;
+use crate::probe::kafka::KafkaLagProbe;
+use crate::probe::prometheus;
+use crate::probe::sql::{self, SqlError};
+use crate::scenario::{expand_env, Located};
+
+/// Why a run does not start.
+#[derive(Debug)]
+pub(super) enum Refusal {
+    /// The scenario is wrong in a way only its expanded values show.
+    File(Located),
+    /// Something the scenario names does not answer as it should.
+    World(String),
+}
+
+pub(super) async fn check(base: &Base<'_>) -> Result<(), Refusal> {
+    let target = &base.target;
+    if let Err(e) = base.client.reachable(target, Duration::from_secs(5)).await {
+        return Err(Refusal::World(format!(
+            "target {target} does not answer: {e}"
+        )));
+    }
+    databases(base).await?;
+    prometheus_probe(base).await?;
+    kafka_probe(base).await
+}
+
+/// Each SQL check's database: the URL parses (else the file is wrong) and connects.
+async fn databases(base: &Base<'_>) -> Result<(), Refusal> {
+    let s = &base.scenario;
+    for c in &s.sql_checks {
+        let url = match sql::database_url(&c.database_url, &base.opts.vars) {
+            Ok(url) => url,
+            Err(e @ SqlError::BadUrl { .. }) => {
+                let field = "sql_checks.database_url";
+                return Err(Refusal::File(
+                    s.locate_key(field, format!("check `{}`: {e}", c.name)),
+                ));
+            }
+            Err(e) => return Err(Refusal::World(format!("sql check `{}`: {e}", c.name))),
+        };
+        if let Err(e) = sql::connects(&url).await {
+            let url = sql::redact(&url);
+            return Err(Refusal::World(format!(
+                "sql check `{}`: database {url}: {e}",
+                c.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One scrape: it answers, parses, and has every series (else the names that come closest).
+async fn prometheus_probe(base: &Base<'_>) -> Result<(), Refusal> {
+    let Some(p) = &base.scenario.probes.prometheus else {
+        return Ok(());
+    };
+    let url = p.url.replace("{target}", &base.target);
+    let refuse = |what: String| Refusal::World(format!("probe prometheus {url}: {what}"));
+    let text = prometheus::fetch(&url)
+        .await
+        .map_err(|e| refuse(e.to_string()))?;
+    // Validation parsed every selector already.
+    let selectors = prometheus::selectors(&p.series).map_err(|e| refuse(e.to_string()))?;
+    let values = prometheus::extract(&text, &selectors).map_err(|e| refuse(e.to_string()))?;
+    let names = prometheus::metric_names(&text);
+    for (series, value) in values {
+        match value {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let near = near_matches(&series, &names);
+                let near = if near.is_empty() {
+                    "none".to_owned()
+                } else {
+                    near.join(", ")
+                };
+                return Err(refuse(format!(
+                    "series `{series}` is not in the scrape (near matches: {near})"
+                )));
+            }
+            Err(ambiguous) => return Err(refuse(ambiguous.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// One lag reading over the Kafka protocol.
+async fn kafka_probe(base: &Base<'_>) -> Result<(), Refusal> {
+    let Some(k) = &base.scenario.probes.kafka else {
+        return Ok(());
+    };
+    let what = format!("probe kafka lag {} (group {})", k.topic, k.group);
+    let bootstrap = expand_env(&k.bootstrap, &base.opts.vars)
+        .map_err(|e| Refusal::World(format!("{what}: {e}")))?;
+    let probe = KafkaLagProbe::new(&bootstrap, &k.group, &k.topic, k.interval.0)
+        .map_err(|e| Refusal::World(format!("{what} at {bootstrap}: {e}")))?;
+    match probe.read().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Refusal::World(format!(
+            "{what} at {bootstrap} does not answer: {e}"
+        ))),
+    }
+}
+
+/// Up to five scraped names closest to `wanted` (its metric name, without selector or
+/// aggregation): same first word or a small edit distance, closest first.
+fn near_matches(wanted: &str, names: &[String]) -> Vec<String> {
+    let bare = wanted.rsplit('(').next().unwrap_or(wanted);
+    let bare = bare.split(['{', ')']).next().unwrap_or(bare).trim();
+    let first = bare.split('_').next().unwrap_or(bare);
+    let mut scored: Vec<(usize, &String)> = names
+        .iter()
+        .map(|n| (edit_distance(bare, n), n))
+        .filter(|(d, n)| *d <= bare.len() / 3 + 1 || n.split('_').next() == Some(first))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(5).map(|(_, n)| n.clone()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_matches_are_close_names_first() {
+        let names: Vec<String> = [
+            "db_pool_active",
+            "db_pool_pending",
+            "http_requests_total",
+            "process_cpu_seconds_total",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            near_matches("db_pool_pendng", &names),
+            ["db_pool_pending", "db_pool_active"]
+        );
+        assert_eq!(
+            near_matches("max(http_request_total{code=\"200\"})", &names),
+            ["http_requests_total"]
+        );
+        assert!(near_matches("zzz", &names).is_empty());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
