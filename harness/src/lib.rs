@@ -41,9 +41,12 @@ pub mod reports {
 
 /// `harness stack`: the local database, broker, fault relay and target app.
 pub mod local_stack {
+    /// Starts a tansu broker on its own (tests that make a broker vanish need their own).
+    pub use crate::stack::broker::{start as start_broker, Broker};
     /// Starts (or finds) a MySQL-compatible server on its own.
     pub use crate::stack::mariadb::start as start_database;
     pub use crate::stack::mariadb::{answers, create_database, with_database};
+    pub use crate::stack::process::free_port;
     pub use crate::stack::{down, status_lines, up, StackError, StackState, UpOptions};
 }
 

@@ -496,3 +496,47 @@ async fn a_fault_plugin_without_its_actuator_is_refused_before_any_load() {
         "no report"
     );
 }
+
+/// A plugin problem names where the plugin is declared: a config value of the wrong type is
+/// the file's mistake (exit 2, file:line:column and the key), a missing plugin file the world's
+/// (exit 3, with the same place); nothing is sent either way.
+#[tokio::test]
+async fn plugin_errors_name_the_scenario_entry_and_config_errors_exit_2() {
+    let server = TestServer::start().await;
+    let entry = |path: &str, config: &str| {
+        format!("[[faults]]\nplugin = \"{path}\"\nconfig = {{ {config} }}\n")
+    };
+    let bad_config = format!(
+        "{}[actuators]\napp_faults = \"{{target}}/faults\"\n{}",
+        basic(&server.url, 20, 2, ""),
+        entry(&plugin("lock-contention.wasm"), "hold_ms = \"lots\"")
+    );
+    let line = bad_config
+        .lines()
+        .position(|l| l.starts_with("plugin = "))
+        .unwrap()
+        + 1;
+    let (_d, _out, o) = run_in_temp("bad-config", &bad_config).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let expected = format!("s.toml:{line}:10: faults.plugin: plugin lock-contention: configure rejected its config: config `hold_ms` must be a number");
+    assert!(err.contains(&expected), "wanted `{expected}` in: {err}");
+
+    let missing = format!(
+        "{}{}",
+        basic(&server.url, 20, 2, ""),
+        entry("/nonexistent/x.wasm", "at_s = 1")
+    );
+    let line = missing
+        .lines()
+        .position(|l| l.starts_with("plugin = "))
+        .unwrap()
+        + 1;
+    let (_d, _out, o) = run_in_temp("missing-plugin", &missing).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let expected =
+        format!("s.toml:{line}:10: faults.plugin: plugin x: cannot read /nonexistent/x.wasm");
+    assert!(err.contains(&expected), "wanted `{expected}` in: {err}");
+    assert_eq!(server.total(), 0);
+}
