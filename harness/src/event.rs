@@ -77,6 +77,8 @@ pub enum Event<'a> {
     },
     /// Ctrl-C or SIGTERM reached the run.
     Interrupted,
+    /// A second one: requests still in flight are left behind.
+    InterruptedAgain,
     Stack(StackStep<'a>),
     /// The demo starts a preset (a fresh stack) …
     DemoPreset {

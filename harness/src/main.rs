@@ -179,8 +179,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 progress: !quiet,
                 vars,
                 allow_huge,
+                hurry: None,
             };
-            Ok(run_and_print(&opts).await)
+            Ok(run_and_print(opts).await)
         }
         Cmd::Demo {
             scenarios,
@@ -268,6 +269,7 @@ fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>, allow_huge: bool) -> i32
             progress: false,
             vars: Default::default(),
             allow_huge,
+            hurry: None,
         };
         let s = match harness::prepare(&opts) {
             Ok(s) => s,
@@ -376,8 +378,20 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
 }
 
 /// Runs a scenario, prints the summary table and where the report is; returns the exit code.
-async fn run_and_print(opts: &RunOptions) -> i32 {
-    match harness::run(opts, interrupted()).await {
+/// The first Ctrl-C/SIGTERM stops the run; a second tells it to stop waiting for requests.
+async fn run_and_print(mut opts: RunOptions) -> i32 {
+    let (hurry_tx, hurry) = tokio::sync::watch::channel(false);
+    opts.hurry = Some(hurry);
+    let signal = interrupted();
+    let first = async move {
+        signal.await;
+        // Listening again only now: one signal must not count as two.
+        tokio::spawn(async move {
+            interrupted().await;
+            let _ = hurry_tx.send(true);
+        });
+    };
+    match harness::run(&opts, first).await {
         Ok(outcome) => {
             print!("{}", reports::table(&outcome.summary));
             println!("{}", reports::describe(&outcome.dir));
@@ -414,12 +428,17 @@ fn start_error_code(e: &StartError) -> i32 {
     }
 }
 
-/// Resolves on the first Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// Resolves on the next Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal during the preflight is kept for the run
+/// (which then stops and reports) instead of killing the process.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }

@@ -756,3 +756,106 @@ async fn sigint_during_a_four_billion_per_second_stage_exits_130_within_2_s() {
         server.total()
     );
 }
+
+/// The first SIGINT stops new requests and would wait up to 30 s for the ones in flight (a
+/// target answering in 20 s); a second one stops the wait at once — the load-side fault is
+/// still rolled back and the partial report written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigint_stops_the_drain_at_once_and_still_rolls_faults_back() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("second-sigint");
+    let plugin = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/build/lock-contention.wasm");
+    assert!(
+        plugin.is_file(),
+        "build the plugins with `make plugins` (make test does)"
+    );
+    let text = hot_product_with_fault(
+        &server.url,
+        20,
+        30,
+        "",
+        &plugin,
+        "at_s = 0, hot_share = 0.5",
+    )
+    .replace("timeout = \"2s\"", "timeout = \"25s\"");
+    let file = scenario(&dir, "s.toml", &text);
+    let out = dir.join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", &s(&file), "--out", &s(&out), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the preflight passed, the target starts answering in 20 s.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.state.delay_ms.store(20_000, Relaxed);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let first = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first SIGINT waits for requests in flight"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if first.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("still running 60 s after SIGINT");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = first.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after the first SIGINT: {err}"
+    );
+    assert!(err.contains("interrupted again"), "{err}");
+    let sum = summary(&out);
+    let faults = sum["faults"].as_array().unwrap();
+    assert!(!faults.is_empty(), "the hot-share fault was applied");
+    assert!(
+        faults.iter().all(|f| f["rolled_back_s"].is_number()),
+        "{faults:?}"
+    );
+}
+
+/// Ctrl-C while the preflight still waits for a slow target is not lost and does not kill the
+/// process: the run stops as soon as it starts, exit 130 with a partial report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_the_preflight_ends_in_an_interrupted_report() {
+    let server = TestServer::start().await;
+    server.state.delay_ms.store(3_000, Relaxed);
+    let dir = temp_dir("sigint-preflight");
+    let file = scenario(&dir, "s.toml", &basic(&server.url, 20, 10, ""));
+    let out = dir.join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", &s(&file), "--out", &s(&out), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.state.delay_ms.store(0, Relaxed);
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(summary(&out)["status"], "interrupted");
+}

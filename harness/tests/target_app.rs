@@ -129,6 +129,7 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
         progress: false,
         vars: Default::default(),
         allow_huge: false,
+        hurry: None,
     };
     let outcome = run(&opts, std::future::pending()).await.unwrap();
     let s = &outcome.summary;

@@ -137,6 +137,7 @@ async fn one_run(
         progress: true,
         vars: vars.clone(),
         allow_huge: false,
+        hurry: None,
     };
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;

@@ -36,6 +36,9 @@ impl Observer for Console {
             Event::Interrupted => eprintln!(
                 "interrupted: stopping the load, rolling faults back and writing a partial report…"
             ),
+            Event::InterruptedAgain => eprintln!(
+                "interrupted again: leaving requests in flight; rolling faults back and writing the report now"
+            ),
             Event::Stack(step) => print_stack(step),
             Event::DemoPreset { preset } => println!("\n=== preset {preset}: stack up ==="),
             Event::DemoScenario { preset, scenario } => {

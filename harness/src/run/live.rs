@@ -31,8 +31,9 @@ pub(super) enum LiveError {
     Fault(#[from] FaultError),
 }
 
-/// How long an interrupted run waits for requests in flight before it rolls back and reports.
-const INTERRUPT_DRAIN: Duration = Duration::from_secs(1);
+/// How long an interrupted run waits for requests in flight before it rolls back and reports
+/// (k6's default gracefulStop); a second interrupt (`RunOptions::hurry`) cuts it short.
+const INTERRUPT_DRAIN: Duration = Duration::from_secs(30);
 
 pub(super) struct Run<'a> {
     base: Base<'a>,
@@ -114,11 +115,16 @@ impl<'a> Run<'a> {
         // After an interrupt, requests in flight get this long to finish; then they are left
         // behind, so a stop never waits for a slow target's timeouts.
         let mut give_up: Option<tokio::time::Instant> = None;
+        let mut hurry = self.base.opts.hurry.clone();
         let load_result = loop {
             let deadline = give_up.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 r = &mut load_fut => break r,
                 _ = tokio::time::sleep_until(deadline), if give_up.is_some() => {
+                    break Err(load::LoadError::Interrupted);
+                }
+                _ = second_interrupt(&mut hurry), if give_up.is_some() => {
+                    self.observer.event(Event::InterruptedAgain);
                     break Err(load::LoadError::Interrupted);
                 }
                 _ = tick.tick() => {
@@ -270,6 +276,18 @@ impl<'a> Run<'a> {
         };
         let summary = summary::build(&self.base.identity(), status, &metrics, findings);
         self.base.write(summary, &metrics.windows)
+    }
+}
+
+/// Resolves when a second interrupt arrived (never without a channel).
+async fn second_interrupt(hurry: &mut Option<watch::Receiver<bool>>) {
+    match hurry {
+        Some(h) => {
+            if h.wait_for(|v| *v).await.is_err() {
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub vars: Vars,
     /// `--allow-huge`: run a load over the scenario's `[limits]`.
     pub allow_huge: bool,
+    /// Flips to true on a second Ctrl-C/SIGTERM: an interrupted run then stops waiting for
+    /// requests in flight at once (faults are still rolled back, the report still written).
+    pub hurry: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(Debug, thiserror::Error)]
