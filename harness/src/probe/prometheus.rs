@@ -99,30 +99,51 @@ fn evaluate(sel: &Selector, samples: &[Sample]) -> SeriesValue {
     }
 }
 
+/// What one scrape lacked: series that matched several label sets, series not in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct Incomplete {
+    ambiguous: Vec<Ambiguous>,
+    missing: Vec<String>,
+}
+
+impl Incomplete {
+    fn describe(&self) -> String {
+        let mut problems: Vec<String> = self.ambiguous.iter().map(|e| e.to_string()).collect();
+        if !self.missing.is_empty() {
+            problems.push(format!(
+                "series not in the scrape: {}",
+                self.missing.join(", ")
+            ));
+        }
+        problems.join("; ")
+    }
+}
+
 /// Records one scrape's values; the error names the ambiguous and the missing series.
 fn record(
     values: Vec<(String, SeriesValue)>,
     recorder: &Recorder,
     health: &mut ProbeHealth,
-) -> Result<(), String> {
-    let (mut missing, mut problems) = (Vec::new(), Vec::new());
+) -> Result<(), Incomplete> {
+    let mut lacked = Incomplete {
+        ambiguous: Vec::new(),
+        missing: Vec::new(),
+    };
     for (name, v) in values {
         match v {
             Ok(Some(v)) => {
                 recorder.set_gauge(&name, v, true);
                 health.saw(&name);
             }
-            Ok(None) => missing.push(name),
-            Err(e) => problems.push(e.to_string()),
+            Ok(None) => lacked.missing.push(name),
+            Err(e) => lacked.ambiguous.push(e),
         }
     }
-    if !missing.is_empty() {
-        problems.push(format!("series not in the scrape: {}", missing.join(", ")));
-    }
-    if problems.is_empty() {
+    if lacked.ambiguous.is_empty() && lacked.missing.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        Err(lacked)
     }
 }
 
@@ -172,11 +193,13 @@ impl PrometheusProbe {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return health,
             }
-            let recorded = get(&client, &self.url)
+            let recorded = match get(&client, &self.url)
                 .await
                 .and_then(|t| extract(&t, &self.series))
-                .map_err(|e| e.to_string())
-                .and_then(|values| record(values, &recorder, &mut health));
+            {
+                Ok(values) => record(values, &recorder, &mut health).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
             match recorded {
                 Ok(()) => health.ok(),
                 Err(e) => health.failed(e),
@@ -321,7 +344,7 @@ http_request_duration_seconds_count 7
             &r,
             &mut h,
         );
-        let e = got.unwrap_err();
+        let e = got.unwrap_err().to_string();
         assert!(
             e.starts_with("series `node_cpu_seconds_total{mode=\"idle\"}` matches 2"),
             "{e}"

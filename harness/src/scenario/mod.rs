@@ -902,7 +902,8 @@ impl Checker<'_> {
                 let t = Template::compile(b.get_ref(), &gens)
                     .map_err(|e| v.at(b.span(), "requests.body", e.to_string()))?;
                 if sent_as_json(&s.target.headers, &r.headers) {
-                    json_body(&t, &gens).map_err(|m| v.at(b.span(), "requests.body", m))?;
+                    json_body(&t, &gens)
+                        .map_err(|e| v.at(b.span(), "requests.body", e.to_string()))?;
                 }
             }
         }
@@ -1037,6 +1038,28 @@ impl Checker<'_> {
                 .parse::<crate::probe::selector::Selector>()
                 .map_err(|e| self.nowhere("probes.prometheus.series", e.to_string()))?;
         }
+        if let Some(p) = &s.probes.prometheus {
+            // `{target}` stands for an http(s) base URL; `{env:…}` is checked once expanded.
+            let url = p.url.replace("{target}", "http://target.invalid");
+            let parsed = reqwest::Url::parse(&url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            if !url.contains("{env:") && parsed.is_none() {
+                let m = format!("`{}` is not an http:// or https:// URL", p.url);
+                return Err(self.nowhere("probes.prometheus.url", m));
+            }
+        }
+        if let Some(k) = &s.probes.kafka {
+            let bad = k.bootstrap.split(',').map(str::trim).find(|b| {
+                !b.contains("{env:")
+                    && b.rsplit_once(':')
+                        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            });
+            if let Some(b) = bad {
+                let m = format!("`{b}` is not host:port (a comma-separated list of them)");
+                return Err(self.nowhere("probes.kafka.bootstrap", m));
+            }
+        }
         Ok(())
     }
 
@@ -1073,12 +1096,21 @@ fn sent_as_json(target: &BTreeMap<String, String>, request: &BTreeMap<String, St
     content_type.is_none_or(|v| v.contains("json"))
 }
 
+/// A body sent as JSON that is not JSON once its fields are filled in.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is sent as application/json but is not JSON once expanded ({source}): {sample}")]
+struct NotJson {
+    source: serde_json::Error,
+    sample: String,
+}
+
 /// A JSON body must still be JSON once its fields are filled in with the generators' values.
-fn json_body(t: &Template, gens: &Generators) -> Result<(), String> {
+fn json_body(t: &Template, gens: &Generators) -> Result<(), NotJson> {
     let sample = t.render_with(gens, 0, 0, &mut Draws::default());
-    serde_json::from_str::<serde_json::Value>(&sample).map(|_| ()).map_err(|e| {
-        format!("the body is sent as application/json but is not JSON once expanded ({e}): {sample}")
-    })
+    match serde_json::from_str::<serde_json::Value>(&sample) {
+        Ok(_) => Ok(()),
+        Err(source) => Err(NotJson { source, sample }),
+    }
 }
 
 /// `a.b.c=value`: value parsed as TOML (number, bool, string in quotes) or else taken as a string.

@@ -313,3 +313,20 @@ fn probe_series_are_selectors_and_gates_name_them_as_written() {
     ));
     assert!(e.message.contains("invalid regex"), "{e}");
 }
+
+#[test]
+fn probe_addresses_must_be_urls_and_host_ports() {
+    let bad_url = VALID.replace(r#"url = "{target}/metrics""#, r#"url = "not a url""#);
+    let e = invalid(&bad_url);
+    assert_eq!(e.field, "probes.prometheus.url");
+    assert!(
+        e.message
+            .contains("`not a url` is not an http:// or https:// URL"),
+        "{e}"
+    );
+    let kafka =
+        "[probes.kafka]\nbootstrap = \"127.0.0.1:9092,broker\"\ngroup = \"g\"\ntopic = \"t\"\n";
+    let e = invalid(&format!("{VALID}\n{kafka}"));
+    assert_eq!(e.field, "probes.kafka.bootstrap");
+    assert!(e.message.contains("`broker` is not host:port"), "{e}");
+}
