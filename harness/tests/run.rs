@@ -709,33 +709,12 @@ async fn sigint_during_a_four_billion_per_second_stage_exits_130_within_2_s() {
         &basic(&server.url, 4_000_000_000, 30, ""),
     );
     let out = dir.join("out");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args([
-            "run",
-            &s(&file),
-            "--out",
-            &s(&out),
-            "--quiet",
-            "--allow-huge",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&file, &out, &["--allow-huge"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let signalled = std::time::Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if signalled.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("still running 60 s after SIGINT");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = exit_within_a_minute(&mut child, signalled).await;
     let took = signalled.elapsed();
     assert_eq!(status.code(), Some(130));
     assert!(
@@ -781,12 +760,7 @@ async fn a_second_sigint_stops_the_drain_at_once_and_still_rolls_faults_back() {
     .replace("timeout = \"2s\"", "timeout = \"25s\"");
     let file = scenario(&dir, "s.toml", &text);
     let out = dir.join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", &s(&file), "--out", &s(&out), "--quiet"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&file, &out, &[]);
     // Once the preflight passed, the target starts answering in 20 s.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.state.delay_ms.store(20_000, Relaxed);
@@ -800,16 +774,7 @@ async fn a_second_sigint_stops_the_drain_at_once_and_still_rolls_faults_back() {
         "the first SIGINT waits for requests in flight"
     );
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if first.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("still running 60 s after SIGINT");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = exit_within_a_minute(&mut child, first).await;
     let took = first.elapsed();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
@@ -837,12 +802,7 @@ async fn sigint_during_the_preflight_ends_in_an_interrupted_report() {
     let dir = temp_dir("sigint-preflight");
     let file = scenario(&dir, "s.toml", &basic(&server.url, 20, 10, ""));
     let out = dir.join("out");
-    let child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", &s(&file), "--out", &s(&out), "--quiet"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&file, &out, &[]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -858,4 +818,32 @@ async fn sigint_during_the_preflight_ends_in_an_interrupted_report() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(summary(&out)["status"], "interrupted");
+}
+
+/// `harness run FILE --out OUT --quiet [extra…]` as a child, its stderr kept.
+fn spawn_run(file: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", &s(file), "--out", &s(out), "--quiet"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child`; kills it and fails 60 s after `since`, so every signal test is bounded.
+async fn exit_within_a_minute(
+    child: &mut std::process::Child,
+    since: std::time::Instant,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if since.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("still running 60 s after SIGINT");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
