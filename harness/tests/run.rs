@@ -265,14 +265,6 @@ async fn unreachable_probes_stop_the_run_before_any_load() {
     );
 }
 
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A scenario probing the test server's `/metrics` (series `queue_depth`, a gate on it).
 fn probed(server: &TestServer, secs: u32, series: &str) -> String {
     let gate = format!("\"{series}\" = [\"max<10\"]");
@@ -658,11 +650,10 @@ async fn a_stage_over_the_rate_limit_is_refused_with_its_totals_and_sends_nothin
          8000000000 requests in 2 s, over [limits].max_rate = 100000; raise it in [limits] or \
          pass --allow-huge"
     );
-    for cmd in ["run", "validate"] {
-        let o = harness(args(
-            &[cmd, &s(&file), "--out", &s(&out)][..if cmd == "run" { 4 } else { 2 }],
-        ))
-        .await;
+    let run = args(&["run", &s(&file), "--out", &s(&out)]);
+    let validate = args(&["validate", &s(&file)]);
+    for (cmd, argv) in [("run", run), ("validate", validate)] {
+        let o = harness(argv).await;
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
         assert!(

@@ -1,8 +1,12 @@
 //! The local stack on real processes: a private mariadbd when the configured server does not
 //! answer, idempotent `up`, and a `down` that leaves no process or directory behind.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
+
+use common::closed_port;
 
 use harness::local_stack::{self as stack, UpOptions};
 use harness::Silent;
@@ -19,14 +23,6 @@ fn temp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn harness_bin() -> PathBuf {

@@ -632,7 +632,7 @@ impl Scenario {
 
     /// Where the first line naming `field`'s last key starts.
     pub fn locate_span(&self, field: &str) -> std::ops::Range<usize> {
-        find_key(&self.source.text, field.rsplit('.').next().unwrap_or(field))
+        field_span(&self.source.text, field)
     }
 
     /// An error at `span` of the scenario's text, for checks made after loading (plugins).
@@ -823,8 +823,7 @@ impl Checker<'_> {
     }
 
     fn nowhere(&self, field: &str, message: String) -> ScenarioError {
-        let span = find_key(self.text, field.rsplit('.').next().unwrap_or(field));
-        self.at(span, field, message)
+        self.at(field_span(self.text, field), field, message)
     }
 
     /// Target URL, stages, and a request mix that can send something.
@@ -1176,6 +1175,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .map(|nl| before.len() - nl)
         .unwrap_or(before.len() + 1);
     (line, column)
+}
+
+/// Where `field` (a dotted path) is: the first line naming its last key.
+fn field_span(text: &str, field: &str) -> std::ops::Range<usize> {
+    find_key(text, field.rsplit('.').next().unwrap_or(field))
 }
 
 /// The first line that assigns or opens `key`, for errors without a span of their own.

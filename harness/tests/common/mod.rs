@@ -294,3 +294,12 @@ pub async fn run_then_signal(file: &Path, out: &Path, after: Duration, signal: i
         .await
         .unwrap()
 }
+
+/// A port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
