@@ -63,6 +63,8 @@ fn main() {
                 error: None,
                 latency,
                 ok: true,
+                phases: None,
+                proto: None,
             },
         );
     }

@@ -27,6 +27,8 @@ pub struct Progress<'a> {
     pub failed: u64,
     /// The probe series the scenario shows on the progress line.
     pub series: &'a [SeriesLabel],
+    /// `[target.tls] insecure = true`: certificates are not verified (the line says so).
+    pub tls_insecure: bool,
 }
 
 /// A step of `harness stack up` / `down`.

@@ -15,6 +15,7 @@ mod report;
 mod run;
 mod scenario;
 mod stack;
+mod tls;
 mod verdict;
 
 /// k6 threshold rules (shared with the k6-thresholds plugin; see plugins/k6-rules).

@@ -12,15 +12,88 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-/// Why a request did not get a response.
+/// Why a request did not get a (usable) response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Timeout,
     Connect,
+    /// The TLS handshake failed (certificate, protocol, alert).
+    Tls,
+    /// The body was longer than `max_body` bytes.
+    BodyTooLarge,
+    /// More redirects than `max_redirects`, or one that cannot be followed.
+    Redirects,
     Other,
 }
 
-/// One finished request.
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Timeout,
+        ErrorKind::Connect,
+        ErrorKind::Tls,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Redirects,
+        ErrorKind::Other,
+    ];
+
+    /// The word reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Redirects => "redirects",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// The protocol a response came over (k6's `proto` tag values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Http1,
+    Http2,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Http1 => "HTTP/1.1",
+            Proto::Http2 => "HTTP/2.0",
+        }
+    }
+}
+
+/// k6's timing phases of one request (see `k6_rules::PHASES`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases {
+    /// Waiting for a connection: pool, TCP connect and TLS handshake (k6 counts these too).
+    pub blocked: Duration,
+    pub connecting: Duration,
+    pub tls_handshaking: Duration,
+    /// Connection in hand to the request written.
+    pub sending: Duration,
+    /// Request written to the response head.
+    pub waiting: Duration,
+    /// Response head to the last body byte.
+    pub receiving: Duration,
+}
+
+impl Phases {
+    fn values(&self) -> [Duration; 6] {
+        [
+            self.blocked,
+            self.connecting,
+            self.tls_handshaking,
+            self.sending,
+            self.waiting,
+            self.receiving,
+        ]
+    }
+}
+
+/// One finished request (one hop of a redirect chain).
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
     pub status: Option<u16>,
@@ -29,6 +102,31 @@ pub struct Outcome {
     pub latency: Duration,
     /// Not a failure in `http_req_failed`'s sense (status expected, no error).
     pub ok: bool,
+    /// None when the request never had a connection to time.
+    pub phases: Option<Phases>,
+    pub proto: Option<Proto>,
+}
+
+impl Outcome {
+    /// A request that failed with `error` before any response.
+    pub fn failed(error: ErrorKind, latency: Duration) -> Outcome {
+        Outcome {
+            status: None,
+            error: Some(error),
+            latency,
+            ok: false,
+            phases: None,
+            proto: None,
+        }
+    }
+}
+
+/// Bytes on the wire (TCP payload, TLS records included), counted by the HTTP client's
+/// connections: k6's `data_sent` and `data_received`.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub received: std::sync::atomic::AtomicU64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -45,7 +143,12 @@ pub struct Totals {
     pub statuses: BTreeMap<u16, u64>,
     pub timeouts: u64,
     pub connect_errors: u64,
-    pub other_errors: u64,
+    /// Per error kind, in `ErrorKind::ALL` order.
+    pub errors: [u64; 6],
+    /// The timing phases, in `k6_rules::PHASES` order (µs).
+    pub phases: Vec<Histogram<u64>>,
+    /// Responses per protocol: HTTP/1.1, HTTP/2.
+    pub protocols: [u64; 2],
 }
 
 impl Default for Totals {
@@ -57,7 +160,9 @@ impl Default for Totals {
             statuses: BTreeMap::new(),
             timeouts: 0,
             connect_errors: 0,
-            other_errors: 0,
+            errors: [0; 6],
+            phases: (0..6).map(|_| histogram()).collect(),
+            protocols: [0; 2],
         }
     }
 }
@@ -73,12 +178,30 @@ impl Totals {
         if let Some(s) = o.status {
             *self.statuses.entry(s).or_default() += 1;
         }
-        match o.error {
-            Some(ErrorKind::Timeout) => self.timeouts += 1,
-            Some(ErrorKind::Connect) => self.connect_errors += 1,
-            Some(ErrorKind::Other) => self.other_errors += 1,
+        if let Some(e) = o.error {
+            match e {
+                ErrorKind::Timeout => self.timeouts += 1,
+                ErrorKind::Connect => self.connect_errors += 1,
+                _ => {}
+            }
+            self.errors[e as usize] += 1;
+        }
+        if let Some(p) = &o.phases {
+            for (h, d) in self.phases.iter_mut().zip(p.values()) {
+                // 0 is a real value here (no connect on a reused connection).
+                h.saturating_record(d.as_micros() as u64);
+            }
+        }
+        match o.proto {
+            Some(Proto::Http1) => self.protocols[0] += 1,
+            Some(Proto::Http2) => self.protocols[1] += 1,
             None => {}
         }
+    }
+
+    /// Count of `kind` errors.
+    pub fn error_count(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind as usize]
     }
 
     /// Latency quantile in milliseconds (None without samples).
@@ -168,6 +291,14 @@ struct Inner {
     current: Current,
     /// Probe series: every sample with its time (s since start), for gauge aggregations.
     series: BTreeMap<String, Vec<(f64, f64)>>,
+    checks: BTreeMap<String, CheckCount>,
+}
+
+/// One check's results over the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CheckCount {
+    pub passes: u64,
+    pub fails: u64,
 }
 
 /// Shared by the executors, probes and live checks of one run.
@@ -176,6 +307,7 @@ pub struct Recorder {
     /// When the executor finished; rates are per second of load, not of the drain after it.
     load_end: Mutex<Option<Duration>>,
     inner: Mutex<Inner>,
+    traffic: std::sync::Arc<Traffic>,
 }
 
 /// Everything measured, after the run.
@@ -188,6 +320,10 @@ pub struct RunMetrics {
     pub dropped: u64,
     pub windows: Vec<Window>,
     pub series: BTreeMap<String, Vec<(f64, f64)>>,
+    /// Per check name.
+    pub checks: BTreeMap<String, CheckCount>,
+    pub data_sent: u64,
+    pub data_received: u64,
 }
 
 impl Recorder {
@@ -206,7 +342,33 @@ impl Recorder {
                 windows: Vec::new(),
                 current: Current::new(0, &BTreeMap::new()),
                 series: BTreeMap::new(),
+                checks: BTreeMap::new(),
             }),
+            traffic: Default::default(),
+        }
+    }
+
+    /// The byte counters the HTTP client's connections add to.
+    pub fn traffic(&self) -> std::sync::Arc<Traffic> {
+        self.traffic.clone()
+    }
+
+    /// Records one response's check results, `(check name, passed)`.
+    pub fn record_checks(&self, results: &[(&str, bool)]) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        for (name, passed) in results {
+            // get_mut first: this runs per response, and entry() would allocate the key.
+            if !inner.checks.contains_key(*name) {
+                inner
+                    .checks
+                    .insert((*name).to_owned(), CheckCount::default());
+            }
+            let c = inner.checks.get_mut(*name).expect("inserted above");
+            if *passed {
+                c.passes += 1;
+            } else {
+                c.fails += 1;
+            }
         }
     }
 
@@ -306,6 +468,12 @@ impl Recorder {
             dropped: inner.dropped,
             windows: inner.windows.clone(),
             series: inner.series.clone(),
+            checks: inner.checks.clone(),
+            data_sent: self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
+            data_received: self
+                .traffic
+                .received
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -344,6 +512,8 @@ mod tests {
             error: None,
             latency: Duration::from_millis(ms),
             ok: true,
+            phases: None,
+            proto: None,
         }
     }
 
@@ -360,6 +530,8 @@ mod tests {
                 error: Some(ErrorKind::Timeout),
                 latency: Duration::from_secs(5),
                 ok: false,
+                phases: None,
+                proto: None,
             },
         );
         r.record_dropped_n(1);

@@ -78,7 +78,7 @@ impl ArrivalRate {
                     // through every layer of the spawn path.
                     tokio::spawn(Box::pin(async move {
                         ctx.plan
-                            .execute(&ctx.client, &ctx.recorder, n, 0, intended)
+                            .execute(&ctx.client, &ctx.recorder, n, 0, Some(intended))
                             .await;
                         drop(permit);
                     }));

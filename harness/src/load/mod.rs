@@ -4,7 +4,9 @@
 
 pub mod arrival_rate;
 pub mod client;
+mod conn;
 pub mod plan;
+mod redirect;
 pub mod schedule;
 pub mod vus;
 

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 
-use super::client::HttpClient;
-use crate::metrics::Recorder;
-use crate::scenario::{Draws, GeneratorError, Generators, Scenario, Template};
+use super::client::{Finished, HttpClient, SendError};
+use super::redirect::{self, Hop, RedirectError};
+use crate::metrics::{ErrorKind, Outcome, Recorder};
+use crate::scenario::checks::{Answer, Check};
+use crate::scenario::{Draws, GeneratorError, Generators, Scenario, Template, MAX_BODY};
 
 pub struct PreparedRequest {
     pub name: String,
@@ -21,6 +23,10 @@ pub struct PreparedRequest {
     headers: http::HeaderMap,
     timeout: Duration,
     expect: Vec<u16>,
+    checks: Vec<Check>,
+    /// Body bytes to keep for checks (None: drain and discard, today's cost).
+    keep_body: Option<u64>,
+    max_redirects: u32,
 }
 
 pub struct LoadPlan {
@@ -69,7 +75,20 @@ impl LoadPlan {
                 ),
                 None => None,
             };
+            let checks = r
+                .checks
+                .iter()
+                .map(|c| Check::compile(c).map_err(|e| err(e.message)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let max_body = r
+                .max_body
+                .as_ref()
+                .or(s.target.max_body.as_ref())
+                .map_or(MAX_BODY, |b| *b.get_ref() as u64);
             requests.push(PreparedRequest {
+                keep_body: checks.iter().any(Check::needs_body).then_some(max_body),
+                checks,
+                max_redirects: r.max_redirects.unwrap_or(s.target.max_redirects),
                 name: r.name.clone(),
                 method: r
                     .method
@@ -111,46 +130,196 @@ impl LoadPlan {
         self.cycle[(iteration % self.cycle.len() as u64) as usize]
     }
 
-    /// Builds, sends and records iteration `n`'s request; latency counts from `started`.
+    /// Builds, sends and records iteration `n`'s request, following redirects (each hop is
+    /// a sample, as in k6). Latency runs from `intended` (arrival-rate: the scheduled start)
+    /// or, without one, from the connection in hand to the last byte (k6's
+    /// sending + waiting + receiving).
     pub async fn execute(
         &self,
         client: &HttpClient,
         recorder: &Recorder,
         iteration: u64,
         vu: u64,
-        started: Instant,
+        intended: Option<Instant>,
     ) {
         let r = &self.requests[self.pick(iteration)];
+        let started = intended.unwrap_or_else(Instant::now);
         let mut draws = Draws::default();
-        let mut builder = http::Request::builder().method(r.method.clone());
-        builder = match &r.fixed_uri {
-            Some(uri) => builder.uri(uri.clone()),
-            None => builder.uri(format!(
+        let uri = match &r.fixed_uri {
+            Some(uri) => Ok(uri.clone()),
+            None => format!(
                 "{}{}",
                 self.base,
                 r.path.render_with(&self.gens, iteration, vu, &mut draws)
-            )),
+            )
+            .parse::<http::Uri>(),
         };
         let body = r
             .body
             .as_ref()
             .map(|b| Bytes::from(b.render_with(&self.gens, iteration, vu, &mut draws)))
             .unwrap_or_default();
-        if !r.headers.is_empty() {
-            if let Some(h) = builder.headers_mut() {
-                h.extend(r.headers.clone());
-            }
-        }
-        let outcome = match builder.body(Full::new(body)) {
-            Ok(req) => client.send(req, r.timeout, started, &r.expect).await,
-            Err(_) => crate::metrics::Outcome {
-                status: None,
-                error: Some(crate::metrics::ErrorKind::Other),
-                latency: started.elapsed(),
-                ok: false,
-            },
+        let Ok(uri) = uri else {
+            return record_failed(recorder, r, ErrorKind::Other, started.elapsed());
         };
-        recorder.record(&r.name, outcome);
+        let chain = self.chain(client, recorder, r, uri, body, intended);
+        if tokio::time::timeout(r.timeout, chain).await.is_err() {
+            record_failed(recorder, r, ErrorKind::Timeout, started.elapsed());
+        }
+    }
+
+    async fn chain(
+        &self,
+        client: &HttpClient,
+        recorder: &Recorder,
+        r: &PreparedRequest,
+        uri: http::Uri,
+        body: Bytes,
+        intended: Option<Instant>,
+    ) {
+        let mut builder = http::Request::builder()
+            .method(r.method.clone())
+            .uri(uri.clone());
+        if let Some(h) = builder.headers_mut() {
+            h.clone_from(&r.headers);
+        }
+        let Ok(mut req) = builder.body(Full::new(body.clone())) else {
+            return record_failed(recorder, r, ErrorKind::Other, Duration::ZERO);
+        };
+        let mut hop: Option<Hop> = None;
+        let mut from = intended;
+        for followed in 0..=r.max_redirects {
+            let hop_start = from.unwrap_or_else(Instant::now);
+            let resp = match client.send(req).await {
+                Ok(resp) => resp,
+                Err(e) => return record_failed(recorder, r, e.kind(), hop_start.elapsed()),
+            };
+            if !(r.max_redirects > 0 && redirect::is_redirect(resp.status)) {
+                return self.last(recorder, r, resp, from).await;
+            }
+            let status = resp.status;
+            let f = match resp.finish(None).await {
+                Ok(f) => f,
+                Err(e) => return record_failed(recorder, r, e.kind(), hop_start.elapsed()),
+            };
+            let latency = f.done - from.unwrap_or(f.got);
+            let this = hop.take().unwrap_or_else(|| Hop {
+                method: r.method.clone(),
+                uri: uri.clone(),
+                headers: r.headers.clone(),
+                body: body.clone(),
+            });
+            let next = if followed == r.max_redirects {
+                Err(RedirectError::TooMany(r.max_redirects))
+            } else {
+                redirect::follow(&this, status, &f.headers)
+            };
+            let Ok(next) = next else {
+                let mut o = outcome(&f, latency, false);
+                o.error = Some(ErrorKind::Redirects);
+                recorder.record(&r.name, o);
+                return fail_checks(recorder, r);
+            };
+            // A redirect that is followed is part of the answer: expected whatever expect_status says.
+            recorder.record(&r.name, outcome(&f, latency, true));
+            req = next.request();
+            hop = Some(next);
+            from = None;
+        }
+    }
+
+    /// The final answer: body read as far as checks need, checks judged, one sample.
+    async fn last(
+        &self,
+        recorder: &Recorder,
+        r: &PreparedRequest,
+        resp: super::client::Response,
+        from: Option<Instant>,
+    ) {
+        let head = (!r.checks.is_empty()).then(|| (resp.status, resp.headers.clone()));
+        let hop_start = from.unwrap_or_else(Instant::now);
+        let f = match resp.finish(r.keep_body).await {
+            Ok(f) => f,
+            Err(e) => {
+                record_failed(recorder, r, e.kind(), hop_start.elapsed());
+                if let (SendError::BodyTooLarge { .. }, Some((status, headers))) = (&e, head) {
+                    // The head is still judged; what needs the body fails.
+                    let a = Answer {
+                        status,
+                        headers: &headers,
+                        body: None,
+                        duration: hop_start.elapsed(),
+                    };
+                    let results: Vec<(&str, bool)> = r
+                        .checks
+                        .iter()
+                        .map(|c| (c.name.as_str(), !c.needs_body() && c.passes(&a, None)))
+                        .collect();
+                    recorder.record_checks(&results);
+                }
+                return;
+            }
+        };
+        let latency = f.done - from.unwrap_or(f.got);
+        let expected = if r.expect.is_empty() {
+            (200..400).contains(&f.status)
+        } else {
+            r.expect.contains(&f.status)
+        };
+        let mut ok = expected;
+        if !r.checks.is_empty() {
+            let json = r
+                .checks
+                .iter()
+                .any(|c| matches!(c.rule, crate::scenario::checks::Rule::Json(..)))
+                .then(|| f.body.as_ref().and_then(|b| serde_json::from_slice(b).ok()))
+                .flatten();
+            let a = Answer {
+                status: f.status,
+                headers: &f.headers,
+                body: f.body.as_deref(),
+                duration: latency,
+            };
+            let results: Vec<(&str, bool)> = r
+                .checks
+                .iter()
+                .map(|c| (c.name.as_str(), c.passes(&a, json.as_ref())))
+                .collect();
+            let failed_request = r
+                .checks
+                .iter()
+                .zip(&results)
+                .any(|(c, (_, passed))| c.fail_request && !passed);
+            ok &= !failed_request;
+            recorder.record_checks(&results);
+        }
+        recorder.record(&r.name, outcome(&f, latency, ok));
+    }
+}
+
+fn outcome(f: &Finished, latency: Duration, ok: bool) -> Outcome {
+    Outcome {
+        status: Some(f.status),
+        error: None,
+        latency,
+        ok,
+        phases: Some(f.phases),
+        proto: Some(f.proto),
+    }
+}
+
+/// A request without a usable answer: one failed sample, and every check failed (a k6 script's
+/// `check(res, …)` runs on the failed response too).
+fn record_failed(recorder: &Recorder, r: &PreparedRequest, kind: ErrorKind, latency: Duration) {
+    recorder.record(&r.name, Outcome::failed(kind, latency));
+    fail_checks(recorder, r);
+}
+
+fn fail_checks(recorder: &Recorder, r: &PreparedRequest) {
+    if !r.checks.is_empty() {
+        let results: Vec<(&str, bool)> =
+            r.checks.iter().map(|c| (c.name.as_str(), false)).collect();
+        recorder.record_checks(&results);
     }
 }
 

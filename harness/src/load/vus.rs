@@ -65,7 +65,7 @@ impl Vus {
             Box::pin(async move {
                 let started = Instant::now();
                 ctx.plan
-                    .execute(&ctx.client, &ctx.recorder, n, vu, started)
+                    .execute(&ctx.client, &ctx.recorder, n, vu, None)
                     .await;
                 // Pacing: the next iteration starts `pacing` after this one started, or now.
                 if let Some(rest) = pacing.checked_sub(started.elapsed()) {

@@ -7,27 +7,56 @@ use k6_rules::{RateMetric, RequestStats, Series, Summary};
 use crate::metrics::{RunMetrics, Totals};
 use crate::scenario::Scenario;
 
+fn buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to() as f64 / 1000.0, v.count_at_value()))
+        .collect()
+}
+
 fn stats(name: &str, t: &Totals) -> RequestStats {
-    let latency_ms = if t.count == 0 {
-        Vec::new()
-    } else {
-        t.latency_us
-            .iter_recorded()
-            .map(|v| (v.value_iterated_to() as f64 / 1000.0, v.count_at_value()))
-            .collect()
-    };
     RequestStats {
         name: name.to_owned(),
         count: t.count,
         failed: t.failed,
-        latency_ms,
+        latency_ms: buckets(&t.latency_us),
         statuses: t.statuses.iter().map(|(s, n)| (*s, *n)).collect(),
+    }
+}
+
+/// The timing-phase trends of `t` as `requests` entries (see `k6_rules::entry_name`).
+fn phases<'t>(request: Option<&str>, t: &'t Totals) -> impl Iterator<Item = RequestStats> + 't {
+    let request = request.map(str::to_owned);
+    k6_rules::PHASES
+        .iter()
+        .zip(&t.phases)
+        .map(move |(phase, h)| RequestStats {
+            name: k6_rules::entry_name(phase, request.as_deref()),
+            count: h.len(),
+            latency_ms: buckets(h),
+            ..Default::default()
+        })
+}
+
+fn counter(metric: &str, count: u64) -> RequestStats {
+    RequestStats {
+        name: k6_rules::entry_name(metric, None),
+        count,
+        ..Default::default()
     }
 }
 
 pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
     let mut requests = vec![stats(k6_rules::ALL, &m.all)];
     requests.extend(m.per_name.iter().map(|(n, t)| stats(n, t)));
+    requests.extend(phases(None, &m.all));
+    for (n, t) in &m.per_name {
+        requests.extend(phases(Some(n), t));
+    }
+    requests.push(counter("data_sent", m.data_sent));
+    requests.push(counter("data_received", m.data_received));
     let rates = s
         .metrics
         .iter()
@@ -48,6 +77,7 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
                 total,
             }
         })
+        .chain(checks(m))
         .collect();
     let mut series: Vec<Series> = m
         .series
@@ -79,6 +109,34 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
     }
 }
 
+/// The `checks` rate overall and per check name, when the scenario has checks.
+fn checks(m: &RunMetrics) -> Vec<RateMetric> {
+    if m.checks.is_empty() {
+        return Vec::new();
+    }
+    let rate = |name: String, c: &crate::metrics::CheckCount| RateMetric {
+        name,
+        good: c.passes,
+        total: c.passes + c.fails,
+    };
+    let all = m
+        .checks
+        .values()
+        .fold(Default::default(), |a: crate::metrics::CheckCount, c| {
+            crate::metrics::CheckCount {
+                passes: a.passes + c.passes,
+                fails: a.fails + c.fails,
+            }
+        });
+    let mut rates = vec![rate(k6_rules::checks_name(None), &all)];
+    rates.extend(
+        m.checks
+            .iter()
+            .map(|(n, c)| rate(k6_rules::checks_name(Some(n)), c)),
+    );
+    rates
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +155,8 @@ mod tests {
                     error: None,
                     latency: Duration::from_micros(i * 997 % 1_500_000),
                     ok: true,
+                    phases: None,
+                    proto: None,
                 },
             );
         }

@@ -68,6 +68,7 @@ pub fn print_page<W: Write>(out: &mut W, s: &Summary, t: &Table) -> fmt::Result 
     print_thresholds(out, s)?;
     print_charts(out, s, t)?;
     print_requests(out, s)?;
+    print_http(out, s)?;
     print_sql_checks(out, s)?;
     print_alerts(out, s)?;
     print_probes(out, s)?;
@@ -106,7 +107,51 @@ fn print_head<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     if let Some(r) = &s.reason {
         write!(out, "<p><b>Reason:</b> {}</p>", esc(r))?;
     }
+    if s.http.tls_insecure {
+        out.write_str("<p class=\"verdict failed\">TLS certificates were NOT verified ([target.tls] insecure = true)</p>")?;
+    }
     Ok(())
+}
+
+/// Checks (k6's `checks`) and the timing phases.
+fn print_http<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    if !s.http.checks.is_empty() {
+        out.write_str(
+            "<h2>Checks</h2><table><tr><th></th><th>check</th><th>passes</th><th>fails</th></tr>",
+        )?;
+        for c in &s.http.checks {
+            let mark = if c.fails == 0 { "✓" } else { "✗" };
+            let name = esc(&c.name);
+            write!(
+                out,
+                "<tr><td>{mark}</td><td>{name}</td><td>{}</td><td>{}</td></tr>",
+                c.passes, c.fails
+            )?;
+        }
+        out.write_str("</table>")?;
+    }
+    let protocols: Vec<String> = s
+        .http
+        .protocols
+        .iter()
+        .map(|(p, n)| format!("{p}: {n}"))
+        .collect();
+    write!(out, "<h2>Timing phases</h2><p class=\"muted\">protocols {} · data_sent {} · data_received {}</p>",
+        esc(&protocols.join(", ")), super::summary::bytes(s.http.data_sent), super::summary::bytes(s.http.data_received))?;
+    out.write_str("<table><tr><th>phase</th><th>avg ms</th><th>p50 ms</th><th>p95 ms</th><th>max ms</th></tr>")?;
+    for (name, t) in &s.http.phases {
+        write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            ms(t.avg_ms),
+            ms(t.p50_ms),
+            ms(t.p95_ms),
+            ms(t.max_ms)
+        )?;
+    }
+    out.write_str("</table>")
 }
 
 fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {

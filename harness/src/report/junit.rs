@@ -46,7 +46,14 @@ fn print_suite_open<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
         esc(&s.scenario.name),
         s.elapsed_s,
         esc(&s.started_at)
-    )
+    )?;
+    if s.http.tls_insecure {
+        writeln!(
+            out,
+            "    <properties><property name=\"tls_insecure\" value=\"true: certificates were not verified\"/></properties>"
+        )?;
+    }
+    Ok(())
 }
 
 /// One test case; a failure element when `failure` is (message, type).

@@ -18,6 +18,7 @@ pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     print_heading(out, s)?;
     print_thresholds(out, s)?;
     print_requests(out, s)?;
+    print_checks(out, s)?;
     print_sql_checks(out, s)?;
     print_alerts(out, s)?;
     print_faults(out, s)?;
@@ -65,7 +66,30 @@ fn print_heading<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     if let Some(r) = &s.reason {
         writeln!(out, "**Reason:** {r}\n")?;
     }
+    if s.http.tls_insecure {
+        writeln!(
+            out,
+            "> **Warning:** TLS certificates were not verified (`[target.tls] insecure = true`).\n"
+        )?;
+    }
     Ok(())
+}
+
+/// k6's `checks`, one row per check name.
+fn print_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.http.checks.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "### Checks\n\n| | check | passes | fails |\n|---|---|---|---|"
+    )?;
+    for c in &s.http.checks {
+        let name = cell(&c.name);
+        let (p, f) = (c.passes, c.fails);
+        writeln!(out, "| {} | {name} | {p} | {f} |", mark(f == 0))?;
+    }
+    writeln!(out)
 }
 
 fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {

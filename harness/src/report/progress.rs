@@ -11,8 +11,9 @@ pub fn line(p: &Progress<'_>) -> String {
         format!("stage {}/{}", p.stage.0, p.stage.1)
     };
     let Some(w) = p.window else {
+        let insecure = if p.tls_insecure { INSECURE } else { "" };
         return format!(
-            "[{:>5.0}s/{:.0}s] {stage} starting…",
+            "[{:>5.0}s/{:.0}s] {stage} starting…{insecure}",
             p.elapsed_s, p.planned_s
         );
     };
@@ -41,8 +42,14 @@ pub fn line(p: &Progress<'_>) -> String {
             s.push_str(&format!("  {} {v:.0}", l.label));
         }
     }
+    if p.tls_insecure {
+        s.push_str(INSECURE);
+    }
     s
 }
+
+/// Said on every progress line of a run that does not verify certificates.
+pub const INSECURE: &str = "  [TLS NOT VERIFIED: insecure = true]";
 
 #[cfg(test)]
 mod tests {
@@ -73,6 +80,7 @@ mod tests {
             requests: 100,
             failed: 1,
             series: &series,
+            tls_insecure: false,
         };
         let l = line(&p);
         assert!(

@@ -51,6 +51,107 @@ pub struct Summary {
     /// summaries written before it existed: then every probe series gets a chart).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub charts: Vec<ChartSpec>,
+    /// How the requests went over the wire: TLS, protocols, error kinds, phases, bytes, checks.
+    #[serde(default)]
+    pub http: HttpInfo,
+}
+
+/// The HTTP section of a summary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HttpInfo {
+    /// `[target.tls] insecure = true`: no certificate was verified.
+    pub tls_insecure: bool,
+    /// What the scenario asked for: `auto`, `1.1` or `2`.
+    pub http_version: String,
+    /// Responses per negotiated protocol (`HTTP/1.1`, `HTTP/2.0`).
+    pub protocols: BTreeMap<String, u64>,
+    /// Failed requests per error kind (`timeout`, `connect`, `tls`, `body_too_large`,
+    /// `redirects`, `other`); kinds that did not happen are left out.
+    pub errors: BTreeMap<String, u64>,
+    /// k6's timing phases over every request, in ms.
+    pub phases: BTreeMap<String, TrendRow>,
+    /// Bytes on the wire, TLS included.
+    pub data_sent: u64,
+    pub data_received: u64,
+    /// The `checks` metric per check name.
+    pub checks: Vec<CheckRow>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrendRow {
+    pub avg_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CheckRow {
+    pub name: String,
+    pub passes: u64,
+    pub fails: u64,
+    /// passes / (passes + fails).
+    pub rate: Option<f64>,
+}
+
+/// A byte count the way k6 prints it (kB = 1000 B).
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.1} GB", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} kB", n as f64 / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
+/// The HTTP section from the whole-run totals; `insecure` and `version` from the scenario.
+pub fn http_info(m: &RunMetrics, insecure: bool, version: &str) -> HttpInfo {
+    let ms = |v: u64| v as f64 / 1000.0;
+    let trend = |h: &hdrhistogram::Histogram<u64>| {
+        let some = !h.is_empty();
+        TrendRow {
+            avg_ms: some.then(|| h.mean() / 1000.0),
+            p50_ms: some.then(|| ms(h.value_at_quantile(0.5))),
+            p95_ms: some.then(|| ms(h.value_at_quantile(0.95))),
+            max_ms: some.then(|| ms(h.max())),
+        }
+    };
+    let protocols = [
+        ("HTTP/1.1", m.all.protocols[0]),
+        ("HTTP/2.0", m.all.protocols[1]),
+    ];
+    HttpInfo {
+        tls_insecure: insecure,
+        http_version: version.to_owned(),
+        protocols: protocols
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(p, n)| (p.to_owned(), n))
+            .collect(),
+        errors: crate::metrics::ErrorKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_owned(), m.all.error_count(*k)))
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        phases: k6_rules::PHASES
+            .iter()
+            .zip(&m.all.phases)
+            .map(|(p, h)| ((*p).to_owned(), trend(h)))
+            .collect(),
+        data_sent: m.data_sent,
+        data_received: m.data_received,
+        checks: m
+            .checks
+            .iter()
+            .map(|(name, c)| CheckRow {
+                name: name.clone(),
+                passes: c.passes,
+                fails: c.fails,
+                rate: (c.passes + c.fails > 0)
+                    .then(|| c.passes as f64 / (c.passes + c.fails) as f64),
+            })
+            .collect(),
+    }
 }
 
 /// How a run ended; serialised as the lowercase word the schema lists.

@@ -24,6 +24,8 @@ pub fn render(s: &Summary) -> String {
 pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     print_verdict(out, s)?;
     print_requests(out, s)?;
+    print_http(out, s)?;
+    print_checks(out, s)?;
     print_thresholds(out, s)?;
     print_sql_checks(out, s)?;
     print_probes(out, s)?;
@@ -89,6 +91,75 @@ fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             ms(r.p99_ms),
             ms(r.max_ms),
             st.trim().to_owned(),
+        ]);
+    }
+    print_table(out, b)
+}
+
+/// Protocols, error kinds, bytes and k6's timing phases; a warning when TLS was not verified.
+fn print_http<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    let h = &s.http;
+    if h.tls_insecure {
+        writeln!(
+            out,
+            "WARNING: TLS certificates were NOT verified ([target.tls] insecure = true)"
+        )?;
+    }
+    let protocols: Vec<String> = h
+        .protocols
+        .iter()
+        .map(|(p, n)| format!("{p} {n}"))
+        .collect();
+    let errors: Vec<String> = h.errors.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+    writeln!(
+        out,
+        "protocols: {}  errors: {}  data_sent {}  data_received {}",
+        if protocols.is_empty() {
+            "-".into()
+        } else {
+            protocols.join(", ")
+        },
+        if errors.is_empty() {
+            "none".into()
+        } else {
+            errors.join(" ")
+        },
+        super::summary::bytes(h.data_sent),
+        super::summary::bytes(h.data_received),
+    )?;
+    if h.phases.values().all(|t| t.p50_ms.is_none()) {
+        return Ok(());
+    }
+    let mut b = Builder::default();
+    b.push_record(["phase", "avg ms", "p50 ms", "p95 ms", "max ms"]);
+    for (name, t) in &h.phases {
+        b.push_record([
+            name.clone(),
+            ms(t.avg_ms),
+            ms(t.p50_ms),
+            ms(t.p95_ms),
+            ms(t.max_ms),
+        ]);
+    }
+    print_table(out, b)
+}
+
+/// k6's `checks` lines: ✓ or ✗, the name, passes and fails.
+fn print_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.http.checks.is_empty() {
+        return Ok(());
+    }
+    let mut b = Builder::default();
+    b.push_record(["", "check", "passes", "fails", "rate"]);
+    for c in &s.http.checks {
+        b.push_record([
+            if c.fails == 0 { "✓" } else { "✗" }.to_owned(),
+            c.name.clone(),
+            c.passes.to_string(),
+            c.fails.to_string(),
+            c.rate
+                .map(|r| format!("{:.2}%", r * 100.0))
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     print_table(out, b)

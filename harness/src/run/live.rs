@@ -176,6 +176,7 @@ impl<'a> Run<'a> {
             requests: snapshot.all.count,
             failed: snapshot.all.failed,
             series: &self.progress,
+            tls_insecure: s.target.tls.insecure,
         }));
         summary::observe_alerts(&mut self.alerts, &snapshot);
         if stopping {

@@ -205,12 +205,17 @@ impl<'a> Base<'a> {
         let target = target.trim_end_matches('/').to_owned();
         let plan = Arc::new(LoadPlan::new(&scenario, &target)?);
         let run_id = run_id(&scenario.name);
+        let recorder = Arc::new(Recorder::new(&plan.names()));
+        let t = &scenario.target;
+        // Validation built the same TLS settings; only a file changed since can fail here.
+        let client = HttpClient::new(&t.tls, &scenario.dir, t.http_version, recorder.traffic())
+            .map_err(|e| RunError::Preflight(scenario.locate_key(e.field, e.message)))?;
         Ok(Base {
             opts,
             dir: opts.out_dir.join(&run_id),
-            recorder: Arc::new(Recorder::new(&plan.names())),
+            recorder,
             started_at: crate::clock::rfc3339(SystemTime::now()),
-            client: HttpClient::new(),
+            client,
             scenario,
             target,
             plan,

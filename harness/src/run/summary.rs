@@ -248,6 +248,7 @@ pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findin
             .map(|(name, c)| plugin_calls(name, c))
             .collect(),
         charts: s.charts(),
+        http: report::http_info(m, s.target.tls.insecure, s.target.http_version.as_str()),
     }
 }
 

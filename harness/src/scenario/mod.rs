@@ -5,8 +5,10 @@
 //! generator, a metric naming an unknown request) are errors that name the file, line, column
 //! and field.
 
+pub mod checks;
 pub mod duration;
 pub mod env;
+mod http_spec;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -15,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+pub use crate::tls::{HttpVersion, TlsSpec};
+pub use checks::CheckSpec;
 pub use duration::Dur;
 pub use env::{expand_env, EnvError, Vars};
 pub use template::{Draws, GeneratorError, GeneratorSpec, Generators, Template};
@@ -63,6 +67,9 @@ pub struct Scenario {
     /// The text the scenario was parsed from, to place errors found after loading.
     #[serde(skip)]
     source: Source,
+    /// The scenario file's directory: relative TLS file paths start here.
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 /// A scenario's file name and the text its spans point into.
@@ -149,7 +156,25 @@ pub struct Target {
     pub timeout: Dur,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// `[target.tls]`: CA, client certificate, server name, or no verification.
+    #[serde(default)]
+    pub tls: TlsSpec,
+    /// `auto` (ALPN on HTTPS), `1.1` or `2` (h2c with prior knowledge on http://).
+    #[serde(default)]
+    pub http_version: HttpVersion,
+    /// Redirects followed per request (k6's `maxRedirects`, default 10); 0 turns them off.
+    #[serde(default = "ten")]
+    pub max_redirects: u32,
+    /// Most body bytes read for checks (default 1 MiB); a longer body fails the request.
+    pub max_body: Option<Spanned<i64>>,
 }
+
+fn ten() -> u32 {
+    10
+}
+
+/// The default `max_body`: 1 MiB.
+pub const MAX_BODY: u64 = 1 << 20;
 
 fn default_timeout() -> Dur {
     Dur(std::time::Duration::from_secs(10))
@@ -293,6 +318,13 @@ pub struct RequestSpec {
     /// Statuses that count as success for `http_req_failed` (default: 200–399, as k6).
     #[serde(default)]
     pub expect_status: Vec<u16>,
+    /// Checks on each response (`checks` metric, tagged `check:<name>`).
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+    /// Overrides `target.max_body` for this request.
+    pub max_body: Option<Spanned<i64>>,
+    /// Overrides `target.max_redirects` for this request.
+    pub max_redirects: Option<u32>,
 }
 
 fn default_method() -> String {
@@ -547,8 +579,10 @@ impl Scenario {
     }
 
     pub fn from_str(text: &str, file: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
+        let dir = Path::new(file).parent().unwrap_or(Path::new("")).to_owned();
         let mut scenario: Scenario = toml::from_str(text)
             .map_err(|e| ScenarioError::Invalid(locate_toml(text, file, &e)))?;
+        scenario.dir = dir.clone();
         scenario.validate(text, file)?;
         if sets.is_empty() {
             scenario.source = Source {
@@ -568,6 +602,7 @@ impl Scenario {
                 message: e.message().to_owned(),
             })?;
         let file = format!("{file} (after --set)");
+        scenario.dir = dir;
         scenario.validate(&edited, &file)?;
         scenario.source = Source { file, text: edited };
         Ok(scenario)
@@ -721,9 +756,12 @@ impl Scenario {
     /// The k6 metric names and their kinds, plus declared custom and probe metrics.
     pub fn metric_kind(&self, name: &str) -> Option<MetricKind> {
         match name {
-            "http_reqs" | "iterations" | "dropped_iterations" => Some(MetricKind::Counter),
+            "http_reqs" | "iterations" | "dropped_iterations" | "data_sent" | "data_received" => {
+                Some(MetricKind::Counter)
+            }
             "http_req_duration" => Some(MetricKind::Trend),
-            "http_req_failed" => Some(MetricKind::Rate),
+            n if k6_rules::PHASES.contains(&n) => Some(MetricKind::Trend),
+            "http_req_failed" | "checks" => Some(MetricKind::Rate),
             "vus" | "target_rate" => Some(MetricKind::Gauge),
             "kafka_consumer_lag" if self.probes.kafka.is_some() => Some(MetricKind::Gauge),
             n if self.metrics.contains_key(n) => Some(MetricKind::Rate),
@@ -743,6 +781,7 @@ impl Scenario {
         let v = Checker { text, file };
         v.shape(self)?;
         let names = v.requests(self)?;
+        v.http(self)?;
         v.metrics(self, &names)?;
         v.probes(self)?;
         v.thresholds(self, &names)?;
@@ -787,17 +826,35 @@ impl Scenario {
     }
 
     fn builtin(&self, name: &str) -> bool {
-        matches!(
-            name,
-            "http_reqs"
-                | "iterations"
-                | "dropped_iterations"
-                | "http_req_duration"
-                | "http_req_failed"
-                | "vus"
-                | "target_rate"
-        )
+        k6_rules::PHASES.contains(&name)
+            || matches!(
+                name,
+                "http_reqs"
+                    | "iterations"
+                    | "dropped_iterations"
+                    | "http_req_duration"
+                    | "http_req_failed"
+                    | "checks"
+                    | "data_sent"
+                    | "data_received"
+                    | "vus"
+                    | "target_rate"
+            )
     }
+
+    /// Every check name of every request.
+    pub fn check_names(&self) -> std::collections::BTreeSet<&str> {
+        let checks = self.requests.iter().flat_map(|r| &r.checks);
+        checks.map(|c| c.name.as_str()).collect()
+    }
+}
+
+/// The metrics measured per request, so `{name:…}` selects one request's samples.
+fn tagged_by_name(metric: &str) -> bool {
+    matches!(
+        metric,
+        "http_reqs" | "http_req_duration" | "http_req_failed"
+    ) || k6_rules::PHASES.contains(&metric)
 }
 
 /// Places validation errors in the scenario's text: `at` a span, or `nowhere` (at the first
@@ -939,17 +996,20 @@ impl Checker<'_> {
             let kind = s.metric_kind(&m.name).ok_or_else(|| {
                 v.at(metric.span(), &field, format!("unknown metric `{}` (built-in, a declared [metrics] entry, kafka_consumer_lag with [probes.kafka], or a [probes.prometheus] series)", m.name))
             })?;
+            let checks = s.check_names();
             for (k, tag) in &m.tags {
-                if k != "name" {
-                    return Err(v.at(
-                        metric.span(),
-                        &field,
-                        format!("unsupported tag `{k}` (only `name` is supported)"),
-                    ));
-                }
-                if !names.contains(tag.as_str()) {
-                    return Err(v.at(metric.span(), &field, format!("no request named `{tag}`")));
-                }
+                let message = match (m.name.as_str(), k.as_str()) {
+                    ("checks", "check") if checks.contains(tag.as_str()) => continue,
+                    ("checks", "check") => format!("no check named `{tag}`"),
+                    ("checks", _) => format!("unsupported tag `{k}` (checks take `check`)"),
+                    (n, "name") if tagged_by_name(n) && names.contains(tag.as_str()) => continue,
+                    (n, "name") if tagged_by_name(n) => format!("no request named `{tag}`"),
+                    (n, _) if tagged_by_name(n) => {
+                        format!("unsupported tag `{k}` (only `name` is supported)")
+                    }
+                    (n, _) => format!("`{n}` takes no tags (it is not measured per request)"),
+                };
+                return Err(v.at(metric.span(), &field, message));
             }
             for s in specs {
                 s.expr

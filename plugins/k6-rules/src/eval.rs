@@ -2,7 +2,7 @@
 //! aggregation (k6 names, custom rate metrics, gauges and probe series), judged by its expression.
 
 use crate::expr::{fmt_num, Agg, Expr, MetricRef};
-use crate::model::Summary;
+use crate::model::{entry_name, Summary, PHASES};
 
 /// One threshold of a scenario, normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,32 +102,51 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             (Agg::Rate, None) => Some(s.dropped_iterations as f64 / secs),
             _ => None,
         },
-        "http_req_duration" => {
-            let r = s.request(name_tag)?;
-            let b = &r.latency_ms;
-            match agg {
-                Agg::Avg => {
-                    let n: u64 = b.iter().map(|x| x.1).sum();
-                    (n > 0).then(|| b.iter().map(|(v, c)| v * *c as f64).sum::<f64>() / n as f64)
-                }
-                Agg::Min => b.iter().find(|x| x.1 > 0).map(|x| x.0),
-                Agg::Max => b.iter().rev().find(|x| x.1 > 0).map(|x| x.0),
-                Agg::Med => quantile(b, 0.5),
-                Agg::P(p) => quantile(b, p / 100.0),
+        "http_req_duration" => trend(&s.request(name_tag)?.latency_ms, agg),
+        "data_sent" | "data_received" => {
+            let r = s.request(Some(&entry_name(&metric.name, None)))?;
+            match (agg, name_tag) {
+                (_, Some(_)) => None,
+                (Agg::Count, None) => Some(r.count as f64),
+                (Agg::Rate, None) => Some(r.count as f64 / secs),
                 _ => None,
             }
+        }
+        phase if PHASES.contains(&phase) => {
+            let r = s.request(Some(&entry_name(phase, name_tag)))?;
+            trend(&r.latency_ms, agg)
         }
         "http_req_failed" => {
             let r = s.request(name_tag)?;
             (r.count > 0 && agg == Agg::Rate).then(|| r.failed as f64 / r.count as f64)
         }
         name => {
-            if let Some(r) = s.rates.iter().find(|r| r.name == name) {
+            // Rates are looked up with their tags (`checks{check:x}`): a tag is never ignored.
+            let key = metric.to_string();
+            if let Some(r) = s.rates.iter().find(|r| r.name == key) {
                 return (r.total > 0 && agg == Agg::Rate).then(|| r.good as f64 / r.total as f64);
+            }
+            if !metric.tags.is_empty() {
+                return None;
             }
             let values: Vec<f64> = s.series(name)?.points.iter().map(|p| p.1).collect();
             aggregate(&values, agg)
         }
+    }
+}
+
+/// A trend's aggregation over its buckets.
+fn trend(b: &[(f64, u64)], agg: Agg) -> Option<f64> {
+    match agg {
+        Agg::Avg => {
+            let n: u64 = b.iter().map(|x| x.1).sum();
+            (n > 0).then(|| b.iter().map(|(v, c)| v * *c as f64).sum::<f64>() / n as f64)
+        }
+        Agg::Min => b.iter().find(|x| x.1 > 0).map(|x| x.0),
+        Agg::Max => b.iter().rev().find(|x| x.1 > 0).map(|x| x.0),
+        Agg::Med => quantile(b, 0.5),
+        Agg::P(p) => quantile(b, p / 100.0),
+        _ => None,
     }
 }
 

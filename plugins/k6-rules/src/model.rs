@@ -37,6 +37,34 @@ pub struct Summary {
 
 pub const ALL: &str = "(all)";
 
+/// k6's timing phases of an HTTP request, each a trend.
+pub const PHASES: [&str; 6] = [
+    "http_req_blocked",
+    "http_req_connecting",
+    "http_req_tls_handshaking",
+    "http_req_sending",
+    "http_req_waiting",
+    "http_req_receiving",
+];
+
+/// The `requests` entry carrying a metric other than a request's own totals, within ABI 1.0's
+/// record shape: a timing phase's trend (`(http_req_waiting)`, per request
+/// `(http_req_waiting){name:order}`) or a byte counter (`(data_sent)`, in `count`).
+pub fn entry_name(metric: &str, request: Option<&str>) -> String {
+    match request {
+        Some(r) => format!("({metric}){{name:{r}}}"),
+        None => format!("({metric})"),
+    }
+}
+
+/// The `rates` entry of the `checks` metric, overall or for one check name.
+pub fn checks_name(check: Option<&str>) -> String {
+    match check {
+        Some(c) => format!("checks{{check:{c}}}"),
+        None => "checks".to_owned(),
+    }
+}
+
 impl Summary {
     pub fn request(&self, name: Option<&str>) -> Option<&RequestStats> {
         let name = name.unwrap_or(ALL);
