@@ -1,5 +1,6 @@
 //! Validation of what the HTTP client will be asked to do: a target URL with a host, TLS
 //! settings that load (CA, client pair that matches), `max_body`, expected statuses and checks.
+//! `[target.tls]` is accepted with an `http://` target: a redirect may lead to HTTPS.
 
 use super::checks::{Check, CheckError};
 use super::{Checker, Scenario, ScenarioError};
@@ -16,11 +17,6 @@ impl Checker<'_> {
             if host.is_none() {
                 let m = format!("`{url}` has no host (write e.g. http://127.0.0.1:8080)");
                 return Err(self.nowhere("target.url", m));
-            }
-            let tls = &s.target.tls;
-            if url.starts_with("http://") && *tls != Default::default() {
-                let m = "[target.tls] applies to https:// URLs, and the target is http://".into();
-                return Err(self.nowhere("target.tls", m));
             }
         }
         crate::tls::client_config(&s.target.tls, &s.dir, &[])
