@@ -57,7 +57,12 @@ async fn a_tls_target_is_verified_with_its_ca_refused_without_it_and_accepted_wh
     let pki = Pki::new(&dir);
     let server = WebServer::start(Options::tls(&pki)).await;
     let ca = format!("tls = {{ ca_file = \"{}\" }}", pki.ca.display());
-    let text = one_request(&server.url, &ca, "path = \"/\"", "http_req_failed = [\"rate==0\"]");
+    let text = one_request(
+        &server.url,
+        &ca,
+        "path = \"/\"",
+        "http_req_failed = [\"rate==0\"]",
+    );
     let (o, out) = run(&dir, &text).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&out);
@@ -73,7 +78,10 @@ async fn a_tls_target_is_verified_with_its_ca_refused_without_it_and_accepted_wh
     let (o, out) = run(&dir, &text).await;
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("unknown issuer") && e.contains(&server.url.replace("https://", "")), "{e}");
+    assert!(
+        e.contains("unknown issuer") && e.contains(&server.url.replace("https://", "")),
+        "{e}"
+    );
     assert_eq!(summary(&out)["totals"]["http_reqs"], 0);
 
     // insecure = true: accepted, and every report says certificates were not verified.
@@ -84,7 +92,10 @@ async fn a_tls_target_is_verified_with_its_ca_refused_without_it_and_accepted_wh
     let run_dir = common::run_dir(&out);
     for file in ["report.md", "report.html", "junit.xml"] {
         let text = std::fs::read_to_string(run_dir.join(file)).unwrap();
-        assert!(text.to_lowercase().contains("not verified"), "{file} says so");
+        assert!(
+            text.to_lowercase().contains("not verified"),
+            "{file} says so"
+        );
     }
 }
 
@@ -143,7 +154,12 @@ async fn http_1_1_is_used_when_forced_and_h2c_when_asked_on_plain_http() {
     let (o, out) = run(&dir, &one_request(&server.url, &forced, "path = \"/\"", "")).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(server.served("HTTP/2.0"), 0);
-    assert!(summary(&out)["http"]["protocols"]["HTTP/1.1"].as_u64().unwrap() >= 90);
+    assert!(
+        summary(&out)["http"]["protocols"]["HTTP/1.1"]
+            .as_u64()
+            .unwrap()
+            >= 90
+    );
 
     let plain = WebServer::start(Options::plain()).await;
     let h2c = "http_version = \"2\"";
@@ -151,7 +167,12 @@ async fn http_1_1_is_used_when_forced_and_h2c_when_asked_on_plain_http() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(plain.served("HTTP/2.0") >= 90);
     assert_eq!(plain.served("HTTP/1.1"), 0, "the preflight GET too");
-    assert!(summary(&out)["http"]["protocols"]["HTTP/2.0"].as_u64().unwrap() >= 90);
+    assert!(
+        summary(&out)["http"]["protocols"]["HTTP/2.0"]
+            .as_u64()
+            .unwrap()
+            >= 90
+    );
     // Multiplexed: far fewer connections than requests.
     assert!(plain.connections.load(std::sync::atomic::Ordering::Relaxed) <= 10);
 }
@@ -160,7 +181,8 @@ async fn http_1_1_is_used_when_forced_and_h2c_when_asked_on_plain_http() {
 async fn a_check_failing_on_one_in_ten_responses_gives_a_checks_rate_of_0_9_and_fails_its_gate() {
     let dir = temp_dir("checks");
     let server = WebServer::start(Options::plain()).await;
-    let request = "path = \"/order\"\n[[requests.checks]]\nname = \"order has id\"\njsonpath = \"$.id\"";
+    let request =
+        "path = \"/order\"\n[[requests.checks]]\nname = \"order has id\"\njsonpath = \"$.id\"";
     let gates = "checks = [\"rate>0.95\"]\n\"checks{check:order has id}\" = [\"rate>0.5\"]\nhttp_req_failed = [\"rate==0\"]";
     let (o, out) = run(&dir, &one_request(&server.url, "", request, gates)).await;
     assert_eq!(o.status.code(), Some(99), "{}", stderr(&o));
@@ -172,7 +194,10 @@ async fn a_check_failing_on_one_in_ten_responses_gives_a_checks_rate_of_0_9_and_
     let verdicts = s["thresholds"].as_array().unwrap();
     assert_eq!(verdicts[0]["passed"], false, "checks rate>0.95");
     assert_eq!(verdicts[1]["passed"], true, "the tagged check");
-    assert_eq!(verdicts[2]["passed"], true, "checks do not fail requests by default");
+    assert_eq!(
+        verdicts[2]["passed"], true,
+        "checks do not fail requests by default"
+    );
 
     // fail_request: the failed checks count in http_req_failed.
     let request = format!("{request}\nfail_request = true");
@@ -206,21 +231,36 @@ async fn redirects_are_followed_each_hop_a_sample_and_a_loop_is_a_failure() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&out);
     let statuses = &s["requests"][0]["statuses"];
-    let (redirects, final_) = (statuses["302"].as_u64().unwrap(), statuses["200"].as_u64().unwrap());
+    let (redirects, final_) = (
+        statuses["302"].as_u64().unwrap(),
+        statuses["200"].as_u64().unwrap(),
+    );
     assert_eq!(redirects, 3 * final_, "three hops per request: {statuses}");
     assert_eq!(s["totals"]["http_req_failed"], 0);
 
     // Fewer allowed than needed: the request fails as `redirects`, it does not hang.
     let limited = "max_redirects = 2";
-    let (o, out) = run(&dir, &one_request(&server.url, limited, "path = \"/loop\"", "")).await;
+    let (o, out) = run(
+        &dir,
+        &one_request(&server.url, limited, "path = \"/loop\"", ""),
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&out);
     let failed = s["totals"]["http_req_failed"].as_u64().unwrap();
-    assert!(failed > 0 && s["http"]["errors"]["redirects"].as_u64() == Some(failed), "{}", s["http"]);
+    assert!(
+        failed > 0 && s["http"]["errors"]["redirects"].as_u64() == Some(failed),
+        "{}",
+        s["http"]
+    );
 
     // max_redirects = 0: the 302 is the outcome and, as in k6, expected (200–399).
     let off = "max_redirects = 0";
-    let (o, out) = run(&dir, &one_request(&server.url, off, "path = \"/hop/3\"", "")).await;
+    let (o, out) = run(
+        &dir,
+        &one_request(&server.url, off, "path = \"/hop/3\"", ""),
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&out);
     assert!(s["requests"][0]["statuses"].get("200").is_none());
@@ -252,9 +292,13 @@ http_req_connecting = ["p(95)<5"]
     let (o, out) = run(&dir, &text).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&out);
-    let waiting = s["http"]["phases"]["http_req_waiting"]["p50_ms"].as_f64().unwrap();
+    let waiting = s["http"]["phases"]["http_req_waiting"]["p50_ms"]
+        .as_f64()
+        .unwrap();
     assert!((95.0..=115.0).contains(&waiting), "{waiting}");
-    let connecting = s["http"]["phases"]["http_req_connecting"]["p95_ms"].as_f64().unwrap();
+    let connecting = s["http"]["phases"]["http_req_connecting"]["p95_ms"]
+        .as_f64()
+        .unwrap();
     assert!(connecting < 5.0, "{connecting}");
 }
 
@@ -274,9 +318,19 @@ async fn bad_tls_files_checks_and_limits_are_exit_2_with_their_place() {
     let url = "https://localhost:1";
     let t = |target: &str, request: &str| one_request(url, target, request, "");
     let path = "path = \"/\"";
-    refused(&dir, &t("tls = { ca_file = \"missing.pem\" }", path), "target.tls.ca_file").await;
+    refused(
+        &dir,
+        &t("tls = { ca_file = \"missing.pem\" }", path),
+        "target.tls.ca_file",
+    )
+    .await;
     std::fs::write(dir.join("junk.pem"), "not a certificate").unwrap();
-    refused(&dir, &t("tls = { ca_file = \"junk.pem\" }", path), "target.tls.ca_file").await;
+    refused(
+        &dir,
+        &t("tls = { ca_file = \"junk.pem\" }", path),
+        "target.tls.ca_file",
+    )
+    .await;
     let mismatch = format!(
         "tls = {{ client_cert = \"{}\", client_key = \"{}\" }}",
         pki.client_cert.display(),
@@ -288,6 +342,27 @@ async fn bad_tls_files_checks_and_limits_are_exit_2_with_their_place() {
     let regex = "path = \"/\"\n[[requests.checks]]\nname = \"x\"\nbody_matches = \"(\"";
     refused(&dir, &t("", regex), "requests.checks.body_matches").await;
     refused(&dir, &t("max_body = 0", path), "target.max_body").await;
-    refused(&dir, &t("", "path = \"/\"\nexpect_status = [700]"), "requests.expect_status").await;
+    refused(
+        &dir,
+        &t("", "path = \"/\"\nexpect_status = [700]"),
+        "requests.expect_status",
+    )
+    .await;
     refused(&dir, &one_request("http://", "", path, ""), "target.url").await;
+}
+
+#[tokio::test]
+async fn an_https_url_to_a_plain_http_server_is_refused_and_nothing_goes_in_clear_text() {
+    let dir = temp_dir("no-clear-text");
+    let plain = common::TestServer::start().await;
+    let url = plain.url.replace("http://", "https://");
+    let (o, out) = run(&dir, &one_request(&url, "", "path = \"/a\"", "")).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("TLS"), "{}", stderr(&o));
+    assert_eq!(
+        plain.total() + plain.count("/"),
+        0,
+        "no HTTP request reached the server"
+    );
+    assert_eq!(summary(&out)["totals"]["http_reqs"], 0);
 }

@@ -195,9 +195,7 @@ impl WebServer {
                             let Ok(tls) = acceptor.accept(tcp).await else {
                                 return;
                             };
-                            let _ = builder
-                                .serve_connection(TokioIo::new(tls), service)
-                                .await;
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
                         }
                         None => {
                             let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
@@ -243,7 +241,7 @@ async fn answer(
     let ok = |body: Bytes| Ok(Response::new(Full::new(body)));
     if path == "/order" {
         let n = orders.fetch_add(1, Relaxed) + 1;
-        let body = if n % 10 == 0 {
+        let body = if n.is_multiple_of(10) {
             r#"{"error": "sold out"}"#.to_owned()
         } else {
             format!(r#"{{"id": {n}, "state": "created"}}"#)
@@ -260,7 +258,10 @@ async fn answer(
     if path == "/loop" {
         return Ok(redirect("/loop".into()));
     }
-    if let Some(n) = path.strip_prefix("/hop/").and_then(|n| n.parse::<u32>().ok()) {
+    if let Some(n) = path
+        .strip_prefix("/hop/")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
         if n > 0 {
             return Ok(redirect(format!("/hop/{}", n - 1)));
         }
