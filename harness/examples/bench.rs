@@ -64,9 +64,22 @@ fn rss_kb(pid: u32) -> Option<u64> {
 }
 
 fn scenario(dir: &Path, name: &str, url: &str, rate: u32, secs: f64, in_flight: u32) -> PathBuf {
+    scenario_with(dir, name, url, "", rate, secs, in_flight)
+}
+
+/// [`scenario`] with extra `[target]` lines (TLS, HTTP version).
+fn scenario_with(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    target: &str,
+    rate: u32,
+    secs: f64,
+    in_flight: u32,
+) -> PathBuf {
     let p = dir.join(format!("{name}.toml"));
     let text = format!(
-        "name = \"{name}\"\n[target]\nurl = \"{url}\"\ntimeout = \"10s\"\n[executor]\ntype = \"arrival-rate\"\nstart_rate = {rate}\nmax_in_flight = {in_flight}\nstages = [ {{ duration = \"{secs}s\", target = {rate} }} ]\n[[requests]]\nname = \"get\"\npath = \"/\"\n"
+        "name = \"{name}\"\n[target]\nurl = \"{url}\"\ntimeout = \"10s\"\n{target}\n[executor]\ntype = \"arrival-rate\"\nstart_rate = {rate}\nmax_in_flight = {in_flight}\nstages = [ {{ duration = \"{secs}s\", target = {rate} }} ]\n[[requests]]\nname = \"get\"\npath = \"/\"\n"
     );
     std::fs::write(&p, text).unwrap();
     p
@@ -229,20 +242,27 @@ fn main() {
         String::new(),
     ]);
 
-    for (tag, rate) in [("max", 200_000), ("sustained", 30_000)] {
-        let file = scenario(&dir, tag, &url, rate, secs, 64);
-        let (m, s) = ours(&harness, &file, &dir.join(format!("out-{tag}")), |_| {});
-        let n = s["totals"]["http_reqs"].as_f64().unwrap();
-        rows.push([
-            format!(
-                "harness arrival-rate (offered {}k/s, 64 in flight)",
-                rate / 1000
-            ),
-            format!("{:.0}", n / s["elapsed_s"].as_f64().unwrap()),
-            format!("{:.0}", n / m.cpu),
-            format!("dropped {}", s["totals"]["dropped_iterations"]),
-        ]);
+    // BENCH_BASELINE=<an older harness binary>: its rows beside ours, same server, same run.
+    let baseline = std::env::var("BENCH_BASELINE").ok();
+    let builds = std::iter::once(("harness", harness.clone()))
+        .chain(baseline.map(|b| ("baseline harness", b)));
+    for (who, bin) in builds {
+        for (tag, rate) in [("max", 200_000), ("sustained", 30_000)] {
+            let file = scenario(&dir, tag, &url, rate, secs, 64);
+            let (m, s) = ours(&bin, &file, &dir.join(format!("out-{tag}")), |_| {});
+            let n = s["totals"]["http_reqs"].as_f64().unwrap();
+            rows.push([
+                format!(
+                    "{who} arrival-rate (offered {}k/s, 64 in flight)",
+                    rate / 1000
+                ),
+                format!("{:.0}", n / s["elapsed_s"].as_f64().unwrap()),
+                format!("{:.0}", n / m.cpu),
+                format!("dropped {}", s["totals"]["dropped_iterations"]),
+            ]);
+        }
     }
+    let tls_rows = https_rows(&harness, &server_bin, &dir, secs, conns, &oha);
 
     // 2. Achieved vs target rate.
     let mut rate_rows = Vec::new();
@@ -325,6 +345,15 @@ fn main() {
     for r in &rows {
         println!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
     }
+    println!(
+        "\n## HTTPS on the same trivial endpoint (TLS 1.3, {secs:.0} s each, {conns} concurrent)\n"
+    );
+    println!(
+        "| generator | protocol | req/s | requests per generator CPU-second | vs oha, same protocol |\n|---|---|---:|---:|---:|"
+    );
+    for r in &tls_rows {
+        println!("| {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4]);
+    }
     println!("\n## Arrival-rate accuracy ({secs:.0} s each)\n");
     println!("| target | achieved | error | note |\n|---|---:|---:|---|");
     for r in &rate_rows {
@@ -346,4 +375,141 @@ fn main() {
         m.cpu
     );
     let _ = m.wall;
+}
+
+/// The HTTPS rows: a TLS trivial server (certificate from a CA made here), then oha, k6 and our
+/// arrival-rate executor over HTTP/1.1 and HTTP/2, each with `conns` requests in flight.
+fn https_rows(
+    harness: &str,
+    server_bin: &str,
+    dir: &Path,
+    secs: f64,
+    conns: u32,
+    oha: &str,
+) -> Vec<[String; 5]> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (ca_file, cert_file, key_file) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let tls_args = [
+        "127.0.0.1:0".to_owned(),
+        "--tls".into(),
+        cert_file.display().to_string(),
+        key_file.display().to_string(),
+    ];
+    let mut server = pinned(0, server_bin, &tls_args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start TLS trivial server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!("https://{}/", line.trim());
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut oha_per_cpu = [0.0f64; 2];
+    for (i, proto) in ["HTTP/1.1", "HTTP/2"].iter().enumerate() {
+        let mut a = vec!["-z".into(), format!("{}s", secs as u64)];
+        if i == 0 {
+            a.extend(["-c".into(), conns.to_string()]);
+        } else {
+            // One connection, `conns` streams on it (oha runs c × p workers).
+            a.extend([
+                "--http2".into(),
+                "-c".into(),
+                "1".into(),
+                "-p".into(),
+                conns.to_string(),
+            ]);
+        }
+        a.extend([
+            "--insecure".into(),
+            "--no-tui".into(),
+            "--output-format".into(),
+            "json".into(),
+            url.clone(),
+        ]);
+        let o = measure(pinned(1, oha, &a), |_| {});
+        let oj: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
+        let n: f64 = oj["statusCodeDistribution"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_f64()).sum())
+            .unwrap_or(0.0);
+        oha_per_cpu[i] = n / o.cpu;
+        rows.push([
+            "oha".into(),
+            (*proto).into(),
+            format!("{:.0}", n / secs),
+            format!("{:.0}", n / o.cpu),
+            "1.00".into(),
+        ]);
+    }
+    let k6_script = dir.join("k6-tls.js");
+    std::fs::write(&k6_script, format!("import http from 'k6/http';\nexport const options = {{ vus: {conns}, duration: '{}s', insecureSkipTLSVerify: true }};\nexport default function () {{ http.get('{url}'); }}\n", secs as u64)).unwrap();
+    for (i, proto) in ["HTTP/1.1", "HTTP/2"].iter().enumerate() {
+        let summary = dir.join(format!("k6-tls-{i}.json"));
+        let mut cmd = pinned(
+            1,
+            &which("k6").unwrap_or_else(|| "k6".into()),
+            &[
+                "run".into(),
+                "--quiet".into(),
+                "--summary-export".into(),
+                summary.display().to_string(),
+                k6_script.display().to_string(),
+            ],
+        );
+        if i == 0 {
+            // Go's switch for HTTP/1.1 only; k6 negotiates h2 by ALPN otherwise.
+            cmd.env("GODEBUG", "http2client=0");
+        }
+        let k = measure(cmd, |_| {});
+        let kj: serde_json::Value = std::fs::read_to_string(&summary)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let n = kj["metrics"]["http_reqs"]["count"].as_f64().unwrap_or(0.0);
+        rows.push([
+            "k6 (VUs)".into(),
+            (*proto).into(),
+            format!("{:.0}", n / secs),
+            format!("{:.0}", n / k.cpu),
+            format!("{:.2}", n / k.cpu / oha_per_cpu[i]),
+        ]);
+    }
+    for (i, (proto, version)) in [("HTTP/1.1", "1.1"), ("HTTP/2", "2")].iter().enumerate() {
+        let target = format!(
+            "http_version = \"{version}\"\ntls = {{ ca_file = \"{}\" }}",
+            ca_file.display()
+        );
+        let file = scenario_with(dir, &format!("tls{i}"), &url, &target, 200_000, secs, conns);
+        let (m, s) = ours(harness, &file, &dir.join(format!("out-tls{i}")), |_| {});
+        let n = s["totals"]["http_reqs"].as_f64().unwrap();
+        let seen = s["http"]["protocols"].to_string();
+        rows.push([
+            format!("harness arrival-rate ({conns} in flight; seen {seen})"),
+            (*proto).into(),
+            format!("{:.0}", n / s["elapsed_s"].as_f64().unwrap()),
+            format!("{:.0}", n / m.cpu),
+            format!("{:.2}", n / m.cpu / oha_per_cpu[i]),
+        ]);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    rows
 }

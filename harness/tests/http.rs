@@ -34,17 +34,7 @@ name = "r"
 }
 
 async fn run(dir: &Path, text: &str) -> (std::process::Output, std::path::PathBuf) {
-    let file = scenario(dir, &format!("s{}.toml", fastrand::u32(..)), text);
-    let out = dir.join(format!("out{}", fastrand::u32(..)));
-    let o = harness(args(&[
-        "run",
-        &file.display().to_string(),
-        "--out",
-        &out.display().to_string(),
-        "--quiet",
-    ]))
-    .await;
-    (o, out)
+    common::run_named(dir, &format!("s{}", fastrand::u32(..)), text).await
 }
 
 fn stderr(o: &std::process::Output) -> String {

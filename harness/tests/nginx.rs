@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::web::Pki;
-use common::{args, harness, scenario, summary, temp_dir};
+use common::{summary, temp_dir};
 
 struct Nginx {
     child: Child,
@@ -120,22 +120,7 @@ async fn a_plain_http_url_follows_nginx_s_301_to_https_over_http2_and_max_redire
     let pki = Pki::new(&dir);
     let nginx = start(&dir, &pki);
     let url = format!("http://127.0.0.1:{}", nginx.plain);
-    let run = |text: String, tag: &'static str| {
-        let file = scenario(&dir, &format!("{tag}.toml"), &text);
-        let out = dir.join(tag);
-        async move {
-            let o = harness(args(&[
-                "run",
-                &file.display().to_string(),
-                "--out",
-                &out.display().to_string(),
-                "--quiet",
-            ]))
-            .await;
-            (o, out)
-        }
-    };
-    let (o, out) = run(text(&url, &pki.ca, ""), "follow").await;
+    let (o, out) = common::run_named(&dir, "follow", &text(&url, &pki.ca, "")).await;
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -159,7 +144,7 @@ async fn a_plain_http_url_follows_nginx_s_301_to_https_over_http2_and_max_redire
     assert_eq!(s["http"]["protocols"]["HTTP/1.1"].as_u64(), Some(moved));
 
     // max_redirects = 0: the 301 is the outcome; k6 counts it as expected (200–399).
-    let (o, out) = run(text(&url, &pki.ca, "max_redirects = 0"), "stay").await;
+    let (o, out) = common::run_named(&dir, "stay", &text(&url, &pki.ca, "max_redirects = 0")).await;
     assert_eq!(
         o.status.code(),
         Some(0),

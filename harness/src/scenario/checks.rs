@@ -58,17 +58,8 @@ pub enum Want {
     Present,
     Equals(serde_json::Value),
     Matches(regex::Regex),
-    Compare(CmpOp, f64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CmpOp {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
+    /// k6's comparison operators, on a JSON number.
+    Compare(k6_rules::Op, f64),
 }
 
 /// A compiled check.
@@ -108,29 +99,19 @@ fn regex(s: &Spanned<String>, field: &'static str) -> Result<regex::Regex, Check
         .map_err(|e| fail(field, Some(s.span()), format!("invalid regex: {e}")))
 }
 
-fn compare(s: &Spanned<String>) -> Result<(CmpOp, f64), CheckError> {
+fn compare(s: &Spanned<String>) -> Result<(k6_rules::Op, f64), CheckError> {
     let t = s.get_ref().trim();
-    let bad = || {
+    // k6's threshold operators, with an empty left side.
+    let parsed = k6_rules::split_op(t)
+        .filter(|(lhs, _, _)| lhs.is_empty())
+        .and_then(|(_, op, rhs)| rhs.parse::<f64>().ok().map(|n| (op, n)));
+    parsed.ok_or_else(|| {
         fail(
             "requests.checks.compare",
             Some(s.span()),
             format!("`{t}` is not `<op> <number>` (op: <, <=, >, >=, ==, !=)"),
         )
-    };
-    let ops = [
-        ("<=", CmpOp::Le),
-        (">=", CmpOp::Ge),
-        ("==", CmpOp::Eq),
-        ("!=", CmpOp::Ne),
-        ("<", CmpOp::Lt),
-        (">", CmpOp::Gt),
-    ];
-    let (op, rest) = ops
-        .iter()
-        .find_map(|(p, op)| t.strip_prefix(p).map(|r| (*op, r)))
-        .ok_or_else(bad)?;
-    let n: f64 = rest.trim().parse().map_err(|_| bad())?;
-    Ok((op, n))
+    })
 }
 
 fn want(c: &CheckSpec, allow_compare: bool) -> Result<Want, CheckError> {
@@ -294,14 +275,7 @@ impl Want {
                 else {
                     return false;
                 };
-                match op {
-                    CmpOp::Lt => x < *n,
-                    CmpOp::Le => x <= *n,
-                    CmpOp::Gt => x > *n,
-                    CmpOp::Ge => x >= *n,
-                    CmpOp::Eq => x == *n,
-                    CmpOp::Ne => x != *n,
-                }
+                op.holds(x, *n)
             }),
         }
     }

@@ -253,8 +253,14 @@ pub fn hot_product_with_fault(
 /// end. Returns the dir (removed on drop), the run's `--out` dir and the process output.
 pub async fn run_in_temp(tag: &str, text: &str) -> (TempDir, PathBuf, Output) {
     let dir = temp_dir(tag);
-    let file = scenario(&dir, "s.toml", text);
-    let out = dir.join("out");
+    let (o, out) = run_named(&dir, "s", text).await;
+    (dir, out, o)
+}
+
+/// Writes `text` as `<name>.toml` in `dir` and runs it quietly with `--out <dir>/<name>`.
+pub async fn run_named(dir: &Path, name: &str, text: &str) -> (Output, PathBuf) {
+    let file = scenario(dir, &format!("{name}.toml"), text);
+    let out = dir.join(name);
     let o = harness(args(&[
         "run",
         &file.display().to_string(),
@@ -263,7 +269,7 @@ pub async fn run_in_temp(tag: &str, text: &str) -> (TempDir, PathBuf, Output) {
         "--quiet",
     ]))
     .await;
-    (dir, out, o)
+    (o, out)
 }
 
 pub fn args(list: &[&str]) -> Vec<String> {
