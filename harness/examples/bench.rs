@@ -99,6 +99,8 @@ fn ours(
         "--out".into(),
         out.display().to_string(),
         "--quiet".into(),
+        // The max rows offer 200k/s, over the default [limits].max_rate.
+        "--allow-huge".into(),
     ];
     let m = measure(pinned(1, harness, &args), during);
     let dir = std::fs::read_dir(out)
