@@ -229,36 +229,39 @@ impl HttpClient {
         })
     }
 
-    /// A pooled connection: a shared HTTP/2 one with room, else an idle HTTP/1.1 one.
-    fn checkout(&self, origin: &Origin) -> Option<(Lease, Proto)> {
+    /// A pooled connection: a shared HTTP/2 one with room, else an idle HTTP/1.1 one. The
+    /// origin moves into the lease (no copy per request) or comes back on a miss.
+    fn checkout(&self, origin: Origin) -> Result<(Lease, Proto), Origin> {
         let mut pool = self.pool.lock().expect("pool lock");
-        let slot = pool.get_mut(origin)?;
+        let Some(slot) = pool.get_mut(&origin) else {
+            return Err(origin);
+        };
         slot.shared.retain(|s| !s.sender.is_closed());
         let least = slot.shared.iter().min_by_key(|s| s.in_flight.load(Relaxed));
         if let Some(s) = least {
             let full = s.in_flight.load(Relaxed) >= STREAMS_PER_CONN;
             if !full || slot.shared.len() >= MAX_H2_CONNS {
                 s.in_flight.fetch_add(1, Relaxed);
-                return Some((Lease::Shared(SharedGuard(s.clone())), Proto::Http2));
+                return Ok((Lease::Shared(SharedGuard(s.clone())), Proto::Http2));
             }
-            return None;
+            return Err(origin);
         }
         while let Some((sender, clock)) = slot.idle.pop() {
             if !sender.is_closed() {
                 let lease = Lease::Own {
                     sender,
                     clock,
-                    origin: origin.clone(),
+                    origin,
                     pool: self.pool.clone(),
                 };
-                return Some((lease, Proto::Http1));
+                return Ok((lease, Proto::Http1));
             }
         }
-        None
+        Err(origin)
     }
 
-    async fn open(&self, origin: &Origin) -> Result<(Lease, Proto, Duration, Duration), SendError> {
-        let opened = self.dialer.open(origin).await.map_err(|e| match e {
+    async fn open(&self, origin: Origin) -> Result<(Lease, Proto, Duration, Duration), SendError> {
+        let opened = self.dialer.open(&origin).await.map_err(|e| match e {
             OpenError::Connect(m) => SendError::Connect(origin.clone(), m),
             OpenError::Tls(m) => SendError::Tls(origin.clone(), m),
         })?;
@@ -267,7 +270,7 @@ impl HttpClient {
             Sender::H1(sender) => Lease::Own {
                 sender,
                 clock: opened.clock,
-                origin: origin.clone(),
+                origin,
                 pool: self.pool.clone(),
             },
             Sender::H2(sender) => {
@@ -278,7 +281,7 @@ impl HttpClient {
                 };
                 shared.in_flight.fetch_add(1, Relaxed);
                 let mut pool = self.pool.lock().expect("pool lock");
-                let slot = pool.entry(origin.clone()).or_default();
+                let slot = pool.entry(origin).or_default();
                 if slot.shared.len() < MAX_H2_CONNS {
                     slot.shared.push(shared.clone());
                 }
@@ -294,9 +297,11 @@ impl HttpClient {
         let uri = req.uri().clone();
         let origin = Origin::of(&uri)
             .ok_or_else(|| SendError::Request(format!("URL {uri} has no http(s) host")))?;
-        let (mut lease, proto, connecting, tls_handshaking) = match self.checkout(&origin) {
-            Some((lease, proto)) => (lease, proto, Duration::ZERO, Duration::ZERO),
-            None => self.open(&origin).await?,
+        let (mut lease, proto, connecting, tls_handshaking) = match self.checkout(origin) {
+            Ok((lease, proto)) => (lease, proto, Duration::ZERO, Duration::ZERO),
+            // Boxed: opening (TCP, TLS, h2 handshake) is the rare path, and inline it would
+            // make every request's future several kB larger.
+            Err(origin) => Box::pin(self.open(origin)).await?,
         };
         let got = Instant::now();
         let resp = match &mut lease {
