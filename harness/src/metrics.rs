@@ -292,6 +292,8 @@ struct Inner {
     /// Probe series: every sample with its time (s since start), for gauge aggregations.
     series: BTreeMap<String, Vec<(f64, f64)>>,
     checks: BTreeMap<String, CheckCount>,
+    /// Samples that were a followed redirect (a hop of a longer request).
+    redirect_hops: u64,
 }
 
 /// One check's results over the run.
@@ -324,6 +326,8 @@ pub struct RunMetrics {
     pub checks: BTreeMap<String, CheckCount>,
     pub data_sent: u64,
     pub data_received: u64,
+    /// Requests started: `http_reqs` minus redirect hops.
+    pub iterations: u64,
 }
 
 impl Recorder {
@@ -343,6 +347,7 @@ impl Recorder {
                 current: Current::new(0, &BTreeMap::new()),
                 series: BTreeMap::new(),
                 checks: BTreeMap::new(),
+                redirect_hops: 0,
             }),
             traffic: Default::default(),
         }
@@ -351,6 +356,13 @@ impl Recorder {
     /// The byte counters the HTTP client's connections add to.
     pub fn traffic(&self) -> std::sync::Arc<Traffic> {
         self.traffic.clone()
+    }
+
+    /// Records a redirect that was followed: a sample of its own (as in k6), but not a new
+    /// iteration.
+    pub fn record_hop(&self, name: &str, o: Outcome) {
+        self.record(name, o);
+        self.inner.lock().expect("recorder lock").redirect_hops += 1;
     }
 
     /// Records one response's check results, `(check name, passed)`.
@@ -469,6 +481,7 @@ impl Recorder {
             windows: inner.windows.clone(),
             series: inner.series.clone(),
             checks: inner.checks.clone(),
+            iterations: inner.all.count - inner.redirect_hops,
             data_sent: self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
             data_received: self
                 .traffic

@@ -217,7 +217,14 @@ async fn a_body_over_max_body_is_a_named_failure() {
 async fn redirects_are_followed_each_hop_a_sample_and_a_loop_is_a_failure() {
     let dir = temp_dir("redirects");
     let server = WebServer::start(Options::plain()).await;
-    let (o, out) = run(&dir, &one_request(&server.url, "", "path = \"/hop/3\"", "")).await;
+    // 100 requests (50/s for 2 s) of four samples each: http_reqs counts hops, iterations
+    // counts requests.
+    let gates = "iterations = [\"count==100\"]\nhttp_reqs = [\"count==400\"]";
+    let (o, out) = run(
+        &dir,
+        &one_request(&server.url, "", "path = \"/hop/3\"", gates),
+    )
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&out);
     let statuses = &s["requests"][0]["statuses"];

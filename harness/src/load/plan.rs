@@ -221,7 +221,7 @@ impl LoadPlan {
                 return fail_checks(recorder, r);
             };
             // A redirect that is followed is part of the answer: expected whatever expect_status says.
-            recorder.record(&r.name, outcome(&f, latency, true));
+            recorder.record_hop(&r.name, outcome(&f, latency, true));
             req = next.request();
             hop = Some(next);
             from = None;

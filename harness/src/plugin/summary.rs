@@ -57,6 +57,7 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
     }
     requests.push(counter("data_sent", m.data_sent));
     requests.push(counter("data_received", m.data_received));
+    requests.push(counter("iterations", m.iterations));
     let rates = s
         .metrics
         .iter()

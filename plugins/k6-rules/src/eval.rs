@@ -88,6 +88,16 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
         .map(|(_, v)| v.as_str());
     let secs = s.elapsed_s.max(1e-9);
     match metric.name.as_str() {
+        "iterations" if s.request(Some(&entry_name("iterations", None))).is_some() => {
+            // Requests started (a redirect chain is one), carried as a counter entry.
+            let r = s.request(Some(&entry_name("iterations", None)))?;
+            match (agg, name_tag) {
+                (_, Some(_)) => None,
+                (Agg::Count, None) => Some(r.count as f64),
+                (Agg::Rate, None) => Some(r.count as f64 / secs),
+                _ => None,
+            }
+        }
         "http_reqs" | "iterations" => {
             let r = s.request(name_tag)?;
             match agg {
