@@ -96,6 +96,21 @@ pub fn client_config(
     dir: &Path,
     alpn: &[&[u8]],
 ) -> Result<Arc<ClientConfig>, TlsError> {
+    build(spec, dir, alpn, true)
+}
+
+/// Everything [`client_config`] checks in the scenario's files (PEMs parse, the key matches its
+/// certificate), without reading the system's roots: what validation needs.
+pub fn check_files(spec: &TlsSpec, dir: &Path) -> Result<(), TlsError> {
+    build(spec, dir, &[], false).map(|_| ())
+}
+
+fn build(
+    spec: &TlsSpec,
+    dir: &Path,
+    alpn: &[&[u8]],
+    system_roots: bool,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -117,11 +132,12 @@ pub fn client_config(
                     })?;
                 }
             }
-            None => {
+            None if system_roots => {
                 // Unreadable system certificates are skipped, as curl and browsers do.
                 let found = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(found.certs);
             }
+            None => {}
         }
         builder.with_root_certificates(roots)
     };

@@ -179,7 +179,10 @@ pub enum OpenError {
 
 /// How the client connects: TLS settings and which protocol to speak.
 pub struct Dialer {
-    pub tls: Arc<rustls::ClientConfig>,
+    /// Built at the first `https` connection: reading the system's roots costs a plain-HTTP
+    /// run CPU for nothing.
+    pub tls: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    pub dir: std::path::PathBuf,
     pub tls_spec: crate::tls::TlsSpec,
     pub version: crate::tls::HttpVersion,
     pub traffic: Arc<Traffic>,
@@ -220,7 +223,12 @@ impl Dialer {
         let tls_started = Instant::now();
         let name = crate::tls::server_name(&self.tls_spec, &origin.host)
             .map_err(|e| OpenError::Tls(e.message))?;
-        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let config = self.tls.get_or_init(|| {
+            let alpn = Dialer::alpn(self.version);
+            crate::tls::client_config(&self.tls_spec, &self.dir, alpn).map_err(|e| e.message)
+        });
+        let config = config.clone().map_err(OpenError::Tls)?;
+        let connector = tokio_rustls::TlsConnector::from(config);
         let left = self.connect_timeout.saturating_sub(connecting);
         let stream = tokio::time::timeout(left, connector.connect(name, io))
             .await

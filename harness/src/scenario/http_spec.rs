@@ -19,7 +19,7 @@ impl Checker<'_> {
                 return Err(self.nowhere("target.url", m));
             }
         }
-        crate::tls::client_config(&s.target.tls, &s.dir, &[])
+        crate::tls::check_files(&s.target.tls, &s.dir)
             .map_err(|e| self.nowhere(e.field, e.message))?;
         if let Some(n) = &s.target.tls.server_name {
             crate::tls::server_name(&s.target.tls, n)
