@@ -245,22 +245,41 @@ fn main() {
     ]);
 
     // BENCH_BASELINE=<an older harness binary>: its rows beside ours, same server, same run.
+    // Then each build runs three times, alternating, and the rows give the medians: one run
+    // after another on this shared machine differs by more than the builds do.
     let baseline = std::env::var("BENCH_BASELINE").ok();
-    let builds = std::iter::once(("harness", harness.clone()))
-        .chain(baseline.map(|b| ("baseline harness", b)));
-    for (who, bin) in builds {
-        for (tag, rate) in [("max", 200_000), ("sustained", 30_000)] {
-            let file = scenario(&dir, tag, &url, rate, secs, 64);
-            let (m, s) = ours(&bin, &file, &dir.join(format!("out-{tag}")), |_| {});
-            let n = s["totals"]["http_reqs"].as_f64().unwrap();
+    let runs = if baseline.is_some() { 3 } else { 1 };
+    let builds: Vec<(&str, String)> = std::iter::once(("harness", harness.clone()))
+        .chain(baseline.map(|b| ("baseline harness", b)))
+        .collect();
+    for (tag, rate) in [("max", 200_000), ("sustained", 30_000)] {
+        let file = scenario(&dir, tag, &url, rate, secs, 64);
+        // Per build: (req/s, requests per CPU-second, dropped) of each run.
+        let mut seen: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); builds.len()];
+        for _ in 0..runs {
+            for (i, (_, bin)) in builds.iter().enumerate() {
+                let (m, s) = ours(bin, &file, &dir.join(format!("out-{tag}")), |_| {});
+                let n = s["totals"]["http_reqs"].as_f64().unwrap();
+                let dropped = s["totals"]["dropped_iterations"].as_f64().unwrap_or(0.0);
+                seen[i].push((n / s["elapsed_s"].as_f64().unwrap(), n / m.cpu, dropped));
+            }
+        }
+        for ((who, _), mut v) in builds.iter().zip(seen) {
+            v.sort_by(|a, b| a.1.total_cmp(&b.1));
+            let (rps, per_cpu, dropped) = v[v.len() / 2];
+            let of = if runs > 1 {
+                format!(", median of {runs}")
+            } else {
+                String::new()
+            };
             rows.push([
                 format!(
-                    "{who} arrival-rate (offered {}k/s, 64 in flight)",
+                    "{who} arrival-rate (offered {}k/s, 64 in flight{of})",
                     rate / 1000
                 ),
-                format!("{:.0}", n / s["elapsed_s"].as_f64().unwrap()),
-                format!("{:.0}", n / m.cpu),
-                format!("dropped {}", s["totals"]["dropped_iterations"]),
+                format!("{rps:.0}"),
+                format!("{per_cpu:.0}"),
+                format!("dropped {dropped:.0}"),
             ]);
         }
     }
