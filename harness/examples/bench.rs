@@ -114,6 +114,19 @@ fn ours(
     (m, summary)
 }
 
+/// Starts the trivial server on core 0 with `args`; returns it and the address it printed.
+fn start_server(bin: &str, args: &[String]) -> (Child, String) {
+    let mut server = pinned(0, bin, args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start trivial server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (server, line.trim().to_owned())
+}
+
 fn find_oha() -> String {
     which("oha").unwrap_or_else(|| {
         format!(
@@ -142,15 +155,8 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("harness-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let mut server: Child = pinned(0, &server_bin, &[])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start trivial server");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = format!("http://{}/", line.trim());
+    let (mut server, addr) = start_server(&server_bin, &[]);
+    let url = format!("http://{addr}/");
     let server_pid = server.id();
     eprintln!("trivial server at {url} (core 0); generators on core 1");
     let secs = 5.0;
@@ -433,15 +439,8 @@ fn https_rows(
         cert_file.display().to_string(),
         key_file.display().to_string(),
     ];
-    let mut server = pinned(0, server_bin, &tls_args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start TLS trivial server");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = format!("https://{}/", line.trim());
+    let (mut server, addr) = start_server(server_bin, &tls_args);
+    let url = format!("https://{addr}/");
     let mut rows: Vec<[String; 5]> = Vec::new();
     let mut oha_per_cpu = [0.0f64; 2];
     for (i, proto) in ["HTTP/1.1", "HTTP/2"].iter().enumerate() {

@@ -141,9 +141,7 @@ pub struct Totals {
     pub count: u64,
     pub failed: u64,
     pub statuses: BTreeMap<u16, u64>,
-    pub timeouts: u64,
-    pub connect_errors: u64,
-    /// Per error kind, in `ErrorKind::ALL` order.
+    /// Per error kind, in `ErrorKind::ALL` order (see [`Totals::error_count`]).
     pub errors: [u64; 6],
     /// The timing phases, in `k6_rules::PHASES` order (µs).
     pub phases: Vec<Histogram<u64>>,
@@ -158,8 +156,6 @@ impl Default for Totals {
             count: 0,
             failed: 0,
             statuses: BTreeMap::new(),
-            timeouts: 0,
-            connect_errors: 0,
             errors: [0; 6],
             phases: (0..6).map(|_| histogram()).collect(),
             protocols: [0; 2],
@@ -179,11 +175,6 @@ impl Totals {
             *self.statuses.entry(s).or_default() += 1;
         }
         if let Some(e) = o.error {
-            match e {
-                ErrorKind::Timeout => self.timeouts += 1,
-                ErrorKind::Connect => self.connect_errors += 1,
-                _ => {}
-            }
             self.errors[e as usize] += 1;
         }
         if let Some(p) = &o.phases {
@@ -358,13 +349,6 @@ impl Recorder {
         self.traffic.clone()
     }
 
-    /// Records a redirect that was followed: a sample of its own (as in k6), but not a new
-    /// iteration.
-    pub fn record_hop(&self, name: &str, o: Outcome) {
-        self.record(name, o);
-        self.inner.lock().expect("recorder lock").redirect_hops += 1;
-    }
-
     /// Records one response's check results, `(check name, passed)`.
     pub fn record_checks(&self, results: &[(&str, bool)]) {
         let mut inner = self.inner.lock().expect("recorder lock");
@@ -416,7 +400,19 @@ impl Recorder {
 
     pub fn record(&self, name: &str, o: Outcome) {
         let mut inner = self.inner.lock().expect("recorder lock");
-        self.roll(&mut inner);
+        self.record_locked(&mut inner, name, o);
+    }
+
+    /// Records a redirect that was followed: a sample of its own (as in k6), but not a new
+    /// iteration.
+    pub fn record_hop(&self, name: &str, o: Outcome) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        self.record_locked(&mut inner, name, o);
+        inner.redirect_hops += 1;
+    }
+
+    fn record_locked(&self, inner: &mut Inner, name: &str, o: Outcome) {
+        self.roll(inner);
         inner.all.add(&o);
         if let Some(t) = inner.per_name.get_mut(name) {
             t.add(&o);
@@ -552,7 +548,7 @@ mod tests {
         assert_eq!(m.all.count, 101);
         assert_eq!(m.all.failed, 1);
         assert_eq!(m.per_name["a"].count, 100);
-        assert_eq!(m.per_name["b"].timeouts, 1);
+        assert_eq!(m.per_name["b"].error_count(ErrorKind::Timeout), 1);
         assert_eq!(m.dropped, 1);
         let p95 = m.per_name["a"].quantile_ms(0.95).unwrap();
         assert!((94.9..=95.1).contains(&p95), "p95 {p95}");

@@ -243,19 +243,14 @@ impl LoadPlan {
             Err(e) => {
                 record_failed(recorder, r, e.kind(), hop_start.elapsed());
                 if let (SendError::BodyTooLarge { .. }, Some((status, headers))) = (&e, head) {
-                    // The head is still judged; what needs the body fails.
+                    // The head is still judged; without a body, what needs one fails.
                     let a = Answer {
                         status,
                         headers: &headers,
                         body: None,
                         duration: hop_start.elapsed(),
                     };
-                    let results: Vec<(&str, bool)> = r
-                        .checks
-                        .iter()
-                        .map(|c| (c.name.as_str(), !c.needs_body() && c.passes(&a, None)))
-                        .collect();
-                    recorder.record_checks(&results);
+                    judge_checks(recorder, r, &a, None);
                 }
                 return;
             }
@@ -280,21 +275,29 @@ impl LoadPlan {
                 body: f.body.as_deref(),
                 duration: latency,
             };
-            let results: Vec<(&str, bool)> = r
-                .checks
-                .iter()
-                .map(|c| (c.name.as_str(), c.passes(&a, json.as_ref())))
-                .collect();
-            let failed_request = r
-                .checks
-                .iter()
-                .zip(&results)
-                .any(|(c, (_, passed))| c.fail_request && !passed);
-            ok &= !failed_request;
-            recorder.record_checks(&results);
+            ok &= !judge_checks(recorder, r, &a, json.as_ref());
         }
         recorder.record(&r.name, outcome(&f, latency, ok));
     }
+}
+
+/// Judges and records every check of `r` on `a`; true when a failed one has `fail_request`.
+fn judge_checks(
+    recorder: &Recorder,
+    r: &PreparedRequest,
+    a: &Answer<'_>,
+    json: Option<&serde_json::Value>,
+) -> bool {
+    let results: Vec<(&str, bool)> = r
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.passes(a, json)))
+        .collect();
+    recorder.record_checks(&results);
+    r.checks
+        .iter()
+        .zip(&results)
+        .any(|(c, (_, passed))| c.fail_request && !passed)
 }
 
 fn outcome(f: &Finished, latency: Duration, ok: bool) -> Outcome {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{RunMetrics, Totals};
+use crate::metrics::{ErrorKind, RunMetrics, Totals};
 use crate::probe::kafka::LagSummary;
 use crate::probe::sql::SqlResult;
 use crate::probe::ProbeHealth;
@@ -128,7 +128,7 @@ pub fn http_info(m: &RunMetrics, insecure: bool, version: &str) -> HttpInfo {
             .filter(|(_, n)| *n > 0)
             .map(|(p, n)| (p.to_owned(), n))
             .collect(),
-        errors: crate::metrics::ErrorKind::ALL
+        errors: ErrorKind::ALL
             .iter()
             .map(|k| (k.as_str().to_owned(), m.all.error_count(*k)))
             .filter(|(_, n)| *n > 0)
@@ -260,8 +260,8 @@ pub fn request_row(name: &str, t: &Totals, secs: f64) -> RequestRow {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
-        timeouts: t.timeouts,
-        connect_errors: t.connect_errors,
+        timeouts: t.error_count(ErrorKind::Timeout),
+        connect_errors: t.error_count(ErrorKind::Connect),
         avg_ms: t.mean_ms(),
         p50_ms: t.quantile_ms(0.5),
         p90_ms: t.quantile_ms(0.9),
@@ -277,8 +277,8 @@ pub fn totals_row(m: &RunMetrics) -> TotalsRow {
         http_reqs_per_s: m.requests_per_sec(),
         http_req_failed: m.all.failed,
         dropped_iterations: m.dropped,
-        timeouts: m.all.timeouts,
-        connect_errors: m.all.connect_errors,
+        timeouts: m.all.error_count(ErrorKind::Timeout),
+        connect_errors: m.all.error_count(ErrorKind::Connect),
         p95_ms: m.all.quantile_ms(0.95),
     }
 }
