@@ -282,12 +282,13 @@ fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>, allow_huge: bool) -> i32
         // Plugins are loaded and configured too: a bad path, ABI, config or actuator shows here.
         match harness::start_plugins(&s, &opts) {
             Ok((judges, faults)) => println!(
-                "ok  {} ({}: {} requests, {} stages, {:.0} s, {} thresholds, {} threshold plugins, {} fault plugins; thresholds judged by {})",
+                "ok  {} ({}: {} scenario(s), {} requests, {} stages, {:.0} s, {} thresholds, {} threshold plugins, {} fault plugins; thresholds judged by {})",
                 path.display(),
-                s.executor.kind(),
-                s.requests.len(),
-                s.executor.stages().len(),
-                s.executor.total_duration().as_secs_f64(),
+                s.executor_kind(),
+                s.workloads.len(),
+                s.all_requests().count(),
+                s.workloads.iter().map(|w| w.executor.stages().len()).sum::<usize>(),
+                s.total_duration().as_secs_f64(),
                 s.thresholds.values().map(Vec::len).sum::<usize>(),
                 s.threshold_plugins.len(),
                 faults.len(),

@@ -285,6 +285,14 @@ struct Inner {
     checks: BTreeMap<String, CheckCount>,
     /// Samples that were a followed redirect (a hop of a longer request).
     redirect_hops: u64,
+    /// Requests sent by flow steps, setup and teardown (not iterations of their own)…
+    flow_requests: u64,
+    /// …and the flow iterations they made up.
+    flow_iterations: u64,
+    /// Trends the flows record (a poll's time until its check held), in µs.
+    trends: BTreeMap<String, Histogram<u64>>,
+    /// Iterations a step ended as failed, per step.
+    iteration_failed: BTreeMap<String, u64>,
 }
 
 /// One check's results over the run.
@@ -317,8 +325,13 @@ pub struct RunMetrics {
     pub checks: BTreeMap<String, CheckCount>,
     pub data_sent: u64,
     pub data_received: u64,
-    /// Requests started: `http_reqs` minus redirect hops.
+    /// Iterations: a mix's requests started (`http_reqs` minus redirect hops) plus the flows'
+    /// iterations.
     pub iterations: u64,
+    /// The flows' trends (µs), by name.
+    pub trends: BTreeMap<String, Histogram<u64>>,
+    /// Per flow step: iterations it ended as failed.
+    pub iteration_failed: BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -339,6 +352,10 @@ impl Recorder {
                 series: BTreeMap::new(),
                 checks: BTreeMap::new(),
                 redirect_hops: 0,
+                flow_requests: 0,
+                flow_iterations: 0,
+                trends: BTreeMap::new(),
+                iteration_failed: BTreeMap::new(),
             }),
             traffic: Default::default(),
         }
@@ -436,6 +453,30 @@ impl Recorder {
         e.2.saturating_record(us);
     }
 
+    /// A flow iteration's end: `requests` it sent (samples already recorded), and whether it
+    /// counts as an iteration (setup and teardown do not, nor one cut off).
+    pub fn record_flow_iteration(&self, requests: u64, iteration: bool) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        inner.flow_requests += requests;
+        inner.flow_iterations += u64::from(iteration);
+    }
+
+    /// A sample of trend `name` (a poll's time until its check held).
+    pub fn record_trend(&self, name: &str, d: Duration) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        let h = inner
+            .trends
+            .entry(name.to_owned())
+            .or_insert_with(histogram);
+        h.saturating_record(d.as_micros().max(1) as u64);
+    }
+
+    /// An iteration that step `step` ended as failed.
+    pub fn record_iteration_failed(&self, step: &str) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        *inner.iteration_failed.entry(step.to_owned()).or_default() += 1;
+    }
+
     /// Counts `n` arrivals that could not start, at once (an executor far behind its schedule
     /// must not count them one by one).
     pub fn record_dropped_n(&self, n: u64) {
@@ -477,7 +518,10 @@ impl Recorder {
             windows: inner.windows.clone(),
             series: inner.series.clone(),
             checks: inner.checks.clone(),
-            iterations: inner.all.count - inner.redirect_hops,
+            iterations: (inner.all.count - inner.redirect_hops).saturating_sub(inner.flow_requests)
+                + inner.flow_iterations,
+            trends: inner.trends.clone(),
+            iteration_failed: inner.iteration_failed.clone(),
             data_sent: self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
             data_received: self
                 .traffic

@@ -15,6 +15,7 @@ pub mod kafka;
 pub mod lag;
 pub mod metrics;
 pub mod orders;
+pub mod reads;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -110,7 +111,10 @@ pub async fn run(
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/orders", post(orders::create))
+        .route("/api/orders/{id}", get(reads::order))
+        .route("/api/products/{id}", get(reads::product))
         .route("/api/coupons/{id}/issue", post(coupons::issue))
+        .route("/api/coupons/requests/{id}", get(reads::coupon_request))
         .route("/actuator/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route(

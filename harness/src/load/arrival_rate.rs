@@ -1,16 +1,18 @@
-//! The open-model executor (k6's `ramping-arrival-rate`): arrival n starts at the time the
-//! stage profile says, whatever the earlier responses did. Latency is measured from that
-//! intended start, so a stalled server shows up as latency instead of as silently fewer
-//! requests (no coordinated omission). An arrival that finds `max_in_flight` requests already
-//! running is not sent and counts as a dropped iteration.
+//! The open-model executor (k6's `constant-arrival-rate` and `ramping-arrival-rate`): arrival
+//! n — one iteration, a mix's request or a whole flow — starts at the time the stage profile
+//! says, whatever the earlier responses did. Latency is measured from that intended start, so
+//! a stalled server shows up as latency instead of as silently fewer requests (no coordinated
+//! omission). An arrival that finds `max_in_flight` iterations (k6's `maxVUs`) already running
+//! is not started and counts as a dropped iteration.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::flow::VuState;
 use super::schedule::Profile;
 use super::{Executor, LoadCtx, LoadError};
 use crate::scenario::Stage;
@@ -21,9 +23,15 @@ pub struct ArrivalRate {
 }
 
 impl ArrivalRate {
-    pub fn new(start_rate: u32, stages: &[Stage], max_in_flight: u32) -> ArrivalRate {
+    /// Rates are per `time_unit` (k6's `timeUnit`, usually 1 s).
+    pub fn new(
+        start_rate: u32,
+        stages: &[Stage],
+        max_in_flight: u32,
+        time_unit: Duration,
+    ) -> ArrivalRate {
         ArrivalRate {
-            profile: Profile::new(start_rate, stages),
+            profile: Profile::new(start_rate, stages).per(time_unit.as_secs_f64()),
             max_in_flight,
         }
     }
@@ -35,8 +43,12 @@ impl ArrivalRate {
         let mut stop = ctx.stop.clone();
         let mut last_second = u64::MAX;
         let mut n: u64 = 0;
+        let w = ctx.workload;
+        // VU state only for flows with `once` steps; cookies are per iteration here.
+        let pool: Arc<Mutex<Vec<VuState>>> = Arc::default();
+        let keep_state = ctx.plan.workloads[w].has_once;
         while let Some(at) = self.profile.arrival_time(n) {
-            if *stop.borrow() {
+            if ctx.halted() {
                 break;
             }
             let due = start + Duration::from_secs_f64(at);
@@ -50,12 +62,10 @@ impl ArrivalRate {
             let second = at as u64;
             if second != last_second {
                 last_second = second;
-                ctx.recorder
-                    .set_gauge("target_rate", self.profile.value_at(at), false);
-                ctx.recorder.set_gauge(
+                ctx.gauge("target_rate", self.profile.value_at(at));
+                ctx.gauge(
                     "in_flight",
                     f64::from(self.max_in_flight) - permits.available_permits() as f64,
-                    false,
                 );
             }
             match permits.clone().try_acquire_owned() {
@@ -73,13 +83,25 @@ impl ArrivalRate {
                 Ok(permit) => {
                     // One Arc clone per request instead of cloning every field of the context.
                     let ctx = shared.clone();
+                    let pool = pool.clone();
                     let intended = due.into_std();
                     // Boxed: the request future is large, and spawning it by value copies it
                     // through every layer of the spawn path.
                     tokio::spawn(Box::pin(async move {
-                        ctx.plan
-                            .execute(&ctx.client, &ctx.recorder, n, 0, Some(intended))
+                        let work = &ctx.plan.workloads[ctx.workload];
+                        let mut state = match keep_state {
+                            true => pool.lock().expect("pool").pop().unwrap_or_default(),
+                            false => VuState::default(),
+                        };
+                        let end = ctx
+                            .plan
+                            .iterate(work, &ctx, n, 0, Some(intended), &mut state)
                             .await;
+                        ctx.ended(&end);
+                        if keep_state {
+                            state.jar = Default::default();
+                            pool.lock().expect("pool").push(state);
+                        }
                         drop(permit);
                     }));
                 }
@@ -90,10 +112,10 @@ impl ArrivalRate {
                 tokio::task::yield_now().await;
             }
         }
-        // Requests in flight finish within their own timeouts.
+        // Iterations in flight finish within their own timeouts, or are cut (gracefulStop).
+        ctx.gauge("target_rate", 0.0);
         let _all = permits.acquire_many(self.max_in_flight).await;
-        ctx.recorder.set_gauge("target_rate", 0.0, false);
-        ctx.recorder.set_gauge("in_flight", 0.0, false);
+        ctx.gauge("in_flight", 0.0);
         Ok(())
     }
 }
@@ -104,8 +126,5 @@ impl Executor for ArrivalRate {
         ctx: LoadCtx,
     ) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
         Box::pin(self.drive(ctx))
-    }
-    fn gauge(&self) -> &'static str {
-        "target_rate"
     }
 }

@@ -1,7 +1,9 @@
-//! A scenario's requests made ready to send: templates compiled, headers parsed, and the
-//! weighted mix laid out as a fixed cycle so the same iteration always picks the same request
-//! (client and server counts can then be compared exactly).
+//! A scenario file's requests made ready to send: templates compiled, headers parsed, each
+//! scenario's weighted mix laid out as a fixed cycle so the same iteration always picks the
+//! same request (client and server counts can then be compared exactly), and its flow's steps
+//! with their extractions and polls.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +13,12 @@ use super::client::{Finished, HttpClient, SendError};
 use super::redirect::{self, Hop, RedirectError};
 use crate::metrics::{ErrorKind, Outcome, Recorder};
 use crate::scenario::checks::{Answer, Check};
-use crate::scenario::{Draws, GeneratorError, Generators, Scenario, Template, MAX_BODY};
+use crate::scenario::flow::Extract;
+use crate::scenario::template::{Env, NoEnv};
+use crate::scenario::{
+    DataSet, Draws, GeneratorError, Generators, RequestSpec, Scenario, Scope, Template, Workload,
+    MAX_BODY,
+};
 
 pub struct PreparedRequest {
     pub name: String,
@@ -23,17 +30,51 @@ pub struct PreparedRequest {
     headers: http::HeaderMap,
     timeout: Duration,
     expect: Vec<u16>,
-    checks: Vec<Check>,
-    /// Body bytes to keep for checks (None: drain and discard, today's cost).
+    pub(super) checks: Vec<Check>,
+    /// Body bytes to keep for checks or extractions (None: drain and discard, today's cost).
     keep_body: Option<u64>,
     max_redirects: u32,
+    /// The data sets its templates read (a row of each is picked per iteration).
+    pub(super) data_sets: Vec<usize>,
+}
+
+/// One scenario's part of the plan: its mix (a fixed cycle of request indices) or its flow.
+pub struct WorkPlan {
+    pub spec: Workload,
+    cycle: Vec<usize>,
+    pub(super) flow: Vec<Step>,
+    /// Whether a flow step runs once per VU (the executors then keep VU state).
+    pub(super) has_once: bool,
+}
+
+/// A flow step made ready.
+pub struct Step {
+    pub(super) req: usize,
+    pub(super) extract: Vec<Extract>,
+    pub(super) think: Duration,
+    pub(super) poll: Option<Poll>,
+    pub(super) once: bool,
+}
+
+pub struct Poll {
+    /// Index of the check (of the step's request) that ends the polling.
+    pub(super) until: usize,
+    pub(super) interval: Duration,
+    pub(super) timeout: Duration,
+    pub(super) trend: Option<String>,
+    pub(super) every: u64,
 }
 
 pub struct LoadPlan {
     pub base: String,
+    /// Every request of every scenario, setup and teardown (names are unique per file).
     pub requests: Vec<PreparedRequest>,
-    cycle: Vec<usize>,
-    gens: Generators,
+    pub workloads: Vec<WorkPlan>,
+    pub(super) setup: Vec<Step>,
+    pub(super) teardown: Vec<Step>,
+    pub(super) gens: Generators,
+    pub(super) data: Vec<Arc<DataSet>>,
+    data_names: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,78 +83,144 @@ pub enum PlanError {
     Request { name: String, message: String },
 }
 
+/// What one answer said, for a flow step (extractions, poll).
+pub struct Reply {
+    pub headers: http::HeaderMap,
+    pub body: Option<Bytes>,
+    pub json: Option<serde_json::Value>,
+    /// Each check of the request: passed or not.
+    pub checks: Vec<bool>,
+    /// Why there is no answer (a timeout, a refused connection…).
+    pub error: Option<ErrorKind>,
+}
+
 impl LoadPlan {
     pub fn new(s: &Scenario, target: &str) -> Result<LoadPlan, PlanError> {
         let gens = Generators::new(&s.generators, s.seed);
-        let mut requests = Vec::new();
-        for r in &s.requests {
+        let data: Vec<(String, Vec<String>)> = s
+            .datasets
+            .iter()
+            .map(|(n, d)| (n.clone(), d.columns.clone()))
+            .collect();
+        let mut plan = LoadPlan {
+            base: target.trim_end_matches('/').to_owned(),
+            requests: Vec::new(),
+            workloads: Vec::new(),
+            setup: Vec::new(),
+            teardown: Vec::new(),
+            gens,
+            data: s.datasets.iter().map(|(_, d)| d.clone()).collect(),
+            data_names: s.datasets.iter().map(|(n, _)| n.clone()).collect(),
+        };
+        let mut setup_vars = Vec::new();
+        plan.setup = plan.steps(s, &s.setup, &mut setup_vars, &data, target)?;
+        for w in &s.workloads {
+            let mut vars = setup_vars.clone();
+            let (cycle, flow) = match w.flow.is_empty() {
+                true => {
+                    let first = plan.requests.len();
+                    for r in &w.requests {
+                        let scope = Scope {
+                            vars: &[],
+                            data: &data,
+                            flow: false,
+                        };
+                        let p = prepare(s, r, target, &plan.gens, scope)?;
+                        plan.requests.push(p);
+                    }
+                    let weights: Vec<u32> = w.requests.iter().map(|r| r.weight).collect();
+                    let cycle = smooth_weighted_cycle(&weights);
+                    (cycle.into_iter().map(|i| first + i).collect(), Vec::new())
+                }
+                false => (
+                    Vec::new(),
+                    plan.steps(s, &w.flow, &mut vars, &data, target)?,
+                ),
+            };
+            plan.workloads.push(WorkPlan {
+                has_once: flow.iter().any(|st: &Step| st.once),
+                spec: w.clone(),
+                cycle,
+                flow,
+            });
+        }
+        let mut vars = setup_vars;
+        plan.teardown = plan.steps(s, &s.teardown, &mut vars, &data, target)?;
+        Ok(plan)
+    }
+
+    /// Prepares `specs` as flow steps, adding what they extract to `vars`.
+    fn steps(
+        &mut self,
+        s: &Scenario,
+        specs: &[RequestSpec],
+        vars: &mut Vec<String>,
+        data: &[(String, Vec<String>)],
+        target: &str,
+    ) -> Result<Vec<Step>, PlanError> {
+        let mut steps = Vec::new();
+        for r in specs {
             let err = |message: String| PlanError::Request {
                 name: r.name.clone(),
                 message,
             };
-            let mut headers = http::HeaderMap::new();
-            for (k, v) in s.target.headers.iter().chain(r.headers.iter()) {
-                let name = http::HeaderName::from_bytes(k.as_bytes())
-                    .map_err(|e| err(format!("header {k}: {e}")))?;
-                let value =
-                    http::HeaderValue::from_str(v).map_err(|e| err(format!("header {k}: {e}")))?;
-                headers.insert(name, value);
-            }
-            if r.body.is_some() && !headers.contains_key(http::header::CONTENT_TYPE) {
-                headers.insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
+            let scope = Scope {
+                vars,
+                data,
+                flow: true,
+            };
+            let mut p = prepare(s, r, target, &self.gens, scope)?;
+            let extract = r
+                .extract
+                .iter()
+                .map(|e| Extract::compile(e).map_err(|(_, m)| err(m)))
+                .collect::<Result<Vec<_>, _>>()?;
+            if extract.iter().any(Extract::needs_body) && p.keep_body.is_none() {
+                p.keep_body = Some(
+                    r.max_body
+                        .as_ref()
+                        .or(s.target.max_body.as_ref())
+                        .map_or(MAX_BODY, |b| *b.get_ref() as u64),
                 );
             }
-            let path =
-                Template::compile(r.path.get_ref(), &gens).map_err(|e| err(e.to_string()))?;
-            let fixed_uri = match path.constant() {
-                Some(p) => Some(
-                    format!("{}{p}", target.trim_end_matches('/'))
-                        .parse::<http::Uri>()
-                        .map_err(|e| err(format!("URL {target}{p}: {e}")))?,
-                ),
+            let poll = match &r.poll {
                 None => None,
+                Some(poll) => Some(Poll {
+                    until: p
+                        .checks
+                        .iter()
+                        .position(|c| c.name == poll.until)
+                        .ok_or_else(|| err(format!("no check `{}`", poll.until)))?,
+                    interval: poll.interval.0,
+                    timeout: poll.timeout.0,
+                    trend: poll.trend.clone(),
+                    every: poll.every,
+                }),
             };
-            let checks = r
-                .checks
-                .iter()
-                .map(|c| Check::compile(c).map_err(|e| err(e.message)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let max_body = r
-                .max_body
-                .as_ref()
-                .or(s.target.max_body.as_ref())
-                .map_or(MAX_BODY, |b| *b.get_ref() as u64);
-            requests.push(PreparedRequest {
-                keep_body: checks.iter().any(Check::needs_body).then_some(max_body),
-                checks,
-                max_redirects: r.max_redirects.unwrap_or(s.target.max_redirects),
-                name: r.name.clone(),
-                method: r
-                    .method
-                    .parse()
-                    .map_err(|_| err(format!("bad method {}", r.method)))?,
-                path,
-                fixed_uri,
-                body: r
-                    .body
-                    .as_ref()
-                    .map(|b| Template::compile(b.get_ref(), &gens))
-                    .transpose()
-                    .map_err(|e| err(e.to_string()))?,
-                headers,
-                timeout: r.timeout.unwrap_or(s.target.timeout).0,
-                expect: r.expect_status.clone(),
+            vars.extend(extract.iter().map(|e| e.var.clone()));
+            self.requests.push(p);
+            steps.push(Step {
+                req: self.requests.len() - 1,
+                extract,
+                think: r.think_time.map_or(Duration::ZERO, |d| d.0),
+                poll,
+                once: r.once,
             });
         }
-        let weights: Vec<u32> = s.requests.iter().map(|r| r.weight).collect();
-        Ok(LoadPlan {
-            base: target.trim_end_matches('/').to_owned(),
-            requests,
-            cycle: smooth_weighted_cycle(&weights),
-            gens,
-        })
+        Ok(steps)
+    }
+
+    pub fn setup_is_empty(&self) -> bool {
+        self.setup.is_empty()
+    }
+
+    pub fn teardown_is_empty(&self) -> bool {
+        self.teardown.is_empty()
+    }
+
+    /// The `[data.NAME]` key of data set `set`.
+    pub fn data_name(&self, set: usize) -> &str {
+        &self.data_names[set]
     }
 
     /// See [`Generators::set_hot_share`].
@@ -125,24 +232,55 @@ impl LoadPlan {
         self.requests.iter().map(|r| r.name.clone()).collect()
     }
 
-    /// Which request iteration `n` sends.
-    pub fn pick(&self, iteration: u64) -> usize {
-        self.cycle[(iteration % self.cycle.len() as u64) as usize]
+    /// Which request iteration `n` of a mix sends.
+    pub fn pick(&self, w: &WorkPlan, iteration: u64) -> usize {
+        w.cycle[(iteration % w.cycle.len() as u64) as usize]
     }
 
-    /// Builds, sends and records iteration `n`'s request, following redirects (each hop is
-    /// a sample, as in k6). Latency runs from `intended` (arrival-rate: the scheduled start)
-    /// or, without one, from the connection in hand to the last byte (k6's
-    /// sending + waiting + receiving).
+    /// Builds, sends and records iteration `n` of a mix (one request), following redirects
+    /// (each hop is a sample, as in k6). Latency runs from `intended` (arrival-rate: the
+    /// scheduled start) or, without one, from the connection in hand to the last byte (k6's
+    /// sending + waiting + receiving). Err(set): data set `set` has no row left.
     pub async fn execute(
         &self,
+        w: &WorkPlan,
         client: &HttpClient,
         recorder: &Recorder,
         iteration: u64,
         vu: u64,
         intended: Option<Instant>,
-    ) {
-        let r = &self.requests[self.pick(iteration)];
+    ) -> Result<(), usize> {
+        let r = &self.requests[self.pick(w, iteration)];
+        if r.data_sets.is_empty() {
+            self.send(
+                client, recorder, r, iteration, vu, intended, &NoEnv, None, false,
+            )
+            .await;
+            return Ok(());
+        }
+        let rows = super::flow::Rows::pick(&self.data, &r.data_sets)?;
+        self.send(
+            client, recorder, r, iteration, vu, intended, &rows, None, false,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Sends request `r` with templates filled from `env`, cookies from and into `jar`, and —
+    /// when `want` — returns what the answer said.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send(
+        &self,
+        client: &HttpClient,
+        recorder: &Recorder,
+        r: &PreparedRequest,
+        iteration: u64,
+        vu: u64,
+        intended: Option<Instant>,
+        env: &dyn Env,
+        jar: Option<&mut super::flow::Jar>,
+        want: bool,
+    ) -> Option<Reply> {
         let started = intended.unwrap_or_else(Instant::now);
         let mut draws = Draws::default();
         let uri = match &r.fixed_uri {
@@ -150,24 +288,30 @@ impl LoadPlan {
             None => format!(
                 "{}{}",
                 self.base,
-                r.path.render_with(&self.gens, iteration, vu, &mut draws)
+                r.path.render_in(&self.gens, iteration, vu, &mut draws, env)
             )
             .parse::<http::Uri>(),
         };
         let body = r
             .body
             .as_ref()
-            .map(|b| Bytes::from(b.render_with(&self.gens, iteration, vu, &mut draws)))
+            .map(|b| Bytes::from(b.render_in(&self.gens, iteration, vu, &mut draws, env)))
             .unwrap_or_default();
         let Ok(uri) = uri else {
-            return record_failed(recorder, r, ErrorKind::Other, started.elapsed());
+            record_failed(recorder, r, ErrorKind::Other, started.elapsed());
+            return want.then(|| Reply::failed(r, ErrorKind::Other));
         };
-        let chain = self.chain(client, recorder, r, uri, body, intended);
-        if tokio::time::timeout(r.timeout, chain).await.is_err() {
-            record_failed(recorder, r, ErrorKind::Timeout, started.elapsed());
+        let chain = self.chain(client, recorder, r, uri, body, intended, jar, want);
+        match tokio::time::timeout(r.timeout, chain).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                record_failed(recorder, r, ErrorKind::Timeout, started.elapsed());
+                want.then(|| Reply::failed(r, ErrorKind::Timeout))
+            }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn chain(
         &self,
         client: &HttpClient,
@@ -176,7 +320,10 @@ impl LoadPlan {
         uri: http::Uri,
         body: Bytes,
         intended: Option<Instant>,
-    ) {
+        mut jar: Option<&mut super::flow::Jar>,
+        want: bool,
+    ) -> Option<Reply> {
+        let failed = |kind: ErrorKind| want.then(|| Reply::failed(r, kind));
         let mut builder = http::Request::builder()
             .method(r.method.clone())
             .uri(uri.clone());
@@ -184,23 +331,36 @@ impl LoadPlan {
             h.clone_from(&r.headers);
         }
         let Ok(mut req) = builder.body(Full::new(body.clone())) else {
-            return record_failed(recorder, r, ErrorKind::Other, Duration::ZERO);
+            record_failed(recorder, r, ErrorKind::Other, Duration::ZERO);
+            return failed(ErrorKind::Other);
         };
         let mut hop: Option<Hop> = None;
         let mut from = intended;
         for followed in 0..=r.max_redirects {
+            if let Some(jar) = jar.as_deref() {
+                jar.add_to(&mut req);
+            }
             let hop_start = from.unwrap_or_else(Instant::now);
             let resp = match client.send(req).await {
                 Ok(resp) => resp,
-                Err(e) => return record_failed(recorder, r, e.kind(), hop_start.elapsed()),
+                Err(e) => {
+                    record_failed(recorder, r, e.kind(), hop_start.elapsed());
+                    return failed(e.kind());
+                }
             };
+            if let Some(jar) = jar.as_deref_mut() {
+                jar.store(&uri_of(&hop, &uri), &resp.headers);
+            }
             if !(r.max_redirects > 0 && redirect::is_redirect(resp.status)) {
-                return self.last(recorder, r, resp, from).await;
+                return self.last(recorder, r, resp, from, want).await;
             }
             let status = resp.status;
             let f = match resp.finish(None).await {
                 Ok(f) => f,
-                Err(e) => return record_failed(recorder, r, e.kind(), hop_start.elapsed()),
+                Err(e) => {
+                    record_failed(recorder, r, e.kind(), hop_start.elapsed());
+                    return failed(e.kind());
+                }
             };
             let latency = f.done - from.unwrap_or(f.got);
             let this = hop.take().unwrap_or_else(|| Hop {
@@ -214,18 +374,24 @@ impl LoadPlan {
             } else {
                 redirect::follow(&this, status, &f.headers)
             };
-            let Ok(next) = next else {
+            let Ok(mut next) = next else {
                 let mut o = outcome(&f, latency, false);
                 o.error = Some(ErrorKind::Redirects);
                 recorder.record(&r.name, o);
-                return fail_checks(recorder, r);
+                fail_checks(recorder, r);
+                return failed(ErrorKind::Redirects);
             };
             // A redirect that is followed is part of the answer: expected whatever expect_status says.
             recorder.record_hop(&r.name, outcome(&f, latency, true));
+            // The jar, not the previous hop, decides which cookies the next host gets.
+            if jar.is_some() {
+                next.headers.remove(http::header::COOKIE);
+            }
             req = next.request();
             hop = Some(next);
             from = None;
         }
+        None
     }
 
     /// The final answer: body read as far as checks need, checks judged, one sample.
@@ -235,13 +401,15 @@ impl LoadPlan {
         r: &PreparedRequest,
         resp: super::client::Response,
         from: Option<Instant>,
-    ) {
-        let head = (!r.checks.is_empty()).then(|| (resp.status, resp.headers.clone()));
+        want: bool,
+    ) -> Option<Reply> {
+        let head = (want || !r.checks.is_empty()).then(|| (resp.status, resp.headers.clone()));
         let hop_start = from.unwrap_or_else(Instant::now);
         let f = match resp.finish(r.keep_body).await {
             Ok(f) => f,
             Err(e) => {
                 record_failed(recorder, r, e.kind(), hop_start.elapsed());
+                let mut reply = want.then(|| Reply::failed(r, e.kind()));
                 if let (SendError::BodyTooLarge { .. }, Some((status, headers))) = (&e, head) {
                     // The head is still judged; without a body, what needs one fails.
                     let a = Answer {
@@ -250,9 +418,13 @@ impl LoadPlan {
                         body: None,
                         duration: hop_start.elapsed(),
                     };
-                    judge_checks(recorder, r, &a, None);
+                    let (_, results) = judge_checks(recorder, r, &a, None);
+                    if let Some(reply) = reply.as_mut() {
+                        reply.checks = results;
+                        reply.headers = headers;
+                    }
                 }
-                return;
+                return reply;
             }
         };
         let latency = f.done - from.unwrap_or(f.got);
@@ -262,42 +434,148 @@ impl LoadPlan {
             r.expect.contains(&f.status)
         };
         let mut ok = expected;
-        if !r.checks.is_empty() {
-            let json = r
-                .checks
+        let parse_json = want
+            || r.checks
                 .iter()
-                .any(|c| matches!(c.rule, crate::scenario::checks::Rule::Json(..)))
-                .then(|| f.body.as_ref().and_then(|b| serde_json::from_slice(b).ok()))
-                .flatten();
+                .any(|c| matches!(c.rule, crate::scenario::checks::Rule::Json(..)));
+        let json = parse_json
+            .then(|| f.body.as_ref().and_then(|b| serde_json::from_slice(b).ok()))
+            .flatten();
+        let mut checks = Vec::new();
+        if !r.checks.is_empty() {
             let a = Answer {
                 status: f.status,
                 headers: &f.headers,
                 body: f.body.as_deref(),
                 duration: latency,
             };
-            ok &= !judge_checks(recorder, r, &a, json.as_ref());
+            let (fail, results) = judge_checks(recorder, r, &a, json.as_ref());
+            ok &= !fail;
+            checks = results;
         }
         recorder.record(&r.name, outcome(&f, latency, ok));
+        want.then(|| Reply {
+            headers: f.headers,
+            body: f.body,
+            json,
+            checks,
+            error: None,
+        })
     }
 }
 
-/// Judges and records every check of `r` on `a`; true when a failed one has `fail_request`.
+impl Reply {
+    fn failed(r: &PreparedRequest, kind: ErrorKind) -> Reply {
+        Reply {
+            headers: http::HeaderMap::new(),
+            body: None,
+            json: None,
+            checks: vec![false; r.checks.len()],
+            error: Some(kind),
+        }
+    }
+}
+
+/// The URI a hop was sent to.
+fn uri_of(hop: &Option<Hop>, first: &http::Uri) -> http::Uri {
+    hop.as_ref()
+        .map_or_else(|| first.clone(), |h| h.uri.clone())
+}
+
+/// One request or step of the scenario made ready to send.
+fn prepare(
+    s: &Scenario,
+    r: &RequestSpec,
+    target: &str,
+    gens: &Generators,
+    scope: Scope<'_>,
+) -> Result<PreparedRequest, PlanError> {
+    let err = |message: String| PlanError::Request {
+        name: r.name.clone(),
+        message,
+    };
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in s.target.headers.iter().chain(r.headers.iter()) {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| err(format!("header {k}: {e}")))?;
+        let value = http::HeaderValue::from_str(v).map_err(|e| err(format!("header {k}: {e}")))?;
+        headers.insert(name, value);
+    }
+    if r.body.is_some() && !headers.contains_key(http::header::CONTENT_TYPE) {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
+    let path =
+        Template::compile_in(r.path.get_ref(), gens, scope).map_err(|e| err(e.to_string()))?;
+    let fixed_uri = match path.constant() {
+        Some(p) => Some(
+            format!("{}{p}", target.trim_end_matches('/'))
+                .parse::<http::Uri>()
+                .map_err(|e| err(format!("URL {target}{p}: {e}")))?,
+        ),
+        None => None,
+    };
+    let checks = r
+        .checks
+        .iter()
+        .map(|c| Check::compile(c).map_err(|e| err(e.message)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_body = r
+        .max_body
+        .as_ref()
+        .or(s.target.max_body.as_ref())
+        .map_or(MAX_BODY, |b| *b.get_ref() as u64);
+    let body = r
+        .body
+        .as_ref()
+        .map(|b| Template::compile_in(b.get_ref(), gens, scope))
+        .transpose()
+        .map_err(|e| err(e.to_string()))?;
+    let mut data_sets: Vec<usize> = path.data_sets().collect();
+    data_sets.extend(body.iter().flat_map(|b| b.data_sets()));
+    data_sets.sort_unstable();
+    data_sets.dedup();
+    Ok(PreparedRequest {
+        keep_body: checks.iter().any(Check::needs_body).then_some(max_body),
+        checks,
+        max_redirects: r.max_redirects.unwrap_or(s.target.max_redirects),
+        name: r.name.clone(),
+        method: r
+            .method
+            .parse()
+            .map_err(|_| err(format!("bad method {}", r.method)))?,
+        path,
+        fixed_uri,
+        body,
+        headers,
+        timeout: r.timeout.unwrap_or(s.target.timeout).0,
+        expect: r.expect_status.clone(),
+        data_sets,
+    })
+}
+
+/// Judges and records every check of `r` on `a`: whether a failed one has `fail_request`, and
+/// each check's result.
 fn judge_checks(
     recorder: &Recorder,
     r: &PreparedRequest,
     a: &Answer<'_>,
     json: Option<&serde_json::Value>,
-) -> bool {
+) -> (bool, Vec<bool>) {
     let results: Vec<(&str, bool)> = r
         .checks
         .iter()
         .map(|c| (c.name.as_str(), c.passes(a, json)))
         .collect();
     recorder.record_checks(&results);
-    r.checks
+    let fail = r
+        .checks
         .iter()
         .zip(&results)
-        .any(|(c, (_, passed))| c.fail_request && !passed)
+        .any(|(c, (_, passed))| c.fail_request && !passed);
+    (fail, results.into_iter().map(|(_, p)| p).collect())
 }
 
 fn outcome(f: &Finished, latency: Duration, ok: bool) -> Outcome {

@@ -26,6 +26,22 @@ impl Profile {
         Profile { segments, total: t }
     }
 
+    /// The same profile with its values per `unit` seconds turned into per-second values
+    /// (k6's `timeUnit`: 30 per 1m is 0.5/s).
+    pub fn per(mut self, unit: f64) -> Profile {
+        if unit == 1.0 {
+            return self;
+        }
+        let mut cum = 0.0;
+        for seg in &mut self.segments {
+            seg.2 /= unit;
+            seg.3 /= unit;
+            seg.4 = cum;
+            cum += (seg.2 + seg.3) / 2.0 * seg.1;
+        }
+        self
+    }
+
     /// Target (rate or VUs) at `t` seconds.
     pub fn value_at(&self, t: f64) -> f64 {
         for &(start, d, from, to, _) in &self.segments {

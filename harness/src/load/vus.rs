@@ -1,9 +1,11 @@
-//! The closed-model executor (k6's `ramping-vus`), driven by goose: goose starts and stops
-//! virtual users along the stages; each VU loops "send one request of the mix, think". The
-//! request itself goes through our client and recorder, never goose's metrics, so both
-//! executors measure the same way. Goose keeps process-wide state (its killswitch), so one
-//! process runs one VU attack at a time; goose plans in whole seconds, so stage durations are
-//! rounded to the second.
+//! The closed-model executor (k6's `constant-vus` and `ramping-vus`), driven by goose: goose
+//! starts and stops virtual users along the stages; each VU loops "run one iteration (a
+//! request of the mix, or the flow), think". The requests go through our client and recorder,
+//! never goose's metrics, so every executor measures the same way; the VU's flow state (its
+//! `once` variables, its cookie jar) is goose's per-user session data. Goose's killswitch is
+//! process-wide and each attack resets it when it starts: several VU scenarios run as several
+//! attacks at once, and a stop pulls the killswitch again until every attack has ended. Goose
+//! plans in whole seconds, so stage durations are rounded to the second.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +17,7 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType as _};
 use goose::goose::{GooseUser, Scenario as GooseScenario, Transaction, TransactionResult};
 use goose::GooseAttack;
 
+use super::flow::VuState;
 use super::schedule::Profile;
 use super::{Executor, LoadCtx, LoadError};
 use crate::scenario::Stage;
@@ -63,10 +66,19 @@ impl Vus {
             let (ctx, n) = (tx_ctx.clone(), iterations.fetch_add(1, Relaxed));
             let vu = user.weighted_users_index as u64;
             Box::pin(async move {
+                if ctx.halted() {
+                    // Goose cannot end one user: a scenario whose data ran out idles to its end.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return TransactionResult::Ok(());
+                }
                 let started = Instant::now();
-                ctx.plan
-                    .execute(&ctx.client, &ctx.recorder, n, vu, None)
-                    .await;
+                let work = &ctx.plan.workloads[ctx.workload];
+                if user.get_session_data::<VuState>().is_none() {
+                    user.set_session_data(VuState::default());
+                }
+                let state = user.get_session_data_mut::<VuState>().expect("set above");
+                let end = ctx.plan.iterate(work, &ctx, n, vu, None, state).await;
+                ctx.ended(&end);
                 // Pacing: the next iteration starts `pacing` after this one started, or now.
                 if let Some(rest) = pacing.checked_sub(started.elapsed()) {
                     tokio::time::sleep(rest).await;
@@ -97,21 +109,25 @@ impl Vus {
 
         // Publish the planned VU count each second and forward our stop signal to goose.
         let profile = Profile::new(self.start_vus, &self.stages);
-        let (recorder, mut stop) = (ctx.recorder.clone(), ctx.stop.clone());
+        let (gauges, mut stop) = (ctx.clone(), ctx.stop.clone());
         let started = Instant::now();
         let we_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = we_stopped.clone();
         let watcher = tokio::spawn(async move {
             loop {
-                recorder.set_gauge(
-                    "vus",
-                    profile.value_at(started.elapsed().as_secs_f64()).round(),
-                    false,
-                );
+                let stopped = *stop.borrow();
+                if stopped {
+                    // Again each pass: another scenario's attack starting resets the switch.
+                    flag.store(true, Relaxed);
+                    goose::trigger_killswitch("harness stop");
+                } else {
+                    let vus = profile.value_at(started.elapsed().as_secs_f64()).round();
+                    gauges.gauge("vus", vus);
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    changed = stop.changed() => {
-                        if changed.is_err() || *stop.borrow() {
+                    changed = stop.changed(), if !stopped => {
+                        if changed.is_err() {
                             flag.store(true, Relaxed);
                             goose::trigger_killswitch("harness stop");
                             return;
@@ -122,7 +138,7 @@ impl Vus {
         });
         let result = attack.execute().await;
         watcher.abort();
-        ctx.recorder.set_gauge("vus", 0.0, false);
+        ctx.gauge("vus", 0.0);
         result.map_err(err)?;
         // Goose replaces the process's SIGINT handler while it runs: a killswitch we did not
         // pull is the user's Ctrl-C.
@@ -139,9 +155,6 @@ impl Executor for Vus {
         ctx: LoadCtx,
     ) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
         Box::pin(self.drive(ctx))
-    }
-    fn gauge(&self) -> &'static str {
-        "vus"
     }
 }
 

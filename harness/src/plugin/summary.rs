@@ -48,6 +48,16 @@ fn counter(metric: &str, count: u64) -> RequestStats {
     }
 }
 
+/// Adds `b`'s samples to `a` (a scenario's requests together).
+fn merge(a: &mut Totals, b: &Totals) {
+    a.count += b.count;
+    a.failed += b.failed;
+    let _ = a.latency_us.add(&b.latency_us);
+    for (st, n) in &b.statuses {
+        *a.statuses.entry(*st).or_default() += n;
+    }
+}
+
 pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
     let mut requests = vec![stats(k6_rules::ALL, &m.all)];
     requests.extend(m.per_name.iter().map(|(n, t)| stats(n, t)));
@@ -55,6 +65,27 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
     for (n, t) in &m.per_name {
         requests.extend(phases(Some(n), t));
     }
+    for w in &s.workloads {
+        let mut t = Totals::default();
+        for r in w.steps() {
+            if let Some(rt) = m.per_name.get(&r.name) {
+                merge(&mut t, rt);
+            }
+        }
+        requests.push(stats(&k6_rules::scenario_entry(&w.name), &t));
+    }
+    for (name, h) in &m.trends {
+        requests.push(RequestStats {
+            name: k6_rules::entry_name(name, None),
+            count: h.len(),
+            latency_ms: buckets(h),
+            ..Default::default()
+        });
+    }
+    requests.push(counter(
+        "iteration_failed",
+        m.iteration_failed.values().sum(),
+    ));
     requests.push(counter("data_sent", m.data_sent));
     requests.push(counter("data_received", m.data_received));
     requests.push(counter("iterations", m.iterations));

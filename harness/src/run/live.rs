@@ -14,7 +14,7 @@ use super::{Base, RunError, RunOutcome};
 use crate::alerts::{AlertState, Condition};
 use crate::event::{Event, Observer, Progress};
 use crate::fault::session::{Actuators, FaultError, FaultSession};
-use crate::load::{self, LoadCtx};
+use crate::load::{self, LoadCtx, Shared};
 use crate::metrics::RunMetrics;
 use crate::plugin::fault::{FaultPlugin, TickState};
 use crate::plugin::PluginError;
@@ -50,6 +50,8 @@ pub(super) struct Run<'a> {
     sql_before: Baseline,
     /// The series the progress line shows.
     progress: Vec<SeriesLabel>,
+    /// What the scenarios share while the load runs (setup's variables, data exhaustion).
+    shared: Option<std::sync::Arc<Shared>>,
     observer: &'a mut dyn Observer,
 }
 
@@ -89,6 +91,7 @@ impl<'a> Run<'a> {
             probes,
             sql_before,
             progress,
+            shared: None,
             observer,
         }
     }
@@ -96,17 +99,35 @@ impl<'a> Run<'a> {
     /// Drives the load to its end, an abort, an error or `interrupt`; rolls every fault back
     /// before returning, whatever ended it.
     pub(super) async fn drive(&mut self, interrupt: impl Future<Output = ()>) -> Status {
-        let executor = load::executor_for(&self.base.scenario);
+        let gauge = load::gauge_name(&self.base.plan);
         let (stop_tx, stop) = watch::channel(false);
-        let ctx = LoadCtx {
-            plan: self.base.plan.clone(),
-            recorder: self.base.recorder.clone(),
-            client: self.base.client.clone(),
-            stop,
-        };
-        let load_fut = executor.run(ctx);
-        tokio::pin!(load_fut);
+        let shared = std::sync::Arc::new(Shared::new(self.base.plan.workloads.len()));
+        self.shared = Some(shared.clone());
         tokio::pin!(interrupt);
+        if !self.base.plan.setup_is_empty() {
+            let setup = self.once(false, stop.clone(), &shared);
+            let vars = tokio::select! {
+                r = setup => r,
+                _ = &mut interrupt => {
+                    self.observer.event(Event::Interrupted);
+                    return Status::Interrupted;
+                }
+            };
+            match vars {
+                Ok(vars) => shared.set_setup_vars(vars),
+                Err((step, why)) => {
+                    return Status::Error(format!("setup step `{step}` failed: {why}"))
+                }
+            }
+        }
+        let load_fut = load::run_all(
+            self.base.plan.clone(),
+            self.base.recorder.clone(),
+            self.base.client.clone(),
+            stop,
+            shared.clone(),
+        );
+        tokio::pin!(load_fut);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         let started = Instant::now();
@@ -129,7 +150,11 @@ impl<'a> Run<'a> {
                 }
                 _ = tick.tick() => {
                     let stopping = status.is_some();
-                    if let Some(st) = self.tick(executor.gauge(), started, stopping).await {
+                    if let (false, Some(reason)) = (stopping, shared.abort_reason()) {
+                        self.observer.event(Event::Aborting { reason: &reason });
+                        status = Some(Status::Aborted(reason));
+                        let _ = stop_tx.send(true);
+                    } else if let Some(st) = self.tick(gauge, started, stopping).await {
                         status = Some(st);
                         let _ = stop_tx.send(true);
                     }
@@ -161,6 +186,46 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Runs `setup` or `teardown` once (a stop signal of its own: neither is cut by the load's).
+    async fn once(
+        &self,
+        teardown: bool,
+        stop: watch::Receiver<bool>,
+        shared: &std::sync::Arc<Shared>,
+    ) -> Result<Vec<(String, String)>, (String, String)> {
+        let (_cut_tx, cut) = watch::channel(false);
+        let ctx = LoadCtx {
+            plan: self.base.plan.clone(),
+            recorder: self.base.recorder.clone(),
+            client: self.base.client.clone(),
+            stop,
+            cut,
+            workload: 0,
+            shared: shared.clone(),
+        };
+        self.base.plan.run_once(&ctx, teardown).await
+    }
+
+    /// Runs `teardown` after the load (also after a failed or interrupted run); a failure
+    /// is reported as the run's error unless it already has one.
+    pub(super) async fn teardown(&mut self, status: Status) -> Status {
+        if self.base.plan.teardown_is_empty() {
+            return status;
+        }
+        let shared = self
+            .shared
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(Shared::new(self.base.plan.workloads.len())));
+        let (_stop_tx, stop) = watch::channel(false);
+        match self.once(true, stop, &shared).await {
+            Ok(_) => status,
+            Err((step, why)) => match status {
+                Status::Error(_) => status,
+                _ => Status::Error(format!("teardown step `{step}` failed: {why}")),
+            },
+        }
+    }
+
     /// One second: progress, alerts and — unless the run is already stopping — the fault
     /// plugins' ticks and the live judgement. Some(status) stops the load.
     async fn tick(&mut self, gauge: &str, started: Instant, stopping: bool) -> Option<Status> {
@@ -169,7 +234,7 @@ impl<'a> Run<'a> {
         let s = &self.base.scenario;
         self.observer.event(Event::Progress(Progress {
             elapsed_s: t,
-            planned_s: s.executor.total_duration().as_secs_f64(),
+            planned_s: s.total_duration().as_secs_f64(),
             stage: summary::stage_at(s, t),
             gauge,
             window: snapshot.windows.last(),

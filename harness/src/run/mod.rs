@@ -118,7 +118,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
     let mut s = Scenario::load(&opts.scenario, &opts.sets)?;
     if opts.time_scale != 1.0 {
         s.scale_time(opts.time_scale);
-        let secs = s.executor.total_duration().as_secs_f64();
+        let secs = s.total_duration().as_secs_f64();
         if secs < 1.0 {
             return Err(RunError::TimeScaleTooSmall {
                 scale: opts.time_scale,
@@ -171,6 +171,7 @@ pub async fn run_observed(
     }
     let mut run = live::Run::start(base, judges, faults, observer).await;
     let status = run.drive(interrupt).await;
+    let status = run.teardown(status).await;
     run.finish(status).await
 }
 
@@ -301,7 +302,7 @@ pub fn start_plugins(
 /// Ticks a fault plugin once a second over the planned stages, sending nothing, and describes
 /// the first app fault it would set.
 fn first_app_fault(s: &Scenario, mut p: FaultPlugin) -> Result<Option<String>, PluginError> {
-    let planned = s.executor.total_duration().as_secs_f64();
+    let planned = s.total_duration().as_secs_f64();
     let mut t = 0.0;
     while t <= planned {
         let state = TickState {

@@ -23,10 +23,14 @@ pub(super) enum Status {
     Error(String),
 }
 
-/// (1-based stage at `t` seconds, number of stages); past the end: (n + 1, n).
+/// (1-based stage at `t` seconds, number of stages) of the first scenario (counted from its
+/// `start_time`); past the end: (n + 1, n).
 pub(super) fn stage_at(s: &Scenario, t: f64) -> (usize, usize) {
-    let stages = s.executor.stages();
-    let mut end = 0.0;
+    let Some(w) = s.workloads.first() else {
+        return (1, 0);
+    };
+    let stages = w.executor.stages();
+    let mut end = w.start_time.0.as_secs_f64();
     for (i, st) in stages.iter().enumerate() {
         end += st.duration.0.as_secs_f64();
         if t < end {
@@ -194,8 +198,7 @@ pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findin
     let secs = m.elapsed.as_secs_f64();
     let (status, reason) = final_status(status, &f.thresholds, &f.sql, &f.alerts);
     let mut requests: Vec<_> = s
-        .requests
-        .iter()
+        .all_requests()
         .filter_map(|r| {
             m.per_name
                 .get(&r.name)
@@ -221,8 +224,8 @@ pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findin
         scenario: report::ScenarioInfo {
             name: s.name.clone(),
             file: id.file.clone(),
-            executor: s.executor.kind().to_owned(),
-            planned_duration_s: s.executor.total_duration().as_secs_f64(),
+            executor: s.executor_kind(),
+            planned_duration_s: s.total_duration().as_secs_f64(),
             time_scale: id.time_scale,
         },
         target: id.target.to_owned(),

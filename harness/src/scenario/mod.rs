@@ -6,10 +6,13 @@
 //! and field.
 
 pub mod checks;
+pub mod data;
 pub mod duration;
 pub mod env;
+pub mod flow;
 mod http_spec;
 pub mod template;
+pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,9 +22,12 @@ use toml::Spanned;
 
 pub use crate::tls::{HttpVersion, TlsSpec};
 pub use checks::CheckSpec;
+pub use data::{DataSet, DataSpec};
 pub use duration::Dur;
 pub use env::{expand_env, EnvError, Vars};
-pub use template::{Draws, GeneratorError, GeneratorSpec, Generators, Template};
+pub use flow::{ExtractSpec, PollSpec};
+pub use template::{Draws, GeneratorError, GeneratorSpec, Generators, Scope, Template};
+pub use workload::{Executor, ExecutorError, Workload, WorkloadSpec};
 
 use crate::threshold::{Expr, MetricKind, MetricRef};
 
@@ -35,8 +41,23 @@ pub struct Scenario {
     #[serde(default)]
     pub seed: u64,
     pub target: Target,
-    pub executor: Executor,
-    pub requests: Vec<RequestSpec>,
+    /// The older single-scenario form: `[executor]` with top-level `[[requests]]`.
+    executor: Option<WorkloadSpec>,
+    #[serde(default)]
+    requests: Vec<RequestSpec>,
+    /// k6's scenarios: `[scenarios.NAME]`, run at once, each with its executor.
+    #[serde(default)]
+    scenarios: BTreeMap<String, WorkloadSpec>,
+    /// Steps run once before the load (k6's `setup()`); their variables are read by every
+    /// iteration.
+    #[serde(default)]
+    pub setup: Vec<RequestSpec>,
+    /// Steps run once after the load, also after a failed or interrupted run.
+    #[serde(default)]
+    pub teardown: Vec<RequestSpec>,
+    /// Data files, `{{NAME.column}}` in templates.
+    #[serde(default)]
+    pub data: BTreeMap<String, DataSpec>,
     #[serde(default)]
     pub generators: BTreeMap<String, GeneratorSpec>,
     #[serde(default)]
@@ -70,6 +91,12 @@ pub struct Scenario {
     /// The scenario file's directory: relative TLS file paths start here.
     #[serde(skip)]
     pub dir: PathBuf,
+    /// Every scenario of the file, in name order (the older form: one, `default`).
+    #[serde(skip)]
+    pub workloads: Vec<Workload>,
+    /// The data files, loaded, in name order (templates number them so).
+    #[serde(skip)]
+    pub datasets: Vec<(String, std::sync::Arc<DataSet>)>,
 }
 
 /// A scenario's file name and the text its spans point into.
@@ -189,118 +216,6 @@ pub struct Stage {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "ExecutorSpec")]
-pub enum Executor {
-    /// Closed model (goose): VUs each loop request → think time → request; with `pacing`, a
-    /// VU starts an iteration every `pacing` (start to start) and at once when a response took
-    /// longer (LoadRunner/JMeter pacing), so N VUs offer N/pacing req/s until the server slows.
-    Vus {
-        start_vus: u32,
-        stages: Vec<Stage>,
-        think_time: Dur,
-        pacing: Dur,
-    },
-    /// Open model: requests start on schedule whatever the responses; `max_in_flight` bounds
-    /// concurrent requests, and an arrival beyond it is dropped and counted.
-    ArrivalRate {
-        start_rate: u32,
-        stages: Vec<Stage>,
-        max_in_flight: u32,
-    },
-}
-
-/// The table as written: a plain struct so type errors keep their exact location (serde's
-/// tagged enums buffer their content and lose it).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExecutorSpec {
-    #[serde(rename = "type")]
-    kind: ExecutorKind,
-    stages: Vec<Stage>,
-    start_vus: Option<u32>,
-    think_time: Option<Dur>,
-    pacing: Option<Dur>,
-    start_rate: Option<u32>,
-    max_in_flight: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum ExecutorKind {
-    Vus,
-    ArrivalRate,
-}
-
-/// An `[executor]` table mixing the fields of the two types.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExecutorError {
-    #[error("start_rate and max_in_flight belong to type = \"arrival-rate\"")]
-    ArrivalRateFields,
-    #[error("use think_time or pacing, not both")]
-    ThinkTimeAndPacing,
-    #[error("start_vus, think_time and pacing belong to type = \"vus\"")]
-    VusFields,
-}
-
-impl TryFrom<ExecutorSpec> for Executor {
-    type Error = ExecutorError;
-    fn try_from(s: ExecutorSpec) -> Result<Self, ExecutorError> {
-        match s.kind {
-            ExecutorKind::Vus => {
-                if s.start_rate.is_some() || s.max_in_flight.is_some() {
-                    return Err(ExecutorError::ArrivalRateFields);
-                }
-                if s.think_time.is_some() && s.pacing.is_some() {
-                    return Err(ExecutorError::ThinkTimeAndPacing);
-                }
-                Ok(Executor::Vus {
-                    start_vus: s.start_vus.unwrap_or(0),
-                    stages: s.stages,
-                    think_time: s.think_time.unwrap_or_default(),
-                    pacing: s.pacing.unwrap_or_default(),
-                })
-            }
-            ExecutorKind::ArrivalRate => {
-                if s.start_vus.is_some() || s.think_time.is_some() || s.pacing.is_some() {
-                    return Err(ExecutorError::VusFields);
-                }
-                Ok(Executor::ArrivalRate {
-                    start_rate: s.start_rate.unwrap_or(0),
-                    stages: s.stages,
-                    max_in_flight: s.max_in_flight.unwrap_or_else(default_in_flight),
-                })
-            }
-        }
-    }
-}
-
-fn default_in_flight() -> u32 {
-    1_000
-}
-
-impl Executor {
-    pub fn stages(&self) -> &[Stage] {
-        match self {
-            Executor::Vus { stages, .. } | Executor::ArrivalRate { stages, .. } => stages,
-        }
-    }
-    pub fn stages_mut(&mut self) -> &mut Vec<Stage> {
-        match self {
-            Executor::Vus { stages, .. } | Executor::ArrivalRate { stages, .. } => stages,
-        }
-    }
-    pub fn total_duration(&self) -> std::time::Duration {
-        self.stages().iter().map(|s| s.duration.0).sum()
-    }
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Executor::Vus { .. } => "vus",
-            Executor::ArrivalRate { .. } => "arrival-rate",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
     pub name: String,
@@ -325,6 +240,16 @@ pub struct RequestSpec {
     pub max_body: Option<Spanned<i64>>,
     /// Overrides `target.max_redirects` for this request.
     pub max_redirects: Option<u32>,
+    /// Flow steps only: values of the answer into variables for later steps.
+    #[serde(default)]
+    pub extract: Vec<ExtractSpec>,
+    /// Flow steps only: pause after this step.
+    pub think_time: Option<Dur>,
+    /// Flow steps only: repeat until a check holds.
+    pub poll: Option<PollSpec>,
+    /// Flow steps only: run once per VU (log in once); its variables last the VU's life.
+    #[serde(default)]
+    pub once: bool,
 }
 
 fn default_method() -> String {
@@ -583,6 +508,7 @@ impl Scenario {
         let mut scenario: Scenario = toml::from_str(text)
             .map_err(|e| ScenarioError::Invalid(locate_toml(text, file, &e)))?;
         scenario.dir = dir.clone();
+        scenario.normalize(text, file)?;
         scenario.validate(text, file)?;
         if sets.is_empty() {
             scenario.source = Source {
@@ -603,6 +529,7 @@ impl Scenario {
             })?;
         let file = format!("{file} (after --set)");
         scenario.dir = dir;
+        scenario.normalize(&edited, &file)?;
         scenario.validate(&edited, &file)?;
         scenario.source = Source { file, text: edited };
         Ok(scenario)
@@ -615,44 +542,103 @@ impl Scenario {
             return Ok(());
         }
         let l = &self.limits;
-        let total = self.executor.total_duration();
+        let total = self.total_duration();
         let fix = "raise it in [limits] or pass --allow-huge";
+        let Some(first) = self.workloads.first() else {
+            return Ok(());
+        };
         if total > l.max_duration.0 {
             let message = format!(
-                "the stages add up to {}, over [limits].max_duration = {}; {fix}",
+                "the scenarios last {}, over [limits].max_duration = {}; {fix}",
                 Dur(total),
                 l.max_duration
             );
-            return Err(self.locate_key("executor.stages", message).into());
+            return Err(self.locate_key(&first.exec_field("stages"), message).into());
         }
-        let (start, unit, max, key) = match &self.executor {
-            Executor::ArrivalRate { start_rate, .. } => {
-                (*start_rate, "requests/s", l.max_rate, "max_rate")
+        for w in &self.workloads {
+            let field = w.exec_field("stages");
+            let (start, unit, max, key, per) = match &w.executor {
+                Executor::ArrivalRate {
+                    start_rate,
+                    time_unit,
+                    ..
+                } => (
+                    *start_rate,
+                    "requests/s",
+                    l.max_rate,
+                    "max_rate",
+                    time_unit.0.as_secs_f64(),
+                ),
+                Executor::Vus { start_vus, .. } => (*start_vus, "VUs", l.max_vus, "max_vus", 1.0),
+                Executor::SharedIterations { vus, .. } | Executor::PerVuIterations { vus, .. } => {
+                    if u64::from(*vus) > l.max_vus {
+                        let message = format!(
+                            "scenario `{}` asks for {vus} VUs, over [limits].max_vus = {}; {fix}",
+                            w.name, l.max_vus
+                        );
+                        return Err(self.locate_key(&w.exec_field("vus"), message).into());
+                    }
+                    continue;
+                }
+            };
+            let mut from = f64::from(start) / per;
+            for (i, st) in w.executor.stages().iter().enumerate() {
+                let to = f64::from(st.target) / per;
+                if from.max(to) > max as f64 {
+                    let secs = st.duration.0.as_secs_f64();
+                    let load = match unit {
+                        "VUs" => String::new(),
+                        _ => format!(" = {:.0} requests in {secs} s", (from + to) / 2.0 * secs),
+                    };
+                    let message = format!(
+                        "stage {} asks for {} {unit}{load}, over [limits].{key} = {max}; {fix}",
+                        i + 1,
+                        from.max(to)
+                    );
+                    return Err(self.locate_key(&field, message).into());
+                }
+                from = to;
             }
-            Executor::Vus { start_vus, .. } => (*start_vus, "VUs", l.max_vus, "max_vus"),
-        };
-        let mut from = u64::from(start);
-        for (i, st) in self.executor.stages().iter().enumerate() {
-            let to = u64::from(st.target);
-            if from.max(to) > max {
-                let secs = st.duration.0.as_secs_f64();
-                let load = match unit {
-                    "VUs" => String::new(),
-                    _ => format!(
-                        " = {:.0} requests in {secs} s",
-                        (from + to) as f64 / 2.0 * secs
-                    ),
-                };
-                let message = format!(
-                    "stage {} asks for {} {unit}{load}, over [limits].{key} = {max}; {fix}",
-                    i + 1,
-                    from.max(to)
-                );
-                return Err(self.locate_key("executor.stages", message).into());
-            }
-            from = to;
         }
         Ok(())
+    }
+
+    /// When the last scenario's executor ends, from the run's start.
+    pub fn total_duration(&self) -> std::time::Duration {
+        self.workloads
+            .iter()
+            .map(Workload::end)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The executors' names, `+`-joined when there are several scenarios.
+    pub fn executor_kind(&self) -> String {
+        let names: Vec<&str> = self.workloads.iter().map(|w| w.kind.as_str()).collect();
+        names.join("+")
+    }
+
+    /// Every request spec of the file: each scenario's mix or steps, then setup and teardown.
+    pub fn all_requests(&self) -> impl Iterator<Item = &RequestSpec> {
+        self.workloads
+            .iter()
+            .flat_map(|w| w.steps())
+            .chain(&self.setup)
+            .chain(&self.teardown)
+    }
+
+    /// The scenario a request belongs to (None: setup or teardown).
+    pub fn workload_of(&self, request: &str) -> Option<&Workload> {
+        self.workloads
+            .iter()
+            .find(|w| w.steps().iter().any(|r| r.name == request))
+    }
+
+    /// The trends the flows' polls record (`coupon_issue_delay`).
+    pub fn poll_trends(&self) -> Vec<&str> {
+        self.all_requests()
+            .filter_map(|r| r.poll.as_ref()?.trend.as_deref())
+            .collect()
     }
 
     /// The text the scenario was parsed from (after `--set`).
@@ -685,8 +671,10 @@ impl Scenario {
 
     /// Multiplies every stage duration by `factor` (>0): the same shape, faster or slower.
     pub fn scale_time(&mut self, factor: f64) {
-        for s in self.executor.stages_mut() {
-            s.duration = s.duration.scaled(factor);
+        for w in &mut self.workloads {
+            w.executor.scale_time(factor);
+            w.start_time = w.start_time.scaled(factor);
+            w.graceful_stop = w.graceful_stop.scaled(factor);
         }
         if let Some(k) = &mut self.probes.kafka {
             k.drain_timeout = k.drain_timeout.scaled(factor);
@@ -756,9 +744,9 @@ impl Scenario {
     /// The k6 metric names and their kinds, plus declared custom and probe metrics.
     pub fn metric_kind(&self, name: &str) -> Option<MetricKind> {
         match name {
-            "http_reqs" | "iterations" | "dropped_iterations" | "data_sent" | "data_received" => {
-                Some(MetricKind::Counter)
-            }
+            "http_reqs" | "iterations" | "dropped_iterations" | "data_sent" | "data_received"
+            | "iteration_failed" => Some(MetricKind::Counter),
+            n if self.poll_trends().contains(&n) => Some(MetricKind::Trend),
             "http_req_duration" => Some(MetricKind::Trend),
             n if k6_rules::PHASES.contains(&n) => Some(MetricKind::Trend),
             "http_req_failed" | "checks" => Some(MetricKind::Rate),
@@ -775,6 +763,79 @@ impl Scenario {
             }
             _ => None,
         }
+    }
+
+    /// Turns the file's form (older `[executor]` or `[scenarios.NAME]`) into `workloads`,
+    /// and loads the data files.
+    fn normalize(&mut self, text: &str, file: &str) -> Result<(), ScenarioError> {
+        let v = Checker { text, file };
+        let mut workloads = Vec::new();
+        match (&self.executor, self.scenarios.is_empty()) {
+            (Some(_), false) => {
+                return Err(v.nowhere(
+                    "executor",
+                    "use [executor] with [[requests]] (one scenario) or [scenarios.NAME], not both"
+                        .into(),
+                ))
+            }
+            (None, true) => {
+                return Err(v.nowhere(
+                    "scenarios",
+                    "no load: add a [scenarios.NAME] table (or [executor] with [[requests]])"
+                        .into(),
+                ))
+            }
+            (Some(spec), true) => {
+                if spec.requests.is_some() || spec.flow.is_some() {
+                    return Err(v.nowhere(
+                        "executor",
+                        "requests and flow belong in [scenarios.NAME]; with [executor], list [[requests]] at the top level".into(),
+                    ));
+                }
+                workloads.push(workload(
+                    "default",
+                    spec,
+                    self.requests.clone(),
+                    Vec::new(),
+                    true,
+                    &v,
+                )?);
+            }
+            (None, false) => {
+                if !self.requests.is_empty() {
+                    return Err(v.nowhere(
+                        "requests",
+                        "top-level [[requests]] go with [executor]; a [scenarios.NAME] table lists its own requests or flow".into(),
+                    ));
+                }
+                for (name, spec) in &self.scenarios {
+                    if name.is_empty() || name.contains(['{', '}', ',', ':', '"', ' ']) {
+                        return Err(v.nowhere(
+                            &format!("scenarios.{name}"),
+                            format!("`{name}` is not a scenario name (letters, digits, _ and -)"),
+                        ));
+                    }
+                    let requests = spec.requests.clone().unwrap_or_default();
+                    let flow = spec.flow.clone().unwrap_or_default();
+                    if requests.is_empty() == flow.is_empty() {
+                        return Err(v.nowhere(
+                            &format!("scenarios.{name}"),
+                            format!("scenario `{name}` needs exactly one of [[scenarios.{name}.requests]] (a mix) or [[scenarios.{name}.flow]] (steps)"),
+                        ));
+                    }
+                    workloads.push(workload(name, spec, requests, flow, false, &v)?);
+                }
+            }
+        }
+        self.workloads = workloads;
+        let mut datasets = Vec::new();
+        for (i, (name, spec)) in self.data.iter().enumerate() {
+            let d = DataSet::load(spec, &self.dir, self.seed.wrapping_add(i as u64))
+                .map_err(|e| v.nowhere(&format!("data.{name}.file"), e.to_string()))?;
+            datasets.push((name.clone(), d));
+        }
+        self.datasets = datasets;
+        Ok(())
     }
 
     fn validate(&self, text: &str, file: &str) -> Result<(), ScenarioError> {
@@ -839,14 +900,61 @@ impl Scenario {
                     | "data_received"
                     | "vus"
                     | "target_rate"
+                    | "iteration_failed"
             )
     }
 
     /// Every check name of every request.
     pub fn check_names(&self) -> std::collections::BTreeSet<&str> {
-        let checks = self.requests.iter().flat_map(|r| &r.checks);
+        let checks = self.all_requests().flat_map(|r| &r.checks);
         checks.map(|c| c.name.as_str()).collect()
     }
+}
+
+/// One scenario from its table: the executor its fields ask for, placed errors otherwise.
+fn workload(
+    name: &str,
+    spec: &WorkloadSpec,
+    requests: Vec<RequestSpec>,
+    flow: Vec<RequestSpec>,
+    legacy: bool,
+    v: &Checker<'_>,
+) -> Result<Workload, ScenarioError> {
+    let mut w = Workload {
+        name: name.to_owned(),
+        kind: spec.executor,
+        executor: Executor::PerVuIterations {
+            vus: 1,
+            iterations: 1,
+            max_duration: Dur::default(),
+        },
+        start_time: spec.start_time.unwrap_or_default(),
+        graceful_stop: spec.graceful_stop.unwrap_or(Dur(workload::GRACEFUL_STOP)),
+        tags: spec.tags.clone(),
+        requests,
+        flow,
+        legacy,
+    };
+    w.executor = spec.executor().map_err(|e| {
+        let field = match &e {
+            ExecutorError::NotAnOption { field, .. } | ExecutorError::Missing { field, .. } => {
+                w.exec_field(field)
+            }
+            ExecutorError::Zero(field) => w.exec_field(field),
+            _ if legacy => "executor.type".to_owned(),
+            _ => w.exec_field("executor"),
+        };
+        v.nowhere(&field, e.to_string())
+    })?;
+    Ok(w)
+}
+
+/// The metrics also kept per scenario, so `{scenario:…}` selects one scenario's samples.
+fn by_scenario(metric: &str) -> bool {
+    matches!(
+        metric,
+        "http_reqs" | "http_req_duration" | "http_req_failed"
+    )
 }
 
 /// The metrics measured per request, so `{name:…}` selects one request's samples.
@@ -895,29 +1003,81 @@ impl Checker<'_> {
                 format!("`{}` is not an http:// or https:// URL", s.target.url),
             ));
         }
-        if s.executor.stages().is_empty() {
-            return Err(v.nowhere("executor.stages", "at least one stage is required".into()));
+        let ends: Vec<_> = s.workloads.iter().map(Workload::end).collect();
+        for (i, w) in s.workloads.iter().enumerate() {
+            v.workload_shape(w)?;
+            let others = ends.iter().enumerate().filter(|(j, _)| *j != i);
+            let last_other = others.map(|(_, e)| *e).max();
+            if let Some(end) = last_other.filter(|end| w.start_time.0 > *end) {
+                return Err(v.nowhere(
+                    &w.exec_field("start_time"),
+                    format!(
+                        "scenario `{}` starts at {}, after every other scenario has ended (at {}): the run would idle in between",
+                        w.name,
+                        w.start_time,
+                        Dur(end)
+                    ),
+                ));
+            }
         }
-        if s.executor.total_duration().is_zero() {
-            return Err(v.nowhere("executor.stages", "the stages add up to zero time".into()));
+        Ok(())
+    }
+
+    fn workload_shape(&self, w: &Workload) -> Result<(), ScenarioError> {
+        let v = self;
+        let stages = matches!(
+            w.executor,
+            Executor::Vus { .. } | Executor::ArrivalRate { .. }
+        );
+        if stages && w.executor.stages().is_empty() {
+            return Err(v.nowhere(
+                &w.exec_field("stages"),
+                "at least one stage is required".into(),
+            ));
+        }
+        if w.executor.total_duration().is_zero() {
+            let (field, m) = match stages {
+                true => ("stages", "the stages add up to zero time".to_owned()),
+                false => (
+                    "max_duration",
+                    format!("scenario `{}` lasts zero time", w.name),
+                ),
+            };
+            return Err(v.nowhere(&w.exec_field(field), m));
         }
         if let Executor::ArrivalRate {
             max_in_flight: 0, ..
-        } = s.executor
+        } = w.executor
         {
-            return Err(v.nowhere("executor.max_in_flight", "must be at least 1".into()));
+            return Err(v.nowhere(&w.exec_field("max_in_flight"), "must be at least 1".into()));
         }
-        if s.requests.is_empty() {
-            return Err(v.nowhere(
-                "requests",
-                "at least one [[requests]] entry is required".into(),
-            ));
-        }
-        if s.requests.iter().all(|r| r.weight == 0) {
-            return Err(v.nowhere(
-                "requests.weight",
-                "at least one request needs a weight above 0".into(),
-            ));
+        if w.flow.is_empty() {
+            if w.requests.is_empty() {
+                return Err(v.nowhere(
+                    "requests",
+                    "at least one [[requests]] entry is required".into(),
+                ));
+            }
+            if w.requests.iter().all(|r| r.weight == 0) {
+                return Err(v.nowhere(
+                    &w.step_field("weight"),
+                    "at least one request needs a weight above 0".into(),
+                ));
+            }
+            for r in &w.requests {
+                let flow_only = [
+                    ("extract", !r.extract.is_empty()),
+                    ("poll", r.poll.is_some()),
+                    ("once", r.once),
+                    ("think_time", r.think_time.is_some()),
+                ];
+                if let Some((f, _)) = flow_only.iter().find(|(_, set)| *set) {
+                    return Err(v.nowhere(
+                        &w.step_field(f),
+                        format!("request `{}`: `{f}` belongs to a flow step ([[scenarios.NAME.flow]]), not to a request mix", r.name),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -931,39 +1091,149 @@ impl Checker<'_> {
                 .map_err(|e| v.nowhere(&format!("generators.{name}"), e.to_string()))?;
         }
         let gens = Generators::new(&s.generators, s.seed);
+        let data: Vec<(String, Vec<String>)> = s
+            .datasets
+            .iter()
+            .map(|(n, d)| (n.clone(), d.columns.clone()))
+            .collect();
         let mut names = std::collections::HashSet::new();
-        for r in &s.requests {
-            if !names.insert(r.name.as_str()) {
-                return Err(v.nowhere(
-                    "requests.name",
-                    format!("request name `{}` is used twice", r.name),
-                ));
+        let mut setup_vars = Vec::new();
+        for r in &s.setup {
+            let scope = Scope {
+                vars: &setup_vars,
+                data: &data,
+                flow: true,
+            };
+            v.request(s, r, &|f| format!("setup.{f}"), &gens, scope, &mut names)?;
+            setup_vars.extend(r.extract.iter().map(|e| e.var.clone()));
+        }
+        for w in &s.workloads {
+            let mut vars = setup_vars.clone();
+            let flow = !w.flow.is_empty();
+            let mut used = std::collections::BTreeSet::new();
+            for r in w.steps() {
+                let scope = Scope {
+                    vars: &vars,
+                    data: &data,
+                    flow,
+                };
+                used.extend(v.request(s, r, &|f| w.step_field(f), &gens, scope, &mut names)?);
+                vars.extend(r.extract.iter().map(|e| e.var.clone()));
             }
-            if r.method.parse::<http::Method>().is_err() {
-                return Err(v.nowhere(
-                    "requests.method",
-                    format!("`{}` is not an HTTP method", r.method),
-                ));
-            }
-            if !r.path.get_ref().starts_with('/') {
-                return Err(v.at(
-                    r.path.span(),
-                    "requests.path",
-                    format!("`{}` must start with /", r.path.get_ref()),
-                ));
-            }
-            Template::compile(r.path.get_ref(), &gens)
-                .map_err(|e| v.at(r.path.span(), "requests.path", e.to_string()))?;
-            if let Some(b) = &r.body {
-                let t = Template::compile(b.get_ref(), &gens)
-                    .map_err(|e| v.at(b.span(), "requests.body", e.to_string()))?;
-                if sent_as_json(&s.target.headers, &r.headers) {
-                    json_body(&t, &gens)
-                        .map_err(|e| v.at(b.span(), "requests.body", e.to_string()))?;
+            let needed = match w.executor {
+                Executor::SharedIterations { iterations, .. } => Some(iterations),
+                Executor::PerVuIterations {
+                    vus, iterations, ..
+                } => Some(u64::from(vus) * iterations),
+                _ => None,
+            };
+            for set in used {
+                let (name, d) = &s.datasets[set];
+                if let (Some(n), data::Select::Unique) = (needed, d.select()) {
+                    if d.len() < n {
+                        return Err(v.nowhere(
+                            &format!("data.{name}.select"),
+                            format!("`unique` needs a row per iteration: scenario `{}` runs {n} iterations, `{name}` has {} rows", w.name, d.len()),
+                        ));
+                    }
                 }
             }
         }
+        let mut vars = setup_vars.clone();
+        for r in &s.teardown {
+            let scope = Scope {
+                vars: &vars,
+                data: &data,
+                flow: true,
+            };
+            v.request(s, r, &|f| format!("teardown.{f}"), &gens, scope, &mut names)?;
+            vars.extend(r.extract.iter().map(|e| e.var.clone()));
+        }
         Ok(names)
+    }
+
+    /// One request or step: unique name, method, templates (in `scope`), extractions and
+    /// poll; returns the data sets it reads.
+    fn request<'s>(
+        &self,
+        s: &Scenario,
+        r: &'s RequestSpec,
+        field: &dyn Fn(&str) -> String,
+        gens: &Generators,
+        scope: Scope<'_>,
+        names: &mut Names<'s>,
+    ) -> Result<Vec<usize>, ScenarioError> {
+        let v = self;
+        if !names.insert(r.name.as_str()) {
+            return Err(v.nowhere(
+                &field("name"),
+                format!(
+                    "request name `{}` is used twice (names are unique across the file)",
+                    r.name
+                ),
+            ));
+        }
+        if r.method.parse::<http::Method>().is_err() {
+            return Err(v.nowhere(
+                &field("method"),
+                format!("`{}` is not an HTTP method", r.method),
+            ));
+        }
+        if !r.path.get_ref().starts_with('/') {
+            return Err(v.at(
+                r.path.span(),
+                &field("path"),
+                format!("`{}` must start with /", r.path.get_ref()),
+            ));
+        }
+        let in_step = |m: String| match scope.flow {
+            true => format!("step `{}`: {m}", r.name),
+            false => m,
+        };
+        let path = Template::compile_in(r.path.get_ref(), gens, scope)
+            .map_err(|e| v.at(r.path.span(), &field("path"), in_step(e.to_string())))?;
+        let mut used: Vec<usize> = path.data_sets().collect();
+        if let Some(b) = &r.body {
+            let t = Template::compile_in(b.get_ref(), gens, scope)
+                .map_err(|e| v.at(b.span(), &field("body"), in_step(e.to_string())))?;
+            used.extend(t.data_sets());
+            if sent_as_json(&s.target.headers, &r.headers) {
+                json_body(&t, gens).map_err(|e| v.at(b.span(), &field("body"), e.to_string()))?;
+            }
+        }
+        for e in &r.extract {
+            if let Err((f, m)) = flow::Extract::compile(e) {
+                let span = match f {
+                    "extract.jsonpath" => e.jsonpath.as_ref().map(Spanned::span),
+                    "extract.regex" => e.regex.as_ref().map(Spanned::span),
+                    _ => None,
+                };
+                let f = field(f);
+                let m = in_step(m);
+                return Err(match span {
+                    Some(span) => v.at(span, &f, m),
+                    None => v.nowhere(&f, m),
+                });
+            }
+        }
+        if let Some(p) = &r.poll {
+            if !r.checks.iter().any(|c| c.name == p.until) {
+                return Err(v.nowhere(
+                    &field("poll.until"),
+                    in_step(format!(
+                        "`until` names no check of this step: `{}`",
+                        p.until
+                    )),
+                ));
+            }
+            if p.interval.0.is_zero() || p.timeout.0.is_zero() || p.every == 0 {
+                return Err(v.nowhere(
+                    &field("poll"),
+                    in_step("interval, timeout and every must be above 0".into()),
+                ));
+            }
+        }
+        Ok(used)
     }
 
     fn metrics(&self, s: &Scenario, names: &Names<'_>) -> Result<(), ScenarioError> {
@@ -1002,8 +1272,33 @@ impl Checker<'_> {
                     ("checks", "check") if checks.contains(tag.as_str()) => continue,
                     ("checks", "check") => format!("no check named `{tag}`"),
                     ("checks", _) => format!("unsupported tag `{k}` (checks take `check`)"),
-                    (n, "name") if tagged_by_name(n) && names.contains(tag.as_str()) => continue,
+                    (n, "name") if tagged_by_name(n) && names.contains(tag.as_str()) => {
+                        let scenario = m.tags.iter().find(|(k, _)| k == "scenario");
+                        match (scenario, s.workload_of(tag)) {
+                            (Some((_, sc)), Some(w)) if &w.name != sc => format!(
+                                "request `{tag}` is in scenario `{}`, not `{sc}`: the tags select nothing",
+                                w.name
+                            ),
+                            _ => continue,
+                        }
+                    }
                     (n, "name") if tagged_by_name(n) => format!("no request named `{tag}`"),
+                    (n, "scenario")
+                        if by_scenario(n) && s.workloads.iter().any(|w| &w.name == tag) =>
+                    {
+                        continue
+                    }
+                    (n, "scenario") if by_scenario(n) => {
+                        let known: Vec<&str> =
+                            s.workloads.iter().map(|w| w.name.as_str()).collect();
+                        format!(
+                            "no scenario named `{tag}` (scenarios: {})",
+                            known.join(", ")
+                        )
+                    }
+                    (n, _) if by_scenario(n) => {
+                        format!("unsupported tag `{k}` (`name` and `scenario` are supported)")
+                    }
                     (n, _) if tagged_by_name(n) => {
                         format!("unsupported tag `{k}` (only `name` is supported)")
                     }
@@ -1163,9 +1458,19 @@ struct NotJson {
     sample: String,
 }
 
-/// A JSON body must still be JSON once its fields are filled in with the generators' values.
+/// A JSON body must still be JSON once its fields are filled in with the generators' values
+/// (and variables and data with `0`, which fits both `"{{x}}"` and a bare `{{x}}`).
 fn json_body(t: &Template, gens: &Generators) -> Result<(), NotJson> {
-    let sample = t.render_with(gens, 0, 0, &mut Draws::default());
+    struct Zero;
+    impl template::Env for Zero {
+        fn var(&self, _: &str) -> Option<&str> {
+            Some("0")
+        }
+        fn data(&self, _: usize, _: usize) -> Option<&str> {
+            Some("0")
+        }
+    }
+    let sample = t.render_in(gens, 0, 0, &mut Draws::default(), &Zero);
     match serde_json::from_str::<serde_json::Value>(&sample) {
         Ok(_) => Ok(()),
         Err(source) => Err(NotJson { source, sample }),

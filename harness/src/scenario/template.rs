@@ -63,6 +63,17 @@ pub enum TemplateError {
         "unknown generator `{name}` in template (declared: {known}; built-ins: iteration, vu)"
     )]
     UnknownGenerator { name: String, known: String },
+    /// A name that is neither a generator nor a variable set by an earlier step.
+    #[error("unknown variable `{name}` in template (known here: {known})")]
+    UnknownVariable { name: String, known: String },
+    #[error("no data file named `{set}` (declared: {known})")]
+    UnknownData { set: String, known: String },
+    #[error("data file `{set}` has no column `{column}` (its header: {known})")]
+    UnknownColumn {
+        set: String,
+        column: String,
+        known: String,
+    },
 }
 
 impl GeneratorSpec {
@@ -199,6 +210,39 @@ enum Part {
     Gen(usize),
     Iteration,
     Vu,
+    /// A flow variable (extracted by an earlier step or by `setup`).
+    Var(String),
+    /// A data file's column: (data set, column), both by position.
+    Data(usize, usize),
+}
+
+/// What a template may name besides generators: the flow variables set before it, and the
+/// data files' columns (`{{users.email}}`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Scope<'a> {
+    pub vars: &'a [String],
+    /// (data set name, its columns), in the order the run's data sets are numbered.
+    pub data: &'a [(String, Vec<String>)],
+    /// A flow step: an unknown name is reported as a variable.
+    pub flow: bool,
+}
+
+/// Values a template reads at render time: variables and the iteration's data rows.
+pub trait Env: Sync {
+    fn var(&self, name: &str) -> Option<&str>;
+    fn data(&self, set: usize, column: usize) -> Option<&str>;
+}
+
+/// No variables, no data (a template that names neither).
+pub struct NoEnv;
+
+impl Env for NoEnv {
+    fn var(&self, _: &str) -> Option<&str> {
+        None
+    }
+    fn data(&self, _: usize, _: usize) -> Option<&str> {
+        None
+    }
 }
 
 /// A compiled template.
@@ -210,7 +254,17 @@ pub struct Template {
 impl Template {
     /// Compiles `text`, resolving every placeholder against `gens`; an unknown name or an
     /// unclosed `{{` is an error naming it.
+    #[cfg(test)]
     pub fn compile(text: &str, gens: &Generators) -> Result<Template, TemplateError> {
+        Self::compile_in(text, gens, Scope::default())
+    }
+
+    /// Compiles `text` where flow variables and data columns may also be named.
+    pub fn compile_in(
+        text: &str,
+        gens: &Generators,
+        scope: Scope<'_>,
+    ) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
@@ -225,17 +279,29 @@ impl Template {
             parts.push(match name {
                 "iteration" => Part::Iteration,
                 "vu" => Part::Vu,
-                n => Part::Gen(gens.index(n).ok_or_else(|| {
+                n if gens.index(n).is_some() => Part::Gen(gens.index(n).expect("checked")),
+                n if scope.vars.iter().any(|v| v == n) => Part::Var(n.to_owned()),
+                n if n.contains('.') => data_part(n, scope)?,
+                n if scope.flow => {
+                    let mut known: Vec<&str> = gens.names.iter().map(String::as_str).collect();
+                    known.extend(scope.vars.iter().map(String::as_str));
+                    known.extend(["iteration", "vu"]);
+                    return Err(TemplateError::UnknownVariable {
+                        name: n.to_owned(),
+                        known: known.join(", "),
+                    });
+                }
+                n => {
                     let known = if gens.names.is_empty() {
                         "none declared".to_owned()
                     } else {
                         gens.names.join(", ")
                     };
-                    TemplateError::UnknownGenerator {
+                    return Err(TemplateError::UnknownGenerator {
                         name: n.to_owned(),
                         known,
-                    }
-                })?),
+                    });
+                }
             });
             rest = &after[close + 2..];
         }
@@ -262,12 +328,36 @@ impl Template {
 
     /// Renders sharing `drawn` with the request's other templates, so `{{user_id}}` in the
     /// path and in the body of one request is the same value.
+    #[cfg(test)]
     pub fn render_with(
         &self,
         gens: &Generators,
         iteration: u64,
         vu: u64,
         drawn: &mut Draws,
+    ) -> String {
+        self.render_in(gens, iteration, vu, drawn, &NoEnv)
+    }
+
+    /// The data sets the template reads.
+    pub fn data_sets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Data(set, _) => Some(*set),
+            _ => None,
+        })
+    }
+
+    /// Renders sharing `drawn` with the request's other templates (so `{{user_id}}` in the
+    /// path and in the body of one request is the same value), variables and data read from `env` (compile checked that
+    /// each exists; a value missing at run time renders empty, which the flow prevents by
+    /// failing the step that should have set it).
+    pub fn render_in(
+        &self,
+        gens: &Generators,
+        iteration: u64,
+        vu: u64,
+        drawn: &mut Draws,
+        env: &dyn Env,
     ) -> String {
         let drawn = &mut drawn.0;
         let mut out = String::with_capacity(64);
@@ -283,10 +373,39 @@ impl Template {
                     };
                     out.push_str(itoa(v).as_str());
                 }
+                Part::Var(name) => out.push_str(env.var(name).unwrap_or_default()),
+                Part::Data(set, col) => out.push_str(env.data(*set, *col).unwrap_or_default()),
             }
         }
         out
     }
+}
+
+/// `{{set.column}}`: a declared data file and a column of its header.
+fn data_part(n: &str, scope: Scope<'_>) -> Result<Part, TemplateError> {
+    let (set, column) = n.split_once('.').expect("has a dot");
+    let Some(i) = scope.data.iter().position(|(name, _)| name == set) else {
+        let known: Vec<&str> = scope.data.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(TemplateError::UnknownData {
+            set: set.to_owned(),
+            known: if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            },
+        });
+    };
+    let columns = &scope.data[i].1;
+    let c =
+        columns
+            .iter()
+            .position(|c| c == column)
+            .ok_or_else(|| TemplateError::UnknownColumn {
+                set: set.to_owned(),
+                column: column.to_owned(),
+                known: columns.join(", "),
+            })?;
+    Ok(Part::Data(i, c))
 }
 
 fn itoa(v: u64) -> String {

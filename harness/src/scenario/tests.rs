@@ -73,10 +73,7 @@ fn invalid(text: &str) -> Located {
 fn the_example_loads() {
     let s = Scenario::from_str(VALID, "s.toml", &[]).unwrap();
     assert_eq!(s.requests.len(), 2);
-    assert_eq!(
-        s.executor.total_duration(),
-        std::time::Duration::from_secs(62)
-    );
+    assert_eq!(s.total_duration(), std::time::Duration::from_secs(62));
     assert_eq!(s.thresholds.len(), 4);
     let full = &s
         .thresholds
@@ -174,7 +171,7 @@ fn set_overrides_existing_keys_only() {
     .unwrap();
     assert_eq!(s.target.url, "http://127.0.0.1:9");
     assert!(matches!(
-        s.executor,
+        s.workloads[0].executor,
         Executor::ArrivalRate {
             max_in_flight: 7,
             ..
@@ -191,10 +188,7 @@ fn set_overrides_existing_keys_only() {
 fn time_scale_shrinks_stages() {
     let mut s = Scenario::from_str(VALID, "s.toml", &[]).unwrap();
     s.scale_time(0.5);
-    assert_eq!(
-        s.executor.total_duration(),
-        std::time::Duration::from_secs(31)
-    );
+    assert_eq!(s.total_duration(), std::time::Duration::from_secs(31));
     assert_eq!(s.alerts[0].for_.0, std::time::Duration::from_secs(60));
 }
 

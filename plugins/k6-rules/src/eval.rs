@@ -2,7 +2,7 @@
 //! aggregation (k6 names, custom rate metrics, gauges and probe series), judged by its expression.
 
 use crate::expr::{fmt_num, Agg, Expr, MetricRef};
-use crate::model::{entry_name, Summary, PHASES};
+use crate::model::{entry_name, scenario_entry, Summary, PHASES};
 
 /// One threshold of a scenario, normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +86,27 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
         .iter()
         .find(|(k, _)| k == "name")
         .map(|(_, v)| v.as_str());
+    let scenario_tag = metric
+        .tags
+        .iter()
+        .find(|(k, _)| k == "scenario")
+        .map(|(_, v)| scenario_entry(v));
+    // The request's own entry, else its scenario's (request names are unique across the
+    // scenarios, so a name implies its scenario).
+    let tagged = name_tag.map(str::to_owned).or(scenario_tag.clone());
+    let other_tags = metric
+        .tags
+        .iter()
+        .any(|(k, _)| k != "name" && k != "scenario");
     let secs = s.elapsed_s.max(1e-9);
+    if scenario_tag.is_some()
+        && !matches!(
+            metric.name.as_str(),
+            "http_reqs" | "http_req_duration" | "http_req_failed"
+        )
+    {
+        return None; // measured per request only: a tag is never ignored
+    }
     match metric.name.as_str() {
         "iterations" if s.request(Some(&entry_name("iterations", None))).is_some() => {
             // Requests started (a redirect chain is one), carried as a counter entry.
@@ -98,8 +118,9 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
                 _ => None,
             }
         }
+        "http_reqs" | "iterations" | "http_req_duration" | "http_req_failed" if other_tags => None,
         "http_reqs" | "iterations" => {
-            let r = s.request(name_tag)?;
+            let r = s.request(tagged.as_deref())?;
             match agg {
                 Agg::Count => Some(r.count as f64),
                 Agg::Rate => Some(r.count as f64 / secs),
@@ -112,7 +133,16 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             (Agg::Rate, None) => Some(s.dropped_iterations as f64 / secs),
             _ => None,
         },
-        "http_req_duration" => trend(&s.request(name_tag)?.latency_ms, agg),
+        "http_req_duration" => trend(&s.request(tagged.as_deref())?.latency_ms, agg),
+        "iteration_failed" => {
+            let r = s.request(Some(&entry_name("iteration_failed", None)))?;
+            match (agg, name_tag) {
+                (_, Some(_)) => None,
+                (Agg::Count, None) => Some(r.count as f64),
+                (Agg::Rate, None) => Some(r.count as f64 / secs),
+                _ => None,
+            }
+        }
         "data_sent" | "data_received" => {
             let r = s.request(Some(&entry_name(&metric.name, None)))?;
             match (agg, name_tag) {
@@ -127,7 +157,7 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             trend(&r.latency_ms, agg)
         }
         "http_req_failed" => {
-            let r = s.request(name_tag)?;
+            let r = s.request(tagged.as_deref())?;
             (r.count > 0 && agg == Agg::Rate).then(|| r.failed as f64 / r.count as f64)
         }
         name => {
@@ -138,6 +168,10 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             }
             if !metric.tags.is_empty() {
                 return None;
+            }
+            // A flow's trend (a poll's time until its check held), carried as `(name)`.
+            if let Some(r) = s.request(Some(&entry_name(name, None))) {
+                return trend(&r.latency_ms, agg);
             }
             let values: Vec<f64> = s.series(name)?.points.iter().map(|p| p.1).collect();
             aggregate(&values, agg)

@@ -57,6 +57,11 @@ pub fn entry_name(metric: &str, request: Option<&str>) -> String {
     }
 }
 
+/// The `requests` entry of one scenario's requests together (`{scenario:browse}`).
+pub fn scenario_entry(scenario: &str) -> String {
+    format!("{ALL}{{scenario:{scenario}}}")
+}
+
 /// The `rates` entry of the `checks` metric, overall or for one check name.
 pub fn checks_name(check: Option<&str>) -> String {
     match check {

@@ -1,0 +1,422 @@
+//! One iteration of a scenario, whatever the executor: a mix sends one request; a flow runs
+//! its steps in order — each a request whose answer may set variables (`extract`), be polled
+//! until a check holds (`poll`), and be followed by a pause (`think_time`). Variables live for
+//! the iteration, or for the VU when a step has `once = true`; `setup`'s are read by all.
+//! A failed extraction or poll ends the iteration as failed, counted per step
+//! (`iteration_failed`); it never panics and never sends an empty value on.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{COOKIE, SET_COOKIE};
+
+use super::plan::{LoadPlan, Step, WorkPlan};
+use super::LoadCtx;
+use crate::scenario::template::Env;
+use crate::scenario::DataSet;
+
+/// The rows an iteration picked, one per data set it reads (by data set index).
+pub struct Rows(Vec<Option<Vec<String>>>);
+
+impl Rows {
+    /// A row of each of `sets`; Err(set) when `set` has none left (`unique`).
+    pub fn pick(data: &[Arc<DataSet>], sets: &[usize]) -> Result<Rows, usize> {
+        let mut rows = vec![None; data.len()];
+        for &i in sets {
+            rows[i] = Some(data[i].pick().ok_or(i)?);
+        }
+        Ok(Rows(rows))
+    }
+}
+
+impl Env for Rows {
+    fn var(&self, _: &str) -> Option<&str> {
+        None
+    }
+    fn data(&self, set: usize, column: usize) -> Option<&str> {
+        self.0.get(set)?.as_ref()?.get(column).map(String::as_str)
+    }
+}
+
+/// A cookie jar (k6's per-VU jar): name=value per domain and path, sent back to matching
+/// requests. Expiry is honoured only as deletion (`Max-Age=0`, or an empty value).
+#[derive(Debug, Clone, Default)]
+pub struct Jar {
+    cookies: Vec<Cookie>,
+}
+
+#[derive(Debug, Clone)]
+struct Cookie {
+    name: String,
+    value: String,
+    domain: String,
+    host_only: bool,
+    path: String,
+}
+
+impl Jar {
+    /// Adds the `Cookie` header for the request's host and path.
+    pub fn add_to<B>(&self, req: &mut http::Request<B>) {
+        let host = req.uri().host().unwrap_or_default().to_ascii_lowercase();
+        let path = req.uri().path().to_owned();
+        let pairs: Vec<String> = self
+            .cookies
+            .iter()
+            .filter(|c| {
+                let domain = if c.host_only {
+                    host == c.domain
+                } else {
+                    host == c.domain || host.ends_with(&format!(".{}", c.domain))
+                };
+                domain && path.starts_with(&c.path)
+            })
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect();
+        if let Ok(v) = http::HeaderValue::from_str(&pairs.join("; ")) {
+            if !pairs.is_empty() {
+                req.headers_mut().insert(COOKIE, v);
+            }
+        }
+    }
+
+    /// Keeps the cookies an answer from `uri` sets.
+    pub fn store(&mut self, uri: &http::Uri, headers: &http::HeaderMap) {
+        for v in headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let mut parts = v.split(';');
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let mut c = Cookie {
+                name: name.trim().to_owned(),
+                value: value.trim().to_owned(),
+                domain: uri.host().unwrap_or_default().to_ascii_lowercase(),
+                host_only: true,
+                path: "/".to_owned(),
+            };
+            let mut delete = c.value.is_empty();
+            for attr in parts {
+                let (k, v) = attr.split_once('=').unwrap_or((attr, ""));
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "domain" if !v.trim().is_empty() => {
+                        c.domain = v.trim().trim_start_matches('.').to_ascii_lowercase();
+                        c.host_only = false;
+                    }
+                    "path" if v.trim().starts_with('/') => c.path = v.trim().to_owned(),
+                    "max-age" => delete |= v.trim().parse::<i64>().is_ok_and(|s| s <= 0),
+                    _ => {}
+                }
+            }
+            self.cookies
+                .retain(|o| !(o.name == c.name && o.domain == c.domain && o.path == c.path));
+            if !delete {
+                self.cookies.push(c);
+            }
+        }
+    }
+}
+
+/// What a VU keeps between iterations: the variables of its `once` steps, whether they ran,
+/// and its cookies.
+#[derive(Debug, Clone, Default)]
+pub struct VuState {
+    vars: Vec<(String, String)>,
+    once_done: bool,
+    pub jar: Jar,
+}
+
+/// Variables as a template sees them: the iteration's, the VU's, then setup's; data rows.
+struct IterEnv<'a> {
+    own: &'a [(String, String)],
+    vu: &'a [(String, String)],
+    setup: &'a [(String, String)],
+    rows: &'a Rows,
+}
+
+impl Env for IterEnv<'_> {
+    fn var(&self, name: &str) -> Option<&str> {
+        [self.own, self.vu, self.setup]
+            .iter()
+            .find_map(|vars| vars.iter().rev().find(|(k, _)| k == name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn data(&self, set: usize, column: usize) -> Option<&str> {
+        self.rows.data(set, column)
+    }
+}
+
+/// How an iteration ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    Done,
+    /// A step failed: its name and why.
+    Failed(String, String),
+    /// Data set `n` has no row left.
+    Exhausted(usize),
+    /// Cut off: the run stopped or the scenario's gracefulStop ran out.
+    Cut,
+}
+
+impl LoadPlan {
+    /// Runs iteration `n` of scenario `w` for VU `vu`, with the VU's state (a fresh one when
+    /// the executor keeps none).
+    pub async fn iterate(
+        &self,
+        w: &WorkPlan,
+        ctx: &LoadCtx,
+        n: u64,
+        vu: u64,
+        intended: Option<Instant>,
+        state: &mut VuState,
+    ) -> End {
+        if w.flow.is_empty() {
+            return match self
+                .execute(w, &ctx.client, &ctx.recorder, n, vu, intended)
+                .await
+            {
+                Ok(()) => End::Done,
+                Err(set) => End::Exhausted(set),
+            };
+        }
+        let sets: Vec<usize> = {
+            let mut s: Vec<usize> = w
+                .flow
+                .iter()
+                .flat_map(|st| self.requests[st.req].data_sets.iter().copied())
+                .collect();
+            s.sort_unstable();
+            s.dedup();
+            s
+        };
+        let rows = match Rows::pick(&self.data, &sets) {
+            Ok(r) => r,
+            Err(set) => return End::Exhausted(set),
+        };
+        let setup = ctx.setup_vars();
+        let mut own = Vec::new();
+        let mut sent = 0u64;
+        let run_once = !state.once_done;
+        let mut end = End::Done;
+        let mut first = true;
+        for step in &w.flow {
+            if step.once && !run_once {
+                continue;
+            }
+            if ctx.is_cut() {
+                end = End::Cut;
+                break;
+            }
+            let env = IterEnv {
+                own: &own,
+                vu: &state.vars,
+                setup: &setup[..],
+                rows: &rows,
+            };
+            // Only the first request of an iteration is measured from its scheduled start.
+            let from = if first { intended } else { None };
+            first = false;
+            let got = self
+                .step(step, ctx, n, vu, from, &env, &mut state.jar, &mut sent)
+                .await;
+            match got {
+                Ok(vars) if step.once => state.vars.extend(vars),
+                Ok(vars) => own.extend(vars),
+                Err(StepEnd::Failed(why)) => {
+                    let name = self.requests[step.req].name.clone();
+                    ctx.recorder.record_iteration_failed(&name);
+                    end = End::Failed(name, why);
+                    break;
+                }
+                Err(StepEnd::Cut) => {
+                    end = End::Cut;
+                    break;
+                }
+            }
+            if !step.think.is_zero() && !ctx.pause(step.think).await {
+                end = End::Cut;
+                break;
+            }
+        }
+        if run_once && !matches!(end, End::Failed(..)) {
+            state.once_done = true;
+        }
+        ctx.recorder.record_flow_iteration(sent, end != End::Cut);
+        end
+    }
+
+    /// One step: the request (polled if it says so), then its extractions.
+    #[allow(clippy::too_many_arguments)]
+    async fn step(
+        &self,
+        step: &Step,
+        ctx: &LoadCtx,
+        n: u64,
+        vu: u64,
+        intended: Option<Instant>,
+        env: &dyn Env,
+        jar: &mut Jar,
+        sent: &mut u64,
+    ) -> Result<Vec<(String, String)>, StepEnd> {
+        let r = &self.requests[step.req];
+        let polling = step.poll.as_ref().filter(|p| n.is_multiple_of(p.every));
+        if step.poll.is_some() && polling.is_none() {
+            return Ok(Vec::new()); // not in this iteration's sample
+        }
+        let started = Instant::now();
+        let reply = loop {
+            *sent += 1;
+            let reply = self
+                .send(
+                    &ctx.client,
+                    &ctx.recorder,
+                    r,
+                    n,
+                    vu,
+                    intended,
+                    env,
+                    Some(jar),
+                    true,
+                )
+                .await
+                .ok_or_else(|| StepEnd::Failed("no answer".into()))?;
+            let Some(p) = polling else { break reply };
+            if reply.checks.get(p.until).copied().unwrap_or(false) {
+                if let Some(trend) = &p.trend {
+                    ctx.recorder.record_trend(trend, started.elapsed());
+                }
+                break reply;
+            }
+            let left = p.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(StepEnd::Failed(format!(
+                    "poll: check `{}` did not hold within {:?}",
+                    r.checks[p.until].name, p.timeout
+                )));
+            }
+            if !ctx.pause(p.interval.min(left)).await {
+                return Err(StepEnd::Cut);
+            }
+        };
+        let mut vars = Vec::with_capacity(step.extract.len());
+        for e in &step.extract {
+            let value = e
+                .apply(&reply.headers, reply.body.as_deref(), reply.json.as_ref())
+                .map_err(|why| match reply.error {
+                    Some(kind) => StepEnd::Failed(format!(
+                        "extract `{}`: no answer ({})",
+                        e.var,
+                        kind.as_str()
+                    )),
+                    None => StepEnd::Failed(format!("extract `{}`: {why}", e.var)),
+                })?;
+            vars.push((e.var.clone(), value));
+        }
+        Ok(vars)
+    }
+
+    /// Runs `setup` (before the load) or `teardown` (after it) once; returns the variables
+    /// it set, or the failed step and why.
+    pub async fn run_once(
+        &self,
+        ctx: &LoadCtx,
+        teardown: bool,
+    ) -> Result<Vec<(String, String)>, (String, String)> {
+        let steps = if teardown {
+            &self.teardown
+        } else {
+            &self.setup
+        };
+        let setup = ctx.setup_vars();
+        let mut own = Vec::new();
+        let mut jar = Jar::default();
+        let mut sent = 0;
+        let none = Rows(Vec::new());
+        for step in steps {
+            let env = IterEnv {
+                own: &own,
+                vu: &[],
+                setup: &setup[..],
+                rows: &none,
+            };
+            let rows_needed = !self.requests[step.req].data_sets.is_empty();
+            let picked;
+            let env: &dyn Env = if rows_needed {
+                picked = Rows::pick(&self.data, &self.requests[step.req].data_sets);
+                match &picked {
+                    Ok(_) => &env,
+                    Err(_) => {
+                        let name = self.requests[step.req].name.clone();
+                        return Err((name, "its data file has no row left".into()));
+                    }
+                }
+            } else {
+                &env
+            };
+            match self
+                .step(step, ctx, 0, 0, None, env, &mut jar, &mut sent)
+                .await
+            {
+                Ok(vars) => own.extend(vars),
+                Err(StepEnd::Failed(why)) => {
+                    return Err((self.requests[step.req].name.clone(), why))
+                }
+                Err(StepEnd::Cut) => {
+                    return Err((self.requests[step.req].name.clone(), "interrupted".into()))
+                }
+            }
+            if !step.think.is_zero() {
+                tokio::time::sleep(step.think).await;
+            }
+        }
+        ctx.recorder.record_flow_iteration(sent, false);
+        Ok(own)
+    }
+}
+
+enum StepEnd {
+    Failed(String),
+    Cut,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jar_sends_cookies_back_by_domain_and_path_and_deletes_them() {
+        let mut jar = Jar::default();
+        let uri: http::Uri = "http://shop.test/login".parse().unwrap();
+        let mut h = http::HeaderMap::new();
+        h.append(SET_COOKIE, "sid=1; Path=/".parse().unwrap());
+        h.append(SET_COOKIE, "cart=2; Path=/cart".parse().unwrap());
+        h.append(SET_COOKIE, "wide=3; Domain=shop.test".parse().unwrap());
+        jar.store(&uri, &h);
+        let sent = |u: &str, jar: &Jar| {
+            let mut req = http::Request::get(u).body(()).unwrap();
+            jar.add_to(&mut req);
+            req.headers()
+                .get(COOKIE)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            sent("http://shop.test/", &jar).as_deref(),
+            Some("sid=1; wide=3")
+        );
+        assert_eq!(
+            sent("http://shop.test/cart/x", &jar).as_deref(),
+            Some("sid=1; cart=2; wide=3")
+        );
+        assert_eq!(
+            sent("http://api.shop.test/", &jar).as_deref(),
+            Some("wide=3")
+        );
+        assert_eq!(sent("http://other.test/", &jar), None);
+        let mut del = http::HeaderMap::new();
+        del.append(SET_COOKIE, "sid=; Max-Age=0; Path=/".parse().unwrap());
+        jar.store(&uri, &del);
+        assert_eq!(sent("http://shop.test/", &jar).as_deref(), Some("wide=3"));
+    }
+}
