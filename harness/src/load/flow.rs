@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use http::header::{COOKIE, SET_COOKIE};
 
-use super::plan::{LoadPlan, Step, WorkPlan};
+use super::plan::{LoadPlan, Step, Want, WorkPlan};
 use super::LoadCtx;
 use crate::scenario::template::Env;
 use crate::scenario::DataSet;
@@ -266,6 +266,20 @@ impl LoadPlan {
             return Ok(Vec::new()); // not in this iteration's sample
         }
         let started = Instant::now();
+        let want = match polling {
+            Some(_) => Want::Probe,
+            None => Want::Reply,
+        };
+        // A poll's checks count once, on its last answer (held, or given up on).
+        let record = |reply: &super::plan::Reply| {
+            let results: Vec<(&str, bool)> = r
+                .checks
+                .iter()
+                .zip(&reply.checks)
+                .map(|(c, ok)| (c.name.as_str(), *ok))
+                .collect();
+            ctx.recorder.record_checks(&results);
+        };
         let reply = loop {
             *sent += 1;
             let reply = self
@@ -278,12 +292,13 @@ impl LoadPlan {
                     intended,
                     env,
                     Some(jar),
-                    true,
+                    want,
                 )
                 .await
                 .ok_or_else(|| StepEnd::Failed("no answer".into()))?;
             let Some(p) = polling else { break reply };
             if reply.checks.get(p.until).copied().unwrap_or(false) {
+                record(&reply);
                 if let Some(trend) = &p.trend {
                     ctx.recorder.record_trend(trend, started.elapsed());
                 }
@@ -291,12 +306,14 @@ impl LoadPlan {
             }
             let left = p.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
+                record(&reply);
                 return Err(StepEnd::Failed(format!(
                     "poll: check `{}` did not hold within {:?}",
                     r.checks[p.until].name, p.timeout
                 )));
             }
             if !ctx.pause(p.interval.min(left)).await {
+                record(&reply);
                 return Err(StepEnd::Cut);
             }
         };

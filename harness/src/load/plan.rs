@@ -83,6 +83,27 @@ pub enum PlanError {
     Request { name: String, message: String },
 }
 
+/// What a caller needs of a request beyond its sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Nothing (a mix's request: the cheapest path).
+    Nothing,
+    /// The [`Reply`] (a flow step).
+    Reply,
+    /// The [`Reply`], its checks not recorded: a poll's attempt before the last, whose checks
+    /// are expected to fail until the awaited state arrives.
+    Probe,
+}
+
+impl Want {
+    fn reply(self) -> bool {
+        self != Want::Nothing
+    }
+    fn records_checks(self) -> bool {
+        self != Want::Probe
+    }
+}
+
 /// What one answer said, for a flow step (extractions, poll).
 pub struct Reply {
     pub headers: http::HeaderMap,
@@ -253,21 +274,37 @@ impl LoadPlan {
         let r = &self.requests[self.pick(w, iteration)];
         if r.data_sets.is_empty() {
             self.send(
-                client, recorder, r, iteration, vu, intended, &NoEnv, None, false,
+                client,
+                recorder,
+                r,
+                iteration,
+                vu,
+                intended,
+                &NoEnv,
+                None,
+                Want::Nothing,
             )
             .await;
             return Ok(());
         }
         let rows = super::flow::Rows::pick(&self.data, &r.data_sets)?;
         self.send(
-            client, recorder, r, iteration, vu, intended, &rows, None, false,
+            client,
+            recorder,
+            r,
+            iteration,
+            vu,
+            intended,
+            &rows,
+            None,
+            Want::Nothing,
         )
         .await;
         Ok(())
     }
 
     /// Sends request `r` with templates filled from `env`, cookies from and into `jar`, and —
-    /// when `want` — returns what the answer said.
+    /// as `want` says — returns what the answer said.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn send(
         &self,
@@ -279,7 +316,7 @@ impl LoadPlan {
         intended: Option<Instant>,
         env: &dyn Env,
         jar: Option<&mut super::flow::Jar>,
-        want: bool,
+        want: Want,
     ) -> Option<Reply> {
         let started = intended.unwrap_or_else(Instant::now);
         let mut draws = Draws::default();
@@ -298,15 +335,15 @@ impl LoadPlan {
             .map(|b| Bytes::from(b.render_in(&self.gens, iteration, vu, &mut draws, env)))
             .unwrap_or_default();
         let Ok(uri) = uri else {
-            record_failed(recorder, r, ErrorKind::Other, started.elapsed());
-            return want.then(|| Reply::failed(r, ErrorKind::Other));
+            record_failed(recorder, r, ErrorKind::Other, started.elapsed(), want);
+            return want.reply().then(|| Reply::failed(r, ErrorKind::Other));
         };
         let chain = self.chain(client, recorder, r, uri, body, intended, jar, want);
         match tokio::time::timeout(r.timeout, chain).await {
             Ok(reply) => reply,
             Err(_) => {
-                record_failed(recorder, r, ErrorKind::Timeout, started.elapsed());
-                want.then(|| Reply::failed(r, ErrorKind::Timeout))
+                record_failed(recorder, r, ErrorKind::Timeout, started.elapsed(), want);
+                want.reply().then(|| Reply::failed(r, ErrorKind::Timeout))
             }
         }
     }
@@ -321,9 +358,9 @@ impl LoadPlan {
         body: Bytes,
         intended: Option<Instant>,
         mut jar: Option<&mut super::flow::Jar>,
-        want: bool,
+        want: Want,
     ) -> Option<Reply> {
-        let failed = |kind: ErrorKind| want.then(|| Reply::failed(r, kind));
+        let failed = |kind: ErrorKind| want.reply().then(|| Reply::failed(r, kind));
         let mut builder = http::Request::builder()
             .method(r.method.clone())
             .uri(uri.clone());
@@ -331,7 +368,7 @@ impl LoadPlan {
             h.clone_from(&r.headers);
         }
         let Ok(mut req) = builder.body(Full::new(body.clone())) else {
-            record_failed(recorder, r, ErrorKind::Other, Duration::ZERO);
+            record_failed(recorder, r, ErrorKind::Other, Duration::ZERO, want);
             return failed(ErrorKind::Other);
         };
         let mut hop: Option<Hop> = None;
@@ -344,7 +381,7 @@ impl LoadPlan {
             let resp = match client.send(req).await {
                 Ok(resp) => resp,
                 Err(e) => {
-                    record_failed(recorder, r, e.kind(), hop_start.elapsed());
+                    record_failed(recorder, r, e.kind(), hop_start.elapsed(), want);
                     return failed(e.kind());
                 }
             };
@@ -358,7 +395,7 @@ impl LoadPlan {
             let f = match resp.finish(None).await {
                 Ok(f) => f,
                 Err(e) => {
-                    record_failed(recorder, r, e.kind(), hop_start.elapsed());
+                    record_failed(recorder, r, e.kind(), hop_start.elapsed(), want);
                     return failed(e.kind());
                 }
             };
@@ -378,7 +415,9 @@ impl LoadPlan {
                 let mut o = outcome(&f, latency, false);
                 o.error = Some(ErrorKind::Redirects);
                 recorder.record(&r.name, o);
-                fail_checks(recorder, r);
+                if want.records_checks() {
+                    fail_checks(recorder, r);
+                }
                 return failed(ErrorKind::Redirects);
             };
             // A redirect that is followed is part of the answer: expected whatever expect_status says.
@@ -401,15 +440,16 @@ impl LoadPlan {
         r: &PreparedRequest,
         resp: super::client::Response,
         from: Option<Instant>,
-        want: bool,
+        want: Want,
     ) -> Option<Reply> {
-        let head = (want || !r.checks.is_empty()).then(|| (resp.status, resp.headers.clone()));
+        let head =
+            (want.reply() || !r.checks.is_empty()).then(|| (resp.status, resp.headers.clone()));
         let hop_start = from.unwrap_or_else(Instant::now);
         let f = match resp.finish(r.keep_body).await {
             Ok(f) => f,
             Err(e) => {
-                record_failed(recorder, r, e.kind(), hop_start.elapsed());
-                let mut reply = want.then(|| Reply::failed(r, e.kind()));
+                record_failed(recorder, r, e.kind(), hop_start.elapsed(), want);
+                let mut reply = want.reply().then(|| Reply::failed(r, e.kind()));
                 if let (SendError::BodyTooLarge { .. }, Some((status, headers))) = (&e, head) {
                     // The head is still judged; without a body, what needs one fails.
                     let a = Answer {
@@ -418,7 +458,7 @@ impl LoadPlan {
                         body: None,
                         duration: hop_start.elapsed(),
                     };
-                    let (_, results) = judge_checks(recorder, r, &a, None);
+                    let (_, results) = judge_checks(recorder, r, &a, None, want);
                     if let Some(reply) = reply.as_mut() {
                         reply.checks = results;
                         reply.headers = headers;
@@ -434,7 +474,7 @@ impl LoadPlan {
             r.expect.contains(&f.status)
         };
         let mut ok = expected;
-        let parse_json = want
+        let parse_json = want.reply()
             || r.checks
                 .iter()
                 .any(|c| matches!(c.rule, crate::scenario::checks::Rule::Json(..)));
@@ -449,12 +489,12 @@ impl LoadPlan {
                 body: f.body.as_deref(),
                 duration: latency,
             };
-            let (fail, results) = judge_checks(recorder, r, &a, json.as_ref());
+            let (fail, results) = judge_checks(recorder, r, &a, json.as_ref(), want);
             ok &= !fail;
             checks = results;
         }
         recorder.record(&r.name, outcome(&f, latency, ok));
-        want.then(|| Reply {
+        want.reply().then(|| Reply {
             headers: f.headers,
             body: f.body,
             json,
@@ -563,13 +603,16 @@ fn judge_checks(
     r: &PreparedRequest,
     a: &Answer<'_>,
     json: Option<&serde_json::Value>,
+    want: Want,
 ) -> (bool, Vec<bool>) {
     let results: Vec<(&str, bool)> = r
         .checks
         .iter()
         .map(|c| (c.name.as_str(), c.passes(a, json)))
         .collect();
-    recorder.record_checks(&results);
+    if want.records_checks() {
+        recorder.record_checks(&results);
+    }
     let fail = r
         .checks
         .iter()
@@ -591,9 +634,17 @@ fn outcome(f: &Finished, latency: Duration, ok: bool) -> Outcome {
 
 /// A request without a usable answer: one failed sample, and every check failed (a k6 script's
 /// `check(res, …)` runs on the failed response too).
-fn record_failed(recorder: &Recorder, r: &PreparedRequest, kind: ErrorKind, latency: Duration) {
+fn record_failed(
+    recorder: &Recorder,
+    r: &PreparedRequest,
+    kind: ErrorKind,
+    latency: Duration,
+    want: Want,
+) {
     recorder.record(&r.name, Outcome::failed(kind, latency));
-    fail_checks(recorder, r);
+    if want.records_checks() {
+        fail_checks(recorder, r);
+    }
 }
 
 fn fail_checks(recorder: &Recorder, r: &PreparedRequest) {

@@ -18,6 +18,7 @@ pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     print_heading(out, s)?;
     print_thresholds(out, s)?;
     print_requests(out, s)?;
+    print_flows(out, s)?;
     print_checks(out, s)?;
     print_sql_checks(out, s)?;
     print_alerts(out, s)?;
@@ -128,6 +129,50 @@ fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
         )?;
     }
     out.write_char('\n')
+}
+
+/// Scenarios (when several), the flows' trends and the steps that failed iterations.
+fn print_flows<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    let ms = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+    if s.scenarios.len() > 1 {
+        out.write_str("| scenario | executor | starts at | requests | failed | p95 ms |\n|---|---|---:|---:|---:|---:|\n")?;
+        for r in &s.scenarios {
+            writeln!(
+                out,
+                "| {} | {} | {:.0} s | {} | {} | {} |",
+                r.name,
+                r.executor,
+                r.start_time_s,
+                r.requests,
+                r.failed,
+                ms(r.p95_ms)
+            )?;
+        }
+        out.write_char('\n')?;
+    }
+    if !s.trends.is_empty() {
+        out.write_str("| trend | count | avg ms | p50 ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|---:|\n")?;
+        for (name, t) in &s.trends {
+            writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {} |",
+                t.count,
+                ms(t.avg_ms),
+                ms(t.p50_ms),
+                ms(t.p95_ms),
+                ms(t.max_ms)
+            )?;
+        }
+        out.write_char('\n')?;
+    }
+    if !s.iteration_failed.is_empty() {
+        out.write_str("| step | iterations failed |\n|---|---:|\n")?;
+        for (step, n) in &s.iteration_failed {
+            writeln!(out, "| {step} | {n} |")?;
+        }
+        out.write_char('\n')?;
+    }
+    Ok(())
 }
 
 fn print_sql_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {

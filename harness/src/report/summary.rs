@@ -54,6 +54,49 @@ pub struct Summary {
     /// How the requests went over the wire: TLS, protocols, error kinds, phases, bytes, checks.
     #[serde(default)]
     pub http: HttpInfo,
+    /// Each scenario of the file (k6's `scenarios`), its requests together.
+    #[serde(default)]
+    pub scenarios: Vec<ScenarioRow>,
+    /// The flows' trends (a poll's time until its check held, e.g. `coupon_issue_delay`), ms.
+    #[serde(default)]
+    pub trends: BTreeMap<String, CountedTrend>,
+    /// Per flow step: iterations it ended as failed (a failed extraction or poll).
+    #[serde(default)]
+    pub iteration_failed: BTreeMap<String, u64>,
+}
+
+/// One scenario's requests together.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioRow {
+    pub name: String,
+    pub executor: String,
+    pub start_time_s: f64,
+    pub requests: u64,
+    pub failed: u64,
+    pub p95_ms: Option<f64>,
+}
+
+/// A trend with its sample count.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CountedTrend {
+    pub count: u64,
+    pub avg_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+/// A histogram (µs) as a trend in ms.
+pub fn trend_row(h: &hdrhistogram::Histogram<u64>) -> CountedTrend {
+    let ms = |v: u64| v as f64 / 1000.0;
+    let some = !h.is_empty();
+    CountedTrend {
+        count: h.len(),
+        avg_ms: some.then(|| h.mean() / 1000.0),
+        p50_ms: some.then(|| ms(h.value_at_quantile(0.5))),
+        p95_ms: some.then(|| ms(h.value_at_quantile(0.95))),
+        max_ms: some.then(|| ms(h.max())),
+    }
 }
 
 /// The HTTP section of a summary.
@@ -224,6 +267,9 @@ pub struct TotalsRow {
     pub timeouts: u64,
     pub connect_errors: u64,
     pub p95_ms: Option<f64>,
+    /// k6's `iterations`: a mix's requests started, plus whole flow iterations.
+    #[serde(default)]
+    pub iterations: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -280,6 +326,7 @@ pub fn totals_row(m: &RunMetrics) -> TotalsRow {
         timeouts: m.all.error_count(ErrorKind::Timeout),
         connect_errors: m.all.error_count(ErrorKind::Connect),
         p95_ms: m.all.quantile_ms(0.95),
+        iterations: m.iterations,
     }
 }
 

@@ -24,6 +24,8 @@ pub fn render(s: &Summary) -> String {
 pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     print_verdict(out, s)?;
     print_requests(out, s)?;
+    print_scenarios(out, s)?;
+    print_flows(out, s)?;
     print_http(out, s)?;
     print_checks(out, s)?;
     print_thresholds(out, s)?;
@@ -97,6 +99,61 @@ fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
 }
 
 /// Protocols, error kinds, bytes and k6's timing phases; a warning when TLS was not verified.
+/// Each scenario's requests together, when the file has several.
+fn print_scenarios<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if s.scenarios.len() < 2 {
+        return Ok(());
+    }
+    let mut b = Builder::default();
+    b.push_record([
+        "scenario",
+        "executor",
+        "starts at",
+        "requests",
+        "failed",
+        "p95 ms",
+    ]);
+    for r in &s.scenarios {
+        b.push_record([
+            r.name.clone(),
+            r.executor.clone(),
+            format!("{:.0} s", r.start_time_s),
+            r.requests.to_string(),
+            r.failed.to_string(),
+            ms(r.p95_ms),
+        ]);
+    }
+    print_table(out, b)
+}
+
+/// The flows' trends and the steps that failed iterations.
+fn print_flows<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if !s.trends.is_empty() {
+        let mut b = Builder::default();
+        b.push_record(["trend", "count", "avg ms", "p50 ms", "p95 ms", "max ms"]);
+        for (name, t) in &s.trends {
+            b.push_record([
+                name.clone(),
+                t.count.to_string(),
+                ms(t.avg_ms),
+                ms(t.p50_ms),
+                ms(t.p95_ms),
+                ms(t.max_ms),
+            ]);
+        }
+        print_table(out, b)?;
+    }
+    if !s.iteration_failed.is_empty() {
+        let failed: Vec<String> = s
+            .iteration_failed
+            .iter()
+            .map(|(step, n)| format!("{step} {n}"))
+            .collect();
+        writeln!(out, "iterations failed at step: {}", failed.join(", "))?;
+    }
+    Ok(())
+}
+
 fn print_http<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     let h = &s.http;
     if h.tls_insecure {

@@ -192,6 +192,31 @@ pub(super) struct Findings {
     pub plugins: Vec<(String, CallStats)>,
 }
 
+/// Each scenario's requests together, from the per-request totals.
+fn scenario_rows(s: &Scenario, m: &RunMetrics) -> Vec<report::ScenarioRow> {
+    s.workloads
+        .iter()
+        .map(|w| {
+            let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid bounds");
+            let (mut requests, mut failed) = (0, 0);
+            for t in w.steps().iter().filter_map(|r| m.per_name.get(&r.name)) {
+                requests += t.count;
+                failed += t.failed;
+                let _ = h.add(&t.latency_us);
+            }
+            report::ScenarioRow {
+                name: w.name.clone(),
+                executor: w.kind.as_str().to_owned(),
+                start_time_s: w.start_time.0.as_secs_f64(),
+                requests,
+                failed,
+                p95_ms: (!h.is_empty()).then(|| h.value_at_quantile(0.95) as f64 / 1000.0),
+            }
+        })
+        .collect()
+}
+
 /// The summary of a run from what it measured (`m`) and found.
 pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findings) -> Summary {
     let s = id.scenario;
@@ -252,6 +277,13 @@ pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findin
             .collect(),
         charts: s.charts(),
         http: report::http_info(m, s.target.tls.insecure, s.target.http_version.as_str()),
+        scenarios: scenario_rows(s, m),
+        trends: m
+            .trends
+            .iter()
+            .map(|(n, h)| (n.clone(), report::trend_row(h)))
+            .collect(),
+        iteration_failed: m.iteration_failed.clone(),
     }
 }
 
