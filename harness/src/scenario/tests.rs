@@ -324,3 +324,223 @@ fn probe_addresses_must_be_urls_and_host_ports() {
     assert_eq!(e.field, "probes.kafka.bootstrap");
     assert!(e.message.contains("`broker` is not host:port"), "{e}");
 }
+
+/// A two-scenario file with a flow, for the journey validation tests; `{extra}` goes at the
+/// end, `{step}` into the flow's second step.
+fn journey(step: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "journey"
+[target]
+url = "http://127.0.0.1:8080"
+
+[scenarios.shop]
+executor = "shared-iterations"
+vus = 2
+iterations = 10
+
+[[scenarios.shop.flow]]
+name = "create"
+method = "POST"
+path = "/api/orders"
+body = '{{"quantity": 1}}'
+[[scenarios.shop.flow.extract]]
+var = "order_id"
+jsonpath = "$.order_id"
+
+[[scenarios.shop.flow]]
+name = "read"
+{step}
+
+[scenarios.browse]
+executor = "constant-arrival-rate"
+rate = 5
+duration = "10s"
+[[scenarios.browse.requests]]
+name = "product"
+path = "/api/products/1"
+{extra}
+"#
+    )
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+fn invalid_in(dir: &std::path::Path, text: &str) -> Located {
+    let file = dir.join("s.toml");
+    match Scenario::from_str(text, &file.display().to_string(), &[]) {
+        Err(ScenarioError::Invalid(l)) => l,
+        other => panic!("expected a located error, got {other:?}"),
+    }
+}
+
+fn data_dir(tag: &str, csv: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("harness-jv-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("users.csv"), csv).unwrap();
+    d
+}
+
+#[test]
+fn a_journey_file_loads_with_its_scenarios_and_the_older_form_is_one_named_default() {
+    let s = Scenario::from_str(
+        &journey("path = \"/api/orders/{{order_id}}\"", ""),
+        "s.toml",
+        &[],
+    )
+    .unwrap();
+    let names: Vec<&str> = s.workloads.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["browse", "shop"]);
+    assert_eq!(s.executor_kind(), "constant-arrival-rate+shared-iterations");
+    let old = Scenario::from_str(VALID, "s.toml", &[]).unwrap();
+    assert_eq!(old.workloads.len(), 1);
+    assert_eq!(old.workloads[0].name, "default");
+}
+
+#[test]
+fn an_unknown_variable_is_named_with_its_step_and_placed() {
+    let text = journey("path = \"/api/orders/{{order}}\"", "");
+    let e = invalid(&text);
+    assert_eq!(e.field, "scenarios.shop.flow.path");
+    assert!(e.message.contains("step `read`"), "{e}");
+    assert!(e.message.contains("unknown variable `order`"), "{e}");
+    assert!(e.message.contains("order_id"), "lists what is known: {e}");
+    assert_eq!(e.line, line_of(&text, "{{order}}"));
+}
+
+#[test]
+fn bad_extractions_are_placed_at_their_expression() {
+    let text = journey(
+        "path = \"/x\"\n[[scenarios.shop.flow.extract]]\nvar = \"v\"\njsonpath = \"$[\"",
+        "",
+    );
+    let e = invalid(&text);
+    assert_eq!(e.field, "scenarios.shop.flow.extract.jsonpath");
+    assert!(e.message.contains("not a JSONPath"), "{e}");
+    assert_eq!(e.line, line_of(&text, "$["));
+    let text = journey(
+        "path = \"/x\"\n[[scenarios.shop.flow.extract]]\nvar = \"v\"\nregex = \"(\"",
+        "",
+    );
+    let e = invalid(&text);
+    assert_eq!(e.field, "scenarios.shop.flow.extract.regex");
+    assert!(e.message.contains("not a regular expression"), "{e}");
+}
+
+#[test]
+fn data_files_missing_empty_ragged_or_without_a_column_are_refused() {
+    let step = "path = \"/u/{{users.email}}\"";
+    let data = "[data.users]\nfile = \"users.csv\"";
+    let d = data_dir("missing", "");
+    std::fs::remove_file(d.join("users.csv")).unwrap();
+    let e = invalid_in(&d, &journey(step, data));
+    assert_eq!(e.field, "data.users.file");
+    assert!(e.message.contains("cannot read users.csv"), "{e}");
+    let d = data_dir("empty", "");
+    assert!(invalid_in(&d, &journey(step, data))
+        .message
+        .contains("is empty"));
+    let d = data_dir("ragged", "id,email\n1,a@x\n2\n");
+    let e = invalid_in(&d, &journey(step, data));
+    assert!(
+        e.message
+            .contains("users.csv:3: 1 fields where the header has 2"),
+        "{e}"
+    );
+    let d = data_dir("column", "id,mail\n1,a@x\n");
+    let e = invalid_in(&d, &journey(step, data));
+    assert!(
+        e.message
+            .contains("has no column `email` (its header: id, mail)"),
+        "{e}"
+    );
+    assert_eq!(e.field, "scenarios.shop.flow.path");
+}
+
+#[test]
+fn unique_rows_fewer_than_the_iterations_that_need_them_are_refused() {
+    let d = data_dir("few", "id,email\n1,a@x\n2,b@x\n");
+    let data = "[data.users]\nfile = \"users.csv\"\nselect = \"unique\"";
+    let e = invalid_in(&d, &journey("path = \"/u/{{users.email}}\"", data));
+    assert_eq!(e.field, "data.users.select");
+    assert!(
+        e.message.contains("runs 10 iterations, `users` has 2 rows"),
+        "{e}"
+    );
+}
+
+#[test]
+fn scenario_names_start_times_and_executor_options_are_checked() {
+    let step = "path = \"/api/orders/{{order_id}}\"";
+    // One name twice: TOML itself refuses the second table, at its line.
+    let twice = journey(
+        step,
+        "[scenarios.browse]\nexecutor = \"constant-vus\"\nduration = \"1s\"",
+    );
+    let e = invalid(&twice);
+    assert!(e.message.contains("duplicate"), "{e}");
+    let late = journey(step, "").replace(
+        "duration = \"10s\"",
+        "duration = \"10s\"\nstart_time = \"20m\"",
+    );
+    let e = invalid(&late);
+    assert_eq!(e.field, "scenarios.browse.start_time");
+    assert!(
+        e.message.contains("after every other scenario has ended"),
+        "{e}"
+    );
+    let wrong = journey(step, "").replace("rate = 5", "rate = 5\nstages = []");
+    let e = invalid(&wrong);
+    assert!(
+        e.message
+            .contains("`stages` is not an option of the constant-arrival-rate executor"),
+        "{e}"
+    );
+    let missing = journey(step, "").replace("duration = \"10s\"\n", "");
+    let e = invalid(&missing);
+    assert_eq!(e.field, "scenarios.browse.duration");
+    assert!(e.message.contains("needs `duration`"), "{e}");
+    let both = format!(
+        "{}\n[executor]\ntype = \"vus\"\nstages = []",
+        journey(step, "")
+    );
+    assert!(invalid(&both).message.contains("not both"));
+}
+
+#[test]
+fn scenario_tags_and_flow_fields_in_a_mix_are_checked() {
+    let step = "path = \"/api/orders/{{order_id}}\"";
+    let tag = journey(
+        step,
+        "[thresholds]\n\"http_req_duration{scenario:shopping}\" = [\"p(95)<100\"]",
+    );
+    let e = invalid(&tag);
+    assert!(
+        e.message
+            .contains("no scenario named `shopping` (scenarios: browse, shop)"),
+        "{e}"
+    );
+    let ok = journey(
+        step,
+        "[thresholds]\n\"http_req_duration{scenario:shop}\" = [\"p(95)<100\"]",
+    );
+    Scenario::from_str(&ok, "s.toml", &[]).unwrap();
+    let mix = journey(step, "think_time = \"1s\"");
+    let e = invalid(&mix);
+    assert!(
+        e.message.contains("`think_time` belongs to a flow step"),
+        "{e}"
+    );
+    let poll = journey(
+        &format!("{step}\n[scenarios.shop.flow.poll]\nuntil = \"done\"\ntimeout = \"1m\""),
+        "",
+    );
+    let e = invalid(&poll);
+    assert!(
+        e.message
+            .contains("`until` names no check of this step: `done`"),
+        "{e}"
+    );
+}
