@@ -162,6 +162,12 @@ fn main() {
     let secs = 5.0;
     let conns = 50;
     let mut rows: Vec<[String; 4]> = Vec::new();
+    // BENCH_ONLY=flows: just the flow rows (no peers needed), for a quick look.
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "flows") {
+        print_flows(&flow_rows(&harness, &dir, &url, secs), secs);
+        let _ = server.kill();
+        return;
+    }
 
     // 1. Max throughput and requests per generator CPU-second.
     let wrk = measure(
@@ -289,6 +295,7 @@ fn main() {
             ]);
         }
     }
+    let flow_rows = flow_rows(&harness, &dir, &url, secs);
     let tls_rows = https_rows(&harness, &server_bin, &dir, secs, conns, &oha);
 
     // 2. Achieved vs target rate.
@@ -372,6 +379,13 @@ fn main() {
     for r in &rows {
         println!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
     }
+    println!("\n## Flows at a fixed arrival rate (30k requests/s offered, {secs:.0} s each)\n");
+    println!(
+        "| load | req/s | requests per generator CPU-second | vs one request | note |\n|---|---:|---:|---:|---|"
+    );
+    for r in &flow_rows {
+        println!("| {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4]);
+    }
     println!(
         "\n## HTTPS on the same trivial endpoint (TLS 1.3, {secs:.0} s each, {conns} concurrent)\n"
     );
@@ -402,6 +416,87 @@ fn main() {
         m.cpu
     );
     let _ = m.wall;
+}
+
+fn print_flows(rows: &[[String; 5]], secs: f64) {
+    println!("\n## Flows at a fixed arrival rate (30k requests/s offered, {secs:.0} s each)\n");
+    println!(
+        "| load | req/s | requests per generator CPU-second | vs one request | note |\n|---|---:|---:|---:|---|"
+    );
+    for r in rows {
+        println!("| {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4]);
+    }
+}
+
+/// The flow rows: one JSON request per iteration at 30k/s, then a 3-step flow at 10k
+/// iterations/s (30k requests/s) without and with a JSONPath extraction in each of the first
+/// two steps, whose ids the next step's path uses. The last column of the extraction row is
+/// what one extraction costs (CPU µs per step beyond the same flow without it).
+fn flow_rows(harness: &str, dir: &Path, url: &str, secs: f64) -> Vec<[String; 5]> {
+    let base = url.trim_end_matches('/');
+    let head = |name: &str, rate: u32, in_flight: u32| {
+        format!("name = \"{name}\"\n[target]\nurl = \"{base}\"\ntimeout = \"10s\"\n[scenarios.s]\nexecutor = \"constant-arrival-rate\"\nrate = {rate}\nduration = \"{secs}s\"\nmaxVUs = {in_flight}\n")
+    };
+    let single = format!(
+        "{}[[scenarios.s.requests]]\nname = \"get\"\npath = \"/json\"\n",
+        head("single", 30_000, 64)
+    );
+    let step = |n: u32, path: &str, extract: bool| {
+        let x = if extract {
+            format!("[[scenarios.s.flow.extract]]\nvar = \"id{n}\"\njsonpath = \"$.id\"\n")
+        } else {
+            String::new()
+        };
+        format!("[[scenarios.s.flow]]\nname = \"step{n}\"\npath = \"{path}\"\n{x}")
+    };
+    let plain = format!(
+        "{}{}{}{}",
+        head("flow", 10_000, 200),
+        step(1, "/json", false),
+        step(2, "/json/a", false),
+        step(3, "/json/b", false)
+    );
+    let extracting = format!(
+        "{}{}{}{}",
+        head("extract", 10_000, 200),
+        step(1, "/json", true),
+        step(2, "/json/{{id1}}", true),
+        step(3, "/json/{{id2}}", false)
+    );
+    let mut measured = Vec::new();
+    for (name, text) in [("single", single), ("flow", plain), ("extract", extracting)] {
+        let file = dir.join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let (m, s) = ours(harness, &file, &dir.join(format!("out-{name}")), |_| {});
+        let n = s["totals"]["http_reqs"].as_f64().unwrap();
+        let dropped = s["totals"]["dropped_iterations"].as_f64().unwrap_or(0.0);
+        measured.push((n / s["elapsed_s"].as_f64().unwrap(), n / m.cpu, dropped));
+    }
+    let one = measured[0].1;
+    let per_step_us = (1e6 / measured[2].1 - 1e6 / measured[1].1) * 3.0 / 2.0;
+    let labels = [
+        "harness, one request per iteration (30k/s, 64 in flight)",
+        "harness, 3-step flow (10k iterations/s, 200 in flight)",
+        "harness, 3-step flow, JSONPath extraction in 2 steps (10k iterations/s)",
+    ];
+    labels
+        .iter()
+        .zip(&measured)
+        .enumerate()
+        .map(|(i, (label, (rps, per_cpu, dropped)))| {
+            let note = match i {
+                2 => format!("dropped {dropped:.0}; extraction ≈ {per_step_us:.1} CPU µs per step"),
+                _ => format!("dropped {dropped:.0}"),
+            };
+            [
+                label.to_string(),
+                format!("{rps:.0}"),
+                format!("{per_cpu:.0}"),
+                format!("{:.2}×", per_cpu / one),
+                note,
+            ]
+        })
+        .collect()
 }
 
 /// The HTTPS rows: a TLS trivial server (certificate from a CA made here), then oha, k6 and our

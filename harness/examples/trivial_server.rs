@@ -1,6 +1,6 @@
 //! The benchmark's "trivial endpoint": answers every request with 200 "ok" on one worker
 //! thread, so the generator, not the server, is what the benchmark measures. Prints the
-//! address on stdout. `cargo run --release --example trivial_server [ADDR] [--tls CERT KEY]`:
+//! address on stdout. Paths starting `/json` answer `{"id":42,"ok":true}` instead of "ok". `cargo run --release --example trivial_server [ADDR] [--tls CERT KEY]`:
 //! with `--tls`, HTTPS with ALPN h2 and http/1.1 (HTTP/2 or HTTP/1.1 per connection).
 
 use std::convert::Infallible;
@@ -57,8 +57,13 @@ fn main() {
             let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let svc = service_fn(|_req| async {
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                // `/json…` answers a small JSON object, for the bench's flow rows (extraction).
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let body: &'static [u8] = match req.uri().path().starts_with("/json") {
+                        true => br#"{"id":42,"ok":true}"#,
+                        false => b"ok",
+                    };
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(body))))
                 });
                 let builder = auto::Builder::new(TokioExecutor::new());
                 match acceptor {

@@ -44,7 +44,8 @@ impl ArrivalRate {
         let mut last_second = u64::MAX;
         let mut n: u64 = 0;
         let w = ctx.workload;
-        // VU state only for flows with `once` steps; cookies are per iteration here.
+        // VU state only for flows with `once` steps (then the cookies go with it); otherwise
+        // each iteration starts with an empty jar.
         let pool: Arc<Mutex<Vec<VuState>>> = Arc::default();
         let keep_state = ctx.plan.workloads[w].has_once;
         while let Some(at) = self.profile.arrival_time(n) {
@@ -99,7 +100,7 @@ impl ArrivalRate {
                             .await;
                         ctx.ended(&end);
                         if keep_state {
-                            state.jar = Default::default();
+                            // The VU keeps its cookies with its `once` login, as a k6 VU does.
                             pool.lock().expect("pool").push(state);
                         }
                         drop(permit);

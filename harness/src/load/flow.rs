@@ -16,6 +16,7 @@ use crate::scenario::template::Env;
 use crate::scenario::DataSet;
 
 /// The rows an iteration picked, one per data set it reads (by data set index).
+#[derive(Debug, Clone, Default)]
 pub struct Rows(Vec<Option<Vec<String>>>);
 
 impl Rows {
@@ -68,14 +69,26 @@ impl Jar {
                 } else {
                     host == c.domain || host.ends_with(&format!(".{}", c.domain))
                 };
-                domain && path.starts_with(&c.path)
+                // RFC 6265 path-match: `/cart` matches `/cart` and `/cart/x`, not `/cartoon`.
+                let under = path.starts_with(&c.path)
+                    && (path.len() == c.path.len()
+                        || c.path.ends_with('/')
+                        || path.as_bytes()[c.path.len()] == b'/');
+                domain && under
             })
             .map(|c| format!("{}={}", c.name, c.value))
             .collect();
-        if let Ok(v) = http::HeaderValue::from_str(&pairs.join("; ")) {
-            if !pairs.is_empty() {
-                req.headers_mut().insert(COOKIE, v);
-            }
+        if pairs.is_empty() {
+            return;
+        }
+        // A Cookie header the step sets itself comes first, the jar's after it.
+        let own = req.headers().get(COOKIE).and_then(|v| v.to_str().ok());
+        let line = match own {
+            Some(own) => format!("{own}; {}", pairs.join("; ")),
+            None => pairs.join("; "),
+        };
+        if let Ok(v) = http::HeaderValue::from_str(&line) {
+            req.headers_mut().insert(COOKIE, v);
         }
     }
 
@@ -126,6 +139,8 @@ pub struct VuState {
     vars: Vec<(String, String)>,
     once_done: bool,
     pub jar: Jar,
+    /// The rows its `once` steps read (a VU logs in as one user and stays that user).
+    rows: Option<Rows>,
 }
 
 /// Variables as a template sees them: the iteration's, the VU's, then setup's; data rows.
@@ -134,6 +149,8 @@ struct IterEnv<'a> {
     vu: &'a [(String, String)],
     setup: &'a [(String, String)],
     rows: &'a Rows,
+    /// The VU's rows (its `once` steps' data sets), looked up first.
+    vu_rows: Option<&'a Rows>,
 }
 
 impl Env for IterEnv<'_> {
@@ -144,7 +161,9 @@ impl Env for IterEnv<'_> {
             .map(|(_, v)| v.as_str())
     }
     fn data(&self, set: usize, column: usize) -> Option<&str> {
-        self.rows.data(set, column)
+        self.vu_rows
+            .and_then(|r| r.data(set, column))
+            .or_else(|| self.rows.data(set, column))
     }
 }
 
@@ -181,27 +200,43 @@ impl LoadPlan {
                 Err(set) => End::Exhausted(set),
             };
         }
-        let sets: Vec<usize> = {
+        // Data sets the `once` steps read are picked once per VU; the others per iteration.
+        let sets = |once: bool| {
             let mut s: Vec<usize> = w
                 .flow
                 .iter()
+                .filter(|st| st.once == once)
                 .flat_map(|st| self.requests[st.req].data_sets.iter().copied())
                 .collect();
             s.sort_unstable();
             s.dedup();
             s
         };
-        let rows = match Rows::pick(&self.data, &sets) {
+        let run_once = !state.once_done;
+        if run_once && state.rows.is_none() {
+            match Rows::pick(&self.data, &sets(true)) {
+                Ok(r) => state.rows = Some(r),
+                Err(set) => return End::Exhausted(set),
+            }
+        }
+        let per_vu = sets(true);
+        let each: Vec<usize> = sets(false)
+            .into_iter()
+            .filter(|s| !per_vu.contains(s))
+            .collect();
+        let rows = match Rows::pick(&self.data, &each) {
             Ok(r) => r,
             Err(set) => return End::Exhausted(set),
         };
         let setup = ctx.setup_vars();
         let mut own = Vec::new();
         let mut sent = 0u64;
-        let run_once = !state.once_done;
         let mut end = End::Done;
         let mut first = true;
-        for step in &w.flow {
+        let mut once_ok = true;
+        let mut stopped_at = None;
+        for (i, step) in w.flow.iter().enumerate() {
+            stopped_at = Some(i);
             if step.once && !run_once {
                 continue;
             }
@@ -214,6 +249,7 @@ impl LoadPlan {
                 vu: &state.vars,
                 setup: &setup[..],
                 rows: &rows,
+                vu_rows: state.rows.as_ref(),
             };
             // Only the first request of an iteration is measured from its scheduled start.
             let from = if first { intended } else { None };
@@ -227,10 +263,12 @@ impl LoadPlan {
                 Err(StepEnd::Failed(why)) => {
                     let name = self.requests[step.req].name.clone();
                     ctx.recorder.record_iteration_failed(&name);
+                    once_ok &= !step.once;
                     end = End::Failed(name, why);
                     break;
                 }
                 Err(StepEnd::Cut) => {
+                    once_ok &= !step.once;
                     end = End::Cut;
                     break;
                 }
@@ -240,7 +278,15 @@ impl LoadPlan {
                 break;
             }
         }
-        if run_once && !matches!(end, End::Failed(..)) {
+        // Every `once` step ran and held: later iterations skip them, even if a later step
+        // failed (a poll timing out must not log the VU in again).
+        let last_once = w.flow.iter().rposition(|st| st.once);
+        let all_ran = match (end == End::Done, last_once, stopped_at) {
+            (true, _, _) | (_, None, _) => true,
+            (false, Some(l), Some(at)) => at > l,
+            (false, Some(_), None) => false,
+        };
+        if run_once && once_ok && all_ran {
             state.once_done = true;
         }
         ctx.recorder.record_flow_iteration(sent, end != End::Cut);
@@ -264,6 +310,9 @@ impl LoadPlan {
         let polling = step.poll.as_ref().filter(|p| n.is_multiple_of(p.every));
         if step.poll.is_some() && polling.is_none() {
             return Ok(Vec::new()); // not in this iteration's sample
+        }
+        if let Some(var) = r.missing_var(env) {
+            return Err(StepEnd::Failed(format!("variable `{var}` is not set")));
         }
         let started = Instant::now();
         let want = match polling {
@@ -305,8 +354,16 @@ impl LoadPlan {
                 break reply;
             }
             let left = p.timeout.saturating_sub(started.elapsed());
+            // A poll given up on still counts in the trend, as at least this long: leaving it
+            // out would judge only the users who got an answer.
+            let trend = |ctx: &LoadCtx| {
+                if let Some(t) = &p.trend {
+                    ctx.recorder.record_trend(t, started.elapsed());
+                }
+            };
             if left.is_zero() {
                 record(&reply);
+                trend(ctx);
                 return Err(StepEnd::Failed(format!(
                     "poll: check `{}` did not hold within {:?}",
                     r.checks[p.until].name, p.timeout
@@ -314,6 +371,7 @@ impl LoadPlan {
             }
             if !ctx.pause(p.interval.min(left)).await {
                 record(&reply);
+                trend(ctx);
                 return Err(StepEnd::Cut);
             }
         };
@@ -350,27 +408,17 @@ impl LoadPlan {
         let mut own = Vec::new();
         let mut jar = Jar::default();
         let mut sent = 0;
-        let none = Rows(Vec::new());
         for step in steps {
-            let env = IterEnv {
+            let Ok(rows) = Rows::pick(&self.data, &self.requests[step.req].data_sets) else {
+                let name = self.requests[step.req].name.clone();
+                return Err((name, "its data file has no row left".into()));
+            };
+            let env = &IterEnv {
                 own: &own,
                 vu: &[],
                 setup: &setup[..],
-                rows: &none,
-            };
-            let rows_needed = !self.requests[step.req].data_sets.is_empty();
-            let picked;
-            let env: &dyn Env = if rows_needed {
-                picked = Rows::pick(&self.data, &self.requests[step.req].data_sets);
-                match &picked {
-                    Ok(_) => &env,
-                    Err(_) => {
-                        let name = self.requests[step.req].name.clone();
-                        return Err((name, "its data file has no row left".into()));
-                    }
-                }
-            } else {
-                &env
+                rows: &rows,
+                vu_rows: None,
             };
             match self
                 .step(step, ctx, 0, 0, None, env, &mut jar, &mut sent)
@@ -431,6 +479,7 @@ mod tests {
             Some("wide=3")
         );
         assert_eq!(sent("http://other.test/", &jar), None);
+        assert_eq!(sent("http://shop.test/cartoon", &jar).as_deref(), Some("sid=1; wide=3"));
         let mut del = http::HeaderMap::new();
         del.append(SET_COOKIE, "sid=; Max-Age=0; Path=/".parse().unwrap());
         jar.store(&uri, &del);

@@ -126,6 +126,7 @@ impl LoadCtx {
             match d.exhausted {
                 Exhausted::Stop => self.shared.halted[self.workload].store(true, Relaxed),
                 Exhausted::Fail => {
+                    self.shared.halted[self.workload].store(true, Relaxed);
                     let mut a = self.shared.abort.lock().expect("abort lock");
                     a.get_or_insert_with(|| {
                         format!(

@@ -504,6 +504,17 @@ impl LoadPlan {
     }
 }
 
+impl PreparedRequest {
+    /// A variable its templates read that `env` does not have.
+    pub(super) fn missing_var<'t>(&'t self, env: &dyn Env) -> Option<&'t str> {
+        let mut vars = self
+            .path
+            .vars()
+            .chain(self.body.iter().flat_map(|b| b.vars()));
+        vars.find(|v| env.var(v).is_none())
+    }
+}
+
 impl Reply {
     fn failed(r: &PreparedRequest, kind: ErrorKind) -> Reply {
         Reply {

@@ -68,6 +68,7 @@ pub fn print_page<W: Write>(out: &mut W, s: &Summary, t: &Table) -> fmt::Result 
     print_thresholds(out, s)?;
     print_charts(out, s, t)?;
     print_requests(out, s)?;
+    print_flows(out, s)?;
     print_http(out, s)?;
     print_sql_checks(out, s)?;
     print_alerts(out, s)?;
@@ -468,6 +469,53 @@ fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
         )?;
     }
     out.write_str("</table>")
+}
+
+/// Scenarios (when several), the flows' trends and the steps that failed iterations.
+fn print_flows<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    let ms = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+    if s.scenarios.len() > 1 {
+        out.write_str("<h2>Scenarios</h2><table><tr><th>scenario</th><th>executor</th><th>starts at</th><th>requests</th><th>failed</th><th>p95 ms</th></tr>")?;
+        for r in &s.scenarios {
+            write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{:.0} s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.name),
+                esc(&r.executor),
+                r.start_time_s,
+                r.requests,
+                r.failed,
+                ms(r.p95_ms)
+            )?;
+        }
+        out.write_str("</table>")?;
+    }
+    if !s.trends.is_empty() {
+        out.write_str("<h2>Flow trends</h2><table><tr><th>trend</th><th>count</th><th>avg ms</th><th>p50 ms</th><th>p95 ms</th><th>max ms</th></tr>")?;
+        for (name, t) in &s.trends {
+            write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                t.count,
+                ms(t.avg_ms),
+                ms(t.p50_ms),
+                ms(t.p95_ms),
+                ms(t.max_ms)
+            )?;
+        }
+        out.write_str("</table>")?;
+    }
+    if !s.iteration_failed.is_empty() {
+        out.write_str(
+            "<h2>Iterations failed</h2><table><tr><th>step</th><th>iterations</th></tr>",
+        )?;
+        for (step, n) in &s.iteration_failed {
+            write!(out, "<tr><td>{}</td><td>{n}</td></tr>", esc(step))?;
+        }
+        out.write_str("</table>")?;
+    }
+    Ok(())
 }
 
 fn print_sql_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {

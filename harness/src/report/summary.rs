@@ -70,6 +70,9 @@ pub struct Summary {
 pub struct ScenarioRow {
     pub name: String,
     pub executor: String,
+    /// The scenario's `tags` (besides `scenario` itself).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
     pub start_time_s: f64,
     pub requests: u64,
     pub failed: u64,

@@ -52,6 +52,8 @@ pub(super) struct Run<'a> {
     progress: Vec<SeriesLabel>,
     /// What the scenarios share while the load runs (setup's variables, data exhaustion).
     shared: Option<std::sync::Arc<Shared>>,
+    /// `setup` failed (or was interrupted): no load, and no teardown either.
+    setup_failed: bool,
     observer: &'a mut dyn Observer,
 }
 
@@ -92,6 +94,7 @@ impl<'a> Run<'a> {
             sql_before,
             progress,
             shared: None,
+            setup_failed: false,
             observer,
         }
     }
@@ -110,6 +113,7 @@ impl<'a> Run<'a> {
                 r = setup => r,
                 _ = &mut interrupt => {
                     self.observer.event(Event::Interrupted);
+                    self.setup_failed = true;
                     return Status::Interrupted;
                 }
             };
@@ -171,6 +175,8 @@ impl<'a> Run<'a> {
         // Faults end with the load, before the drain is watched and whatever the outcome.
         let stuck = self.faults.rollback_all().await;
         self.forward_fault_events();
+        // An abort asked for between the last tick and the load's end still counts.
+        let status = status.or_else(|| shared.abort_reason().map(Status::Aborted));
         let status = match (status, load_result) {
             (Some(st), _) => st,
             (None, Err(load::LoadError::Interrupted)) => Status::Interrupted,
@@ -209,7 +215,7 @@ impl<'a> Run<'a> {
     /// Runs `teardown` after the load (also after a failed or interrupted run); a failure
     /// is reported as the run's error unless it already has one.
     pub(super) async fn teardown(&mut self, status: Status) -> Status {
-        if self.base.plan.teardown_is_empty() {
+        if self.base.plan.teardown_is_empty() || self.setup_failed {
             return status;
         }
         let shared = self

@@ -208,6 +208,7 @@ fn scenario_rows(s: &Scenario, m: &RunMetrics) -> Vec<report::ScenarioRow> {
             report::ScenarioRow {
                 name: w.name.clone(),
                 executor: w.kind.as_str().to_owned(),
+                tags: w.tags.clone(),
                 start_time_s: w.start_time.0.as_secs_f64(),
                 requests,
                 failed,

@@ -192,7 +192,7 @@ impl DataSet {
                 let mut at = index[i as usize / STRIDE] as usize;
                 for _ in 0..i as usize % STRIDE {
                     at = match format {
-                        Format::Csv => csv_record(bytes, at).1,
+                        Format::Csv => skip_blank(bytes, csv_record(bytes, at).1),
                         _ => line_end(bytes, at) + 1,
                     };
                 }
@@ -273,6 +273,18 @@ impl Drop for Mapped {
     }
 }
 
+/// The start of the next non-blank CSV record at or after `at` (blank lines are no rows).
+fn skip_blank(b: &[u8], mut at: usize) -> usize {
+    while at < b.len() {
+        let (fields, next, _) = csv_record(b, at);
+        if !(fields.len() == 1 && fields[0].trim().is_empty()) {
+            break;
+        }
+        at = next;
+    }
+    at
+}
+
 fn line_end(b: &[u8], from: usize) -> usize {
     b[from..]
         .iter()
@@ -341,8 +353,9 @@ fn index_csv(b: &[u8], path: &str) -> Result<(Vec<String>, Vec<u64>, u64), DataE
         let (fields, next, breaks) = csv_record(b, at);
         at = next;
         let blank = fields.len() == 1 && fields[0].trim().is_empty();
-        if blank && at >= b.len() {
-            break; // a final empty line
+        if blank {
+            line += 1 + breaks; // an empty line is no row (a one-column file included)
+            continue;
         }
         if fields.len() != header.len() {
             return Err(DataError::Row {
@@ -481,6 +494,17 @@ mod tests {
         assert_eq!(d.row(37), ["37", "u37@x, \"q\""]);
         assert_eq!(d.pick().unwrap()[0], "0");
         assert_eq!(d.pick().unwrap()[0], "1");
+    }
+
+    #[test]
+    fn blank_lines_are_no_rows_and_keep_line_numbers() {
+        let (dir, spec) = write("b.csv", "email\na@x\n\nb@x\n\n\n");
+        let d = DataSet::load(&spec, &dir, 1).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.row(1), ["b@x"]);
+        let (dir, spec) = write("bl.csv", "a,b\n1,2\n\n3\n");
+        let e = DataSet::load(&spec, &dir, 1).unwrap_err().to_string();
+        assert!(e.contains("bl.csv:4:"), "{e}");
     }
 
     #[test]

@@ -123,8 +123,21 @@ impl Extract {
         matches!(self.source, Source::Json(_) | Source::Regex(_))
     }
 
-    /// The value, or why there is none.
+    /// The value, or why there is none (an empty value is none: it would be sent on silently).
     pub fn apply(
+        &self,
+        headers: &http::HeaderMap,
+        body: Option<&[u8]>,
+        json: Option<&serde_json::Value>,
+    ) -> Result<String, String> {
+        let v = self.value(headers, body, json)?;
+        match v.is_empty() {
+            true => Err("the value is empty".into()),
+            false => Ok(v),
+        }
+    }
+
+    fn value(
         &self,
         headers: &http::HeaderMap,
         body: Option<&[u8]>,
@@ -184,7 +197,7 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("location", "/api/orders/7".parse().unwrap());
         h.append("set-cookie", "sid=abc; Path=/".parse().unwrap());
-        let body = br#"{"id":42,"name":"x"}"#;
+        let body = br#"{"id":42,"name":"x","empty":""}"#;
         let json: serde_json::Value = serde_json::from_slice(body).unwrap();
         let run = |t: &str| {
             Extract::compile(&spec(t))
@@ -194,6 +207,11 @@ mod tests {
         assert_eq!(run("var = \"id\"\njsonpath = \"$.id\""), Ok("42".into()));
         assert_eq!(run("var = \"n\"\njsonpath = \"$.name\""), Ok("x".into()));
         assert!(run("var = \"n\"\njsonpath = \"$.nope\"").is_err());
+        assert_eq!(
+            run("var = \"e\"\njsonpath = \"$.empty\""),
+            Err("the value is empty".into()),
+            "never sent on silently"
+        );
         assert_eq!(
             run("var = \"l\"\nheader = \"Location\""),
             Ok("/api/orders/7".into())

@@ -1202,6 +1202,21 @@ impl Checker<'_> {
             }
         }
         for e in &r.extract {
+            if gens.index(&e.var).is_some() || matches!(e.var.as_str(), "iteration" | "vu") {
+                return Err(v.nowhere(
+                    &field("extract.var"),
+                    in_step(format!(
+                        "`{}` is already a generator or built-in: name the variable otherwise",
+                        e.var
+                    )),
+                ));
+            }
+            if r.poll.as_ref().is_some_and(|p| p.every > 1) {
+                return Err(v.nowhere(
+                    &field("extract"),
+                    in_step("a poll with `every` > 1 is skipped in most iterations, so it cannot set a variable".into()),
+                ));
+            }
             if let Err((f, m)) = flow::Extract::compile(e) {
                 let span = match f {
                     "extract.jsonpath" => e.jsonpath.as_ref().map(Spanned::span),
@@ -1223,6 +1238,20 @@ impl Checker<'_> {
                     in_step(format!(
                         "`until` names no check of this step: `{}`",
                         p.until
+                    )),
+                ));
+            }
+            let taken = |t: &str| {
+                s.builtin(t)
+                    || s.metrics.contains_key(t)
+                    || s.probe_series().iter().any(|p| p == t)
+                    || t == "kafka_consumer_lag"
+            };
+            if let Some(t) = p.trend.as_deref().filter(|t| taken(t)) {
+                return Err(v.nowhere(
+                    &field("poll.trend"),
+                    in_step(format!(
+                        "`{t}` is already a metric: name the trend otherwise"
                     )),
                 ));
             }

@@ -174,7 +174,7 @@ impl Generators {
         }
     }
 
-    fn index(&self, name: &str) -> Option<usize> {
+    pub(super) fn index(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
     }
 
@@ -337,6 +337,14 @@ impl Template {
         drawn: &mut Draws,
     ) -> String {
         self.render_in(gens, iteration, vu, drawn, &NoEnv)
+    }
+
+    /// The flow variables the template reads.
+    pub fn vars(&self) -> impl Iterator<Item = &str> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v) => Some(v.as_str()),
+            _ => None,
+        })
     }
 
     /// The data sets the template reads.

@@ -208,9 +208,7 @@ impl WorkloadSpec {
                 "max_vus",
                 "max_in_flight",
             ],
-            K::SharedIterations | K::PerVuIterations => {
-                &["vus", "iterations", "max_duration", "think_time"]
-            }
+            K::SharedIterations | K::PerVuIterations => &["vus", "iterations", "max_duration"],
         };
         if let Some(field) = self.given().into_iter().find(|f| !allowed.contains(f)) {
             // The older names keep their older messages.
