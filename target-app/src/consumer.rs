@@ -163,9 +163,12 @@ async fn decide(state: &AppState, batch: &[CouponRequest]) -> Result<(), crate::
         .into_iter()
         .map(|r| r.0)
         .collect();
+    // Not decided yet, and each request once: a producer retry can put one request on the
+    // topic twice, and both copies can arrive in one batch.
+    let mut seen: HashSet<&str> = HashSet::new();
     let fresh: Vec<&CouponRequest> = batch
         .iter()
-        .filter(|r| !done.contains(&r.request_id))
+        .filter(|r| !done.contains(&r.request_id) && seen.insert(r.request_id.as_str()))
         .collect();
     if fresh.is_empty() {
         return tx.commit().await.map_err(cls);

@@ -479,7 +479,10 @@ mod tests {
             Some("wide=3")
         );
         assert_eq!(sent("http://other.test/", &jar), None);
-        assert_eq!(sent("http://shop.test/cartoon", &jar).as_deref(), Some("sid=1; wide=3"));
+        assert_eq!(
+            sent("http://shop.test/cartoon", &jar).as_deref(),
+            Some("sid=1; wide=3")
+        );
         let mut del = http::HeaderMap::new();
         del.append(SET_COOKIE, "sid=; Max-Age=0; Path=/".parse().unwrap());
         jar.store(&uri, &del);

@@ -272,34 +272,18 @@ impl LoadPlan {
         intended: Option<Instant>,
     ) -> Result<(), usize> {
         let r = &self.requests[self.pick(w, iteration)];
-        if r.data_sets.is_empty() {
-            self.send(
-                client,
-                recorder,
-                r,
-                iteration,
-                vu,
-                intended,
-                &NoEnv,
-                None,
-                Want::Nothing,
-            )
+        let rows;
+        // Most mixes read no data file: no rows to pick, nothing allocated.
+        let env: &dyn Env = match r.data_sets.is_empty() {
+            true => &NoEnv,
+            false => {
+                rows = super::flow::Rows::pick(&self.data, &r.data_sets)?;
+                &rows
+            }
+        };
+        let (n, vu, want) = (iteration, vu, Want::Nothing);
+        self.send(client, recorder, r, n, vu, intended, env, None, want)
             .await;
-            return Ok(());
-        }
-        let rows = super::flow::Rows::pick(&self.data, &r.data_sets)?;
-        self.send(
-            client,
-            recorder,
-            r,
-            iteration,
-            vu,
-            intended,
-            &rows,
-            None,
-            Want::Nothing,
-        )
-        .await;
         Ok(())
     }
 
