@@ -83,28 +83,7 @@ impl ArrivalRate {
                 }
                 Ok(permit) => {
                     // One Arc clone per request instead of cloning every field of the context.
-                    let ctx = shared.clone();
-                    let pool = pool.clone();
-                    let intended = due.into_std();
-                    // Boxed: the request future is large, and spawning it by value copies it
-                    // through every layer of the spawn path.
-                    tokio::spawn(Box::pin(async move {
-                        let work = &ctx.plan.workloads[ctx.workload];
-                        let mut state = match keep_state {
-                            true => pool.lock().expect("pool").pop().unwrap_or_default(),
-                            false => VuState::default(),
-                        };
-                        let end = ctx
-                            .plan
-                            .iterate(work, &ctx, n, 0, Some(intended), &mut state)
-                            .await;
-                        ctx.ended(&end);
-                        if keep_state {
-                            // The VU keeps its cookies with its `once` login, as a k6 VU does.
-                            pool.lock().expect("pool").push(state);
-                        }
-                        drop(permit);
-                    }));
+                    spawn_iteration(shared.clone(), pool.clone(), keep_state, n, due, permit);
                 }
             }
             n += 1;
@@ -119,6 +98,37 @@ impl ArrivalRate {
         ctx.gauge("in_flight", 0.0);
         Ok(())
     }
+}
+
+/// Starts arrival `n` (due at `due`) as its own task, holding `permit` while it runs.
+fn spawn_iteration(
+    ctx: Arc<LoadCtx>,
+    pool: Arc<Mutex<Vec<VuState>>>,
+    keep_state: bool,
+    n: u64,
+    due: tokio::time::Instant,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let intended = due.into_std();
+    // Boxed: the request future is large, and spawning it by value copies it through every
+    // layer of the spawn path.
+    tokio::spawn(Box::pin(async move {
+        let work = &ctx.plan.workloads[ctx.workload];
+        let mut state = match keep_state {
+            true => pool.lock().expect("pool").pop().unwrap_or_default(),
+            false => VuState::default(),
+        };
+        let end = ctx
+            .plan
+            .iterate(work, &ctx, n, 0, Some(intended), &mut state)
+            .await;
+        ctx.ended(&end);
+        if keep_state {
+            // The VU keeps its cookies with its `once` login, as a k6 VU does.
+            pool.lock().expect("pool").push(state);
+        }
+        drop(permit);
+    }));
 }
 
 impl Executor for ArrivalRate {

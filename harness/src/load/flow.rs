@@ -200,31 +200,8 @@ impl LoadPlan {
                 Err(set) => End::Exhausted(set),
             };
         }
-        // Data sets the `once` steps read are picked once per VU; the others per iteration.
-        let sets = |once: bool| {
-            let mut s: Vec<usize> = w
-                .flow
-                .iter()
-                .filter(|st| st.once == once)
-                .flat_map(|st| self.requests[st.req].data_sets.iter().copied())
-                .collect();
-            s.sort_unstable();
-            s.dedup();
-            s
-        };
         let run_once = !state.once_done;
-        if run_once && state.rows.is_none() {
-            match Rows::pick(&self.data, &sets(true)) {
-                Ok(r) => state.rows = Some(r),
-                Err(set) => return End::Exhausted(set),
-            }
-        }
-        let per_vu = sets(true);
-        let each: Vec<usize> = sets(false)
-            .into_iter()
-            .filter(|s| !per_vu.contains(s))
-            .collect();
-        let rows = match Rows::pick(&self.data, &each) {
+        let rows = match self.rows_for(w, state) {
             Ok(r) => r,
             Err(set) => return End::Exhausted(set),
         };
@@ -278,19 +255,36 @@ impl LoadPlan {
                 break;
             }
         }
-        // Every `once` step ran and held: later iterations skip them, even if a later step
-        // failed (a poll timing out must not log the VU in again).
-        let last_once = w.flow.iter().rposition(|st| st.once);
-        let all_ran = match (end == End::Done, last_once, stopped_at) {
-            (true, _, _) | (_, None, _) => true,
-            (false, Some(l), Some(at)) => at > l,
-            (false, Some(_), None) => false,
-        };
-        if run_once && once_ok && all_ran {
+        if run_once && once_ok && all_once_ran(w, &end, stopped_at) {
             state.once_done = true;
         }
         ctx.recorder.record_flow_iteration(sent, end != End::Cut);
         end
+    }
+
+    /// This iteration's rows: the sets only `once` steps read are picked once per VU (kept in
+    /// `state`), the others per iteration. Err(set): `set` has no row left.
+    fn rows_for(&self, w: &WorkPlan, state: &mut VuState) -> Result<Rows, usize> {
+        let sets = |once: bool| {
+            let mut s: Vec<usize> = w
+                .flow
+                .iter()
+                .filter(|st| st.once == once)
+                .flat_map(|st| self.requests[st.req].data_sets.iter().copied())
+                .collect();
+            s.sort_unstable();
+            s.dedup();
+            s
+        };
+        let per_vu = sets(true);
+        if !state.once_done && state.rows.is_none() {
+            state.rows = Some(Rows::pick(&self.data, &per_vu)?);
+        }
+        let each: Vec<usize> = sets(false)
+            .into_iter()
+            .filter(|s| !per_vu.contains(s))
+            .collect();
+        Rows::pick(&self.data, &each)
     }
 
     /// One step: the request (polled if it says so), then its extractions.
@@ -320,15 +314,7 @@ impl LoadPlan {
             None => Want::Reply,
         };
         // A poll's checks count once, on its last answer (held, or given up on).
-        let record = |reply: &super::plan::Reply| {
-            let results: Vec<(&str, bool)> = r
-                .checks
-                .iter()
-                .zip(&reply.checks)
-                .map(|(c, ok)| (c.name.as_str(), *ok))
-                .collect();
-            ctx.recorder.record_checks(&results);
-        };
+        let record = |reply: &super::plan::Reply| record_checks(ctx, r, reply);
         let reply = loop {
             *sent += 1;
             let reply = self
@@ -375,21 +361,7 @@ impl LoadPlan {
                 return Err(StepEnd::Cut);
             }
         };
-        let mut vars = Vec::with_capacity(step.extract.len());
-        for e in &step.extract {
-            let value = e
-                .apply(&reply.headers, reply.body.as_deref(), reply.json.as_ref())
-                .map_err(|why| match reply.error {
-                    Some(kind) => StepEnd::Failed(format!(
-                        "extract `{}`: no answer ({})",
-                        e.var,
-                        kind.as_str()
-                    )),
-                    None => StepEnd::Failed(format!("extract `{}`: {why}", e.var)),
-                })?;
-            vars.push((e.var.clone(), value));
-        }
-        Ok(vars)
+        extract_all(step, &reply)
     }
 
     /// Runs `setup` (before the load) or `teardown` (after it) once; returns the variables
@@ -444,6 +416,52 @@ impl LoadPlan {
 enum StepEnd {
     Failed(String),
     Cut,
+}
+
+/// Whether every `once` step of the flow ran this iteration (the loop stopped after the last
+/// one, or not at all): then later iterations skip them, even if a later step failed (a poll
+/// timing out must not log the VU in again).
+fn all_once_ran(w: &WorkPlan, end: &End, stopped_at: Option<usize>) -> bool {
+    match (
+        end == &End::Done,
+        w.flow.iter().rposition(|st| st.once),
+        stopped_at,
+    ) {
+        (true, _, _) | (_, None, _) => true,
+        (false, Some(l), Some(at)) => at > l,
+        (false, Some(_), None) => false,
+    }
+}
+
+/// Records the checks of `r` as `reply` judged them.
+fn record_checks(ctx: &LoadCtx, r: &super::plan::PreparedRequest, reply: &super::plan::Reply) {
+    let results: Vec<(&str, bool)> = r
+        .checks
+        .iter()
+        .zip(&reply.checks)
+        .map(|(c, ok)| (c.name.as_str(), *ok))
+        .collect();
+    ctx.recorder.record_checks(&results);
+}
+
+/// The variables a step's extractions set from its answer; the first that finds nothing
+/// ends the iteration.
+fn extract_all(step: &Step, reply: &super::plan::Reply) -> Result<Vec<(String, String)>, StepEnd> {
+    let mut vars = Vec::with_capacity(step.extract.len());
+    for e in &step.extract {
+        let value = e
+            .apply(&reply.headers, reply.body.as_deref(), reply.json.as_ref())
+            .map_err(|why| match reply.error {
+                Some(kind) => StepEnd::Failed(format!(
+                    "extract `{}`: no answer ({})",
+                    e.var,
+                    kind.as_str()
+                )),
+                None => StepEnd::Failed(format!("extract `{}`: {why}", e.var)),
+            })?;
+        vars.push((e.var.clone(), value));
+    }
+    Ok(vars)
 }
 
 #[cfg(test)]

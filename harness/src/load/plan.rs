@@ -384,17 +384,7 @@ impl LoadPlan {
                 }
             };
             let latency = f.done - from.unwrap_or(f.got);
-            let this = hop.take().unwrap_or_else(|| Hop {
-                method: r.method.clone(),
-                uri: uri.clone(),
-                headers: r.headers.clone(),
-                body: body.clone(),
-            });
-            let next = if followed == r.max_redirects {
-                Err(RedirectError::TooMany(r.max_redirects))
-            } else {
-                redirect::follow(&this, status, &f.headers)
-            };
+            let next = next_hop(r, hop.take(), &uri, &body, followed, status, &f.headers);
             let Ok(mut next) = next else {
                 let mut o = outcome(&f, latency, false);
                 o.error = Some(ErrorKind::Redirects);
@@ -509,6 +499,29 @@ impl Reply {
             error: Some(kind),
         }
     }
+}
+
+/// The request a redirect asks for, from the hop that got it (the first: `r` itself); an
+/// error after `max_redirects` hops.
+fn next_hop(
+    r: &PreparedRequest,
+    hop: Option<Hop>,
+    uri: &http::Uri,
+    body: &Bytes,
+    followed: u32,
+    status: u16,
+    headers: &http::HeaderMap,
+) -> Result<Hop, RedirectError> {
+    if followed == r.max_redirects {
+        return Err(RedirectError::TooMany(r.max_redirects));
+    }
+    let this = hop.unwrap_or_else(|| Hop {
+        method: r.method.clone(),
+        uri: uri.clone(),
+        headers: r.headers.clone(),
+        body: body.clone(),
+    });
+    redirect::follow(&this, status, headers)
 }
 
 /// The URI a hop was sent to.

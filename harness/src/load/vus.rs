@@ -107,35 +107,8 @@ impl Vus {
             .set_default(GooseDefault::Quiet, 1)
             .map_err(err)?;
 
-        // Publish the planned VU count each second and forward our stop signal to goose.
         let profile = Profile::new(self.start_vus, &self.stages);
-        let (gauges, mut stop) = (ctx.clone(), ctx.stop.clone());
-        let started = Instant::now();
-        let we_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = we_stopped.clone();
-        let watcher = tokio::spawn(async move {
-            loop {
-                let stopped = *stop.borrow();
-                if stopped {
-                    // Again each pass: another scenario's attack starting resets the switch.
-                    flag.store(true, Relaxed);
-                    goose::trigger_killswitch("harness stop");
-                } else {
-                    let vus = profile.value_at(started.elapsed().as_secs_f64()).round();
-                    gauges.gauge("vus", vus);
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    changed = stop.changed(), if !stopped => {
-                        if changed.is_err() {
-                            flag.store(true, Relaxed);
-                            goose::trigger_killswitch("harness stop");
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+        let (watcher, we_stopped) = watch_stop(ctx.clone(), profile);
         let result = attack.execute().await;
         watcher.abort();
         ctx.gauge("vus", 0.0);
@@ -147,6 +120,45 @@ impl Vus {
         }
         Ok(())
     }
+}
+
+/// Publishes the planned VU count every 250 ms and forwards our stop signal to goose; the
+/// flag says whether we pulled goose's killswitch.
+fn watch_stop(
+    gauges: LoadCtx,
+    profile: Profile,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut stop = gauges.stop.clone();
+    let started = Instant::now();
+    let we_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = we_stopped.clone();
+    let watcher = tokio::spawn(async move {
+        loop {
+            let stopped = *stop.borrow();
+            if stopped {
+                // Again each pass: another scenario's attack starting resets the switch.
+                flag.store(true, Relaxed);
+                goose::trigger_killswitch("harness stop");
+            } else {
+                let vus = profile.value_at(started.elapsed().as_secs_f64()).round();
+                gauges.gauge("vus", vus);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                changed = stop.changed(), if !stopped => {
+                    if changed.is_err() {
+                        flag.store(true, Relaxed);
+                        goose::trigger_killswitch("harness stop");
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    (watcher, we_stopped)
 }
 
 impl Executor for Vus {

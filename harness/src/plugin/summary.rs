@@ -48,6 +48,34 @@ fn counter(metric: &str, count: u64) -> RequestStats {
     }
 }
 
+/// Each scenario's requests together (`(all){scenario:s}`), the flows' trends (`(name)`) and
+/// `iteration_failed` as `requests` entries.
+fn flow_entries(s: &Scenario, m: &RunMetrics) -> Vec<RequestStats> {
+    let mut entries = Vec::new();
+    for w in &s.workloads {
+        let mut t = Totals::default();
+        for r in w.steps() {
+            if let Some(rt) = m.per_name.get(&r.name) {
+                merge(&mut t, rt);
+            }
+        }
+        entries.push(stats(&k6_rules::scenario_entry(&w.name), &t));
+    }
+    for (name, h) in &m.trends {
+        entries.push(RequestStats {
+            name: k6_rules::entry_name(name, None),
+            count: h.len(),
+            latency_ms: buckets(h),
+            ..Default::default()
+        });
+    }
+    entries.push(counter(
+        "iteration_failed",
+        m.iteration_failed.values().sum(),
+    ));
+    entries
+}
+
 /// Adds `b`'s samples to `a` (a scenario's requests together).
 fn merge(a: &mut Totals, b: &Totals) {
     a.count += b.count;
@@ -65,27 +93,7 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
     for (n, t) in &m.per_name {
         requests.extend(phases(Some(n), t));
     }
-    for w in &s.workloads {
-        let mut t = Totals::default();
-        for r in w.steps() {
-            if let Some(rt) = m.per_name.get(&r.name) {
-                merge(&mut t, rt);
-            }
-        }
-        requests.push(stats(&k6_rules::scenario_entry(&w.name), &t));
-    }
-    for (name, h) in &m.trends {
-        requests.push(RequestStats {
-            name: k6_rules::entry_name(name, None),
-            count: h.len(),
-            latency_ms: buckets(h),
-            ..Default::default()
-        });
-    }
-    requests.push(counter(
-        "iteration_failed",
-        m.iteration_failed.values().sum(),
-    ));
+    requests.extend(flow_entries(s, m));
     requests.push(counter("data_sent", m.data_sent));
     requests.push(counter("data_received", m.data_received));
     requests.push(counter("iterations", m.iterations));

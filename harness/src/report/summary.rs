@@ -57,7 +57,7 @@ pub struct Summary {
     /// Each scenario of the file (k6's `scenarios`), its requests together.
     #[serde(default)]
     pub scenarios: Vec<ScenarioRow>,
-    /// The flows' trends (a poll's time until its check held, e.g. `coupon_issue_delay`), ms.
+    /// The flows' trends (a poll's time until its check held, named by the poll), ms.
     #[serde(default)]
     pub trends: BTreeMap<String, CountedTrend>,
     /// Per flow step: iterations it ended as failed (a failed extraction or poll).

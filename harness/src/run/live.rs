@@ -107,22 +107,8 @@ impl<'a> Run<'a> {
         let shared = std::sync::Arc::new(Shared::new(self.base.plan.workloads.len()));
         self.shared = Some(shared.clone());
         tokio::pin!(interrupt);
-        if !self.base.plan.setup_is_empty() {
-            let setup = self.once(false, stop.clone(), &shared);
-            let vars = tokio::select! {
-                r = setup => r,
-                _ = &mut interrupt => {
-                    self.observer.event(Event::Interrupted);
-                    self.setup_failed = true;
-                    return Status::Interrupted;
-                }
-            };
-            match vars {
-                Ok(vars) => shared.set_setup_vars(vars),
-                Err((step, why)) => {
-                    return Status::Error(format!("setup step `{step}` failed: {why}"))
-                }
-            }
+        if let Some(st) = self.setup(&stop, &shared, &mut interrupt).await {
+            return st;
         }
         let load_fut = load::run_all(
             self.base.plan.clone(),
@@ -189,6 +175,38 @@ impl<'a> Run<'a> {
                 "{stuck} fault(s) could not be rolled back; see the fault table"
             )),
             _ => status,
+        }
+    }
+
+    /// Runs `setup` before the load; Some(status) when it failed or was interrupted (then
+    /// neither the load nor the teardown runs, as in k6).
+    async fn setup(
+        &mut self,
+        stop: &watch::Receiver<bool>,
+        shared: &std::sync::Arc<Shared>,
+        interrupt: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Option<Status> {
+        if self.base.plan.setup_is_empty() {
+            return None;
+        }
+        let vars = tokio::select! {
+            r = self.once(false, stop.clone(), shared) => r,
+            _ = interrupt.as_mut() => Err((String::new(), String::new())),
+        };
+        match vars {
+            Ok(vars) => {
+                shared.set_setup_vars(vars);
+                None
+            }
+            Err((step, _)) if step.is_empty() => {
+                self.observer.event(Event::Interrupted);
+                self.setup_failed = true;
+                Some(Status::Interrupted)
+            }
+            Err((step, why)) => {
+                self.setup_failed = true;
+                Some(Status::Error(format!("setup step `{step}` failed: {why}")))
+            }
         }
     }
 

@@ -548,8 +548,12 @@ impl Scenario {
             return Ok(());
         };
         if total > l.max_duration.0 {
+            let what = match self.workloads.len() {
+                1 => "the stages add up to",
+                _ => "the scenarios last",
+            };
             let message = format!(
-                "the scenarios last {}, over [limits].max_duration = {}; {fix}",
+                "{what} {}, over [limits].max_duration = {}; {fix}",
                 Dur(total),
                 l.max_duration
             );
@@ -634,7 +638,7 @@ impl Scenario {
             .find(|w| w.steps().iter().any(|r| r.name == request))
     }
 
-    /// The trends the flows' polls record (`coupon_issue_delay`).
+    /// The trends the flows' polls record (each named by its poll).
     pub fn poll_trends(&self) -> Vec<&str> {
         self.all_requests()
             .filter_map(|r| r.poll.as_ref()?.trend.as_deref())
@@ -1201,6 +1205,21 @@ impl Checker<'_> {
                 json_body(&t, gens).map_err(|e| v.at(b.span(), &field("body"), e.to_string()))?;
             }
         }
+        self.step_parts(s, r, field, gens, &in_step)?;
+        Ok(used)
+    }
+
+    /// A step's extractions (names free, expressions valid) and poll (its check exists, its
+    /// trend is a new name, its times are above 0).
+    fn step_parts(
+        &self,
+        s: &Scenario,
+        r: &RequestSpec,
+        field: &dyn Fn(&str) -> String,
+        gens: &Generators,
+        in_step: &dyn Fn(String) -> String,
+    ) -> Result<(), ScenarioError> {
+        let v = self;
         for e in &r.extract {
             if gens.index(&e.var).is_some() || matches!(e.var.as_str(), "iteration" | "vu") {
                 return Err(v.nowhere(
@@ -1262,7 +1281,7 @@ impl Checker<'_> {
                 ));
             }
         }
-        Ok(used)
+        Ok(())
     }
 
     fn metrics(&self, s: &Scenario, names: &Names<'_>) -> Result<(), ScenarioError> {

@@ -175,8 +175,9 @@ impl WorkloadSpec {
             .collect()
     }
 
-    /// The executor this table asks for, with k6's defaults where a field is left out.
-    pub fn executor(&self) -> Result<Executor, ExecutorError> {
+    /// Every field set is an option of the executor (the older names keep their older
+    /// messages), and think time and pacing are not both set.
+    fn check_fields(&self) -> Result<(), ExecutorError> {
         use ExecutorKind as K;
         let kind = self.executor;
         let options: &'static str = match kind {
@@ -225,6 +226,14 @@ impl WorkloadSpec {
         if self.think_time.is_some() && self.pacing.is_some() {
             return Err(ExecutorError::ThinkTimeAndPacing);
         }
+        Ok(())
+    }
+
+    /// The executor this table asks for, with k6's defaults where a field is left out.
+    pub fn executor(&self) -> Result<Executor, ExecutorError> {
+        use ExecutorKind as K;
+        self.check_fields()?;
+        let kind = self.executor;
         let missing = |field| ExecutorError::Missing {
             field,
             executor: kind.as_str(),
