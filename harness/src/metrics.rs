@@ -545,6 +545,21 @@ impl Recorder {
 }
 
 impl RunMetrics {
+    /// The named requests' totals together (a scenario's requests): counts, failures,
+    /// latencies and statuses.
+    pub fn totals_of<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Totals {
+        let mut all = Totals::default();
+        for t in names.into_iter().filter_map(|n| self.per_name.get(n)) {
+            all.count += t.count;
+            all.failed += t.failed;
+            let _ = all.latency_us.add(&t.latency_us);
+            for (st, n) in &t.statuses {
+                *all.statuses.entry(*st).or_default() += n;
+            }
+        }
+        all
+    }
+
     pub fn requests_per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {

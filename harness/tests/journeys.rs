@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -335,18 +334,7 @@ path = "/u/{{{{users.id}}}}"
 // Reaped by `wait4`, which std does not know about.
 #[allow(clippy::zombie_processes)]
 fn max_rss_kib(file: &std::path::Path, out: &std::path::Path) -> i64 {
-    let child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args([
-            "run",
-            &file.display().to_string(),
-            "--out",
-            &out.display().to_string(),
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(file, out, false);
     let mut status = 0;
     // SAFETY: waiting for our own child and reading its resource usage.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

@@ -262,29 +262,14 @@ impl LoadPlan {
         end
     }
 
-    /// This iteration's rows: the sets only `once` steps read are picked once per VU (kept in
-    /// `state`), the others per iteration. Err(set): `set` has no row left.
+    /// This iteration's rows: the sets `once` steps read are picked once per VU (kept in
+    /// `state`), the others per iteration (both lists made with the plan). Err(set): `set` has
+    /// no row left.
     fn rows_for(&self, w: &WorkPlan, state: &mut VuState) -> Result<Rows, usize> {
-        let sets = |once: bool| {
-            let mut s: Vec<usize> = w
-                .flow
-                .iter()
-                .filter(|st| st.once == once)
-                .flat_map(|st| self.requests[st.req].data_sets.iter().copied())
-                .collect();
-            s.sort_unstable();
-            s.dedup();
-            s
-        };
-        let per_vu = sets(true);
         if !state.once_done && state.rows.is_none() {
-            state.rows = Some(Rows::pick(&self.data, &per_vu)?);
+            state.rows = Some(Rows::pick(&self.data, &w.vu_sets)?);
         }
-        let each: Vec<usize> = sets(false)
-            .into_iter()
-            .filter(|s| !per_vu.contains(s))
-            .collect();
-        Rows::pick(&self.data, &each)
+        Rows::pick(&self.data, &w.iteration_sets)
     }
 
     /// One step: the request (polled if it says so), then its extractions.

@@ -45,6 +45,10 @@ pub struct WorkPlan {
     pub(super) flow: Vec<Step>,
     /// Whether a flow step runs once per VU (the executors then keep VU state).
     pub(super) has_once: bool,
+    /// The data sets its `once` steps read (a row each per VU)…
+    pub(super) vu_sets: Vec<usize>,
+    /// …and the others its steps read (a row each per iteration).
+    pub(super) iteration_sets: Vec<usize>,
 }
 
 /// A flow step made ready.
@@ -158,11 +162,28 @@ impl LoadPlan {
                     plan.steps(s, &w.flow, &mut vars, &data, target)?,
                 ),
             };
+            let sets = |once: bool| {
+                let mut s: Vec<usize> = flow
+                    .iter()
+                    .filter(|st: &&Step| st.once == once)
+                    .flat_map(|st| plan.requests[st.req].data_sets.iter().copied())
+                    .collect();
+                s.sort_unstable();
+                s.dedup();
+                s
+            };
+            let vu_sets = sets(true);
+            let iteration_sets = sets(false)
+                .into_iter()
+                .filter(|s| !vu_sets.contains(s))
+                .collect();
             plan.workloads.push(WorkPlan {
                 has_once: flow.iter().any(|st: &Step| st.once),
                 spec: w.clone(),
                 cycle,
                 flow,
+                vu_sets,
+                iteration_sets,
             });
         }
         let mut vars = setup_vars;

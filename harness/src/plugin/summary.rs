@@ -53,12 +53,7 @@ fn counter(metric: &str, count: u64) -> RequestStats {
 fn flow_entries(s: &Scenario, m: &RunMetrics) -> Vec<RequestStats> {
     let mut entries = Vec::new();
     for w in &s.workloads {
-        let mut t = Totals::default();
-        for r in w.steps() {
-            if let Some(rt) = m.per_name.get(&r.name) {
-                merge(&mut t, rt);
-            }
-        }
+        let t = m.totals_of(w.steps().iter().map(|r| r.name.as_str()));
         entries.push(stats(&k6_rules::scenario_entry(&w.name), &t));
     }
     for (name, h) in &m.trends {
@@ -74,16 +69,6 @@ fn flow_entries(s: &Scenario, m: &RunMetrics) -> Vec<RequestStats> {
         m.iteration_failed.values().sum(),
     ));
     entries
-}
-
-/// Adds `b`'s samples to `a` (a scenario's requests together).
-fn merge(a: &mut Totals, b: &Totals) {
-    a.count += b.count;
-    a.failed += b.failed;
-    let _ = a.latency_us.add(&b.latency_us);
-    for (st, n) in &b.statuses {
-        *a.statuses.entry(*st).or_default() += n;
-    }
 }
 
 pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {

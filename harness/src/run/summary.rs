@@ -197,22 +197,15 @@ fn scenario_rows(s: &Scenario, m: &RunMetrics) -> Vec<report::ScenarioRow> {
     s.workloads
         .iter()
         .map(|w| {
-            let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-                .expect("valid bounds");
-            let (mut requests, mut failed) = (0, 0);
-            for t in w.steps().iter().filter_map(|r| m.per_name.get(&r.name)) {
-                requests += t.count;
-                failed += t.failed;
-                let _ = h.add(&t.latency_us);
-            }
+            let t = m.totals_of(w.steps().iter().map(|r| r.name.as_str()));
             report::ScenarioRow {
                 name: w.name.clone(),
                 executor: w.kind.as_str().to_owned(),
                 tags: w.tags.clone(),
                 start_time_s: w.start_time.0.as_secs_f64(),
-                requests,
-                failed,
-                p95_ms: (!h.is_empty()).then(|| h.value_at_quantile(0.95) as f64 / 1000.0),
+                requests: t.count,
+                failed: t.failed,
+                p95_ms: t.quantile_ms(0.95),
             }
         })
         .collect()

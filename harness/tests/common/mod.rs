@@ -283,7 +283,22 @@ pub async fn run_then_interrupt(file: &Path, out: &Path, after: Duration) -> Out
 
 /// Like [`run_then_interrupt`] with any signal.
 pub async fn run_then_signal(file: &Path, out: &Path, after: Duration, signal: i32) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_harness"))
+    let child = spawn_run(file, out, true);
+    tokio::time::sleep(after).await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Starts `harness run FILE --out OUT --quiet`; its output piped, or dropped.
+pub fn spawn_run(file: &Path, out: &Path, piped: bool) -> std::process::Child {
+    let io = || match piped {
+        true => std::process::Stdio::piped(),
+        false => std::process::Stdio::null(),
+    };
+    Command::new(env!("CARGO_BIN_EXE_harness"))
         .args([
             "run",
             &file.display().to_string(),
@@ -291,15 +306,9 @@ pub async fn run_then_signal(file: &Path, out: &Path, after: Duration, signal: i
             &out.display().to_string(),
             "--quiet",
         ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(io())
+        .stderr(io())
         .spawn()
-        .unwrap();
-    tokio::time::sleep(after).await;
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
         .unwrap()
 }
 
