@@ -111,7 +111,7 @@ expect = 0
 [[sql_checks]]
 name = "every accepted coupon request decided"
 database_url = "{db}"
-query = "SELECT COUNT(*) FROM coupon_requests"
+query = "SELECT COUNT(*) FROM coupon_requests WHERE status <> 'withdrawn'"
 expect_responses = {{ request = "issue_coupon", status = 202 }}
 "#,
         kafka = stack_env("HARNESS_KAFKA"),

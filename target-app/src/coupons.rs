@@ -2,7 +2,8 @@
 //!
 //! The API only checks the coupon exists and hands the request to Kafka keyed by user (so one
 //! user's requests stay ordered on one partition); the consumer decides. A 202 means the broker
-//! acknowledged the record; a producer failure or timeout is a 503, as in the incident.
+//! acknowledged the record; a producer failure or timeout is a 503, as in the incident, and the
+//! request is recorded as withdrawn so a late copy on the topic is never decided.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
@@ -69,16 +70,16 @@ pub async fn issue(
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
     };
-    produce(&state.producer, &state.config.coupon_topic, &record)
-        .await
-        .map_err(|e| {
-            state.metrics.producer_errors.fetch_add(1, Relaxed);
-            tracing::warn!(error = %e, "coupon request not delivered");
-            ApiError::unavailable(
+    if let Err(e) = produce(&state.producer, &state.config.coupon_topic, &record).await {
+        state.metrics.producer_errors.fetch_add(1, Relaxed);
+        tracing::warn!(error = %e, "coupon request not delivered");
+        if !decided_before_withdrawn(&state, &record).await {
+            return Err(ApiError::unavailable(
                 "producer_error",
                 format!("coupon request not delivered to Kafka: {e}"),
-            )
-        })?;
+            ));
+        }
+    }
     state.metrics.producer_sent.fetch_add(1, Relaxed);
     Ok((
         StatusCode::ACCEPTED,
@@ -87,6 +88,33 @@ pub async fn issue(
             status: "accepted",
         }),
     ))
+}
+
+/// A delivery timeout is ambiguous: the broker may have stored the record and the consumer
+/// may decide it later (or already has). Before answering 503 the request is recorded as
+/// `withdrawn`, which the consumer's already-decided check then skips; if the consumer got
+/// there first, the request was delivered and decided, and the API answers 202 after all. So a
+/// 503 never becomes a coupon, and every 202 has exactly one decision.
+async fn decided_before_withdrawn(state: &AppState, record: &CouponRequest) -> bool {
+    let withdrawn = sqlx::query(
+        "INSERT IGNORE INTO coupon_requests \
+         (request_id, user_id, coupon_id, status, reason, accepted_at) \
+         VALUES (?, ?, ?, 'withdrawn', 'not_delivered', FROM_UNIXTIME(?))",
+    )
+    .bind(&record.request_id)
+    .bind(record.user_id)
+    .bind(record.coupon_id)
+    .bind(record.accepted_at_ms as f64 / 1000.0)
+    .execute(&state.db.pool)
+    .await;
+    match withdrawn {
+        Ok(r) => r.rows_affected() == 0,
+        Err(e) => {
+            // Unrecorded: a late copy may still be decided; the integrity check will tell.
+            tracing::warn!(error = %e, "could not record a withdrawn coupon request");
+            false
+        }
+    }
 }
 
 async fn ensure_coupon_exists(state: &AppState, coupon_id: u64) -> Result<(), ApiError> {
