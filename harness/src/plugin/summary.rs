@@ -7,21 +7,12 @@ use k6_rules::{RateMetric, RequestStats, Series, Summary};
 use crate::metrics::{RunMetrics, Totals};
 use crate::scenario::Scenario;
 
-fn buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
-    if h.is_empty() {
-        return Vec::new();
-    }
-    h.iter_recorded()
-        .map(|v| (v.value_iterated_to() as f64 / 1000.0, v.count_at_value()))
-        .collect()
-}
-
 fn stats(name: &str, t: &Totals) -> RequestStats {
     RequestStats {
         name: name.to_owned(),
         count: t.count,
         failed: t.failed,
-        latency_ms: buckets(&t.latency_us),
+        latency_ms: t.latency.buckets_ms(),
         statuses: t.statuses.iter().map(|(s, n)| (*s, *n)).collect(),
     }
 }
@@ -35,7 +26,7 @@ fn phases<'t>(request: Option<&str>, t: &'t Totals) -> impl Iterator<Item = Requ
         .map(move |(phase, h)| RequestStats {
             name: k6_rules::entry_name(phase, request.as_deref()),
             count: h.len(),
-            latency_ms: buckets(h),
+            latency_ms: h.buckets_ms(),
             ..Default::default()
         })
 }
@@ -60,7 +51,7 @@ fn flow_entries(s: &Scenario, m: &RunMetrics) -> Vec<RequestStats> {
         entries.push(RequestStats {
             name: k6_rules::entry_name(name, None),
             count: h.len(),
-            latency_ms: buckets(h),
+            latency_ms: h.buckets_ms(),
             ..Default::default()
         });
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{ErrorKind, RunMetrics, Totals};
+use crate::metrics::{ErrorKind, RunMetrics, Totals, Trend};
 use crate::probe::kafka::LagSummary;
 use crate::probe::sql::SqlResult;
 use crate::probe::ProbeHealth;
@@ -89,16 +89,14 @@ pub struct CountedTrend {
     pub max_ms: Option<f64>,
 }
 
-/// A histogram (µs) as a trend in ms.
-pub fn trend_row(h: &hdrhistogram::Histogram<u64>) -> CountedTrend {
-    let ms = |v: u64| v as f64 / 1000.0;
-    let some = !h.is_empty();
+/// A trend's row in ms, with its count.
+pub fn trend_row(h: &Trend) -> CountedTrend {
     CountedTrend {
         count: h.len(),
-        avg_ms: some.then(|| h.mean() / 1000.0),
-        p50_ms: some.then(|| ms(h.value_at_quantile(0.5))),
-        p95_ms: some.then(|| ms(h.value_at_quantile(0.95))),
-        max_ms: some.then(|| ms(h.max())),
+        avg_ms: h.mean_ms(),
+        p50_ms: h.quantile_ms(0.5),
+        p95_ms: h.quantile_ms(0.95),
+        max_ms: h.max_ms(),
     }
 }
 
@@ -152,15 +150,11 @@ pub fn bytes(n: u64) -> String {
 
 /// The HTTP section from the whole-run totals; `insecure` and `version` from the scenario.
 pub fn http_info(m: &RunMetrics, insecure: bool, version: &str) -> HttpInfo {
-    let ms = |v: u64| v as f64 / 1000.0;
-    let trend = |h: &hdrhistogram::Histogram<u64>| {
-        let some = !h.is_empty();
-        TrendRow {
-            avg_ms: some.then(|| h.mean() / 1000.0),
-            p50_ms: some.then(|| ms(h.value_at_quantile(0.5))),
-            p95_ms: some.then(|| ms(h.value_at_quantile(0.95))),
-            max_ms: some.then(|| ms(h.max())),
-        }
+    let trend = |h: &Trend| TrendRow {
+        avg_ms: h.mean_ms(),
+        p50_ms: h.quantile_ms(0.5),
+        p95_ms: h.quantile_ms(0.95),
+        max_ms: h.max_ms(),
     };
     let protocols = [
         ("HTTP/1.1", m.all.protocols[0]),

@@ -1266,6 +1266,9 @@ impl Checker<'_> {
                     || s.probe_series().iter().any(|p| p == t)
                     || t == "kafka_consumer_lag"
             };
+            if let Some(Err(why)) = p.trend.as_deref().map(k6_rules::check_metric_name) {
+                return Err(v.nowhere(&field("poll.trend"), in_step(why)));
+            }
             if let Some(t) = p.trend.as_deref().filter(|t| taken(t)) {
                 return Err(v.nowhere(
                     &field("poll.trend"),
@@ -1287,6 +1290,8 @@ impl Checker<'_> {
     fn metrics(&self, s: &Scenario, names: &Names<'_>) -> Result<(), ScenarioError> {
         let v = self;
         for (name, m) in &s.metrics {
+            k6_rules::check_metric_name(name)
+                .map_err(|why| v.nowhere(&format!("metrics.{name}"), why))?;
             let request = &m.request;
             if !names.contains(request.get_ref().as_str()) {
                 return Err(v.at(

@@ -544,3 +544,22 @@ fn scenario_tags_and_flow_fields_in_a_mix_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn metric_names_k6_would_refuse_are_refused() {
+    let e = invalid(&VALID.replace("[metrics.coupon_issue_success]", "[metrics.c]"));
+    assert_eq!(e.field, "metrics.c");
+    assert!(e.message.contains("k6's rule"), "{e}");
+    let bad = VALID.replace(
+        "[metrics.coupon_issue_success]",
+        "[metrics.\"issue-success\"]",
+    );
+    assert!(invalid(&bad).message.contains("invalid metric name"));
+    let step = "path = \"/api/orders/{{order_id}}\"\n[[scenarios.shop.flow.checks]]\nname = \"done\"\nstatus = 200\n[scenarios.shop.flow.poll]\nuntil = \"done\"\ninterval = \"1s\"\ntimeout = \"10s\"\ntrend = \"order wait\"";
+    let e = invalid(&journey(step, ""));
+    assert_eq!(e.field, "scenarios.shop.flow.poll.trend", "{e}");
+    assert!(
+        e.message.contains("invalid metric name \"order wait\""),
+        "{e}"
+    );
+}

@@ -61,22 +61,44 @@ pub fn judge(metric: &str, expr: &Expr, observed: Option<f64>, abort_on_fail: bo
     }
 }
 
-/// The `q` quantile (0..=1) of bucketed samples, as HDR histograms define it: the bound of the
-/// bucket holding the sample of rank ceil(q × count), at least 1.
+/// The `q` quantile (0..=1) of bucketed samples as k6 computes a trend's percentile: the linear
+/// interpolation at position q × (count − 1) between the samples of the two neighbouring ranks.
+/// Each bucket stands for its samples' value (exact for the first and last bucket, which carry
+/// the run's minimum and maximum; within HDR's 0.1% elsewhere).
 pub fn quantile(buckets: &[(f64, u64)], q: f64) -> Option<f64> {
     let total: u64 = buckets.iter().map(|b| b.1).sum();
     if total == 0 {
         return None;
     }
-    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-    let mut seen = 0;
-    for (bound, n) in buckets {
-        seen += n;
-        if seen >= rank {
-            return Some(*bound);
+    let pos = q.clamp(0.0, 1.0) * (total - 1) as f64;
+    let lower = pos.floor() as u64;
+    let at = |rank: u64| {
+        let mut seen = 0;
+        for (value, n) in buckets {
+            seen += n;
+            if seen > rank {
+                return *value;
+            }
         }
+        buckets.last().map_or(0.0, |b| b.0)
+    };
+    let low = at(lower);
+    if lower + 1 >= total {
+        return Some(low);
     }
-    buckets.last().map(|b| b.0)
+    Some(low + (at(lower + 1) - low) * (pos - lower as f64))
+}
+
+/// The same rule over plain values (gauge samples), so `p(N)` means one thing everywhere.
+fn quantile_of(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lower = pos.floor() as usize;
+    match v.get(lower + 1) {
+        Some(next) => v[lower] + (next - v[lower]) * (pos - lower as f64),
+        None => v[lower],
+    }
 }
 
 /// The value `agg` of `metric` over the run so far; None when there is no sample.
@@ -98,7 +120,8 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
         .tags
         .iter()
         .any(|(k, _)| k != "name" && k != "scenario");
-    let secs = s.elapsed_s.max(1e-9);
+    // A counter's rate per second of the run; none before any time has passed.
+    let per_s = |n: u64| (s.elapsed_s > 0.0).then(|| n as f64 / s.elapsed_s);
     if scenario_tag.is_some()
         && !matches!(
             metric.name.as_str(),
@@ -114,7 +137,7 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             match (agg, name_tag) {
                 (_, Some(_)) => None,
                 (Agg::Count, None) => Some(r.count as f64),
-                (Agg::Rate, None) => Some(r.count as f64 / secs),
+                (Agg::Rate, None) => per_s(r.count),
                 _ => None,
             }
         }
@@ -123,14 +146,14 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             let r = s.request(tagged.as_deref())?;
             match agg {
                 Agg::Count => Some(r.count as f64),
-                Agg::Rate => Some(r.count as f64 / secs),
+                Agg::Rate => per_s(r.count),
                 _ => None,
             }
         }
         "dropped_iterations" => match (agg, name_tag) {
             (_, Some(_)) => None,
             (Agg::Count, None) => Some(s.dropped_iterations as f64),
-            (Agg::Rate, None) => Some(s.dropped_iterations as f64 / secs),
+            (Agg::Rate, None) => per_s(s.dropped_iterations),
             _ => None,
         },
         "http_req_duration" => trend(&s.request(tagged.as_deref())?.latency_ms, agg),
@@ -139,7 +162,7 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             match (agg, name_tag) {
                 (_, Some(_)) => None,
                 (Agg::Count, None) => Some(r.count as f64),
-                (Agg::Rate, None) => Some(r.count as f64 / secs),
+                (Agg::Rate, None) => per_s(r.count),
                 _ => None,
             }
         }
@@ -148,7 +171,7 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             match (agg, name_tag) {
                 (_, Some(_)) => None,
                 (Agg::Count, None) => Some(r.count as f64),
-                (Agg::Rate, None) => Some(r.count as f64 / secs),
+                (Agg::Rate, None) => per_s(r.count),
                 _ => None,
             }
         }
@@ -199,19 +222,13 @@ pub fn aggregate(values: &[f64], agg: Agg) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
-    let sorted = || {
-        let mut v = values.to_vec();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v
-    };
-    let rank = |v: &[f64], q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
     match agg {
         Agg::Value => values.last().copied(),
         Agg::Min => values.iter().copied().reduce(f64::min),
         Agg::Max => values.iter().copied().reduce(f64::max),
         Agg::Avg => Some(values.iter().sum::<f64>() / values.len() as f64),
-        Agg::Med => Some(rank(&sorted(), 0.5)),
-        Agg::P(p) => Some(rank(&sorted(), p / 100.0)),
+        Agg::Med => Some(quantile_of(values, 0.5)),
+        Agg::P(p) => Some(quantile_of(values, p / 100.0)),
         Agg::Count | Agg::Rate => None,
     }
 }
@@ -248,12 +265,15 @@ pub fn evaluate(defs: &[ThresholdDef], s: &Summary) -> Vec<Verdict> {
         .collect()
 }
 
-/// k6's `abortOnFail`: the abort-on-fail thresholds failing now, once `delay_abort_eval_s` has
-/// passed. Live checks act on data only: "no data yet" is not a reason to abort.
+/// k6's `abortOnFail`: the abort-on-fail thresholds failing now, once the run is past
+/// `delay_abort_eval_s` (strictly, as k6's `AbortGracePeriod < t`; none given aborts at once).
+/// Live checks act on data only: an empty metric is skipped, as k6 skips empty sinks.
 pub fn check(defs: &[ThresholdDef], s: &Summary) -> Vec<Verdict> {
     let live: Vec<ThresholdDef> = defs
         .iter()
-        .filter(|d| d.abort_on_fail && s.elapsed_s >= d.delay_abort_eval_s)
+        .filter(|d| {
+            d.abort_on_fail && (d.delay_abort_eval_s <= 0.0 || s.elapsed_s > d.delay_abort_eval_s)
+        })
         .cloned()
         .collect();
     evaluate(&live, s)
@@ -308,15 +328,26 @@ mod tests {
         }
     }
 
+    /// k6's `TrendSink.P` (metrics/sink.go): linear interpolation at p × (n − 1).
     #[test]
-    fn quantiles_follow_hdr_rank_rule() {
+    fn quantiles_interpolate_as_k6_does() {
+        // k6's own ten-sample example: med 55 (the rank rule gave 50).
+        let ten: Vec<(f64, u64)> = (1..=10).map(|i| (i as f64 * 10.0, 1)).collect();
+        assert_eq!(quantile(&ten, 0.5), Some(55.0));
+        assert_eq!(quantile(&ten, 0.9), Some(91.0));
+        assert_eq!(quantile(&ten, 0.0), Some(10.0));
+        assert_eq!(quantile(&ten, 1.0), Some(100.0));
+        // Two samples 5 and 10: p(95) 9.75 (the rank rule gave 10).
+        assert_eq!(quantile(&[(5.0, 1), (10.0, 1)], 0.95), Some(9.75));
+        assert_eq!(quantile(&[(7.0, 1)], 0.95), Some(7.0));
+        // Buckets holding several samples are several equal samples.
         let b = [(1.0, 50), (2.0, 45), (3.0, 5)];
-        assert_eq!(quantile(&b, 0.5), Some(1.0));
-        assert_eq!(quantile(&b, 0.51), Some(2.0));
-        assert_eq!(quantile(&b, 0.95), Some(2.0));
-        assert_eq!(quantile(&b, 0.96), Some(3.0));
-        assert_eq!(quantile(&b, 0.0), Some(1.0));
+        assert_eq!(quantile(&b, 0.5), Some(1.5)); // between rank 49 (1) and 50 (2)
+        let p95 = quantile(&b, 0.95).unwrap(); // 94.05: rank 94 (2), rank 95 (3)
+        assert!((p95 - 2.05).abs() < 1e-9, "{p95}");
         assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(aggregate(&[10.0, 5.0], Agg::P(95.0)), Some(9.75));
+        assert_eq!(aggregate(&[3.0, 1.0, 2.0], Agg::Med), Some(2.0));
     }
 
     #[test]
@@ -334,12 +365,16 @@ mod tests {
             ],
             &s,
         );
-        let got: Vec<(bool, Option<f64>)> = v.iter().map(|v| (v.passed, v.observed)).collect();
+        let got: Vec<(bool, Option<f64>)> = v
+            .iter()
+            .map(|v| (v.passed, v.observed.map(|x| (x * 1e6).round() / 1e6)))
+            .collect();
         assert_eq!(
             got,
             vec![
                 (false, Some(0.07)),
-                (true, Some(500.0)),
+                // Position 94.05: rank 94 (500) + 0.05 × (rank 95 (2500) − 500).
+                (true, Some(600.0)),
                 (true, Some(500.0)),
                 (false, Some(0.95)),
                 (false, Some(6850.0)),
@@ -371,6 +406,18 @@ mod tests {
     }
 
     #[test]
+    fn no_rate_before_time_has_passed() {
+        let mut s = summary();
+        s.elapsed_s = 0.0;
+        let v = evaluate(&[def("http_reqs", "rate>=10")], &s);
+        assert_eq!((v[0].passed, v[0].observed), (false, None));
+        assert_eq!(
+            evaluate(&[def("http_reqs", "count>=10")], &s)[0].observed,
+            Some(100.0)
+        );
+    }
+
+    #[test]
     fn check_honours_abort_on_fail_and_delay() {
         let s = summary();
         let mut d = def("http_req_failed", "rate<0.05");
@@ -380,6 +427,11 @@ mod tests {
         assert!(
             check(&[d.clone()], &s).is_empty(),
             "still inside delayAbortEval"
+        );
+        d.delay_abort_eval_s = 10.0;
+        assert!(
+            check(&[d.clone()], &s).is_empty(),
+            "k6 aborts once the time spent is past the grace, not at it"
         );
         d.delay_abort_eval_s = 5.0;
         assert_eq!(check(&[d], &s).len(), 1);

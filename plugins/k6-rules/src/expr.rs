@@ -499,3 +499,45 @@ impl<'de> serde::Deserialize<'de> for Expr {
         s.parse().map_err(serde::de::Error::custom)
     }
 }
+
+/// k6's rule for a metric a user declares (`metrics/registry.go`: `^[a-zA-Z_][a-zA-Z0-9_]{1,128}$`),
+/// with k6's message when it is broken.
+pub fn check_metric_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest = name.len().saturating_sub(1);
+    if first_ok && (1..=128).contains(&rest) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid metric name {name:?}: metric names start with a letter or an underscore and \
+         hold 2 to 129 ASCII letters, numbers or underscores (k6's rule)"
+    ))
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::check_metric_name;
+
+    #[test]
+    fn metric_names_follow_k6s_registry_rule() {
+        for ok in ["coupon_issue_success", "_x", "ab", &"a".repeat(129)] {
+            assert!(check_metric_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "1ab",
+            "a-b",
+            "a b",
+            "a\tb",
+            "caf\u{e9}",
+            &"a".repeat(130),
+        ] {
+            assert!(check_metric_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -15,7 +15,9 @@ mod model;
 pub use eval::{
     aggregate, check, evaluate, judge, observe, quantile, validate, ThresholdDef, Verdict,
 };
-pub use expr::{fmt_num, split_op, Agg, Expr, MetricKind, MetricRef, Op, ThresholdError};
+pub use expr::{
+    check_metric_name, fmt_num, split_op, Agg, Expr, MetricKind, MetricRef, Op, ThresholdError,
+};
 pub use model::{
     checks_name, entry_name, scenario_entry, RateMetric, RequestStats, Series, Summary, ALL, PHASES,
 };

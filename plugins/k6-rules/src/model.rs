@@ -6,7 +6,8 @@ pub struct RequestStats {
     pub name: String,
     pub count: u64,
     pub failed: u64,
-    /// (bucket upper bound in ms, samples), ascending by bound.
+    /// (value in ms, samples), ascending: HDR buckets at their middle value (within 0.1%), the
+    /// smallest and the largest sample as entries of their own with their exact values.
     pub latency_ms: Vec<(f64, u64)>,
     pub statuses: Vec<(u16, u64)>,
 }

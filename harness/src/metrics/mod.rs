@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+mod trend;
+pub use trend::Trend;
 
 /// Why a request did not get a (usable) response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,22 +131,18 @@ pub struct Traffic {
     pub received: std::sync::atomic::AtomicU64,
 }
 
-fn histogram() -> Histogram<u64> {
-    // 1 µs .. 1 h at 3 significant digits (≤0.1% error); fixed bounds so recording never resizes.
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
-}
-
 /// Whole-run numbers for one request name (or for all of them).
 #[derive(Debug, Clone)]
 pub struct Totals {
-    pub latency_us: Histogram<u64>,
+    /// Latencies in µs.
+    pub latency: Trend,
     pub count: u64,
     pub failed: u64,
     pub statuses: BTreeMap<u16, u64>,
     /// Per error kind, in `ErrorKind::ALL` order (see [`Totals::error_count`]).
     pub errors: [u64; 6],
     /// The timing phases, in `k6_rules::PHASES` order (µs).
-    pub phases: Vec<Histogram<u64>>,
+    pub phases: Vec<Trend>,
     /// Responses per protocol: HTTP/1.1, HTTP/2.
     pub protocols: [u64; 2],
 }
@@ -152,12 +150,12 @@ pub struct Totals {
 impl Default for Totals {
     fn default() -> Self {
         Totals {
-            latency_us: histogram(),
+            latency: Trend::default(),
             count: 0,
             failed: 0,
             statuses: BTreeMap::new(),
             errors: [0; 6],
-            phases: (0..6).map(|_| histogram()).collect(),
+            phases: vec![Trend::default(); 6],
             protocols: [0; 2],
         }
     }
@@ -166,8 +164,7 @@ impl Default for Totals {
 impl Totals {
     fn add(&mut self, o: &Outcome) {
         self.count += 1;
-        self.latency_us
-            .saturating_record(o.latency.as_micros().max(1) as u64);
+        self.latency.record(o.latency.as_micros().max(1) as u64);
         if !o.ok {
             self.failed += 1;
         }
@@ -180,7 +177,7 @@ impl Totals {
         if let Some(p) = &o.phases {
             for (h, d) in self.phases.iter_mut().zip(p.values()) {
                 // 0 is a real value here (no connect on a reused connection).
-                h.saturating_record(d.as_micros() as u64);
+                h.record(d.as_micros() as u64);
             }
         }
         match o.proto {
@@ -195,18 +192,18 @@ impl Totals {
         self.errors[kind as usize]
     }
 
-    /// Latency quantile in milliseconds (None without samples).
+    /// Latency quantile in milliseconds, as k6 computes it (None without samples).
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
-        (self.count > 0).then(|| self.latency_us.value_at_quantile(q) as f64 / 1000.0)
+        self.latency.quantile_ms(q)
     }
     pub fn mean_ms(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.latency_us.mean() / 1000.0)
+        self.latency.mean_ms()
     }
     pub fn min_ms(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.latency_us.min() as f64 / 1000.0)
+        self.latency.min_ms()
     }
     pub fn max_ms(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.latency_us.max() as f64 / 1000.0)
+        self.latency.max_ms()
     }
 }
 
@@ -230,19 +227,19 @@ pub struct Window {
 
 struct Current {
     second: u64,
-    all: Histogram<u64>,
+    all: Trend,
     requests: u64,
     failed: u64,
     dropped: u64,
     gauges: BTreeMap<String, f64>,
-    per_name: BTreeMap<String, (u64, u64, Histogram<u64>)>,
+    per_name: BTreeMap<String, (u64, u64, Trend)>,
 }
 
 impl Current {
     fn new(second: u64, carry: &BTreeMap<String, f64>) -> Current {
         Current {
             second,
-            all: histogram(),
+            all: Trend::default(),
             requests: 0,
             failed: 0,
             dropped: 0,
@@ -252,9 +249,7 @@ impl Current {
     }
 
     fn summarise(&self) -> Window {
-        let q = |h: &Histogram<u64>, q: f64| {
-            (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
-        };
+        let q = |h: &Trend, q: f64| h.quantile_ms(q);
         Window {
             second: self.second,
             requests: self.requests,
@@ -263,7 +258,7 @@ impl Current {
             p50_ms: q(&self.all, 0.5),
             p95_ms: q(&self.all, 0.95),
             p99_ms: q(&self.all, 0.99),
-            max_ms: (!self.all.is_empty()).then(|| self.all.max() as f64 / 1000.0),
+            max_ms: self.all.max_ms(),
             gauges: self.gauges.clone(),
             per_name: self
                 .per_name
@@ -290,7 +285,7 @@ struct Inner {
     /// …and the flow iterations they made up.
     flow_iterations: u64,
     /// Trends the flows record (a poll's time until its check held), in µs.
-    trends: BTreeMap<String, Histogram<u64>>,
+    trends: BTreeMap<String, Trend>,
     /// Iterations a step ended as failed, per step.
     iteration_failed: BTreeMap<String, u64>,
 }
@@ -329,7 +324,7 @@ pub struct RunMetrics {
     /// iterations.
     pub iterations: u64,
     /// The flows' trends (µs), by name.
-    pub trends: BTreeMap<String, Histogram<u64>>,
+    pub trends: BTreeMap<String, Trend>,
     /// Per flow step: iterations it ended as failed.
     pub iteration_failed: BTreeMap<String, u64>,
 }
@@ -442,15 +437,15 @@ impl Recorder {
         c.requests += 1;
         c.failed += u64::from(!o.ok);
         let us = o.latency.as_micros().max(1) as u64;
-        c.all.saturating_record(us);
+        c.all.record(us);
         // get_mut first: this runs per request, and entry() would allocate the key every time.
         if !c.per_name.contains_key(name) {
-            c.per_name.insert(name.to_owned(), (0, 0, histogram()));
+            c.per_name.insert(name.to_owned(), (0, 0, Trend::default()));
         }
         let e = c.per_name.get_mut(name).expect("inserted above");
         e.0 += 1;
         e.1 += u64::from(!o.ok);
-        e.2.saturating_record(us);
+        e.2.record(us);
     }
 
     /// A flow iteration's end: `requests` it sent (samples already recorded), and whether it
@@ -464,11 +459,8 @@ impl Recorder {
     /// A sample of trend `name` (a poll's time until its check held).
     pub fn record_trend(&self, name: &str, d: Duration) {
         let mut inner = self.inner.lock().expect("recorder lock");
-        let h = inner
-            .trends
-            .entry(name.to_owned())
-            .or_insert_with(histogram);
-        h.saturating_record(d.as_micros().max(1) as u64);
+        let h = inner.trends.entry(name.to_owned()).or_default();
+        h.record(d.as_micros().max(1) as u64);
     }
 
     /// An iteration that step `step` ended as failed.
@@ -552,7 +544,7 @@ impl RunMetrics {
         for t in names.into_iter().filter_map(|n| self.per_name.get(n)) {
             all.count += t.count;
             all.failed += t.failed;
-            let _ = all.latency_us.add(&t.latency_us);
+            all.latency.add(&t.latency);
             for (st, n) in &t.statuses {
                 *all.statuses.entry(*st).or_default() += n;
             }

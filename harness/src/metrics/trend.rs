@@ -1,0 +1,175 @@
+//! A trend (k6's word for a metric of many timed values): an HDR histogram of microseconds with
+//! the exact minimum, maximum and sum kept beside it, because a histogram only knows its
+//! buckets (within 0.1%) and `min`, `max` and `avg` must be what was measured.
+//!
+//! Percentiles follow k6 (`k6_rules::quantile`: interpolation at p × (n − 1)) over
+//! [`Trend::buckets_ms`], so a report's p(95) is the number a threshold judged.
+
+use hdrhistogram::Histogram;
+
+#[derive(Debug, Clone)]
+pub struct Trend {
+    /// 1 µs .. 1 h at 3 significant digits; fixed bounds so recording never resizes. A value
+    /// past an hour is counted at the top bucket (its exact value is still in `max`).
+    hist: Histogram<u64>,
+    /// Exact smallest and largest value recorded, in µs (meaningless while empty).
+    min: u64,
+    max: u64,
+    /// Exact sum of the values, in µs.
+    sum: u128,
+}
+
+impl Default for Trend {
+    fn default() -> Self {
+        Trend {
+            hist: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+            min: u64::MAX,
+            max: 0,
+            sum: 0,
+        }
+    }
+}
+
+impl Trend {
+    /// Records one value in µs.
+    pub fn record(&mut self, us: u64) {
+        self.hist.saturating_record(us);
+        self.min = self.min.min(us);
+        self.max = self.max.max(us);
+        self.sum += u128::from(us);
+    }
+
+    /// Adds every value of `other`.
+    pub fn add(&mut self, other: &Trend) {
+        if other.is_empty() {
+            return;
+        }
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.hist.add(&other.hist);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+    }
+
+    pub fn len(&self) -> u64 {
+        self.hist.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    pub fn min_ms(&self) -> Option<f64> {
+        (!self.is_empty()).then(|| self.min as f64 / 1000.0)
+    }
+
+    pub fn max_ms(&self) -> Option<f64> {
+        (!self.is_empty()).then(|| self.max as f64 / 1000.0)
+    }
+
+    pub fn mean_ms(&self) -> Option<f64> {
+        (!self.is_empty()).then(|| self.sum as f64 / self.len() as f64 / 1000.0)
+    }
+
+    /// The `q` quantile (0..=1) in ms, as k6 computes it.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        k6_rules::quantile(&self.buckets_ms(), q)
+    }
+
+    /// (value in ms, samples) ascending: what the plugin ABI carries. Each bucket stands for
+    /// its samples at the bucket's middle value, except that the smallest and the largest
+    /// sample are entries of their own with their exact values, so `min` and `max` (and a
+    /// percentile that lands on them) are exact.
+    pub fn buckets_ms(&self) -> Vec<(f64, u64)> {
+        let n = self.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let (min, max) = (self.min as f64 / 1000.0, self.max as f64 / 1000.0);
+        if n == 1 {
+            return vec![(min, 1)];
+        }
+        let mut out = vec![(min, 1)];
+        let mut buckets: Vec<(f64, u64)> = self
+            .hist
+            .iter_recorded()
+            .map(|v| {
+                let mid = self.hist.median_equivalent(v.value_iterated_to()) as f64 / 1000.0;
+                (mid.clamp(min, max), v.count_at_value())
+            })
+            .collect();
+        // The extremes' own entries take one sample from the first and the last bucket.
+        buckets[0].1 -= 1;
+        let last = buckets.len() - 1;
+        buckets[last].1 -= 1;
+        out.extend(buckets.into_iter().filter(|b| b.1 > 0));
+        out.push((max, 1));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trend(values_us: &[u64]) -> Trend {
+        let mut t = Trend::default();
+        for v in values_us {
+            t.record(*v);
+        }
+        t
+    }
+
+    #[test]
+    fn min_max_and_mean_are_exact() {
+        // 50,001 µs sits in a 32 µs-wide bucket: the histogram alone would say 50.015.
+        let t = trend(&[50_001, 70_003, 123_457]);
+        assert_eq!(t.min_ms(), Some(50.001));
+        assert_eq!(t.max_ms(), Some(123.457));
+        assert_eq!(t.mean_ms(), Some(81.153_666_666_666_67));
+        assert_eq!(Trend::default().mean_ms(), None);
+    }
+
+    #[test]
+    fn percentiles_are_k6s_on_the_exact_extremes() {
+        // k6's two-sample example: p(95) of 5 and 10 is 9.75.
+        assert_eq!(trend(&[5_000, 10_000]).quantile_ms(0.95), Some(9.75));
+        assert_eq!(trend(&[7_000]).quantile_ms(0.5), Some(7.0));
+        // k6's ten-sample example: med 55.
+        let ten: Vec<u64> = (1..=10).map(|i| i * 10_000).collect();
+        let med = trend(&ten).quantile_ms(0.5).unwrap();
+        assert!((med - 55.0).abs() / 55.0 < 0.0005, "{med}");
+    }
+
+    /// The incident's shape: 95% fast, 5% timing out. k6 interpolates across the gap.
+    #[test]
+    fn a_bimodal_p95_matches_k6_within_its_precision() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut values: Vec<u64> = (0..950).map(|_| rng.u64(15_000..25_000)).collect();
+        values.extend((0..50).map(|_| rng.u64(1_500_000..2_500_000)));
+        let t = trend(&values);
+        values.sort_unstable();
+        let pos = 0.95 * 999.0;
+        let l = pos as usize;
+        let exact =
+            (values[l] as f64 + (values[l + 1] - values[l]) as f64 * (pos - l as f64)) / 1000.0;
+        let got = t.quantile_ms(0.95).unwrap();
+        assert!(exact > 90.0, "the gap is interpolated: {exact}");
+        assert!((got - exact).abs() / exact < 0.001, "{got} vs k6's {exact}");
+    }
+
+    #[test]
+    fn merged_trends_keep_the_extremes() {
+        let mut a = trend(&[10, 20]);
+        a.add(&trend(&[5, 30]));
+        a.add(&Trend::default());
+        assert_eq!(
+            (a.min_ms(), a.max_ms(), a.len()),
+            (Some(0.005), Some(0.03), 4)
+        );
+        let b = a.buckets_ms();
+        assert_eq!(b.first(), Some(&(0.005, 1)));
+        assert_eq!(b.last(), Some(&(0.03, 1)));
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 4);
+    }
+}
