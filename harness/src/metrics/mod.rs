@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub mod tags;
 mod trend;
+pub use tags::TagFilter;
 pub use trend::Trend;
 
 /// Why a request did not get a (usable) response.
@@ -288,6 +290,8 @@ struct Inner {
     trends: BTreeMap<String, Trend>,
     /// Iterations a step ended as failed, per step.
     iteration_failed: BTreeMap<String, u64>,
+    /// The samples of each tag set a threshold asks for.
+    tagged: Vec<(TagFilter, Totals)>,
 }
 
 /// One check's results over the run.
@@ -327,6 +331,8 @@ pub struct RunMetrics {
     pub trends: BTreeMap<String, Trend>,
     /// Per flow step: iterations it ended as failed.
     pub iteration_failed: BTreeMap<String, u64>,
+    /// Per tag filter's summary entry (`k6_rules::tag_entry`): its samples' totals.
+    pub tagged: BTreeMap<String, Totals>,
 }
 
 impl Recorder {
@@ -351,9 +357,19 @@ impl Recorder {
                 flow_iterations: 0,
                 trends: BTreeMap::new(),
                 iteration_failed: BTreeMap::new(),
+                tagged: Vec::new(),
             }),
             traffic: Default::default(),
         }
+    }
+
+    /// Keeps the totals of the samples each of `filters` selects (set before any sample).
+    pub fn with_filters(self, filters: Vec<TagFilter>) -> Recorder {
+        self.inner.lock().expect("recorder lock").tagged = filters
+            .into_iter()
+            .map(|f| (f, Totals::default()))
+            .collect();
+        self
     }
 
     /// The byte counters the HTTP client's connections add to.
@@ -432,6 +448,11 @@ impl Recorder {
             let mut t = Totals::default();
             t.add(&o);
             inner.per_name.insert(name.to_owned(), t);
+        }
+        for (f, t) in &mut inner.tagged {
+            if f.matches(name, &o) {
+                t.add(&o);
+            }
         }
         let c = &mut inner.current;
         c.requests += 1;
@@ -514,6 +535,11 @@ impl Recorder {
                 + inner.flow_iterations,
             trends: inner.trends.clone(),
             iteration_failed: inner.iteration_failed.clone(),
+            tagged: inner
+                .tagged
+                .iter()
+                .map(|(f, t)| (f.entry.clone(), t.clone()))
+                .collect(),
             data_sent: self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
             data_received: self
                 .traffic

@@ -70,6 +70,7 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
         requests.extend(phases(Some(n), t));
     }
     requests.extend(flow_entries(s, m));
+    requests.extend(m.tagged.iter().map(|(entry, t)| stats(entry, t)));
     requests.push(counter("data_sent", m.data_sent));
     requests.push(counter("data_received", m.data_received));
     requests.push(counter("iterations", m.iterations));

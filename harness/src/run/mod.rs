@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use crate::event::{Event, Observer};
 use crate::load::{client::HttpClient, plan::LoadPlan, plan::PlanError};
-use crate::metrics::Recorder;
+use crate::metrics::{tags::RESPONSE_TAGS, Recorder, TagFilter};
 use crate::plugin::fault::{FaultPlugin, TickState};
 use crate::plugin::{Limits, PluginError};
 use crate::report::{self, console::Console, ReportError, Summary};
@@ -206,7 +206,8 @@ impl<'a> Base<'a> {
         let target = target.trim_end_matches('/').to_owned();
         let plan = Arc::new(LoadPlan::new(&scenario, &target)?);
         let run_id = run_id(&scenario.name);
-        let recorder = Arc::new(Recorder::new(&plan.names()));
+        let filters = tag_filters(&scenario, &target);
+        let recorder = Arc::new(Recorder::new(&plan.names()).with_filters(filters));
         let t = &scenario.target;
         // Validation built the same TLS settings; only a file changed since can fail here.
         let client = HttpClient::new(&t.tls, &scenario.dir, t.http_version, recorder.traffic())
@@ -323,4 +324,25 @@ fn first_app_fault(s: &Scenario, mut p: FaultPlugin) -> Result<Option<String>, P
         t += 1.0;
     }
     Ok(None)
+}
+
+/// One filter per tag set the thresholds ask for, selecting the requests whose fixed tags match
+/// (the response tags are matched per sample).
+fn tag_filters(s: &Scenario, target: &str) -> Vec<TagFilter> {
+    s.threshold_tag_sets()
+        .iter()
+        .map(|tags| {
+            let names = s
+                .all_requests()
+                .filter(|r| {
+                    let fixed = s.request_tags(r, target);
+                    tags.iter()
+                        .filter(|(k, _)| !RESPONSE_TAGS.contains(&k.as_str()))
+                        .all(|(k, v)| fixed.get(k) == Some(v))
+                })
+                .map(|r| r.name.clone())
+                .collect();
+            TagFilter::new(tags, names)
+        })
+        .collect()
 }

@@ -14,7 +14,7 @@ mod http_spec;
 pub mod template;
 pub mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -638,6 +638,42 @@ impl Scenario {
             .find(|w| w.steps().iter().any(|r| r.name == request))
     }
 
+    /// The tag sets thresholds on HTTP metrics ask for beyond a request name or a scenario alone
+    /// (those have entries of their own); the recorder keeps each one's samples.
+    pub fn threshold_tag_sets(&self) -> Vec<Vec<(String, String)>> {
+        let mut sets: Vec<Vec<(String, String)>> = self
+            .thresholds
+            .keys()
+            .map(|m| m.get_ref())
+            .filter(|m| by_scenario(&m.name))
+            .map(|m| m.tags.clone())
+            .filter(|t| match t.as_slice() {
+                [] => false,
+                [(k, _)] => k != "name" && k != "scenario",
+                _ => true,
+            })
+            .collect();
+        sets.sort();
+        sets.dedup();
+        sets
+    }
+
+    /// The tags every sample of request `r` carries: its scenario's own tags, then k6's system
+    /// tags a request decides (`name`, `method`, `url`: `target` and the path as written,
+    /// `scenario`).
+    pub fn request_tags(&self, r: &RequestSpec, target: &str) -> BTreeMap<String, String> {
+        let mut tags = BTreeMap::new();
+        if let Some(w) = self.workload_of(&r.name) {
+            tags.extend(w.tags.clone());
+            tags.insert("scenario".to_owned(), w.name.clone());
+        }
+        tags.insert("name".to_owned(), r.name.clone());
+        tags.insert("method".to_owned(), r.method.to_uppercase());
+        let url = format!("{}{}", target.trim_end_matches('/'), r.path.get_ref());
+        tags.insert("url".to_owned(), url);
+        tags
+    }
+
     /// The trends the flows' polls record (each named by its poll).
     pub fn poll_trends(&self) -> Vec<&str> {
         self.all_requests()
@@ -959,6 +995,48 @@ fn by_scenario(metric: &str) -> bool {
         metric,
         "http_reqs" | "http_req_duration" | "http_req_failed"
     )
+}
+
+/// What is wrong with tag `key:value` on an HTTP metric (None: nothing; a value no sample has
+/// is allowed, and judged as no data).
+fn http_tag_error(s: &Scenario, key: &str, value: &str) -> Option<String> {
+    let ok = match key {
+        "method" | "url" => true,
+        "status" => value
+            .parse::<u16>()
+            .is_ok_and(|v| v == 0 || (100..=599).contains(&v)),
+        "expected_response" => matches!(value, "true" | "false"),
+        "proto" => matches!(value, "HTTP/1.1" | "HTTP/2.0"),
+        "error_code" => value
+            .parse::<u32>()
+            .is_ok_and(|v| (1000..2000).contains(&v)),
+        k if s.workloads.iter().any(|w| w.tags.contains_key(k)) => true,
+        _ => {
+            let own: BTreeSet<&str> = s
+                .workloads
+                .iter()
+                .flat_map(|w| w.tags.keys().map(String::as_str))
+                .collect();
+            let own = own.into_iter().collect::<Vec<_>>().join(", ");
+            return Some(format!(
+                "unsupported tag `{key}` (HTTP metrics take name, method, url, status, \
+                 expected_response, proto, error_code, scenario{}{own})",
+                if own.is_empty() {
+                    ""
+                } else {
+                    " and the scenarios' tags: "
+                }
+            ));
+        }
+    };
+    let expected = match key {
+        "status" => "a status 100–599, or 0 for no response",
+        "expected_response" => "true or false",
+        "proto" => "HTTP/1.1 or HTTP/2.0",
+        "error_code" => "a k6 error code, 1000–1999",
+        _ => "",
+    };
+    (!ok).then(|| format!("tag `{key}` is {expected}, not `{value}`"))
 }
 
 /// The metrics measured per request, so `{name:…}` selects one request's samples.
@@ -1349,9 +1427,10 @@ impl Checker<'_> {
                             known.join(", ")
                         )
                     }
-                    (n, _) if by_scenario(n) => {
-                        format!("unsupported tag `{k}` (`name` and `scenario` are supported)")
-                    }
+                    (n, _) if by_scenario(n) => match http_tag_error(s, k, tag) {
+                        None => continue,
+                        Some(why) => why,
+                    },
                     (n, _) if tagged_by_name(n) => {
                         format!("unsupported tag `{k}` (only `name` is supported)")
                     }

@@ -248,6 +248,15 @@ async fn answer(
         };
         return ok(Bytes::from(body));
     }
+    if path == "/flaky" {
+        // Every tenth answer is a 503.
+        let n = orders.fetch_add(1, Relaxed) + 1;
+        let status = if n.is_multiple_of(10) { 503 } else { 200 };
+        return Ok(Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from_static(b"flaky")))
+            .unwrap());
+    }
     if path == "/big" {
         return ok(Bytes::from(vec![b'x'; 2 << 20]));
     }

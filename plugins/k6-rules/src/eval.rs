@@ -2,7 +2,7 @@
 //! aggregation (k6 names, custom rate metrics, gauges and probe series), judged by its expression.
 
 use crate::expr::{fmt_num, Agg, Expr, MetricRef};
-use crate::model::{entry_name, scenario_entry, Summary, PHASES};
+use crate::model::{entry_name, scenario_entry, tag_entry, Summary, PHASES};
 
 /// One threshold of a scenario, normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,28 +108,28 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
         .iter()
         .find(|(k, _)| k == "name")
         .map(|(_, v)| v.as_str());
-    let scenario_tag = metric
-        .tags
-        .iter()
-        .find(|(k, _)| k == "scenario")
-        .map(|(_, v)| scenario_entry(v));
-    // The request's own entry, else its scenario's (request names are unique across the
-    // scenarios, so a name implies its scenario).
-    let tagged = name_tag.map(str::to_owned).or(scenario_tag.clone());
-    let other_tags = metric
-        .tags
-        .iter()
-        .any(|(k, _)| k != "name" && k != "scenario");
+    // The entry an HTTP metric's tags select: a request's own (its name alone), a scenario's,
+    // or the one the harness filled for exactly this tag set.
+    let tagged = match metric.tags.as_slice() {
+        [] => None,
+        [(k, v)] if k == "name" => Some(v.clone()),
+        [(k, v)] if k == "scenario" => Some(scenario_entry(v)),
+        tags => Some(tag_entry(tags)),
+    };
+    let http = matches!(
+        metric.name.as_str(),
+        "http_reqs" | "http_req_duration" | "http_req_failed"
+    );
+    // Rates are looked up with their tags (`checks{check:x}`): a tag is never ignored.
+    let key = metric.to_string();
+    if let Some(r) = s.rates.iter().find(|r| r.name == key) {
+        return (r.total > 0 && agg == Agg::Rate).then(|| r.good as f64 / r.total as f64);
+    }
+    if !http && metric.tags.iter().any(|(k, _)| k != "name") {
+        return None; // measured per request name only: a tag is never ignored
+    }
     // A counter's rate per second of the run; none before any time has passed.
     let per_s = |n: u64| (s.elapsed_s > 0.0).then(|| n as f64 / s.elapsed_s);
-    if scenario_tag.is_some()
-        && !matches!(
-            metric.name.as_str(),
-            "http_reqs" | "http_req_duration" | "http_req_failed"
-        )
-    {
-        return None; // measured per request only: a tag is never ignored
-    }
     match metric.name.as_str() {
         "iterations" if s.request(Some(&entry_name("iterations", None))).is_some() => {
             // Requests started (a redirect chain is one), carried as a counter entry.
@@ -141,7 +141,6 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
                 _ => None,
             }
         }
-        "http_reqs" | "iterations" | "http_req_duration" | "http_req_failed" if other_tags => None,
         "http_reqs" | "iterations" => {
             let r = s.request(tagged.as_deref())?;
             match agg {
@@ -184,11 +183,6 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             (r.count > 0 && agg == Agg::Rate).then(|| r.failed as f64 / r.count as f64)
         }
         name => {
-            // Rates are looked up with their tags (`checks{check:x}`): a tag is never ignored.
-            let key = metric.to_string();
-            if let Some(r) = s.rates.iter().find(|r| r.name == key) {
-                return (r.total > 0 && agg == Agg::Rate).then(|| r.good as f64 / r.total as f64);
-            }
             if !metric.tags.is_empty() {
                 return None;
             }
@@ -403,6 +397,39 @@ mod tests {
             .all(|v| !v.passed && v.reason.as_deref().unwrap().contains("no data")));
         let e: Expr = "p(95)<2000".parse().unwrap();
         assert!(judge("x", &e, Some(10.0), false).passed);
+    }
+
+    #[test]
+    fn a_tag_set_reads_its_own_entry_and_never_the_whole_metric() {
+        let mut s = summary();
+        s.requests.push(RequestStats {
+            name: "(all){scenario:browse,status:200}".into(),
+            count: 40,
+            failed: 0,
+            latency_ms: vec![(12.0, 40)],
+            statuses: vec![(200, 40)],
+        });
+        let got = |metric: &str, t: &str| evaluate(&[def(metric, t)], &s)[0].observed;
+        assert_eq!(
+            got("http_reqs{status:200,scenario:browse}", "count>0"),
+            Some(40.0)
+        );
+        assert_eq!(
+            got(r#"http_reqs{scenario:"browse", status:'200'}"#, "count>0"),
+            Some(40.0)
+        );
+        assert_eq!(
+            got("http_req_duration{scenario:browse,status:200}", "max<20"),
+            Some(12.0)
+        );
+        assert_eq!(
+            got("http_req_failed{scenario:browse,status:200}", "rate<0.1"),
+            Some(0.0)
+        );
+        // A set nobody filled is no data (a failed gate), not the whole metric.
+        assert_eq!(got("http_reqs{status:200}", "count>0"), None);
+        assert_eq!(got("http_req_waiting{status:200}", "p(95)<1"), None);
+        assert_eq!(got("coupon_issue_success{status:200}", "rate>0.9"), None);
     }
 
     #[test]

@@ -251,7 +251,10 @@ impl FromStr for MetricRef {
                 let mut tags = Vec::new();
                 for pair in inner.split(',') {
                     let (k, v) = pair.split_once(':').ok_or_else(bad)?;
-                    let (k, v) = (k.trim(), v.trim());
+                    // k6 trims whitespace and quotes: `{status:"200"}` is `{status:200}`.
+                    let unquote = |t: &str| t.trim().trim_matches(['"', '\'']).trim().to_owned();
+                    let (k, v) = (unquote(k), unquote(v));
+                    let (k, v) = (k.as_str(), v.as_str());
                     if !valid_name(k) || v.is_empty() {
                         return Err(bad());
                     }
@@ -390,6 +393,14 @@ mod tests {
         assert_eq!(m.to_string(), "http_req_duration{name:create_order}");
         let two: MetricRef = "http_reqs{status:201, name:x}".parse().unwrap();
         assert_eq!(two.to_string(), "http_reqs{name:x,status:201}");
+        // k6 trims quotes and whitespace around keys and values; a value keeps its colons.
+        let quoted: MetricRef = r#"http_reqs{ status : "200", a:'1', url:http://h/x }"#
+            .parse()
+            .unwrap();
+        assert_eq!(
+            quoted.to_string(),
+            "http_reqs{a:1,status:200,url:http://h/x}"
+        );
         for bad in ["", "a{", "a{b}", "a{b:}", "sp ace", "a{b:c"] {
             assert!(
                 bad.parse::<MetricRef>().is_err(),

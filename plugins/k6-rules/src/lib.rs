@@ -19,5 +19,6 @@ pub use expr::{
     check_metric_name, fmt_num, split_op, Agg, Expr, MetricKind, MetricRef, Op, ThresholdError,
 };
 pub use model::{
-    checks_name, entry_name, scenario_entry, RateMetric, RequestStats, Series, Summary, ALL, PHASES,
+    checks_name, entry_name, scenario_entry, tag_entry, RateMetric, RequestStats, Series, Summary,
+    ALL, PHASES,
 };

@@ -60,7 +60,15 @@ pub fn entry_name(metric: &str, request: Option<&str>) -> String {
 
 /// The `requests` entry of one scenario's requests together (`{scenario:browse}`).
 pub fn scenario_entry(scenario: &str) -> String {
-    format!("{ALL}{{scenario:{scenario}}}")
+    tag_entry(&[("scenario".to_owned(), scenario.to_owned())])
+}
+
+/// The `requests` entry of the HTTP samples matching every tag of `tags` (sorted by key, as
+/// `MetricRef` keeps them): `(all){method:GET,status:200}`. The harness fills one for each tag
+/// set a threshold asks for, so a filter is always applied, never ignored.
+pub fn tag_entry(tags: &[(String, String)]) -> String {
+    let inner: Vec<String> = tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    format!("{ALL}{{{}}}", inner.join(","))
 }
 
 /// The `rates` entry of the `checks` metric, overall or for one check name.

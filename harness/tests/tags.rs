@@ -1,0 +1,156 @@
+//! Tag-filtered thresholds (k6 sub-metrics) judge exactly the samples carrying every tag, on a
+//! real server: one scenario's every tenth answer is a 503, another's are all 200.
+
+mod common;
+
+use common::web::{Options, WebServer};
+use common::{summary, temp_dir};
+
+fn file(url: &str, thresholds: &str) -> String {
+    format!(
+        r#"
+name = "tags"
+[target]
+url = "{url}"
+timeout = "3s"
+
+[scenarios.flaky]
+executor = "constant-arrival-rate"
+rate = 50
+duration = "2s"
+preAllocatedVUs = 20
+tags = {{ team = "payments" }}
+[[scenarios.flaky.requests]]
+name = "pay"
+path = "/flaky"
+
+[scenarios.steady]
+executor = "constant-arrival-rate"
+rate = 25
+duration = "2s"
+preAllocatedVUs = 20
+[[scenarios.steady.requests]]
+name = "browse"
+method = "POST"
+path = "/ok"
+
+[thresholds]
+{thresholds}
+"#
+    )
+}
+
+fn observed(sum: &serde_json::Value, metric: &str) -> (Option<f64>, bool) {
+    let v = sum["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"] == metric)
+        .unwrap_or_else(|| panic!("no verdict for {metric}: {}", sum["thresholds"]));
+    (v["observed"].as_f64(), v["passed"].as_bool().unwrap())
+}
+
+fn request<'s>(sum: &'s serde_json::Value, name: &str) -> &'s serde_json::Value {
+    sum["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_tag_filtered_threshold_judges_exactly_the_samples_with_every_tag() {
+    let dir = temp_dir("tags");
+    let server = WebServer::start(Options::plain()).await;
+    let gates = r#"
+"http_reqs{status:503}" = ["count>0"]
+"http_reqs{error_code:1503}" = ["count>0"]
+"http_req_failed{scenario:flaky,status:200}" = ["rate==0"]
+"http_req_failed{team:payments}" = ["rate<0.05"]
+"http_req_duration{expected_response:true,scenario:steady}" = ["max<3000"]
+'http_reqs{method:"POST",proto:HTTP/1.1}' = ["count>0"]
+"http_reqs{method:DELETE}" = ["count>0"]
+"http_reqs{status:500}" = ["count==0"]
+"http_req_duration{method:DELETE}" = ["p(95)<1000"]
+"#;
+    let (o, out) = common::run_named(&dir, "tags", &file(&server.url, gates)).await;
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = summary(&out);
+    let pay = request(&s, "pay");
+    let (pays, fives) = (
+        pay["count"].as_f64().unwrap(),
+        pay["statuses"]["503"].as_f64().unwrap(),
+    );
+    let browses = request(&s, "browse")["count"].as_f64().unwrap();
+    assert!(
+        fives >= 5.0 && pays >= 90.0 && browses >= 45.0,
+        "{pays} {fives} {browses}"
+    );
+
+    assert_eq!(observed(&s, "http_reqs{status:503}"), (Some(fives), true));
+    assert_eq!(
+        observed(&s, "http_reqs{error_code:1503}"),
+        (Some(fives), true)
+    );
+    assert_eq!(
+        observed(&s, "http_req_failed{scenario:flaky,status:200}"),
+        (Some(0.0), true)
+    );
+    // The scenario's own tag: its every sample, a tenth of them failed.
+    let (rate, passed) = observed(&s, "http_req_failed{team:payments}");
+    assert!(
+        !passed && (rate.unwrap() - fives / pays).abs() < 1e-9,
+        "{rate:?}"
+    );
+    let (max, passed) = observed(
+        &s,
+        "http_req_duration{expected_response:true,scenario:steady}",
+    );
+    assert!(passed && max.unwrap() > 0.0);
+    // Quoted values are k6's too; the steady scenario's POSTs over HTTP/1.1, not the GETs.
+    assert_eq!(
+        observed(&s, "http_reqs{method:POST,proto:HTTP/1.1}"),
+        (Some(browses), true)
+    );
+    // Nothing carries DELETE: a count of 0 and a trend with no data (a failed gate), never the
+    // whole metric; so "no 500s" is a gate that works.
+    assert_eq!(observed(&s, "http_reqs{method:DELETE}"), (Some(0.0), false));
+    assert_eq!(observed(&s, "http_reqs{status:500}"), (Some(0.0), true));
+    assert_eq!(
+        observed(&s, "http_req_duration{method:DELETE}"),
+        (None, false)
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_tag_or_a_value_no_sample_can_have_is_exit_2_naming_it() {
+    let dir = temp_dir("tags-bad");
+    for (gate, words) in [
+        (
+            r#""http_reqs{colour:red}" = ["count>0"]"#,
+            "unsupported tag `colour`",
+        ),
+        (
+            r#""http_reqs{status:ok}" = ["count>0"]"#,
+            "tag `status` is a status",
+        ),
+        (
+            r#""http_req_failed{expected_response:yes}" = ["rate<1"]"#,
+            "true or false",
+        ),
+    ] {
+        let (o, _) = common::run_named(&dir, "bad", &file("http://127.0.0.1:9", gate)).await;
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{gate}: {err}");
+        assert!(
+            err.contains(words) && err.contains("bad.toml:"),
+            "{gate}: {err}"
+        );
+    }
+}
