@@ -128,6 +128,73 @@ async fn a_tag_filtered_threshold_judges_exactly_the_samples_with_every_tag() {
     );
 }
 
+/// k6-summary.json: k6's handleSummary shape, checked by its schema, and the numbers summary.json
+/// and the verdicts hold.
+#[tokio::test]
+async fn k6_summary_json_is_k6s_shape_with_the_judged_numbers() {
+    let dir = temp_dir("k6-summary");
+    let server = WebServer::start(Options::plain()).await;
+    let gates = r#"
+http_req_duration = ["p(95)<3000"]
+"http_reqs{status:503}" = ["count>1000"]
+"http_req_failed{scenario:flaky}" = ["rate<0.5"]
+"#;
+    let (o, out) = common::run_named(&dir, "k6s", &file(&server.url, gates)).await;
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let k6: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::run_dir(&out).join("k6-summary.json")).unwrap(),
+    )
+    .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/k6-summary.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&k6)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut broken = k6.clone();
+    broken["metrics"]["http_reqs"]["type"] = serde_json::json!("histogram");
+    assert!(
+        !validator.is_valid(&broken),
+        "the schema is not a rubber stamp"
+    );
+
+    let s = summary(&out);
+    let m = &k6["metrics"];
+    assert_eq!(m["http_reqs"]["type"], "counter");
+    assert_eq!(m["http_reqs"]["values"]["count"], s["totals"]["http_reqs"]);
+    let d = &m["http_req_duration"];
+    assert_eq!(
+        (d["type"].as_str(), d["contains"].as_str()),
+        (Some("trend"), Some("time"))
+    );
+    assert_eq!(d["values"]["p(95)"], s["totals"]["p95_ms"]);
+    assert_eq!(d["thresholds"]["p(95)<3000"]["ok"], true);
+    let failed = &m["http_req_failed"]["values"];
+    assert_eq!(
+        failed["passes"], s["totals"]["http_req_failed"],
+        "passes are failures"
+    );
+    let fives = request(&s, "pay")["statuses"]["503"].as_u64().unwrap();
+    let sub = &m["http_reqs{status:503}"];
+    assert_eq!(sub["values"]["count"].as_u64(), Some(fives));
+    assert_eq!(sub["thresholds"]["count>1000"]["ok"], false);
+    let flaky = &m["http_req_failed{scenario:flaky}"];
+    assert_eq!(flaky["type"], "rate");
+    assert_eq!(flaky["values"]["passes"].as_u64(), Some(fives));
+    assert_eq!(flaky["thresholds"]["rate<0.5"]["ok"], true);
+    // k6's default sub-metric: the expected responses only.
+    let expected = &m["http_req_duration{expected_response:true}"]["values"];
+    assert!(expected["max"].as_f64().unwrap() <= d["values"]["max"].as_f64().unwrap());
+    assert_eq!(k6["root_group"]["id"], "d41d8cd98f00b204e9800998ecf8427e");
+}
+
 #[tokio::test]
 async fn an_unknown_tag_or_a_value_no_sample_can_have_is_exit_2_naming_it() {
     let dir = temp_dir("tags-bad");

@@ -1,12 +1,14 @@
 //! Everything the harness prints or writes about a run. Only this module formats output: the
 //! live progress line, the end-of-run tables, and the files in `reports/<run-id>/`
-//! (`summary.json`, `timeseries.csv`, `junit.xml`, `report.md`, `report.html`).
+//! (`summary.json`, `k6-summary.json`, `timeseries.csv`, `junit.xml`, `report.md`,
+//! `report.html`).
 
 pub mod compare;
 pub mod console;
 pub mod csvread;
 pub mod html;
 pub mod junit;
+pub mod k6_summary;
 pub mod markdown;
 pub mod progress;
 pub mod regen;
@@ -68,6 +70,15 @@ pub fn write_all(
     write("report.md", markdown::render(summary))?;
     write("report.html", html::render(summary, &table))?;
     Ok(())
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), ReportError> {
+    let body = serde_json::to_string_pretty(value).expect("JSON serialises");
+    std::fs::write(path, body).map_err(|source| ReportError {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// ASCII letters (lowercased) and digits kept, everything else `-`.

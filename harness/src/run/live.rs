@@ -365,7 +365,7 @@ impl<'a> Run<'a> {
             plugins: plugins.collect(),
         };
         let summary = summary::build(&self.base.identity(), status, &metrics, findings);
-        self.base.write(summary, &metrics.windows)
+        self.base.write(summary, &metrics)
     }
 }
 

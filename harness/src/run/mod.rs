@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use crate::event::{Event, Observer};
 use crate::load::{client::HttpClient, plan::LoadPlan, plan::PlanError};
-use crate::metrics::{tags::RESPONSE_TAGS, Recorder, TagFilter};
+use crate::metrics::{tags::RESPONSE_TAGS, Recorder, RunMetrics, TagFilter};
 use crate::plugin::fault::{FaultPlugin, TickState};
 use crate::plugin::{Limits, PluginError};
 use crate::report::{self, console::Console, ReportError, Summary};
@@ -236,13 +236,17 @@ impl<'a> Base<'a> {
         }
     }
 
-    /// Writes the report of `summary` (every run that started gets one).
-    fn write(
-        &self,
-        summary: Summary,
-        windows: &[crate::metrics::Window],
-    ) -> Result<RunOutcome, RunError> {
-        report::write_all(&self.dir, &summary, windows)?;
+    /// Writes the report of `summary` (every run that started gets one), and k6's summary of
+    /// the same measurements.
+    fn write(&self, summary: Summary, metrics: &RunMetrics) -> Result<RunOutcome, RunError> {
+        report::write_all(&self.dir, &summary, &metrics.windows)?;
+        let k6 = report::k6_summary::render(
+            &self.scenario,
+            metrics,
+            &summary.thresholds,
+            summary.elapsed_s,
+        );
+        report::write_json(&self.dir.join("k6-summary.json"), &k6)?;
         Ok(RunOutcome {
             summary,
             dir: self.dir.clone(),
@@ -257,7 +261,7 @@ impl<'a> Base<'a> {
         };
         let metrics = self.recorder.finish();
         let summary = summary::build(&self.identity(), Status::Error(reason), &metrics, findings);
-        self.write(summary, &[])
+        self.write(summary, &metrics)
     }
 }
 
@@ -326,11 +330,16 @@ fn first_app_fault(s: &Scenario, mut p: FaultPlugin) -> Result<Option<String>, P
     Ok(None)
 }
 
-/// One filter per tag set the thresholds ask for, selecting the requests whose fixed tags match
+/// One filter per tag set the thresholds ask for (and k6's default one), selecting the requests whose fixed tags match
 /// (the response tags are matched per sample).
 fn tag_filters(s: &Scenario, target: &str) -> Vec<TagFilter> {
-    s.threshold_tag_sets()
-        .iter()
+    let mut sets = s.threshold_tag_sets();
+    // k6's default sub-metric, `http_req_duration{expected_response:true}` (k6-summary.json).
+    let expected = vec![("expected_response".to_owned(), "true".to_owned())];
+    if !sets.contains(&expected) {
+        sets.push(expected);
+    }
+    sets.iter()
         .map(|tags| {
             let names = s
                 .all_requests()
