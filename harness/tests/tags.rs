@@ -136,6 +136,7 @@ async fn k6_summary_json_is_k6s_shape_with_the_judged_numbers() {
     let server = WebServer::start(Options::plain()).await;
     let gates = r#"
 http_req_duration = ["p(95)<3000"]
+iteration_duration = ["max<3000"]
 "http_reqs{status:503}" = ["count>1000"]
 "http_req_failed{scenario:flaky}" = ["rate<0.5"]
 "#;
@@ -176,6 +177,18 @@ http_req_duration = ["p(95)<3000"]
     );
     assert_eq!(d["values"]["p(95)"], s["totals"]["p95_ms"]);
     assert_eq!(d["thresholds"]["p(95)<3000"]["ok"], true);
+    // One iteration per request in a mix: its time holds the request's.
+    let it = &m["iteration_duration"];
+    assert_eq!(it["thresholds"]["max<3000"]["ok"], true);
+    let (it_max, req_max) = (it["values"]["max"].as_f64(), d["values"]["max"].as_f64());
+    assert!(
+        it_max >= req_max && it_max < req_max.map(|r| r + 50.0),
+        "{it_max:?} {req_max:?}"
+    );
+    assert_eq!(
+        m["iterations"]["values"]["count"],
+        s["totals"]["iterations"]
+    );
     let failed = &m["http_req_failed"]["values"];
     assert_eq!(
         failed["passes"], s["totals"]["http_req_failed"],

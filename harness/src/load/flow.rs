@@ -200,6 +200,7 @@ impl LoadPlan {
                 Err(set) => End::Exhausted(set),
             };
         }
+        let started = intended.unwrap_or_else(Instant::now);
         let run_once = !state.once_done;
         let rows = match self.rows_for(w, state) {
             Ok(r) => r,
@@ -258,7 +259,8 @@ impl LoadPlan {
         if run_once && once_ok && all_once_ran(w, &end, stopped_at) {
             state.once_done = true;
         }
-        ctx.recorder.record_flow_iteration(sent, end != End::Cut);
+        let took = (end != End::Cut).then(|| started.elapsed());
+        ctx.recorder.record_flow_iteration(sent, took);
         end
     }
 
@@ -393,7 +395,7 @@ impl LoadPlan {
                 tokio::time::sleep(step.think).await;
             }
         }
-        ctx.recorder.record_flow_iteration(sent, false);
+        ctx.recorder.record_flow_iteration(sent, None);
         Ok(own)
     }
 }

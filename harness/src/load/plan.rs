@@ -303,8 +303,10 @@ impl LoadPlan {
             }
         };
         let (n, vu, want) = (iteration, vu, Want::Nothing);
+        let started = intended.unwrap_or_else(Instant::now);
         self.send(client, recorder, r, n, vu, intended, env, None, want)
             .await;
+        recorder.record_iteration_duration(started.elapsed());
         Ok(())
     }
 

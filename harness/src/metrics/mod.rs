@@ -292,6 +292,8 @@ struct Inner {
     iteration_failed: BTreeMap<String, u64>,
     /// The samples of each tag set a threshold asks for.
     tagged: Vec<(TagFilter, Totals)>,
+    /// Each iteration's time, from its (scheduled) start to its last step's end.
+    iteration_duration: Trend,
 }
 
 /// One check's results over the run.
@@ -333,6 +335,8 @@ pub struct RunMetrics {
     pub iteration_failed: BTreeMap<String, u64>,
     /// Per tag filter's summary entry (`k6_rules::tag_entry`): its samples' totals.
     pub tagged: BTreeMap<String, Totals>,
+    /// k6's `iteration_duration`: one sample per iteration counted in `iterations`.
+    pub iteration_duration: Trend,
 }
 
 impl Recorder {
@@ -358,6 +362,7 @@ impl Recorder {
                 trends: BTreeMap::new(),
                 iteration_failed: BTreeMap::new(),
                 tagged: Vec::new(),
+                iteration_duration: Trend::default(),
             }),
             traffic: Default::default(),
         }
@@ -469,12 +474,22 @@ impl Recorder {
         e.2.record(us);
     }
 
-    /// A flow iteration's end: `requests` it sent (samples already recorded), and whether it
-    /// counts as an iteration (setup and teardown do not, nor one cut off).
-    pub fn record_flow_iteration(&self, requests: u64, iteration: bool) {
+    /// A flow iteration's end: `requests` it sent (samples already recorded), and how long it
+    /// took if it counts as an iteration (setup and teardown do not, nor one cut off).
+    pub fn record_flow_iteration(&self, requests: u64, took: Option<Duration>) {
         let mut inner = self.inner.lock().expect("recorder lock");
         inner.flow_requests += requests;
-        inner.flow_iterations += u64::from(iteration);
+        inner.flow_iterations += u64::from(took.is_some());
+        if let Some(d) = took {
+            inner.iteration_duration.record(d.as_micros().max(1) as u64);
+        }
+    }
+
+    /// A mix iteration's time (its request and the redirects it followed): k6's
+    /// `iteration_duration`.
+    pub fn record_iteration_duration(&self, d: Duration) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        inner.iteration_duration.record(d.as_micros().max(1) as u64);
     }
 
     /// A sample of trend `name` (a poll's time until its check held).
@@ -540,6 +555,7 @@ impl Recorder {
                 .iter()
                 .map(|(f, t)| (f.entry.clone(), t.clone()))
                 .collect(),
+            iteration_duration: inner.iteration_duration.clone(),
             data_sent: self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
             data_received: self
                 .traffic
@@ -601,6 +617,22 @@ mod tests {
             phases: None,
             proto: None,
         }
+    }
+
+    #[test]
+    fn iteration_duration_has_one_sample_per_counted_iteration() {
+        let r = Recorder::new(&["a".into()]);
+        r.record("a", ok(3));
+        r.record_iteration_duration(Duration::from_millis(3));
+        r.record("a", ok(4));
+        r.record("a", ok(5));
+        r.record_flow_iteration(2, Some(Duration::from_millis(40)));
+        r.record("a", ok(6));
+        r.record_flow_iteration(1, None); // setup: not an iteration
+        let m = r.finish();
+        assert_eq!(m.iterations, 2);
+        assert_eq!(m.iteration_duration.len(), m.iterations);
+        assert_eq!(m.iteration_duration.max_ms(), Some(40.0));
     }
 
     #[test]

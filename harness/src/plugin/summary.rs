@@ -74,6 +74,12 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
     requests.push(counter("data_sent", m.data_sent));
     requests.push(counter("data_received", m.data_received));
     requests.push(counter("iterations", m.iterations));
+    requests.push(RequestStats {
+        name: k6_rules::entry_name("iteration_duration", None),
+        count: m.iteration_duration.len(),
+        latency_ms: m.iteration_duration.buckets_ms(),
+        ..Default::default()
+    });
     let rates = s
         .metrics
         .iter()
@@ -110,12 +116,28 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
             .iter()
             .filter_map(|w| w.gauges.get(gauge).map(|v| (w.second as f64 + 1.0, *v)))
             .collect();
-        if !points.is_empty() && !m.series.contains_key(gauge) {
+        if points.is_empty() || m.series.contains_key(gauge) {
+            continue;
+        }
+        if gauge == "vus" {
+            // k6's vus_max: the most VUs the run has had so far, each second.
+            let mut most = f64::MIN;
+            let running: Vec<(f64, f64)> = points
+                .iter()
+                .map(|(t, v)| {
+                    most = most.max(*v);
+                    (*t, most)
+                })
+                .collect();
             series.push(Series {
-                name: gauge.to_owned(),
-                points,
+                name: "vus_max".to_owned(),
+                points: running,
             });
         }
+        series.push(Series {
+            name: gauge.to_owned(),
+            points,
+        });
     }
     Summary {
         elapsed_s: m.elapsed.as_secs_f64(),

@@ -94,6 +94,9 @@ fn gauge(points: &[f64]) -> Value {
 fn builtin(out: &mut Map<String, Value>, m: &RunMetrics, secs: f64) {
     out.insert("http_reqs".into(), counter(m.all.count, secs, "default"));
     out.insert("iterations".into(), counter(m.iterations, secs, "default"));
+    if !m.iteration_duration.is_empty() {
+        out.insert("iteration_duration".into(), trend(&m.iteration_duration));
+    }
     if m.dropped > 0 {
         out.insert(
             "dropped_iterations".into(),
@@ -135,9 +138,14 @@ fn builtin(out: &mut Map<String, Value>, m: &RunMetrics, secs: f64) {
             .iter()
             .filter_map(|w| w.gauges.get(gauge_name).copied())
             .collect();
-        if !points.is_empty() {
-            out.insert(gauge_name.to_owned(), gauge(&points));
+        if points.is_empty() {
+            continue;
         }
+        if gauge_name == "vus" {
+            let most = points.iter().copied().fold(f64::MIN, f64::max);
+            out.insert("vus_max".to_owned(), gauge(&[most]));
+        }
+        out.insert(gauge_name.to_owned(), gauge(&points));
     }
 }
 

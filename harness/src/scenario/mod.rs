@@ -787,10 +787,10 @@ impl Scenario {
             "http_reqs" | "iterations" | "dropped_iterations" | "data_sent" | "data_received"
             | "iteration_failed" => Some(MetricKind::Counter),
             n if self.poll_trends().contains(&n) => Some(MetricKind::Trend),
-            "http_req_duration" => Some(MetricKind::Trend),
+            "http_req_duration" | "iteration_duration" => Some(MetricKind::Trend),
             n if k6_rules::PHASES.contains(&n) => Some(MetricKind::Trend),
             "http_req_failed" | "checks" => Some(MetricKind::Rate),
-            "vus" | "target_rate" => Some(MetricKind::Gauge),
+            "vus" | "vus_max" | "target_rate" => Some(MetricKind::Gauge),
             "kafka_consumer_lag" if self.probes.kafka.is_some() => Some(MetricKind::Gauge),
             n if self.metrics.contains_key(n) => Some(MetricKind::Rate),
             n if self
@@ -939,8 +939,10 @@ impl Scenario {
                     | "data_sent"
                     | "data_received"
                     | "vus"
+                    | "vus_max"
                     | "target_rate"
                     | "iteration_failed"
+                    | "iteration_duration"
             )
     }
 

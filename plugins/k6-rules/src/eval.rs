@@ -156,6 +156,10 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             _ => None,
         },
         "http_req_duration" => trend(&s.request(tagged.as_deref())?.latency_ms, agg),
+        "iteration_duration" if name_tag.is_none() => {
+            let r = s.request(Some(&entry_name("iteration_duration", None)))?;
+            trend(&r.latency_ms, agg)
+        }
         "iteration_failed" => {
             let r = s.request(Some(&entry_name("iteration_failed", None)))?;
             match (agg, name_tag) {
