@@ -52,8 +52,8 @@ test: lint build
 	$(HARNESS) stack up --no-app --dir $(TEST_STACK_DIR); \
 	eval "$$($(HARNESS) stack env --dir $(TEST_STACK_DIR))"; \
 	export HARNESS_PLUGIN_DIR=$(CURDIR)/plugins/build; \
-	( $(CARGO) test --workspace --no-fail-fast 2>&1; a=$$?; \
-	  $(CARGO) test --manifest-path plugins/Cargo.toml -p k6-rules 2>&1; b=$$?; exit $$((a | b)) ) | tee $(TEST_STACK_DIR)/cargo-test.log; \
+	( a=0; b=0; $(CARGO) test --workspace --no-fail-fast 2>&1 || a=$$?; \
+	  $(CARGO) test --manifest-path plugins/Cargo.toml -p k6-rules 2>&1 || b=$$?; exit $$((a | b)) ) | tee $(TEST_STACK_DIR)/cargo-test.log; \
 	status=$${PIPESTATUS[0]}; \
 	awk '/^test result:/ { p += $$4; f += $$6 } END { printf "total: %d passed, %d failed\n", p, f }' $(TEST_STACK_DIR)/cargo-test.log; \
 	exit $$status

@@ -192,13 +192,10 @@ impl LoadPlan {
         state: &mut VuState,
     ) -> End {
         if w.flow.is_empty() {
-            return match self
+            let done = self
                 .execute(w, &ctx.client, &ctx.recorder, n, vu, intended)
-                .await
-            {
-                Ok(()) => End::Done,
-                Err(set) => End::Exhausted(set),
-            };
+                .await;
+            return done.map_or_else(End::Exhausted, |()| End::Done);
         }
         let started = intended.unwrap_or_else(Instant::now);
         let run_once = !state.once_done;

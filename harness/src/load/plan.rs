@@ -16,8 +16,8 @@ use crate::scenario::checks::{Answer, Check};
 use crate::scenario::flow::Extract;
 use crate::scenario::template::{Env, NoEnv};
 use crate::scenario::{
-    DataSet, Draws, GeneratorError, Generators, RequestSpec, Scenario, Scope, Template, Workload,
-    MAX_BODY,
+    CustomKind, DataSet, Draws, GeneratorError, Generators, RequestSpec, Scenario, Scope, Template,
+    Workload, MAX_BODY,
 };
 
 pub struct PreparedRequest {
@@ -36,6 +36,15 @@ pub struct PreparedRequest {
     max_redirects: u32,
     /// The data sets its templates read (a row of each is picked per iteration).
     pub(super) data_sets: Vec<usize>,
+    /// Declared trends, gauges and rates fed from this request's responses.
+    feeds: Vec<Feed>,
+}
+
+/// A declared metric's value in each response: the first match of `path`.
+struct Feed {
+    metric: String,
+    kind: CustomKind,
+    path: serde_json_path::JsonPath,
 }
 
 /// One scenario's part of the plan: its mix (a fixed cycle of request indices) or its flow.
@@ -472,6 +481,7 @@ impl LoadPlan {
         };
         let mut ok = expected;
         let parse_json = want.reply()
+            || !r.feeds.is_empty()
             || r.checks
                 .iter()
                 .any(|c| matches!(c.rule, crate::scenario::checks::Rule::Json(..)));
@@ -491,6 +501,9 @@ impl LoadPlan {
             checks = results;
         }
         recorder.record(&r.name, outcome(&f, latency, ok));
+        if let Some(json) = &json {
+            feed(recorder, &r.feeds, json);
+        }
         want.reply().then(|| Reply {
             headers: f.headers,
             body: f.body,
@@ -608,8 +621,10 @@ fn prepare(
     data_sets.extend(body.iter().flat_map(|b| b.data_sets()));
     data_sets.sort_unstable();
     data_sets.dedup();
+    let feeds = feeds(s, &r.name);
     Ok(PreparedRequest {
-        keep_body: checks.iter().any(Check::needs_body).then_some(max_body),
+        keep_body: (!feeds.is_empty() || checks.iter().any(Check::needs_body)).then_some(max_body),
+        feeds,
         checks,
         max_redirects: r.max_redirects.unwrap_or(s.target.max_redirects),
         name: r.name.clone(),
@@ -705,6 +720,47 @@ fn smooth_weighted_cycle(weights: &[u32]) -> Vec<usize> {
         cycle.push(best);
     }
     cycle
+}
+
+/// The declared metrics that take a value from each response of request `name`.
+fn feeds(s: &Scenario, name: &str) -> Vec<Feed> {
+    s.metrics
+        .iter()
+        .filter(|(_, m)| m.request.get_ref() == name)
+        .filter_map(|(metric, m)| {
+            Some(Feed {
+                metric: metric.clone(),
+                kind: m.kind,
+                // Validation parsed it already.
+                path: serde_json_path::JsonPath::parse(m.value.as_ref()?.get_ref()).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Records each declared metric's value from a response: a number (or a numeric string) for
+/// trends and gauges; for rates also true/false. A response without it adds no sample.
+fn feed(recorder: &Recorder, feeds: &[Feed], json: &serde_json::Value) {
+    for f in feeds {
+        let found = f.path.query(json).first().cloned();
+        let value = match found {
+            Some(serde_json::Value::Number(n)) => n.as_f64(),
+            Some(serde_json::Value::Bool(b)) if f.kind == CustomKind::Rate => {
+                Some(f64::from(u8::from(b)))
+            }
+            Some(serde_json::Value::String(t)) => {
+                t.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+            }
+            _ => None,
+        };
+        if let Some(v) = value {
+            match f.kind {
+                CustomKind::Gauge => recorder.set_gauge(&f.metric, v, true),
+                CustomKind::Rate => recorder.record_rate(&f.metric, v != 0.0),
+                _ => recorder.record_value(&f.metric, v),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

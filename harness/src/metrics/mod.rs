@@ -189,6 +189,14 @@ impl Totals {
         }
     }
 
+    /// Responses with a status in `statuses` (every response when empty).
+    pub fn responses_with(&self, statuses: &[u16]) -> u64 {
+        match statuses.is_empty() {
+            true => self.statuses.values().sum(),
+            false => statuses.iter().filter_map(|st| self.statuses.get(st)).sum(),
+        }
+    }
+
     /// Count of `kind` errors.
     pub fn error_count(&self, kind: ErrorKind) -> u64 {
         self.errors[kind as usize]
@@ -294,6 +302,10 @@ struct Inner {
     tagged: Vec<(TagFilter, Totals)>,
     /// Each iteration's time, from its (scheduled) start to its last step's end.
     iteration_duration: Trend,
+    /// Declared trends' samples (any number, not only times: kept whole, as k6's TrendSink).
+    values: BTreeMap<String, Vec<f64>>,
+    /// Declared rates fed by a value: (passes, samples).
+    rates: BTreeMap<String, (u64, u64)>,
 }
 
 /// One check's results over the run.
@@ -337,6 +349,10 @@ pub struct RunMetrics {
     pub tagged: BTreeMap<String, Totals>,
     /// k6's `iteration_duration`: one sample per iteration counted in `iterations`.
     pub iteration_duration: Trend,
+    /// Declared trends: every sample, in arrival order.
+    pub values: BTreeMap<String, Vec<f64>>,
+    /// Declared rates fed by a value: (passes, samples).
+    pub rates: BTreeMap<String, (u64, u64)>,
 }
 
 impl Recorder {
@@ -363,6 +379,8 @@ impl Recorder {
                 iteration_failed: BTreeMap::new(),
                 tagged: Vec::new(),
                 iteration_duration: Trend::default(),
+                values: BTreeMap::new(),
+                rates: BTreeMap::new(),
             }),
             traffic: Default::default(),
         }
@@ -499,6 +517,20 @@ impl Recorder {
         h.record(d.as_micros().max(1) as u64);
     }
 
+    /// A sample of declared trend `name`.
+    pub fn record_value(&self, name: &str, v: f64) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        inner.values.entry(name.to_owned()).or_default().push(v);
+    }
+
+    /// A sample of declared rate `name`.
+    pub fn record_rate(&self, name: &str, pass: bool) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        let r = inner.rates.entry(name.to_owned()).or_default();
+        r.0 += u64::from(pass);
+        r.1 += 1;
+    }
+
     /// An iteration that step `step` ended as failed.
     pub fn record_iteration_failed(&self, step: &str) {
         let mut inner = self.inner.lock().expect("recorder lock");
@@ -556,6 +588,8 @@ impl Recorder {
                 .map(|(f, t)| (f.entry.clone(), t.clone()))
                 .collect(),
             iteration_duration: inner.iteration_duration.clone(),
+            values: inner.values.clone(),
+            rates: inner.rates.clone(),
             data_sent: self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
             data_received: self
                 .traffic

@@ -5,7 +5,7 @@
 use k6_rules::{RateMetric, RequestStats, Series, Summary};
 
 use crate::metrics::{RunMetrics, Totals};
-use crate::scenario::Scenario;
+use crate::scenario::{CustomKind, Scenario};
 
 fn stats(name: &str, t: &Totals) -> RequestStats {
     RequestStats {
@@ -80,28 +80,9 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
         latency_ms: m.iteration_duration.buckets_ms(),
         ..Default::default()
     });
-    let rates = s
-        .metrics
-        .iter()
-        .map(|(name, c)| {
-            let t = m.per_name.get(c.request.get_ref());
-            let total = t.map(|t| t.count).unwrap_or(0);
-            let good = t
-                .map(|t| {
-                    c.success_status
-                        .iter()
-                        .filter_map(|st| t.statuses.get(st))
-                        .sum()
-                })
-                .unwrap_or(0);
-            RateMetric {
-                name: name.clone(),
-                good,
-                total,
-            }
-        })
-        .chain(checks(m))
-        .collect();
+    let (declared, rates) = declared(s, m);
+    requests.extend(declared);
+    let rates = rates.into_iter().chain(checks(m)).collect();
     let mut series: Vec<Series> = m
         .series
         .iter()
@@ -145,6 +126,54 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
         dropped_iterations: m.dropped,
         rates,
         series,
+    }
+}
+
+/// The scenario's declared metrics: counters and trends as `(name)` entries, rates as rates
+/// (gauges are series, recorded as they come).
+fn declared(s: &Scenario, m: &RunMetrics) -> (Vec<RequestStats>, Vec<RateMetric>) {
+    let (mut entries, mut rates) = (Vec::new(), Vec::new());
+    for (name, c) in &s.metrics {
+        let t = m.per_name.get(c.request.get_ref());
+        match c.kind {
+            CustomKind::Rate => {
+                let (good, total) = match c.value {
+                    Some(_) => m.rates.get(name).copied().unwrap_or_default(),
+                    None => t.map_or((0, 0), |t| (t.responses_with(&c.success_status), t.count)),
+                };
+                rates.push(RateMetric {
+                    name: name.clone(),
+                    good,
+                    total,
+                });
+            }
+            CustomKind::Counter => entries.push(counter(
+                name,
+                t.map_or(0, |t| t.responses_with(&c.success_status)),
+            )),
+            CustomKind::Trend => entries.push(value_trend(name, m.values.get(name))),
+            CustomKind::Gauge => {}
+        }
+    }
+    (entries, rates)
+}
+
+/// A declared trend's samples as exact buckets (each distinct value with its count).
+fn value_trend(name: &str, values: Option<&Vec<f64>>) -> RequestStats {
+    let mut sorted = values.cloned().unwrap_or_default();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    for v in sorted {
+        match buckets.last_mut() {
+            Some((last, n)) if *last == v => *n += 1,
+            _ => buckets.push((v, 1)),
+        }
+    }
+    RequestStats {
+        name: k6_rules::entry_name(name, None),
+        count: buckets.iter().map(|b| b.1).sum(),
+        latency_ms: buckets,
+        ..Default::default()
     }
 }
 

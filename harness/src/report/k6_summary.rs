@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use serde_json::{json, Map, Value};
 
 use crate::metrics::{RunMetrics, Trend};
-use crate::scenario::Scenario;
+use crate::scenario::{CustomKind, Scenario};
 use crate::threshold::{MetricRef, Verdict};
 
 /// k6's default summary trend stats, in its order.
@@ -149,19 +149,31 @@ fn builtin(out: &mut Map<String, Value>, m: &RunMetrics, secs: f64) {
     }
 }
 
-/// The scenario's own metrics: declared rates, the flows' trends, `iteration_failed`, and the
-/// probe series as gauges.
+/// The scenario's own metrics: the declared ones with their k6 types, the flows' trends,
+/// `iteration_failed`, and the probe series as gauges.
 fn declared(out: &mut Map<String, Value>, s: &Scenario, m: &RunMetrics, secs: f64) {
     for (name, c) in &s.metrics {
         let t = m.per_name.get(c.request.get_ref());
-        let total = t.map_or(0, |t| t.count);
-        let good = t.map_or(0, |t| {
-            c.success_status
-                .iter()
-                .filter_map(|st| t.statuses.get(st))
-                .sum()
-        });
-        out.insert(name.clone(), rate(good, total));
+        let entry = match c.kind {
+            CustomKind::Rate => {
+                let (good, total) = match c.value {
+                    Some(_) => m.rates.get(name).copied().unwrap_or_default(),
+                    None => t.map_or((0, 0), |t| (t.responses_with(&c.success_status), t.count)),
+                };
+                rate(good, total)
+            }
+            CustomKind::Counter => counter(
+                t.map_or(0, |t| t.responses_with(&c.success_status)),
+                secs,
+                "default",
+            ),
+            CustomKind::Trend => match m.values.get(name).filter(|v| !v.is_empty()) {
+                Some(values) => value_trend(values),
+                None => continue,
+            },
+            CustomKind::Gauge => continue, // a series: below
+        };
+        out.insert(name.clone(), entry);
     }
     for (name, t) in &m.trends {
         out.insert(name.clone(), trend(t));
@@ -176,6 +188,29 @@ fn declared(out: &mut Map<String, Value>, s: &Scenario, m: &RunMetrics, secs: f6
             out.insert(name.clone(), gauge(&values));
         }
     }
+}
+
+/// A declared trend: its samples are numbers, not times (`contains: default`).
+fn value_trend(values: &[f64]) -> Value {
+    let buckets: Vec<(f64, u64)> = {
+        let mut v = values.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.into_iter().map(|x| (x, 1)).collect()
+    };
+    let q = |p: f64| k6_rules::quantile(&buckets, p).unwrap_or(0.0);
+    let avg = values.iter().sum::<f64>() / values.len() as f64;
+    let mut out = Map::new();
+    for (stat, v) in TREND_STATS.iter().zip([
+        avg,
+        buckets[0].0,
+        q(0.5),
+        buckets[buckets.len() - 1].0,
+        q(0.9),
+        q(0.95),
+    ]) {
+        out.insert((*stat).to_owned(), json!(v));
+    }
+    json!({ "type": "trend", "contains": "default", "values": out })
 }
 
 /// The entry a threshold's metric names, made when it is a sub-metric; returns its key.

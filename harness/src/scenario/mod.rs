@@ -259,21 +259,44 @@ fn one() -> u32 {
     1
 }
 
-/// A custom metric. Only `type = "rate"`: the share of `request`'s responses whose status is
-/// in `success_status`. (A struct, not a tagged enum: tagged enums lose the field spans.)
+/// A declared metric of one of k6's four types, fed by the responses of `request`:
+/// - `rate`: the share of responses whose status is in `success_status`, or whose `value`
+///   is true or a non-zero number;
+/// - `counter`: the responses (with a status in `success_status`, when given);
+/// - `trend`: the number `value` selects in each response (k6's `Trend.add`);
+/// - `gauge`: the last such number (k6's `Gauge.add`).
+///
+/// (A struct, not a tagged enum: tagged enums lose the field spans.)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomMetric {
     #[serde(rename = "type")]
     pub kind: CustomKind,
     pub request: Spanned<String>,
+    #[serde(default)]
     pub success_status: Vec<u16>,
+    /// JSONPath into the response body: the sample's value.
+    pub value: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum CustomKind {
+    Counter,
+    Gauge,
     Rate,
+    Trend,
+}
+
+impl CustomKind {
+    pub fn metric_kind(self) -> MetricKind {
+        match self {
+            CustomKind::Counter => MetricKind::Counter,
+            CustomKind::Gauge => MetricKind::Gauge,
+            CustomKind::Rate => MetricKind::Rate,
+            CustomKind::Trend => MetricKind::Trend,
+        }
+    }
 }
 
 /// One threshold: a bare expression or `{ threshold, abortOnFail, delayAbortEval }`.
@@ -792,7 +815,7 @@ impl Scenario {
             "http_req_failed" | "checks" => Some(MetricKind::Rate),
             "vus" | "vus_max" | "target_rate" => Some(MetricKind::Gauge),
             "kafka_consumer_lag" if self.probes.kafka.is_some() => Some(MetricKind::Gauge),
-            n if self.metrics.contains_key(n) => Some(MetricKind::Rate),
+            n if self.metrics.contains_key(n) => Some(self.metrics[n].kind.metric_kind()),
             n if self
                 .probes
                 .prometheus
@@ -1386,6 +1409,37 @@ impl Checker<'_> {
                     "a custom metric cannot reuse a built-in metric's name".into(),
                 ));
             }
+            v.metric_feed(name, m)?;
+        }
+        Ok(())
+    }
+
+    /// What feeds a declared metric fits its type: a `value` for trends and gauges, none for
+    /// counters, one of `value` or `success_status` for rates; the JSONPath compiles.
+    fn metric_feed(&self, name: &str, m: &CustomMetric) -> Result<(), ScenarioError> {
+        let field = |f: &str| format!("metrics.{name}.{f}");
+        let why = match (m.kind, &m.value, m.success_status.is_empty()) {
+            (CustomKind::Trend | CustomKind::Gauge, None, _) => {
+                Some("a trend or gauge needs `value`, the JSONPath of a number in each response")
+            }
+            (CustomKind::Trend | CustomKind::Gauge, Some(_), false) => {
+                Some("`success_status` is for rates and counters")
+            }
+            (CustomKind::Counter, Some(_), _) => {
+                Some("a counter counts responses (`success_status` picks which); `value` is for trends, gauges and rates")
+            }
+            (CustomKind::Rate, None, true) => {
+                Some("a rate needs `success_status` or `value` (true or non-zero passes)")
+            }
+            (CustomKind::Rate, Some(_), false) => Some("a rate takes `success_status` or `value`, not both"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(self.nowhere(&format!("metrics.{name}"), why.into()));
+        }
+        if let Some(path) = &m.value {
+            serde_json_path::JsonPath::parse(path.get_ref())
+                .map_err(|e| self.at(path.span(), &field("value"), format!("bad JSONPath: {e}")))?;
         }
         Ok(())
     }
@@ -1440,10 +1494,21 @@ impl Checker<'_> {
                 };
                 return Err(v.at(metric.span(), &field, message));
             }
-            for s in specs {
-                s.expr
+            let declared_gauge = s
+                .metrics
+                .get(&m.name)
+                .is_some_and(|c| c.kind == CustomKind::Gauge);
+            for spec in specs {
+                spec.expr
                     .check_kind(&m.name, kind)
                     .map_err(|e| v.at(metric.span(), &field, e.to_string()))?;
+                if declared_gauge && spec.expr.agg != k6_rules::Agg::Value {
+                    let why = format!(
+                        "`{}` on a declared gauge: k6 judges a gauge by `value` (its last sample)",
+                        spec.expr.agg
+                    );
+                    return Err(v.at(metric.span(), &field, why));
+                }
             }
         }
         Ok(())

@@ -242,9 +242,9 @@ async fn answer(
     if path == "/order" {
         let n = orders.fetch_add(1, Relaxed) + 1;
         let body = if n.is_multiple_of(10) {
-            r#"{"error": "sold out"}"#.to_owned()
+            r#"{"error": "sold out", "ok": false}"#.to_owned()
         } else {
-            format!(r#"{{"id": {n}, "state": "created"}}"#)
+            format!(r#"{{"id": {n}, "state": "created", "ok": true}}"#)
         };
         return ok(Bytes::from(body));
     }

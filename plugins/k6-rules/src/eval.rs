@@ -190,9 +190,14 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
             if !metric.tags.is_empty() {
                 return None;
             }
-            // A flow's trend (a poll's time until its check held), carried as `(name)`.
+            // A flow's trend (a poll's time until its check held) or a declared trend or
+            // counter, carried as `(name)`: a counter's number is its `count`.
             if let Some(r) = s.request(Some(&entry_name(name, None))) {
-                return trend(&r.latency_ms, agg);
+                return match agg {
+                    Agg::Count => Some(r.count as f64),
+                    Agg::Rate => per_s(r.count),
+                    _ => trend(&r.latency_ms, agg),
+                };
             }
             let values: Vec<f64> = s.series(name)?.points.iter().map(|p| p.1).collect();
             aggregate(&values, agg)

@@ -164,8 +164,8 @@ impl FromStr for Expr {
             "" => return Err(ThresholdError::Syntax(s.to_owned())),
             p if p.starts_with("p(") && p.ends_with(')') => {
                 let inner = &p[2..p.len() - 1];
+                // As k6: the number is not trimmed, so `p( 95 )` is refused.
                 let n: f64 = inner
-                    .trim()
                     .parse()
                     .map_err(|_| ThresholdError::BadPercentile(inner.to_owned()))?;
                 if !(0.0..=100.0).contains(&n) {
@@ -252,7 +252,7 @@ impl FromStr for MetricRef {
                 for pair in inner.split(',') {
                     let (k, v) = pair.split_once(':').ok_or_else(bad)?;
                     // k6 trims whitespace and quotes: `{status:"200"}` is `{status:200}`.
-                    let unquote = |t: &str| t.trim().trim_matches(['"', '\'']).trim().to_owned();
+                    let unquote = |t: &str| t.trim().trim_matches(['"', '\'']).to_owned();
                     let (k, v) = (unquote(k), unquote(v));
                     let (k, v) = (k.as_str(), v.as_str());
                     if !valid_name(k) || v.is_empty() {
