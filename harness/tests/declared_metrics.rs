@@ -5,7 +5,7 @@
 mod common;
 
 use common::web::{Options, WebServer};
-use common::{run_dir, summary, temp_dir};
+use common::{run_dir, summary, temp_dir, verdict};
 
 fn file(url: &str, metrics: &str, thresholds: &str) -> String {
     format!(
@@ -48,16 +48,6 @@ request = "order"
 success_status = [200]
 "#;
 
-fn observed(sum: &serde_json::Value, metric: &str) -> (Option<f64>, bool) {
-    let v = sum["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["metric"] == metric)
-        .unwrap();
-    (v["observed"].as_f64(), v["passed"].as_bool().unwrap())
-}
-
 #[tokio::test]
 async fn a_trend_a_gauge_a_rate_and_a_counter_judge_what_the_responses_held() {
     let dir = temp_dir("declared");
@@ -80,9 +70,9 @@ orders = ["count>0"]
     assert!(n >= 90, "{n}");
     let sold_out = n / 10;
     // Every response counted; the trend holds the ids 1..=n but the multiples of 10.
-    assert_eq!(observed(&s, "orders"), (Some(n as f64), true));
+    assert_eq!(verdict(&s, "orders"), (Some(n as f64), true));
     let top = if n.is_multiple_of(10) { n - 1 } else { n };
-    assert_eq!(observed(&s, "order_id").0, Some(top as f64));
+    assert_eq!(verdict(&s, "order_id").0, Some(top as f64));
     let mins: Vec<_> = s["thresholds"]
         .as_array()
         .unwrap()
@@ -94,13 +84,13 @@ orders = ["count>0"]
         mins[1],
         (serde_json::json!("min==1"), serde_json::json!(1.0))
     );
-    let (rate, passed) = observed(&s, "order_ok");
+    let (rate, passed) = verdict(&s, "order_ok");
     let want = (n - sold_out) as f64 / n as f64;
     assert!(
         !passed && (rate.unwrap() - want).abs() < 1e-9,
         "{rate:?} vs {want}"
     );
-    let (last, passed) = observed(&s, "last_id");
+    let (last, passed) = verdict(&s, "last_id");
     assert!(passed && last.unwrap() >= 1.0 && last.unwrap() <= n as f64);
 
     // k6's types in k6-summary.json.

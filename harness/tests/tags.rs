@@ -4,7 +4,7 @@
 mod common;
 
 use common::web::{Options, WebServer};
-use common::{summary, temp_dir};
+use common::{summary, temp_dir, verdict};
 
 fn file(url: &str, thresholds: &str) -> String {
     format!(
@@ -38,16 +38,6 @@ path = "/ok"
 {thresholds}
 "#
     )
-}
-
-fn observed(sum: &serde_json::Value, metric: &str) -> (Option<f64>, bool) {
-    let v = sum["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["metric"] == metric)
-        .unwrap_or_else(|| panic!("no verdict for {metric}: {}", sum["thresholds"]));
-    (v["observed"].as_f64(), v["passed"].as_bool().unwrap())
 }
 
 fn request<'s>(sum: &'s serde_json::Value, name: &str) -> &'s serde_json::Value {
@@ -93,37 +83,37 @@ async fn a_tag_filtered_threshold_judges_exactly_the_samples_with_every_tag() {
         "{pays} {fives} {browses}"
     );
 
-    assert_eq!(observed(&s, "http_reqs{status:503}"), (Some(fives), true));
+    assert_eq!(verdict(&s, "http_reqs{status:503}"), (Some(fives), true));
     assert_eq!(
-        observed(&s, "http_reqs{error_code:1503}"),
+        verdict(&s, "http_reqs{error_code:1503}"),
         (Some(fives), true)
     );
     assert_eq!(
-        observed(&s, "http_req_failed{scenario:flaky,status:200}"),
+        verdict(&s, "http_req_failed{scenario:flaky,status:200}"),
         (Some(0.0), true)
     );
     // The scenario's own tag: its every sample, a tenth of them failed.
-    let (rate, passed) = observed(&s, "http_req_failed{team:payments}");
+    let (rate, passed) = verdict(&s, "http_req_failed{team:payments}");
     assert!(
         !passed && (rate.unwrap() - fives / pays).abs() < 1e-9,
         "{rate:?}"
     );
-    let (max, passed) = observed(
+    let (max, passed) = verdict(
         &s,
         "http_req_duration{expected_response:true,scenario:steady}",
     );
     assert!(passed && max.unwrap() > 0.0);
     // Quoted values are k6's too; the steady scenario's POSTs over HTTP/1.1, not the GETs.
     assert_eq!(
-        observed(&s, "http_reqs{method:POST,proto:HTTP/1.1}"),
+        verdict(&s, "http_reqs{method:POST,proto:HTTP/1.1}"),
         (Some(browses), true)
     );
     // Nothing carries DELETE: a count of 0 and a trend with no data (a failed gate), never the
     // whole metric; so "no 500s" is a gate that works.
-    assert_eq!(observed(&s, "http_reqs{method:DELETE}"), (Some(0.0), false));
-    assert_eq!(observed(&s, "http_reqs{status:500}"), (Some(0.0), true));
+    assert_eq!(verdict(&s, "http_reqs{method:DELETE}"), (Some(0.0), false));
+    assert_eq!(verdict(&s, "http_reqs{status:500}"), (Some(0.0), true));
     assert_eq!(
-        observed(&s, "http_req_duration{method:DELETE}"),
+        verdict(&s, "http_req_duration{method:DELETE}"),
         (None, false)
     );
 }

@@ -175,7 +175,11 @@ fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             esc(v.reason.as_deref().unwrap_or(""))
         )?;
     }
-    out.write_str("</table>")
+    write!(
+        out,
+        "</table><p class=\"muted\">{}</p>",
+        esc(super::NO_DATA_RULE)
+    )
 }
 
 /// What every chart shares: the seconds axis and the fault windows shaded on it.

@@ -108,7 +108,7 @@ fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             v.observed.map(fmt_num).unwrap_or_else(|| "no data".into())
         )?;
     }
-    out.write_char('\n')
+    writeln!(out, "\n{}\n", super::NO_DATA_RULE)
 }
 
 fn print_requests<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {

@@ -28,6 +28,10 @@ pub struct ReportError {
     pub source: std::io::Error,
 }
 
+/// Said under every report's thresholds: our one deliberate difference from k6's verdicts.
+pub const NO_DATA_RULE: &str = "A threshold whose metric had no samples fails here (k6 passes \
+it): a gate that judged nothing must not pass a CI job.";
+
 /// Creates the run directory before any load and writes the scenario as it was run into it
 /// (`scenario.toml`): an unwritable `--out` is found before the first request.
 pub fn start_dir(dir: &Path, scenario: &str) -> Result<(), ReportError> {

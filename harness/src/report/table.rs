@@ -237,7 +237,8 @@ fn print_thresholds<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             observed,
         ]);
     }
-    print_table(out, b)
+    print_table(out, b)?;
+    writeln!(out, "{}", super::NO_DATA_RULE)
 }
 
 fn print_sql_checks<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {

@@ -199,6 +199,17 @@ pub fn summary(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
+/// (observed, passed) of the first verdict on `metric` (as written) in a summary.json.
+pub fn verdict(sum: &serde_json::Value, metric: &str) -> (Option<f64>, bool) {
+    let v = sum["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"] == metric)
+        .unwrap_or_else(|| panic!("no verdict for {metric}: {}", sum["thresholds"]));
+    (v["observed"].as_f64(), v["passed"].as_bool().unwrap())
+}
+
 /// A two-request arrival-rate scenario against `url`.
 pub fn basic(url: &str, rate: u32, secs: u32, thresholds: &str) -> String {
     format!(
