@@ -96,22 +96,40 @@ pub async fn issue(
 /// there first, the request was delivered and decided, and the API answers 202 after all. So a
 /// 503 never becomes a coupon, and every 202 has exactly one decision.
 async fn decided_before_withdrawn(state: &AppState, record: &CouponRequest) -> bool {
-    let withdrawn = sqlx::query(
-        "INSERT IGNORE INTO coupon_requests \
-         (request_id, user_id, coupon_id, status, reason, accepted_at) \
-         VALUES (?, ?, ?, 'withdrawn', 'not_delivered', FROM_UNIXTIME(?))",
-    )
-    .bind(&record.request_id)
-    .bind(record.user_id)
-    .bind(record.coupon_id)
-    .bind(record.accepted_at_ms as f64 / 1000.0)
-    .execute(&state.db.pool)
-    .await;
-    match withdrawn {
-        Ok(r) => r.rows_affected() == 0,
-        Err(e) => {
+    let (pool, r) = (state.db.pool.clone(), record.clone());
+    // Its own task: the withdrawal completes even if the client hangs up and this handler is
+    // dropped; retried, because a lock wait behind the consumer's batch can time out.
+    let task = tokio::spawn(async move {
+        let mut last = None;
+        for attempt in 0..5u64 {
+            let withdrawn = sqlx::query(
+                "INSERT IGNORE INTO coupon_requests \
+                 (request_id, user_id, coupon_id, status, reason, accepted_at) \
+                 VALUES (?, ?, ?, 'withdrawn', 'not_delivered', FROM_UNIXTIME(?))",
+            )
+            .bind(&r.request_id)
+            .bind(r.user_id)
+            .bind(r.coupon_id)
+            .bind(r.accepted_at_ms as f64 / 1000.0)
+            .execute(&pool)
+            .await;
+            match withdrawn {
+                Ok(done) => return Ok(done.rows_affected() == 0),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+        }
+        Err(last.expect("five attempts failed"))
+    });
+    match task.await {
+        Ok(Ok(decided)) => decided,
+        Ok(Err(e)) => {
             // Unrecorded: a late copy may still be decided; the integrity check will tell.
             tracing::warn!(error = %e, "could not record a withdrawn coupon request");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "withdrawal task failed");
             false
         }
     }

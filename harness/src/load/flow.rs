@@ -197,7 +197,7 @@ impl LoadPlan {
                 .await;
             return done.map_or_else(End::Exhausted, |()| End::Done);
         }
-        let started = intended.unwrap_or_else(Instant::now);
+        let started = Instant::now(); // k6's iteration_duration: from the actual start
         let run_once = !state.once_done;
         let rows = match self.rows_for(w, state) {
             Ok(r) => r,

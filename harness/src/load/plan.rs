@@ -312,7 +312,9 @@ impl LoadPlan {
             }
         };
         let (n, vu, want) = (iteration, vu, Want::Nothing);
-        let started = intended.unwrap_or_else(Instant::now);
+        // k6's iteration_duration runs from the iteration's actual start (latency, not this,
+        // carries the wait behind a late schedule).
+        let started = Instant::now();
         self.send(client, recorder, r, n, vu, intended, env, None, want)
             .await;
         recorder.record_iteration_duration(started.elapsed());
@@ -739,7 +741,9 @@ fn feeds(s: &Scenario, name: &str) -> Vec<Feed> {
 }
 
 /// Records each declared metric's value from a response: a number (or a numeric string) for
-/// trends and gauges; for rates also true/false. A response without it adds no sample.
+/// trends and gauges; for rates also true/false. A response without it adds no sample to a
+/// trend or gauge; a rate's total is every sample of its request, so a response without the
+/// value (or without a JSON body, or no response at all) counts as a fail.
 fn feed(recorder: &Recorder, feeds: &[Feed], json: &serde_json::Value) {
     for f in feeds {
         let found = f.path.query(json).first().cloned();
@@ -753,12 +757,11 @@ fn feed(recorder: &Recorder, feeds: &[Feed], json: &serde_json::Value) {
             }
             _ => None,
         };
-        if let Some(v) = value {
-            match f.kind {
-                CustomKind::Gauge => recorder.set_gauge(&f.metric, v, true),
-                CustomKind::Rate => recorder.record_rate(&f.metric, v != 0.0),
-                _ => recorder.record_value(&f.metric, v),
-            }
+        match (f.kind, value) {
+            (CustomKind::Rate, v) => recorder.record_rate(&f.metric, v.is_some_and(|v| v != 0.0)),
+            (CustomKind::Gauge, Some(v)) => recorder.set_declared_gauge(&f.metric, v),
+            (_, Some(v)) => recorder.record_value(&f.metric, v),
+            (_, None) => {}
         }
     }
 }

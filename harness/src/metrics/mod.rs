@@ -191,10 +191,12 @@ impl Totals {
 
     /// Responses with a status in `statuses` (every response when empty).
     pub fn responses_with(&self, statuses: &[u16]) -> u64 {
-        match statuses.is_empty() {
-            true => self.statuses.values().sum(),
-            false => statuses.iter().filter_map(|st| self.statuses.get(st)).sum(),
-        }
+        // Over the recorded statuses, so a status listed twice still counts once.
+        self.statuses
+            .iter()
+            .filter(|(st, _)| statuses.is_empty() || statuses.contains(st))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Count of `kind` errors.
@@ -562,6 +564,21 @@ impl Recorder {
         }
     }
 
+    /// A declared gauge's sample: its series keeps the last value of each second, so memory
+    /// and the per-second copies stay flat however many responses feed it (a gauge is judged
+    /// by its last value).
+    pub fn set_declared_gauge(&self, name: &str, value: f64) {
+        let t = self.elapsed_secs();
+        let mut inner = self.inner.lock().expect("recorder lock");
+        self.roll(&mut inner);
+        inner.current.gauges.insert(name.to_owned(), value);
+        let points = inner.series.entry(name.to_owned()).or_default();
+        match points.last_mut() {
+            Some(last) if last.0.floor() == t.floor() => *last = (t, value),
+            _ => points.push((t, value)),
+        }
+    }
+
     /// A view of the whole-run numbers so far (for live checks and the progress line).
     pub fn snapshot(&self) -> RunMetrics {
         let mut inner = self.inner.lock().expect("recorder lock");
@@ -651,6 +668,18 @@ mod tests {
             phases: None,
             proto: None,
         }
+    }
+
+    #[test]
+    fn a_status_listed_twice_counts_once() {
+        let r = Recorder::new(&["a".into()]);
+        r.record("a", ok(1));
+        let mut bad = ok(1);
+        bad.status = Some(503);
+        r.record("a", bad);
+        let t = &r.finish().per_name["a"];
+        assert_eq!(t.responses_with(&[200, 200]), 1);
+        assert_eq!(t.responses_with(&[]), 2);
     }
 
     #[test]

@@ -138,7 +138,11 @@ fn declared(s: &Scenario, m: &RunMetrics) -> (Vec<RequestStats>, Vec<RateMetric>
         match c.kind {
             CustomKind::Rate => {
                 let (good, total) = match c.value {
-                    Some(_) => m.rates.get(name).copied().unwrap_or_default(),
+                    // Passes of the value; every sample of the request is in the total.
+                    Some(_) => (
+                        m.rates.get(name).map_or(0, |r| r.0),
+                        t.map_or(0, |t| t.count),
+                    ),
                     None => t.map_or((0, 0), |t| (t.responses_with(&c.success_status), t.count)),
                 };
                 rates.push(RateMetric {

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::metrics::{RunMetrics, Trend};
 use crate::scenario::{CustomKind, Scenario};
-use crate::threshold::{MetricRef, Verdict};
+use crate::threshold::{MetricKind, MetricRef, Verdict};
 
 /// k6's default summary trend stats, in its order.
 const TREND_STATS: [&str; 6] = ["avg", "min", "med", "max", "p(90)", "p(95)"];
@@ -26,6 +26,10 @@ pub fn render(s: &Scenario, m: &RunMetrics, verdicts: &[Verdict], elapsed_s: f64
     declared(&mut metrics, s, m, elapsed_s);
     for v in verdicts {
         let key = sub_metric(&mut metrics, s, m, &v.metric, elapsed_s);
+        if !metrics.contains_key(&key) {
+            // No samples: k6's empty sink (zeros), so the failed verdict is still there.
+            metrics.insert(key.clone(), empty(s, &v.metric));
+        }
         if let Some(Value::Object(entry)) = metrics.get_mut(&key) {
             let t = entry.entry("thresholds").or_insert_with(|| json!({}));
             t[&v.threshold] = json!({ "ok": v.passed });
@@ -45,6 +49,29 @@ pub fn render(s: &Scenario, m: &RunMetrics, verdicts: &[Verdict], elapsed_s: f64
         },
         "metrics": metrics,
     })
+}
+
+/// The entry of a metric without samples, with k6's zero values for its type.
+fn empty(s: &Scenario, written: &str) -> Value {
+    let name = written
+        .parse::<MetricRef>()
+        .map_or(written.to_owned(), |r| r.name);
+    let time = name.starts_with("http_req_") || name == "iteration_duration";
+    let (kind, values) = match s.metric_kind(&name) {
+        Some(MetricKind::Counter) => ("counter", json!({ "count": 0, "rate": 0 })),
+        Some(MetricKind::Rate) => ("rate", json!({ "rate": 0, "passes": 0, "fails": 0 })),
+        Some(MetricKind::Trend) => (
+            "trend",
+            json!({ "avg": 0, "min": 0, "med": 0, "max": 0, "p(90)": 0, "p(95)": 0 }),
+        ),
+        _ => ("gauge", json!({ "value": 0, "min": 0, "max": 0 })),
+    };
+    let contains = if time && kind == "trend" {
+        "time"
+    } else {
+        "default"
+    };
+    json!({ "type": kind, "contains": contains, "values": values })
 }
 
 fn trend(t: &Trend) -> Value {
@@ -80,7 +107,7 @@ fn rate(passes: u64, total: u64) -> Value {
         0.0
     };
     json!({ "type": "rate", "contains": "default",
-            "values": { "rate": r, "passes": passes, "fails": total - passes } })
+            "values": { "rate": r, "passes": passes, "fails": total.saturating_sub(passes) } })
 }
 
 fn gauge(points: &[f64]) -> Value {
@@ -157,7 +184,11 @@ fn declared(out: &mut Map<String, Value>, s: &Scenario, m: &RunMetrics, secs: f6
         let entry = match c.kind {
             CustomKind::Rate => {
                 let (good, total) = match c.value {
-                    Some(_) => m.rates.get(name).copied().unwrap_or_default(),
+                    // Passes of the value; every sample of the request is in the total.
+                    Some(_) => (
+                        m.rates.get(name).map_or(0, |r| r.0),
+                        t.map_or(0, |t| t.count),
+                    ),
                     None => t.map_or((0, 0), |t| (t.responses_with(&c.success_status), t.count)),
                 };
                 rate(good, total)

@@ -206,7 +206,7 @@ impl<'a> Base<'a> {
         let target = target.trim_end_matches('/').to_owned();
         let plan = Arc::new(LoadPlan::new(&scenario, &target)?);
         let run_id = run_id(&scenario.name);
-        let filters = tag_filters(&scenario, &target);
+        let filters = tag_filters(&scenario, &target).map_err(RunError::Preflight)?;
         let recorder = Arc::new(Recorder::new(&plan.names()).with_filters(filters));
         let t = &scenario.target;
         // Validation built the same TLS settings; only a file changed since can fail here.
@@ -330,28 +330,60 @@ fn first_app_fault(s: &Scenario, mut p: FaultPlugin) -> Result<Option<String>, P
     Ok(None)
 }
 
-/// One filter per tag set the thresholds ask for (and k6's default one), selecting the requests whose fixed tags match
-/// (the response tags are matched per sample).
-fn tag_filters(s: &Scenario, target: &str) -> Vec<TagFilter> {
+/// One filter per tag set the thresholds ask for (and k6's default one), selecting the
+/// requests whose fixed tags match (the response tags are matched per sample). A set whose
+/// fixed tags match no request is refused: its count would be a 0 that judged nothing.
+fn tag_filters(s: &Scenario, target: &str) -> Result<Vec<TagFilter>, Located> {
     let mut sets = s.threshold_tag_sets();
     // k6's default sub-metric, `http_req_duration{expected_response:true}` (k6-summary.json).
     let expected = vec![("expected_response".to_owned(), "true".to_owned())];
     if !sets.contains(&expected) {
         sets.push(expected);
     }
-    sets.iter()
-        .map(|tags| {
-            let names = s
-                .all_requests()
-                .filter(|r| {
-                    let fixed = s.request_tags(r, target);
-                    tags.iter()
-                        .filter(|(k, _)| !RESPONSE_TAGS.contains(&k.as_str()))
-                        .all(|(k, v)| fixed.get(k) == Some(v))
-                })
-                .map(|r| r.name.clone())
-                .collect();
-            TagFilter::new(tags, names)
-        })
-        .collect()
+    let mut filters = Vec::new();
+    for tags in &sets {
+        let fixed: Vec<&(String, String)> = tags
+            .iter()
+            .filter(|(k, _)| !RESPONSE_TAGS.contains(&k.as_str()))
+            .collect();
+        let names: std::collections::HashSet<String> = s
+            .all_requests()
+            .filter(|r| {
+                let own = s.request_tags(r, target);
+                fixed.iter().all(|(k, v)| own.get(k) == Some(v))
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Err(selects_nothing(s, target, tags, &fixed));
+        }
+        filters.push(TagFilter::new(tags, names));
+    }
+    Ok(filters)
+}
+
+/// Why a tag set selects no request, with what a request of the file carries instead.
+fn selects_nothing(
+    s: &Scenario,
+    target: &str,
+    tags: &[(String, String)],
+    fixed: &[&(String, String)],
+) -> Located {
+    let written: Vec<String> = tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    let example = s.all_requests().next().map(|r| {
+        let own = s.request_tags(r, target);
+        let shown: Vec<String> = fixed
+            .iter()
+            .filter_map(|(k, _)| own.get(k).map(|v| format!("{k}:{v}")))
+            .collect();
+        format!(" (request `{}` carries {})", r.name, shown.join(", "))
+    });
+    s.locate_key(
+        "thresholds",
+        format!(
+            "the tags {{{}}} select no request{}: the gate would judge nothing",
+            written.join(","),
+            example.unwrap_or_default()
+        ),
+    )
 }

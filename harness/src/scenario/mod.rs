@@ -1027,14 +1027,15 @@ fn by_scenario(metric: &str) -> bool {
 fn http_tag_error(s: &Scenario, key: &str, value: &str) -> Option<String> {
     let ok = match key {
         "method" | "url" => true,
+        // Written as the sample carries it: `200`, not `0200`.
         "status" => value
             .parse::<u16>()
-            .is_ok_and(|v| v == 0 || (100..=599).contains(&v)),
+            .is_ok_and(|v| v.to_string() == value && (v == 0 || (100..=599).contains(&v))),
         "expected_response" => matches!(value, "true" | "false"),
         "proto" => matches!(value, "HTTP/1.1" | "HTTP/2.0"),
         "error_code" => value
             .parse::<u32>()
-            .is_ok_and(|v| (1000..2000).contains(&v)),
+            .is_ok_and(|v| v.to_string() == value && (1000..2000).contains(&v)),
         k if s.workloads.iter().any(|w| w.tags.contains_key(k)) => true,
         _ => {
             let own: BTreeSet<&str> = s
