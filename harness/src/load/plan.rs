@@ -758,7 +758,7 @@ fn feed(recorder: &Recorder, feeds: &[Feed], json: &serde_json::Value) {
             _ => None,
         };
         match (f.kind, value) {
-            (CustomKind::Rate, v) => recorder.record_rate(&f.metric, v.is_some_and(|v| v != 0.0)),
+            (CustomKind::Rate, Some(v)) if v != 0.0 => recorder.record_pass(&f.metric),
             (CustomKind::Gauge, Some(v)) => recorder.set_declared_gauge(&f.metric, v),
             (_, Some(v)) => recorder.record_value(&f.metric, v),
             (_, None) => {}

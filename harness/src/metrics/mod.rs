@@ -306,8 +306,8 @@ struct Inner {
     iteration_duration: Trend,
     /// Declared trends' samples (any number, not only times: kept whole, as k6's TrendSink).
     values: BTreeMap<String, Vec<f64>>,
-    /// Declared rates fed by a value: (passes, samples).
-    rates: BTreeMap<String, (u64, u64)>,
+    /// Declared rates fed by a value: their passes (the total is the request's samples).
+    passes: BTreeMap<String, u64>,
 }
 
 /// One check's results over the run.
@@ -353,8 +353,8 @@ pub struct RunMetrics {
     pub iteration_duration: Trend,
     /// Declared trends: every sample, in arrival order.
     pub values: BTreeMap<String, Vec<f64>>,
-    /// Declared rates fed by a value: (passes, samples).
-    pub rates: BTreeMap<String, (u64, u64)>,
+    /// Declared rates fed by a value: their passes (the total is the request's samples).
+    pub passes: BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -382,7 +382,7 @@ impl Recorder {
                 tagged: Vec::new(),
                 iteration_duration: Trend::default(),
                 values: BTreeMap::new(),
-                rates: BTreeMap::new(),
+                passes: BTreeMap::new(),
             }),
             traffic: Default::default(),
         }
@@ -525,12 +525,10 @@ impl Recorder {
         inner.values.entry(name.to_owned()).or_default().push(v);
     }
 
-    /// A sample of declared rate `name`.
-    pub fn record_rate(&self, name: &str, pass: bool) {
+    /// A pass of value-fed rate `name` (its fails are the request's other samples).
+    pub fn record_pass(&self, name: &str) {
         let mut inner = self.inner.lock().expect("recorder lock");
-        let r = inner.rates.entry(name.to_owned()).or_default();
-        r.0 += u64::from(pass);
-        r.1 += 1;
+        *inner.passes.entry(name.to_owned()).or_default() += 1;
     }
 
     /// An iteration that step `step` ended as failed.
@@ -606,7 +604,7 @@ impl Recorder {
                 .collect(),
             iteration_duration: inner.iteration_duration.clone(),
             values: inner.values.clone(),
-            rates: inner.rates.clone(),
+            passes: inner.passes.clone(),
             data_sent: self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
             data_received: self
                 .traffic
@@ -630,6 +628,47 @@ impl Recorder {
 }
 
 impl RunMetrics {
+    /// A declared rate's (passes, samples) over the samples of `request`: passes are the
+    /// value's (`by_value`) or the responses with a status in `statuses`.
+    pub fn declared_rate(
+        &self,
+        name: &str,
+        request: &str,
+        by_value: bool,
+        statuses: &[u16],
+    ) -> (u64, u64) {
+        let t = self.per_name.get(request);
+        let total = t.map_or(0, |t| t.count);
+        let passes = match by_value {
+            true => self.passes.get(name).copied().unwrap_or(0),
+            false => t.map_or(0, |t| t.responses_with(statuses)),
+        };
+        (passes, total)
+    }
+
+    /// A declared counter: the responses of `request` with a status in `statuses` (all when
+    /// empty).
+    pub fn declared_count(&self, request: &str, statuses: &[u16]) -> u64 {
+        self.per_name
+            .get(request)
+            .map_or(0, |t| t.responses_with(statuses))
+    }
+
+    /// A declared trend's samples as exact buckets, ascending: each distinct value with its
+    /// count (empty without samples).
+    pub fn value_buckets(&self, name: &str) -> Vec<(f64, u64)> {
+        let mut sorted = self.values.get(name).cloned().unwrap_or_default();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let mut buckets: Vec<(f64, u64)> = Vec::new();
+        for v in sorted {
+            match buckets.last_mut() {
+                Some((last, n)) if *last == v => *n += 1,
+                _ => buckets.push((v, 1)),
+            }
+        }
+        buckets
+    }
+
     /// The named requests' totals together (a scenario's requests): counts, failures,
     /// latencies and statuses.
     pub fn totals_of<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Totals {

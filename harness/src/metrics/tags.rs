@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use super::{ErrorKind, Outcome};
+use super::{ErrorKind, Outcome, Proto};
 
 /// The tags that a response decides.
 pub const RESPONSE_TAGS: [&str; 4] = ["status", "expected_response", "proto", "error_code"];
@@ -21,8 +21,50 @@ pub struct TagFilter {
     pub entry: String,
     /// The request names whose fixed tags all match.
     names: HashSet<String>,
-    /// The response tags to match, as (key, value).
-    response: Vec<(String, String)>,
+    /// The response tags to match, parsed once: matching a sample allocates nothing.
+    response: Vec<Wanted>,
+}
+
+/// A response tag's wanted value. A value no sample writes that way (`0200`) is `Never`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wanted {
+    Status(u16),
+    Expected(bool),
+    Proto(Proto),
+    ErrorCode(u32),
+    Never,
+}
+
+impl Wanted {
+    fn parse(key: &str, value: &str) -> Wanted {
+        // As the sample writes it: the number's own digits, k6's words.
+        fn number<T: std::str::FromStr + ToString>(v: &str) -> Option<T> {
+            v.parse::<T>().ok().filter(|n| n.to_string() == v)
+        }
+        let wanted = match (key, value) {
+            ("status", v) => number(v).map(Wanted::Status),
+            ("error_code", v) => number(v).map(Wanted::ErrorCode),
+            ("expected_response", "true") => Some(Wanted::Expected(true)),
+            ("expected_response", "false") => Some(Wanted::Expected(false)),
+            ("proto", v) => [Proto::Http1, Proto::Http2]
+                .into_iter()
+                .find(|p| p.as_str() == v)
+                .map(Wanted::Proto),
+            _ => None,
+        };
+        wanted.unwrap_or(Wanted::Never)
+    }
+
+    fn matches(self, o: &Outcome) -> bool {
+        match self {
+            // k6 tags a request that got no response with status 0.
+            Wanted::Status(s) => o.status.unwrap_or(0) == s,
+            Wanted::Expected(ok) => o.ok == ok,
+            Wanted::Proto(p) => o.proto == Some(p),
+            Wanted::ErrorCode(c) => error_code(o) == Some(c),
+            Wanted::Never => false,
+        }
+    }
 }
 
 impl TagFilter {
@@ -34,29 +76,13 @@ impl TagFilter {
             response: tags
                 .iter()
                 .filter(|(k, _)| RESPONSE_TAGS.contains(&k.as_str()))
-                .cloned()
+                .map(|(k, v)| Wanted::parse(k, v))
                 .collect(),
         }
     }
 
     pub fn matches(&self, name: &str, o: &Outcome) -> bool {
-        self.names.contains(name)
-            && self
-                .response
-                .iter()
-                .all(|(k, v)| response_tag(o, k).as_deref() == Some(v.as_str()))
-    }
-}
-
-/// A response tag's value on `o`, as k6 writes it (None: the sample does not carry it).
-pub fn response_tag(o: &Outcome, key: &str) -> Option<String> {
-    match key {
-        // k6 tags a request that got no response with status 0.
-        "status" => Some(o.status.unwrap_or(0).to_string()),
-        "expected_response" => Some(o.ok.to_string()),
-        "proto" => o.proto.map(|p| p.as_str().to_owned()),
-        "error_code" => error_code(o).map(|c| c.to_string()),
-        _ => None,
+        self.names.contains(name) && self.response.iter().all(|w| w.matches(o))
     }
 }
 
@@ -111,22 +137,34 @@ mod tests {
         );
     }
 
+    /// Whether a filter of the one tag `key:value` selects `o`.
+    fn has(o: &Outcome, key: &str, value: &str) -> bool {
+        let tags = [(key.to_owned(), value.to_owned())];
+        TagFilter::new(&tags, HashSet::from(["r".to_owned()])).matches("r", o)
+    }
+
     #[test]
     fn response_tags_are_k6s_values() {
         let timeout = Outcome::failed(ErrorKind::Timeout, Duration::from_secs(1));
-        assert_eq!(response_tag(&timeout, "status").as_deref(), Some("0"));
-        assert_eq!(
-            response_tag(&timeout, "expected_response").as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            response_tag(&timeout, "error_code").as_deref(),
-            Some("1050")
-        );
-        assert_eq!(response_tag(&timeout, "proto"), None);
+        assert!(has(&timeout, "status", "0"));
+        assert!(has(&timeout, "expected_response", "false"));
+        assert!(!has(&timeout, "expected_response", "true"));
+        assert!(has(&timeout, "error_code", "1050"));
+        assert!(!has(&timeout, "proto", "HTTP/1.1"), "no response, no proto");
         let nf = response(404, false);
-        assert_eq!(response_tag(&nf, "error_code").as_deref(), Some("1404"));
-        assert_eq!(response_tag(&nf, "proto").as_deref(), Some("HTTP/1.1"));
-        assert_eq!(response_tag(&response(201, true), "error_code"), None);
+        assert!(has(&nf, "error_code", "1404"));
+        assert!(has(&nf, "proto", "HTTP/1.1"));
+        assert!(!has(&nf, "proto", "HTTP/2.0"));
+        assert!(
+            !has(&nf, "status", "0404"),
+            "written as the sample writes it"
+        );
+        let created = response(201, true);
+        assert!(has(&created, "status", "201"));
+        assert!(
+            !has(&created, "error_code", "1000"),
+            "no error code below 400"
+        );
+        assert!(!has(&created, "error_code", "1201"));
     }
 }

@@ -134,51 +134,33 @@ pub fn from_run(s: &Scenario, m: &RunMetrics) -> Summary {
 fn declared(s: &Scenario, m: &RunMetrics) -> (Vec<RequestStats>, Vec<RateMetric>) {
     let (mut entries, mut rates) = (Vec::new(), Vec::new());
     for (name, c) in &s.metrics {
-        let t = m.per_name.get(c.request.get_ref());
+        let request = c.request.get_ref();
         match c.kind {
             CustomKind::Rate => {
-                let (good, total) = match c.value {
-                    // Passes of the value; every sample of the request is in the total.
-                    Some(_) => (
-                        m.rates.get(name).map_or(0, |r| r.0),
-                        t.map_or(0, |t| t.count),
-                    ),
-                    None => t.map_or((0, 0), |t| (t.responses_with(&c.success_status), t.count)),
-                };
+                let by_value = c.value.is_some();
+                let (good, total) = m.declared_rate(name, request, by_value, &c.success_status);
                 rates.push(RateMetric {
                     name: name.clone(),
                     good,
                     total,
                 });
             }
-            CustomKind::Counter => entries.push(counter(
-                name,
-                t.map_or(0, |t| t.responses_with(&c.success_status)),
-            )),
-            CustomKind::Trend => entries.push(value_trend(name, m.values.get(name))),
+            CustomKind::Counter => {
+                entries.push(counter(name, m.declared_count(request, &c.success_status)))
+            }
+            CustomKind::Trend => {
+                let buckets = m.value_buckets(name);
+                entries.push(RequestStats {
+                    name: k6_rules::entry_name(name, None),
+                    count: buckets.iter().map(|b| b.1).sum(),
+                    latency_ms: buckets,
+                    ..Default::default()
+                });
+            }
             CustomKind::Gauge => {}
         }
     }
     (entries, rates)
-}
-
-/// A declared trend's samples as exact buckets (each distinct value with its count).
-fn value_trend(name: &str, values: Option<&Vec<f64>>) -> RequestStats {
-    let mut sorted = values.cloned().unwrap_or_default();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let mut buckets: Vec<(f64, u64)> = Vec::new();
-    for v in sorted {
-        match buckets.last_mut() {
-            Some((last, n)) if *last == v => *n += 1,
-            _ => buckets.push((v, 1)),
-        }
-    }
-    RequestStats {
-        name: k6_rules::entry_name(name, None),
-        count: buckets.iter().map(|b| b.1).sum(),
-        latency_ms: buckets,
-        ..Default::default()
-    }
 }
 
 /// The `checks` rate overall and per check name, when the scenario has checks.

@@ -75,19 +75,20 @@ fn empty(s: &Scenario, written: &str) -> Value {
 }
 
 fn trend(t: &Trend) -> Value {
-    let mut values = Map::new();
     let q = |p: f64| t.quantile_ms(p).unwrap_or(0.0);
-    for (stat, v) in TREND_STATS.iter().zip([
-        t.mean_ms().unwrap_or(0.0),
-        t.min_ms().unwrap_or(0.0),
-        q(0.5),
-        t.max_ms().unwrap_or(0.0),
-        q(0.9),
-        q(0.95),
-    ]) {
-        values.insert((*stat).to_owned(), json!(v));
-    }
-    json!({ "type": "trend", "contains": "time", "values": values })
+    let (avg, min, max) = (t.mean_ms(), t.min_ms(), t.max_ms());
+    let (avg, min, max) = (avg.unwrap_or(0.0), min.unwrap_or(0.0), max.unwrap_or(0.0));
+    trend_entry("time", [avg, min, q(0.5), max, q(0.9), q(0.95)])
+}
+
+/// A trend entry of values in `TREND_STATS` order.
+fn trend_entry(contains: &str, stats: [f64; 6]) -> Value {
+    let values: Map<String, Value> = TREND_STATS
+        .iter()
+        .zip(stats)
+        .map(|(stat, v)| ((*stat).to_owned(), json!(v)))
+        .collect();
+    json!({ "type": "trend", "contains": contains, "values": values })
 }
 
 fn counter(count: u64, elapsed_s: f64, contains: &str) -> Value {
@@ -180,27 +181,21 @@ fn builtin(out: &mut Map<String, Value>, m: &RunMetrics, secs: f64) {
 /// `iteration_failed`, and the probe series as gauges.
 fn declared(out: &mut Map<String, Value>, s: &Scenario, m: &RunMetrics, secs: f64) {
     for (name, c) in &s.metrics {
-        let t = m.per_name.get(c.request.get_ref());
+        let request = c.request.get_ref();
         let entry = match c.kind {
             CustomKind::Rate => {
-                let (good, total) = match c.value {
-                    // Passes of the value; every sample of the request is in the total.
-                    Some(_) => (
-                        m.rates.get(name).map_or(0, |r| r.0),
-                        t.map_or(0, |t| t.count),
-                    ),
-                    None => t.map_or((0, 0), |t| (t.responses_with(&c.success_status), t.count)),
-                };
-                rate(good, total)
+                let by_value = c.value.is_some();
+                let (passes, total) = m.declared_rate(name, request, by_value, &c.success_status);
+                rate(passes, total)
             }
             CustomKind::Counter => counter(
-                t.map_or(0, |t| t.responses_with(&c.success_status)),
+                m.declared_count(request, &c.success_status),
                 secs,
                 "default",
             ),
-            CustomKind::Trend => match m.values.get(name).filter(|v| !v.is_empty()) {
-                Some(values) => value_trend(values),
-                None => continue,
+            CustomKind::Trend => match m.value_buckets(name) {
+                b if b.is_empty() => continue,
+                b => value_trend(&b),
             },
             CustomKind::Gauge => continue, // a series: below
         };
@@ -221,27 +216,14 @@ fn declared(out: &mut Map<String, Value>, s: &Scenario, m: &RunMetrics, secs: f6
     }
 }
 
-/// A declared trend: its samples are numbers, not times (`contains: default`).
-fn value_trend(values: &[f64]) -> Value {
-    let buckets: Vec<(f64, u64)> = {
-        let mut v = values.to_vec();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v.into_iter().map(|x| (x, 1)).collect()
-    };
-    let q = |p: f64| k6_rules::quantile(&buckets, p).unwrap_or(0.0);
-    let avg = values.iter().sum::<f64>() / values.len() as f64;
-    let mut out = Map::new();
-    for (stat, v) in TREND_STATS.iter().zip([
-        avg,
-        buckets[0].0,
-        q(0.5),
-        buckets[buckets.len() - 1].0,
-        q(0.9),
-        q(0.95),
-    ]) {
-        out.insert((*stat).to_owned(), json!(v));
-    }
-    json!({ "type": "trend", "contains": "default", "values": out })
+/// A declared trend from its exact buckets: its samples are numbers, not times
+/// (`contains: default`).
+fn value_trend(buckets: &[(f64, u64)]) -> Value {
+    let n: u64 = buckets.iter().map(|b| b.1).sum();
+    let avg = buckets.iter().map(|(v, c)| v * *c as f64).sum::<f64>() / n as f64;
+    let q = |p: f64| k6_rules::quantile(buckets, p).unwrap_or(0.0);
+    let (min, max) = (buckets[0].0, buckets[buckets.len() - 1].0);
+    trend_entry("default", [avg, min, q(0.5), max, q(0.9), q(0.95)])
 }
 
 /// The entry a threshold's metric names, made when it is a sub-metric; returns its key.
