@@ -70,6 +70,30 @@ async fn run(app: &TestApp, scenario: &str, time_scale: &str, out: &std::path::P
     .unwrap()
 }
 
+/// Every threshold with what was observed, and each request's statuses: what a failed CI
+/// run needs to tell a slow machine from a wrong verdict.
+fn observed(sum: &serde_json::Value) -> String {
+    let thresholds = sum["thresholds"].as_array().unwrap().iter().map(|v| {
+        format!(
+            "{} {} observed {} ({})",
+            v["metric"].as_str().unwrap(),
+            v["threshold"].as_str().unwrap(),
+            v["observed"],
+            if v["passed"] == true { "pass" } else { "FAIL" }
+        )
+    });
+    let requests = sum["requests"].as_array().unwrap().iter().map(|r| {
+        format!(
+            "{}: {} p95 {} ms max {} ms",
+            r["name"].as_str().unwrap(),
+            r["statuses"],
+            r["p95_ms"],
+            r["max_ms"]
+        )
+    });
+    thresholds.chain(requests).collect::<Vec<_>>().join("\n")
+}
+
 fn failing(sum: &serde_json::Value) -> Vec<String> {
     sum["thresholds"]
         .as_array()
@@ -154,8 +178,8 @@ async fn st001_fails_on_the_incident_preset_and_passes_remediated() {
     assert_eq!(
         o.status.code(),
         Some(0),
-        "{:?} {}",
-        failing(&sum),
+        "{}\n{}",
+        observed(&sum),
         String::from_utf8_lossy(&o.stderr)
     );
     assert_sql_all_pass(&sum);
@@ -181,7 +205,9 @@ async fn peak_fails_on_the_incident_preset_and_passes_remediated() {
             "coupon_issue_delay max<60000",
             "kafka_consumer_lag max<5000",
             "kafka_consumer_lag_drain_s value<=60.0"
-        ]
+        ],
+        "{}",
+        observed(&sum)
     );
     let delay = |sum: &serde_json::Value| {
         let t = &sum["trends"]["coupon_issue_delay"];
@@ -205,8 +231,8 @@ async fn peak_fails_on_the_incident_preset_and_passes_remediated() {
     assert_eq!(
         o.status.code(),
         Some(0),
-        "{:?} {}",
-        failing(&sum),
+        "{}\n{}",
+        observed(&sum),
         String::from_utf8_lossy(&o.stderr)
     );
     assert_sql_all_pass(&sum);

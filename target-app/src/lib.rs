@@ -80,7 +80,7 @@ pub async fn run(
     }
     let producer: FutureProducer = kafka::client_config(&config.kafka)
         .set("message.timeout.ms", config.producer_timeout_ms.to_string())
-        .set("linger.ms", "5")
+        .set("linger.ms", config.producer_linger_ms.to_string())
         .create()?;
     let health_client: BaseConsumer = kafka::client_config(&config.kafka).create()?;
     let state = Arc::new(AppState {

@@ -133,7 +133,8 @@ impl TestServer {
     }
 }
 
-/// A directory under the system temp dir, removed when dropped.
+/// A directory under the system temp dir, removed when dropped unless
+/// `HARNESS_KEEP_TEST_DIRS` is set (to read a failed run's reports afterwards).
 pub struct TempDir(PathBuf);
 
 impl std::ops::Deref for TempDir {
@@ -145,6 +146,10 @@ impl std::ops::Deref for TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if std::env::var_os("HARNESS_KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
