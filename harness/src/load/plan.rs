@@ -746,11 +746,10 @@ fn feeds(s: &Scenario, name: &str) -> Vec<Feed> {
 /// value (or without a JSON body, or no response at all) counts as a fail.
 fn feed(recorder: &Recorder, feeds: &[Feed], json: &serde_json::Value) {
     for f in feeds {
-        let found = f.path.query(json).first().cloned();
-        let value = match found {
+        let value = match f.path.query(json).first() {
             Some(serde_json::Value::Number(n)) => n.as_f64(),
             Some(serde_json::Value::Bool(b)) if f.kind == CustomKind::Rate => {
-                Some(f64::from(u8::from(b)))
+                Some(f64::from(u8::from(*b)))
             }
             Some(serde_json::Value::String(t)) => {
                 t.trim().parse::<f64>().ok().filter(|v| v.is_finite())

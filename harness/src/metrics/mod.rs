@@ -166,7 +166,7 @@ impl Default for Totals {
 impl Totals {
     fn add(&mut self, o: &Outcome) {
         self.count += 1;
-        self.latency.record(o.latency.as_micros().max(1) as u64);
+        self.latency.record_duration(o.latency);
         if !o.ok {
             self.failed += 1;
         }
@@ -501,7 +501,7 @@ impl Recorder {
         inner.flow_requests += requests;
         inner.flow_iterations += u64::from(took.is_some());
         if let Some(d) = took {
-            inner.iteration_duration.record(d.as_micros().max(1) as u64);
+            inner.iteration_duration.record_duration(d);
         }
     }
 
@@ -509,14 +509,14 @@ impl Recorder {
     /// `iteration_duration`.
     pub fn record_iteration_duration(&self, d: Duration) {
         let mut inner = self.inner.lock().expect("recorder lock");
-        inner.iteration_duration.record(d.as_micros().max(1) as u64);
+        inner.iteration_duration.record_duration(d);
     }
 
     /// A sample of trend `name` (a poll's time until its check held).
     pub fn record_trend(&self, name: &str, d: Duration) {
         let mut inner = self.inner.lock().expect("recorder lock");
         let h = inner.trends.entry(name.to_owned()).or_default();
-        h.record(d.as_micros().max(1) as u64);
+        h.record_duration(d);
     }
 
     /// A sample of declared trend `name`.

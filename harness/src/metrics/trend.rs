@@ -39,6 +39,11 @@ impl Trend {
         self.sum += u128::from(us);
     }
 
+    /// Records a duration (at least 1 µs: HDR's lowest value).
+    pub fn record_duration(&mut self, d: std::time::Duration) {
+        self.record(d.as_micros().max(1) as u64);
+    }
+
     /// Adds every value of `other`.
     pub fn add(&mut self, other: &Trend) {
         if other.is_empty() {

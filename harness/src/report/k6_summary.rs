@@ -9,6 +9,7 @@
 //! `value`, `min` and `max`. A sub-metric a threshold names (`http_req_duration{status:200}`)
 //! is an entry of its own, as in k6, and so is k6's default `{expected_response:true}`.
 
+use k6_rules::Agg;
 use md5::{Digest, Md5};
 use serde_json::{json, Map, Value};
 
@@ -216,14 +217,19 @@ fn declared(out: &mut Map<String, Value>, s: &Scenario, m: &RunMetrics, secs: f6
     }
 }
 
-/// A declared trend from its exact buckets: its samples are numbers, not times
-/// (`contains: default`).
+/// A declared trend from its exact buckets, by the aggregations its thresholds are judged with:
+/// its samples are numbers, not times (`contains: default`).
 fn value_trend(buckets: &[(f64, u64)]) -> Value {
-    let n: u64 = buckets.iter().map(|b| b.1).sum();
-    let avg = buckets.iter().map(|(v, c)| v * *c as f64).sum::<f64>() / n as f64;
-    let q = |p: f64| k6_rules::quantile(buckets, p).unwrap_or(0.0);
-    let (min, max) = (buckets[0].0, buckets[buckets.len() - 1].0);
-    trend_entry("default", [avg, min, q(0.5), max, q(0.9), q(0.95)])
+    let stat = |agg| k6_rules::trend(buckets, agg).unwrap_or(0.0);
+    let aggs = [
+        Agg::Avg,
+        Agg::Min,
+        Agg::Med,
+        Agg::Max,
+        Agg::P(90.0),
+        Agg::P(95.0),
+    ];
+    trend_entry("default", aggs.map(stat))
 }
 
 /// The entry a threshold's metric names, made when it is a sub-metric; returns its key.

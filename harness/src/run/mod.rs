@@ -340,19 +340,20 @@ fn tag_filters(s: &Scenario, target: &str) -> Result<Vec<TagFilter>, Located> {
     if !sets.contains(&expected) {
         sets.push(expected);
     }
+    let requests: Vec<_> = s
+        .all_requests()
+        .map(|r| (&r.name, s.request_tags(r, target)))
+        .collect();
     let mut filters = Vec::new();
     for tags in &sets {
         let fixed: Vec<&(String, String)> = tags
             .iter()
             .filter(|(k, _)| !RESPONSE_TAGS.contains(&k.as_str()))
             .collect();
-        let names: std::collections::HashSet<String> = s
-            .all_requests()
-            .filter(|r| {
-                let own = s.request_tags(r, target);
-                fixed.iter().all(|(k, v)| own.get(k) == Some(v))
-            })
-            .map(|r| r.name.clone())
+        let names: std::collections::HashSet<String> = requests
+            .iter()
+            .filter(|(_, own)| fixed.iter().all(|(k, v)| own.get(k) == Some(v)))
+            .map(|(name, _)| (*name).clone())
             .collect();
         if names.is_empty() {
             return Err(selects_nothing(s, target, tags, &fixed));

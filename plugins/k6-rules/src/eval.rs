@@ -205,8 +205,8 @@ pub fn observe(s: &Summary, metric: &MetricRef, agg: Agg) -> Option<f64> {
     }
 }
 
-/// A trend's aggregation over its buckets.
-fn trend(b: &[(f64, u64)], agg: Agg) -> Option<f64> {
+/// A trend's aggregation over its buckets (ascending value, count).
+pub fn trend(b: &[(f64, u64)], agg: Agg) -> Option<f64> {
     match agg {
         Agg::Avg => {
             let n: u64 = b.iter().map(|x| x.1).sum();

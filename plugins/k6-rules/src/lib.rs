@@ -13,7 +13,7 @@ mod expr;
 mod model;
 
 pub use eval::{
-    aggregate, check, evaluate, judge, observe, quantile, validate, ThresholdDef, Verdict,
+    aggregate, check, evaluate, judge, observe, quantile, trend, validate, ThresholdDef, Verdict,
 };
 pub use expr::{
     check_metric_name, fmt_num, split_op, Agg, Expr, MetricKind, MetricRef, Op, ThresholdError,
