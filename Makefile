@@ -67,10 +67,10 @@ stack-down:
 stack-status:
 	$(HARNESS) stack status --dir $(STACK_DIR)
 
-## Benchmark: our arrival-rate executor vs wrk, oha and k6 on one trivial endpoint, one table.
+## Benchmark: the harness beside wrk, oha, k6 and goose on one trivial endpoint, as ratios.
 bench: setup plugins
 	@scripts/bench-tools.sh
-	$(CARGO) build --release -p harness --bin harness --example trivial_server --example bench
+	$(CARGO) build --release -p harness --bin harness --example trivial_server --example bench --example goose_bench
 	$(CARGO_TARGET_DIR)/release/examples/bench $(CARGO_TARGET_DIR)/release/harness $(CARGO_TARGET_DIR)/release/examples/trivial_server
 	$(CARGO) build --release -p harness --example plugin_bench
 	$(CARGO_TARGET_DIR)/release/examples/plugin_bench $(CARGO_TARGET_DIR)/release/harness $(CARGO_TARGET_DIR)/release/examples/trivial_server plugins/build

@@ -3,7 +3,9 @@
 //! says, whatever the earlier responses did. Latency is measured from that intended start, so
 //! a stalled server shows up as latency instead of as silently fewer requests (no coordinated
 //! omission). An arrival that finds `max_in_flight` iterations (k6's `maxVUs`) already running
-//! is not started and counts as a dropped iteration.
+//! is not started and counts as a dropped iteration. Arrivals leave at their due time, or
+//! gathered to the timer's 1 ms quantum above 1,000/s (`timer.rs`), and their latency counts
+//! from that time: no lag of the generator's own timer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::flow::VuState;
 use super::schedule::Profile;
+use super::timer::Pacer;
 use super::{Executor, LoadCtx, LoadError};
 use crate::scenario::Stage;
 
@@ -38,6 +41,7 @@ impl ArrivalRate {
 
     async fn drive(&self, ctx: LoadCtx) -> Result<(), LoadError> {
         let permits = Arc::new(Semaphore::new(self.max_in_flight as usize));
+        let mut pacer = Pacer::default();
         let shared = Arc::new(ctx.clone());
         let start = tokio::time::Instant::now();
         let mut stop = ctx.stop.clone();
@@ -53,13 +57,13 @@ impl ArrivalRate {
                 break;
             }
             let due = start + Duration::from_secs_f64(at);
-            let now = tokio::time::Instant::now();
-            if due > now {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(due) => {}
+            let intended = match pacer.ready(due) {
+                Some(at) => at,
+                None => tokio::select! {
+                    at = pacer.wait(due) => at,
                     _ = stop.changed() => continue,
-                }
-            }
+                },
+            };
             let second = at as u64;
             if second != last_second {
                 last_second = second;
@@ -71,19 +75,29 @@ impl ArrivalRate {
             }
             match permits.clone().try_acquire_owned() {
                 Err(_) => {
-                    // Every permit taken: this arrival and every other one already due by now
-                    // are dropped at once, so a rate far above what can be sent costs one step
-                    // per pass, not one per arrival, and the loop yields to the stop signal.
+                    // Every permit taken: wait for one to come back (no spinning: the CPU
+                    // goes to the iterations that hold them). This arrival and every other
+                    // one that came due meanwhile were refused, k6's dropped iterations.
+                    tokio::select! {
+                        p = permits.clone().acquire_owned() => drop(p),
+                        _ = stop.changed() => {}
+                    }
                     let due = self.profile.arrivals_before(start.elapsed().as_secs_f64());
                     let next = due.max(n + 1);
                     ctx.recorder.record_dropped_n(next - n);
                     n = next;
-                    tokio::task::yield_now().await;
                     continue;
                 }
                 Ok(permit) => {
                     // One Arc clone per request instead of cloning every field of the context.
-                    spawn_iteration(shared.clone(), pool.clone(), keep_state, n, due, permit);
+                    spawn_iteration(
+                        shared.clone(),
+                        pool.clone(),
+                        keep_state,
+                        n,
+                        intended,
+                        permit,
+                    );
                 }
             }
             n += 1;
@@ -100,7 +114,8 @@ impl ArrivalRate {
     }
 }
 
-/// Starts arrival `n` (due at `due`) as its own task, holding `permit` while it runs.
+/// Starts arrival `n` (intended to start at `due`) as its own task, holding `permit` while it
+/// runs.
 fn spawn_iteration(
     ctx: Arc<LoadCtx>,
     pool: Arc<Mutex<Vec<VuState>>>,

@@ -13,6 +13,7 @@ pub mod iterations;
 pub mod plan;
 mod redirect;
 pub mod schedule;
+mod timer;
 pub mod vus;
 
 use std::collections::BTreeMap;

@@ -24,6 +24,9 @@ pub struct Behaviour {
     pub delay_ms: AtomicU64,
     /// What `/metrics` answers: see [`Metrics`].
     pub metrics: AtomicU8,
+    /// Requests being answered now, and the most ever at once.
+    pub in_flight: AtomicU64,
+    pub peak_in_flight: AtomicU64,
 }
 
 /// The modes of the test server's `/metrics`.
@@ -67,11 +70,14 @@ pub struct TestServer {
 
 async fn any(State(b): State<Arc<Behaviour>>, req: Request) -> StatusCode {
     let path = req.uri().path().to_owned();
+    let now = b.in_flight.fetch_add(1, Relaxed) + 1;
+    b.peak_in_flight.fetch_max(now, Relaxed);
     let delay = b.delay_ms.load(Relaxed);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     *b.counts.lock().unwrap().entry(path).or_default() += 1;
+    b.in_flight.fetch_sub(1, Relaxed);
     StatusCode::from_u16(b.status.load(Relaxed)).unwrap()
 }
 
