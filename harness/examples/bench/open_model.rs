@@ -66,17 +66,15 @@ pub fn stall(ours: &Ours, peers: &Peers, server: &Server) -> (f64, f64) {
     (ours_p99, oha_p99)
 }
 
-/// RSS over at least 1M requests (20k/s for 52 s): VmRSS after 2 s and at the end, for the
-/// arrival-rate executor and for 50 VUs (the same number of requests, paced).
+/// RSS over at least 1M requests: VmRSS after 2 s and at the end, for the arrival-rate
+/// executor (20k/s for 52 s) and for 50 VUs without think time (20 s).
 pub fn rss(ours: &Ours, server: &Server) -> Vec<[String; 7]> {
     let url = format!("http://{}/", server.addr);
     let arrival = ours.arrival("rss", &url, 20_000, 52, Some(1_000));
-    // 50 VUs, each starting an iteration every 2.5 ms: 20k/s.
-    let body = "executor = \"constant-vus\"\nvus = 50\nduration = \"52s\"\npacing = \"2.5ms\"\n[[scenarios.s.requests]]\nname = \"get\"\npath = \"/\"\n";
-    let vus = ours.file("rss-vus", &url, "", body);
+    let vus = ours.vus("rss-vus", &url, 50, "0s", 20);
     [
-        ("arrival-rate 20k/s", arrival),
-        ("50 VUs paced to 20k/s", vus),
+        ("arrival-rate 20k/s, 52 s", arrival),
+        ("50 VUs, no think time, 20 s", vus),
     ]
     .into_iter()
     .map(|(label, file)| {
@@ -118,7 +116,7 @@ pub fn print(accuracy: &[[String; 4]], stall: (f64, f64), rss: &[[String; 7]]) {
         stall.0
     );
     println!("| oha --latency-correction -q 500 | {:.1} |", stall.1);
-    println!("\n## Memory over 1M requests (20k/s for 52 s)\n");
+    println!("\n## Memory over 1M requests\n");
     println!("| executor | requests | RSS after 2 s | RSS at the end | growth per million | peak RSS | CPU s |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in rss {
