@@ -57,9 +57,10 @@ async fn the_in_flight_bound_is_never_exceeded_and_every_arrival_it_refuses_is_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bound_above_what_the_rate_needs_drops_nothing() {
     let server = TestServer::start().await;
-    // 1,000/s at 20 ms each keeps about 20 in flight; the bound is 100.
+    // 1,000/s at 20 ms each keeps about 20 in flight; the bound is 200 (room for a slow
+    // debug build on a busy CI machine).
     server.state.delay_ms.store(20, Relaxed);
-    let (_dir, out, o) = run_in_temp("roomy", &constant(&server.url, 1_000, 3, 100)).await;
+    let (_dir, out, o) = run_in_temp("roomy", &constant(&server.url, 1_000, 3, 200)).await;
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -75,5 +76,5 @@ async fn a_bound_above_what_the_rate_needs_drops_nothing() {
     assert_eq!(sum["totals"]["http_reqs"].as_u64(), Some(3_000));
     assert_eq!(server.total(), 3_000);
     let peak = server.state.peak_in_flight.load(Relaxed);
-    assert!(peak < 100, "peak {peak} in flight");
+    assert!(peak < 200, "peak {peak} in flight");
 }

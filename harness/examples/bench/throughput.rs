@@ -13,7 +13,8 @@ pub struct Row {
     pub note: String,
 }
 
-/// wrk, oha, k6, goose, harness VUs, harness arrival-rate, in that order.
+/// wrk, oha, k6, goose, harness VUs, harness arrival-rate with 50 in flight and with its
+/// default bound (the max row of the sweep), in that order.
 pub fn max_rows(ours: &Ours, peers: &Peers, server: &Server) -> Vec<Row> {
     let url = format!("http://{}/", server.addr);
     let row = |name: &str, c: Counted, note: String| Row {
@@ -52,10 +53,18 @@ pub fn max_rows(ours: &Ours, peers: &Peers, server: &Server) -> Vec<Row> {
         c.rate / k6
     );
     rows.push(row("harness constant-vus (50 VUs)", c, note));
+    // As many in flight as wrk and oha have connections.
+    let file = ours.arrival("ar-max-50", &url, 200_000, RUN_SECS, Some(CONNS));
+    let (c, s) = ours.counted(&file, server);
+    let note = format!(
+        "offered 200k/s; dropped {:.0}",
+        total(&s, "dropped_iterations")
+    );
+    rows.push(row("harness arrival-rate, 50 in flight", c, note));
     let file = ours.arrival("ar-max", &url, 200_000, RUN_SECS, None);
     let (c, s) = ours.counted(&file, server);
     let note = format!(
-        "offered 200k/s, default bound 1000 in flight; dropped {:.0}",
+        "offered 200k/s, default bound (1000 in flight); dropped {:.0}",
         total(&s, "dropped_iterations")
     );
     rows.push(row("harness arrival-rate (max)", c, note));
