@@ -26,20 +26,31 @@ path = "/a"
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_in_flight_bound_is_never_exceeded_and_every_arrival_it_refuses_is_dropped() {
-    let server = TestServer::start().await;
-    // Each answer takes 200 ms, so 10 in flight carry 50/s of the 200/s offered.
-    server.state.delay_ms.store(200, Relaxed);
-    let (_dir, out, o) = run_in_temp("bound", &constant(&server.url, 200, 2, 10)).await;
-    // No thresholds: the run passes; the drops are in the report.
+/// Runs `rate`/s for `secs` with `max_vus` against `server`, each answer taking `delay_ms`;
+/// returns the summary. No thresholds: the run passes, drops or not.
+async fn run_against(
+    server: &TestServer,
+    delay_ms: u64,
+    rate: u32,
+    secs: u32,
+    max_vus: u32,
+) -> serde_json::Value {
+    server.state.delay_ms.store(delay_ms, Relaxed);
+    let (_dir, out, o) = run_in_temp("bound", &constant(&server.url, rate, secs, max_vus)).await;
     assert_eq!(
         o.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let sum = summary(&out);
+    summary(&out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_flight_bound_is_never_exceeded_and_every_arrival_it_refuses_is_dropped() {
+    let server = TestServer::start().await;
+    // Each answer takes 200 ms, so 10 in flight carry 50/s of the 200/s offered.
+    let sum = run_against(&server, 200, 200, 2, 10).await;
     let sent = sum["totals"]["http_reqs"].as_u64().unwrap();
     let dropped = sum["totals"]["dropped_iterations"].as_u64().unwrap();
     let peak = server.state.peak_in_flight.load(Relaxed);
@@ -59,15 +70,7 @@ async fn a_bound_above_what_the_rate_needs_drops_nothing() {
     let server = TestServer::start().await;
     // 1,000/s at 20 ms each keeps about 20 in flight; the bound is 200 (room for a slow
     // debug build on a busy CI machine).
-    server.state.delay_ms.store(20, Relaxed);
-    let (_dir, out, o) = run_in_temp("roomy", &constant(&server.url, 1_000, 3, 200)).await;
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let sum = summary(&out);
+    let sum = run_against(&server, 20, 1_000, 3, 200).await;
     assert_eq!(
         sum["totals"]["dropped_iterations"].as_u64(),
         Some(0),

@@ -1,7 +1,7 @@
 //! The command lines of the generators the harness is compared with: wrk, oha, k6 and a
 //! standalone goose 0.19 (`examples/goose_bench.rs`). Each runs for [`RUN_SECS`] on core 1.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::measure::{pinned, which, RUN_SECS};
@@ -63,9 +63,16 @@ impl Peers {
         duration_s: u64,
         options: &str,
     ) -> Command {
-        let script = k6_script(dir, name, url, vus, sleep_s, duration_s, options);
-        let args = ["run".into(), "--quiet".into(), script.display().to_string()];
-        pinned(1, &self.k6, &args)
+        let file = dir.join(format!("{name}.js"));
+        let sleep = match sleep_s > 0.0 {
+            true => format!(" sleep({sleep_s});"),
+            false => String::new(),
+        };
+        let text = format!(
+            "import http from 'k6/http';\nimport {{ sleep }} from 'k6';\nexport const options = {{ {options}vus: {vus}, duration: '{duration_s}s' }};\nexport default function () {{ http.get('{url}');{sleep} }}\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        self.k6_run(&file)
     }
 
     /// k6's constant-arrival-rate at `rate`/s for [`RUN_SECS`], up to 1,000 VUs.
@@ -75,7 +82,11 @@ impl Peers {
             "import http from 'k6/http';\nexport const options = {{ scenarios: {{ s: {{ executor: 'constant-arrival-rate', rate: {rate}, timeUnit: '1s', duration: '{RUN_SECS}s', preAllocatedVUs: 200, maxVUs: 1000 }} }} }};\nexport default function () {{ http.get('{url}'); }}\n"
         );
         std::fs::write(&file, text).unwrap();
-        let args = ["run".into(), "--quiet".into(), file.display().to_string()];
+        self.k6_run(&file)
+    }
+
+    fn k6_run(&self, script: &Path) -> Command {
+        let args = ["run".into(), "--quiet".into(), script.display().to_string()];
         pinned(1, &self.k6, &args)
     }
 
@@ -94,25 +105,4 @@ impl Peers {
         ];
         pinned(1, &self.goose, &args)
     }
-}
-
-fn k6_script(
-    dir: &Path,
-    name: &str,
-    url: &str,
-    vus: u32,
-    sleep_s: f64,
-    duration_s: u64,
-    options: &str,
-) -> PathBuf {
-    let file = dir.join(format!("{name}.js"));
-    let sleep = match sleep_s > 0.0 {
-        true => format!(" sleep({sleep_s});"),
-        false => String::new(),
-    };
-    let text = format!(
-        "import http from 'k6/http';\nimport {{ sleep }} from 'k6';\nexport const options = {{ {options}vus: {vus}, duration: '{duration_s}s' }};\nexport default function () {{ http.get('{url}');{sleep} }}\n"
-    );
-    std::fs::write(&file, text).unwrap();
-    file
 }
