@@ -86,6 +86,7 @@ impl ArrivalRate {
                     let next = due.max(n + 1);
                     ctx.recorder.record_dropped_n(next - n);
                     n = next;
+                    pacer.forget();
                     continue;
                 }
                 Ok(permit) => {

@@ -20,6 +20,9 @@ use tokio::time::Instant;
 /// is still late against it.
 pub const QUANTUM: Duration = Duration::from_millis(1);
 
+/// Waits shorter than this yield instead of sleeping (see [`PreciseTimer::sleep_until`]).
+pub const YIELD_BELOW: Duration = Duration::from_micros(50);
+
 /// When each arrival leaves and what its latency is measured from.
 #[derive(Default)]
 pub struct Pacer {
@@ -37,6 +40,14 @@ impl Pacer {
             Some(p) if due <= p => (p <= now).then_some(p),
             _ => (due <= now).then_some(due),
         }
+    }
+
+    /// Ends the gathering to the last wake: after the in-flight bound refused arrivals, the
+    /// next one leaves at its own due time. Gathered to a quantum after the last wake instead,
+    /// each freed slot stayed empty up to 1 ms (as with tokio's tick): with 50 in flight the
+    /// executor sent 47k/s with both its core and the server's partly idle.
+    pub fn forget(&mut self) {
+        self.planned = None;
     }
 
     /// Waits for the arrival due at `due`; returns its intended start (`due`, or the planned
@@ -71,9 +82,15 @@ impl PreciseTimer {
         }
     }
 
-    /// Sleeps until `at` (at once when it has passed).
+    /// Sleeps until `at` (at once when it has passed). A wait shorter than [`YIELD_BELOW`]
+    /// yields to the other tasks instead: a slot freed under saturation is refilled by an
+    /// arrival a few µs away, and a sleep and wake for it would cost more than the wait.
     pub async fn sleep_until(&self, at: Instant) {
-        let now = Instant::now();
+        let mut now = Instant::now();
+        while at > now && at - now < YIELD_BELOW {
+            tokio::task::yield_now().await;
+            now = Instant::now();
+        }
         if at <= now {
             return;
         }
