@@ -204,6 +204,10 @@ mod tests {
         assert_eq!(p.wait(close).await, wake);
         assert!(Instant::now() >= wake, "never before its intended start");
         assert_eq!(p.wait(close + Duration::from_micros(50)).await, wake);
+        // After the bound refused arrivals, the next leaves at its own time, not a quantum on.
+        p.forget();
+        let refill = Instant::now() + Duration::from_micros(200);
+        assert_eq!(p.wait(refill).await, refill);
         // Already late: its own due time, at once.
         let past = Instant::now() - Duration::from_millis(5);
         let mut q = Pacer::default();
