@@ -2,8 +2,10 @@
 //! thread, so the generator, not the server, is what the benchmark measures. Prints the
 //! address on stdout, then on a second line a stats address: every connection to it reads the
 //! number of requests answered so far (one decimal line), so the bench counts every generator's
-//! requests the same way, at the server, over an interval it times itself. Paths starting `/json` answer `{"id":42,"ok":true}` instead of "ok". `cargo run --release --example trivial_server [ADDR] [--tls CERT KEY]`:
-//! with `--tls`, HTTPS with ALPN h2 and http/1.1 (HTTP/2 or HTTP/1.1 per connection).
+//! requests the same way, at the server, over an interval it times itself. Paths starting
+//! `/json` answer `{"id":42,"ok":true}` instead of "ok".
+//! `cargo run --release --example trivial_server [ADDR] [--tls CERT KEY]`: with `--tls`,
+//! HTTPS with ALPN h2 and http/1.1 (HTTP/2 or HTTP/1.1 per connection).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};

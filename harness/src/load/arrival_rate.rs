@@ -79,7 +79,7 @@ impl ArrivalRate {
                     // goes to the iterations that hold them). This arrival and every other
                     // one that came due meanwhile were refused, k6's dropped iterations.
                     tokio::select! {
-                        p = permits.clone().acquire_owned() => drop(p),
+                        p = permits.acquire() => drop(p),
                         _ = stop.changed() => {}
                     }
                     let due = self.profile.arrivals_before(start.elapsed().as_secs_f64());

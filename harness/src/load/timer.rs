@@ -2,8 +2,8 @@
 //! and rounds each deadline up to a tick (and the reactor's epoll timeout to a whole ms), so
 //! an arrival due at 1.3 ms used to leave at 2–3 ms. Latency is measured from the intended
 //! start, so that lag was the generator's own and showed as latency: p50 0.8–0.9 ms at 1k/s
-//! and 1.2–1.4 ms at 20k/s against a server that answered in 0.2 ms. A timerfd in the same reactor wakes at the
-//! deadline, within the kernel's timer slack (50 µs by default).
+//! and 1.2–1.4 ms at 20k/s against a server that answered in 0.2 ms. A timerfd in the same
+//! reactor wakes at the deadline, within the kernel's timer slack (50 µs by default).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
