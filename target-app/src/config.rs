@@ -68,11 +68,19 @@ pub struct Args {
     /// Create the composite index on user_coupons(user_id, coupon_id).
     #[arg(long, env = "TARGET_APP_COUPON_INDEX")]
     pub coupon_index: Option<bool>,
-    /// Simulated external call made inside the order transaction, after the stock lock. 240 ms
-    /// plus the order's SQL (~10 ms) holds a connection ≈ 250 ms: the incident's "≥ 200 ms",
-    /// and what its Fix 1 implies (pool 30 at 110 TPS gave p95 1.2 s, i.e. 30 / 0.25 s = 120).
+    /// Simulated external call made inside the order transaction, after the stock lock, when
+    /// no `--external-url` is given. 240 ms plus the order's SQL (~10 ms) holds a connection
+    /// ≈ 250 ms: the incident's "≥ 200 ms", and what its Fix 1 implies (pool 30 at 110 TPS
+    /// gave p95 1.2 s, i.e. 30 / 0.25 s = 120).
     #[arg(long, env = "TARGET_APP_EXTERNAL_CALL_MS", default_value_t = 240)]
     pub external_call_ms: u64,
+    /// The real external dependency: each order POSTs to this URL inside its transaction
+    /// (instead of sleeping `--external-call-ms`); a non-2xx answer fails the order with 502.
+    #[arg(long, env = "TARGET_APP_EXTERNAL_URL")]
+    pub external_url: Option<String>,
+    /// How long an order waits for the external dependency before failing with 502.
+    #[arg(long, env = "TARGET_APP_EXTERNAL_TIMEOUT_MS", default_value_t = 10_000)]
+    pub external_timeout_ms: u64,
     /// Cost of one coupon INSERT statement (the incident measured ~50 ms per single-row insert
     /// under auto-increment lock contention); a batch pays it once per statement.
     #[arg(long, env = "TARGET_APP_INSERT_COST_MS", default_value_t = 50)]
@@ -127,6 +135,8 @@ pub struct Config {
     pub batch_size: usize,
     pub coupon_index: bool,
     pub external_call_ms: u64,
+    pub external_url: Option<String>,
+    pub external_timeout_ms: u64,
     pub insert_cost_ms: u64,
     pub producer_timeout_ms: u64,
     pub producer_linger_ms: u64,
@@ -177,6 +187,8 @@ impl Args {
             batch_size: self.batch_size.unwrap_or(batch).max(1),
             coupon_index: self.coupon_index.unwrap_or(index),
             external_call_ms: self.external_call_ms,
+            external_url: self.external_url,
+            external_timeout_ms: self.external_timeout_ms,
             insert_cost_ms: self.insert_cost_ms,
             producer_timeout_ms: self.producer_timeout_ms,
             producer_linger_ms: self.producer_linger_ms,

@@ -3,12 +3,14 @@
 //! It is the harness's demo and test bed: every knob of the post-mortem (pool size, acquire
 //! timeout, external call inside the stock-lock transaction, partitions, single vs. batch
 //! inserts) is configurable, and faults can be switched on at run time via `/admin/faults`.
+//! `stub` is the external dependency's stand-in (the `dependency-stub` binary).
 
 pub mod config;
 pub mod consumer;
 pub mod coupons;
 pub mod db;
 pub mod error;
+pub mod external;
 pub mod faults;
 pub mod health;
 pub mod kafka;
@@ -16,6 +18,8 @@ pub mod lag;
 pub mod metrics;
 pub mod orders;
 pub mod reads;
+pub mod signal;
+pub mod stub;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -41,6 +45,7 @@ pub struct AppState {
     pub db: db::Db,
     pub metrics: Arc<metrics::Metrics>,
     pub faults: faults::Faults,
+    pub external: external::External,
     pub producer: FutureProducer,
     pub known_coupons: coupons::KnownCoupons,
     health_client: BaseConsumer,
@@ -52,6 +57,8 @@ pub enum StartError {
     Db(#[from] db::DbError),
     #[error(transparent)]
     Kafka(#[from] kafka::KafkaSetupError),
+    #[error(transparent)]
+    External(#[from] external::ExternalSetupError),
     #[error("Kafka client error: {0}")]
     KafkaClient(#[from] rdkafka::error::KafkaError),
     #[error("server error: {0}")]
@@ -66,6 +73,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let metrics = Arc::new(metrics::Metrics::new());
+    let external = external::External::new(&config, metrics.clone())?;
     let db = db::Db::connect(&config, metrics.clone()).await?;
     db.prepare(&config).await?;
     let partitions =
@@ -88,6 +96,7 @@ pub async fn run(
         db,
         metrics,
         faults: faults::Faults::default(),
+        external,
         producer,
         known_coupons: Default::default(),
         health_client,

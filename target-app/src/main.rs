@@ -16,15 +16,6 @@ async fn main() -> anyhow::Result<()> {
     let config = args.resolve();
     // The one line a supervisor (harness stack) reads to learn the port when started on :0.
     println!("listening on http://{}", listener.local_addr()?);
-    target_app::run(listener, config, shutdown_signal()).await?;
+    target_app::run(listener, config, target_app::signal::terminated()).await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -15,11 +15,48 @@ const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 30.0,
 ];
 
+/// One latency histogram (seconds).
 #[derive(Default)]
-struct HttpSeries {
+struct Series {
     buckets: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
+}
+
+impl Series {
+    fn observe(&mut self, secs: f64) {
+        self.count += 1;
+        self.sum += secs;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines under `labels` (`a="x",b="y"` or empty).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {}",
+                self.buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braced = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braced} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braced} {}", self.count);
+    }
 }
 
 /// Point-in-time pool numbers, read from sqlx when rendering.
@@ -46,7 +83,11 @@ pub struct Metrics {
     pub consumer_rejected: AtomicU64,
     /// -1 until the lag monitor has read the broker once.
     pub consumer_lag: AtomicI64,
-    http: Mutex<BTreeMap<(String, u16), HttpSeries>>,
+    /// Calls to `--external-url` (none while the call is simulated) and those that failed.
+    pub external_calls: AtomicU64,
+    pub external_failures: AtomicU64,
+    external_latency: Mutex<Series>,
+    http: Mutex<BTreeMap<(String, u16), Series>>,
     lag_by_partition: Mutex<BTreeMap<i32, i64>>,
 }
 
@@ -58,16 +99,21 @@ impl Metrics {
     }
 
     pub fn observe_http(&self, route: &str, status: u16, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
         let mut map = self.http.lock().expect("metrics lock");
-        let s = map.entry((route.to_owned(), status)).or_default();
-        s.count += 1;
-        s.sum += secs;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                s.buckets[i] += 1;
-            }
+        map.entry((route.to_owned(), status))
+            .or_default()
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_external(&self, elapsed: Duration, ok: bool) {
+        self.external_calls.fetch_add(1, Relaxed);
+        if !ok {
+            self.external_failures.fetch_add(1, Relaxed);
         }
+        self.external_latency
+            .lock()
+            .expect("metrics lock")
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn set_lag(&self, per_partition: BTreeMap<i32, i64>) {
@@ -167,8 +213,33 @@ impl Metrics {
             "1 while the coupon consumer is paused.",
             faults.consumer_paused as u8 as f64,
         );
+        self.render_external(&mut out);
         self.render_http(&mut out);
         out
+    }
+
+    fn render_external(&self, out: &mut String) {
+        counter(
+            out,
+            "external_calls_total",
+            "Calls to the order's external dependency (--external-url).",
+            self.external_calls.load(Relaxed),
+        );
+        counter(
+            out,
+            "external_call_failures_total",
+            "External calls that failed: non-2xx, transport error or timeout.",
+            self.external_failures.load(Relaxed),
+        );
+        let name = "external_call_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} External call latency.\n# TYPE {name} histogram"
+        );
+        self.external_latency
+            .lock()
+            .expect("metrics lock")
+            .render(out, name, "");
     }
 
     fn render_http(&self, out: &mut String) {
@@ -192,28 +263,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE http_server_request_duration_seconds histogram");
         for ((route, status), s) in map.iter() {
             let labels = format!("route=\"{route}\",status=\"{status}\"");
-            for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "http_server_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
-                    s.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "http_server_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "http_server_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum
-            );
-            let _ = writeln!(
-                out,
-                "http_server_request_duration_seconds_count{{{labels}}} {}",
-                s.count
-            );
+            s.render(out, "http_server_request_duration_seconds", &labels);
         }
     }
 }
@@ -256,5 +306,33 @@ mod tests {
             "http_server_request_duration_seconds_count{route=\"/api/orders\",status=\"201\"} 2\n"
         ));
         assert!(text.contains("coupon_consumer_lag -1\n"));
+    }
+
+    #[test]
+    fn external_calls_have_counters_and_an_unlabelled_histogram() {
+        let m = Metrics::new();
+        m.observe_external(Duration::from_millis(240), true);
+        m.observe_external(Duration::from_millis(30), false);
+        let pool = PoolSnapshot {
+            max: 20,
+            size: 0,
+            idle: 0,
+        };
+        let faults = FaultSnapshot {
+            order_hold_ms: 0,
+            consumer_insert_delay_ms: 0,
+            consumer_paused: false,
+        };
+        let text = m.render(&pool, &faults);
+        for line in [
+            "external_calls_total 2\n",
+            "external_call_failures_total 1\n",
+            "external_call_duration_seconds_bucket{le=\"0.05\"} 1\n",
+            "external_call_duration_seconds_bucket{le=\"0.25\"} 2\n",
+            "external_call_duration_seconds_bucket{le=\"+Inf\"} 2\n",
+            "external_call_duration_seconds_count 2\n",
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! `POST /api/orders`: the incident's order path.
 //!
 //! One transaction: `SELECT … FOR UPDATE` on the product's inventory row (pessimistic lock),
-//! then the simulated external call *inside* the transaction, then decrement and insert. The
-//! connection is held for lock wait + external call, which is what exhausted the pool.
+//! decrement and insert, then the external call (`external.rs`) *inside* the transaction, then
+//! commit. The connection is held for lock wait + external call, which is what exhausted the
+//! pool. A failed call rolls the order back and answers 502.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -13,8 +14,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use sqlx::{MySql, Transaction};
 
+use crate::db::Db;
 use crate::error::{parse_json, ApiError};
+use crate::external::OrderCall;
 use crate::AppState;
 
 /// Largest quantity one order may ask for.
@@ -42,6 +46,51 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<OrderCreated>), ApiError> {
     let req: OrderRequest = parse_json(&body)?;
+    validate(&req)?;
+    let db = &state.db;
+    let mut tx = db.begin().await?;
+    let (stock, price) = lock_stock(db, &mut tx, req.product_id).await?;
+    let qty = i64::from(req.quantity);
+    if stock < qty {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "out_of_stock",
+            format!("product {} has {stock} left", req.product_id),
+        ));
+    }
+    let total = price * qty;
+    let order_id = write_order(db, &mut tx, &req, total).await?;
+    // The incident's external API call, made while the row lock and the connection are held.
+    // It comes after the writes so it can name the order; a failure rolls both back.
+    let call = OrderCall {
+        order_id,
+        product_id: req.product_id,
+        quantity: req.quantity,
+    };
+    if let Err(e) = state.external.call(&call).await {
+        if let Err(r) = tx.rollback().await {
+            tracing::warn!(error = %r, "rollback after a failed external call");
+        }
+        return Err(e);
+    }
+    let hold = state.faults.order_hold_ms.load(Relaxed);
+    if hold > 0 {
+        tokio::time::sleep(Duration::from_millis(hold)).await;
+    }
+    tx.commit().await.map_err(|e| db.classify(e))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(OrderCreated {
+            order_id,
+            product_id: req.product_id,
+            quantity: req.quantity,
+            total_amount: total,
+            remaining_stock: stock - qty,
+        }),
+    ))
+}
+
+fn validate(req: &OrderRequest) -> Result<(), ApiError> {
     if req.user_id == 0 || req.product_id == 0 {
         return Err(ApiError::bad_request(
             "user_id and product_id must be positive",
@@ -54,42 +103,45 @@ pub async fn create(
             format!("quantity must be between 1 and {MAX_QUANTITY}"),
         ));
     }
-    let db = &state.db;
-    let mut tx = db.begin().await?;
+    Ok(())
+}
+
+/// The pessimistic lock: (stock, price) of the product, its inventory row locked until the
+/// transaction ends.
+async fn lock_stock(
+    db: &Db,
+    tx: &mut Transaction<'static, MySql>,
+    product_id: u64,
+) -> Result<(i64, i64), ApiError> {
     let row: Option<(i64, i64)> = sqlx::query_as(
         "SELECT i.stock_quantity, p.price FROM inventories i JOIN products p ON p.id = i.product_id \
          WHERE i.product_id = ? FOR UPDATE",
     )
-    .bind(req.product_id)
-    .fetch_optional(&mut *tx)
+    .bind(product_id)
+    .fetch_optional(&mut **tx)
     .await
     .map_err(|e| db.classify(e))?;
-    let Some((stock, price)) = row else {
-        return Err(ApiError::not_found(
+    row.ok_or_else(|| {
+        ApiError::not_found(
             "unknown_product",
-            format!("product {} does not exist", req.product_id),
-        ));
-    };
-    let qty = i64::from(req.quantity);
-    if stock < qty {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "out_of_stock",
-            format!("product {} has {stock} left", req.product_id),
-        ));
-    }
-    // The incident's external API call, made while the row lock and the connection are held.
-    let hold = state.config.external_call_ms + state.faults.order_hold_ms.load(Relaxed);
-    if hold > 0 {
-        tokio::time::sleep(Duration::from_millis(hold)).await;
-    }
+            format!("product {product_id} does not exist"),
+        )
+    })
+}
+
+/// Decrements the stock and inserts the order; returns the order's id.
+async fn write_order(
+    db: &Db,
+    tx: &mut Transaction<'static, MySql>,
+    req: &OrderRequest,
+    total: i64,
+) -> Result<u64, ApiError> {
     sqlx::query("UPDATE inventories SET stock_quantity = stock_quantity - ? WHERE product_id = ?")
-        .bind(qty)
+        .bind(i64::from(req.quantity))
         .bind(req.product_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| db.classify(e))?;
-    let total = price * qty;
     let done = sqlx::query(
         "INSERT INTO orders (user_id, product_id, quantity, total_amount) VALUES (?, ?, ?, ?)",
     )
@@ -97,18 +149,8 @@ pub async fn create(
     .bind(req.product_id)
     .bind(req.quantity)
     .bind(total)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(|e| db.classify(e))?;
-    tx.commit().await.map_err(|e| db.classify(e))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(OrderCreated {
-            order_id: done.last_insert_id(),
-            product_id: req.product_id,
-            quantity: req.quantity,
-            total_amount: total,
-            remaining_stock: stock - qty,
-        }),
-    ))
+    Ok(done.last_insert_id())
 }

@@ -161,6 +161,57 @@ impl TestApp {
     }
 }
 
+/// The external dependency's stub (`crate::stub`) in-process on 127.0.0.1:0.
+pub struct TestStub {
+    /// Where orders call it (any path but the stats path is the dependency).
+    pub url: String,
+    base: String,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestStub {
+    /// A stub answering `status` after `delay_ms`.
+    pub async fn start(delay_ms: u64, status: u16) -> TestStub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = crate::stub::StubConfig {
+            delay: Duration::from_millis(delay_ms),
+            status: axum::http::StatusCode::from_u16(status).unwrap(),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(crate::stub::run(listener, config, async move {
+            let _ = rx.await;
+        }));
+        TestStub {
+            url: format!("{base}/orders"),
+            base,
+            http: reqwest::Client::new(),
+            stop: Some(tx),
+            handle,
+        }
+    }
+
+    /// The stub's own count of the requests it received.
+    pub async fn stats(&self) -> crate::stub::StubStats {
+        let url = format!("{}{}", self.base, crate::stub::STATS_PATH);
+        let r = self.http.get(url).send().await.expect("stub stats");
+        r.json().await.expect("stub stats JSON")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(10), &mut self.handle).await;
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "stub did not stop cleanly: {result:?}"
+        );
+    }
+}
+
 /// Polls `check` every 100 ms until it returns true or `secs` pass.
 pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
 where
