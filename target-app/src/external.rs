@@ -93,7 +93,7 @@ async fn post(
     url: &reqwest::Url,
     order: &OrderCall,
 ) -> Result<(), String> {
-    let failed = |e: reqwest::Error| format!("{url}: {}", describe(&e));
+    let failed = |e: reqwest::Error| format!("{url}: {}", describe(&e.without_url()));
     let r = client
         .post(url.clone())
         .json(order)
@@ -111,11 +111,10 @@ async fn post(
 
 /// reqwest's error with its causes, which hold the useful part ("connection refused").
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        e.to_string()
-    };
+    if e.is_timeout() {
+        return "timed out (--external-timeout-ms)".to_owned();
+    }
+    let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");
