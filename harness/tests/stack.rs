@@ -5,6 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use common::closed_port;
 
@@ -148,12 +149,13 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
             .as_u16(),
         204
     );
-    // The app's simulated external call (240 ms) is in every order; the toxic's share is gone.
+    // The dependency stub's 240 ms are in every order; the toxic's share is gone.
     let restored = order().await;
     assert!(
         restored < direct + std::time::Duration::from_millis(150),
         "after /reset {restored:?} (direct {direct:?})"
     );
+    dependency_latency_lengthens_orders(&first, &order).await;
 
     let second = stack::up(&opts, &mut Silent).await.expect("second up");
     assert_eq!(
@@ -172,7 +174,24 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&app.url));
+    let status = String::from_utf8_lossy(&out.stdout);
+    let dep = first.dependency.clone().expect("dependency recorded");
+    assert!(status.contains(&app.url), "{status}");
+    assert!(
+        status.contains(&format!("dependency {}", dep.url)),
+        "{status}"
+    );
+    let out = Command::new(harness_bin())
+        .args(["stack", "env", "--dir"])
+        .arg(&opts.dir)
+        .output()
+        .unwrap();
+    let env = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        env.contains(&format!("export HARNESS_DEPENDENCY_URL='{}'", dep.url))
+            && env.contains("export HARNESS_DEPENDENCY_PROXY='dependency'"),
+        "{env}"
+    );
 
     let out = Command::new(harness_bin())
         .args(["stack", "down", "--dir"])
@@ -186,6 +205,7 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!app.child.alive(), "target-app still running");
+    assert!(!dep.child.alive(), "dependency stub still running");
     assert!(
         !first.broker.as_ref().unwrap().child.alive(),
         "tansu still running"
@@ -225,6 +245,122 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         .execute(&mut c)
         .await
         .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every order calls the dependency stub through the relay's `dependency` proxy: one stub
+/// request per order, and a 300 ms latency toxic there lengthens the order by as much.
+async fn dependency_latency_lengthens_orders<F, Fut>(state: &stack::StackState, order: &F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let dep = state.dependency.as_ref().expect("dependency recorded");
+    let api = &state.relay.as_ref().expect("relay recorded").api;
+    let http = reqwest::Client::new();
+    let stub_requests = || async {
+        let stats: serde_json::Value = http
+            .get(format!("{}/_stub/stats", dep.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["requests"].as_u64().expect("a request count")
+    };
+    let calls_before = stub_requests().await;
+    let mut baseline = Duration::MAX;
+    for _ in 0..3 {
+        baseline = baseline.min(order().await);
+    }
+    assert_eq!(
+        stub_requests().await,
+        calls_before + 3,
+        "one call per order"
+    );
+    assert!(
+        baseline >= Duration::from_millis(240),
+        "an order took {baseline:?}, less than the stub's 240 ms"
+    );
+    let toxic =
+        serde_json::json!({"name": "slow", "type": "latency", "attributes": {"latency": 300}});
+    let created = http
+        .post(format!("{api}/proxies/dependency/toxics"))
+        .json(&toxic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 200);
+    let slowed = order().await;
+    assert!(
+        slowed >= baseline + Duration::from_millis(300),
+        "order with 300 ms dependency latency took {slowed:?} (without: {baseline:?})"
+    );
+    let reset = http.post(format!("{api}/reset")).send().await.unwrap();
+    assert_eq!(reset.status().as_u16(), 204);
+}
+
+/// Processes whose working directory is under `dir` (every stack child runs in its dir).
+fn processes_in(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cwd) = std::fs::read_link(e.path().join("cwd")) else {
+            continue;
+        };
+        if cwd.starts_with(dir) {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            found.push(format!(
+                "{} {}",
+                e.file_name().to_string_lossy(),
+                comm.trim()
+            ));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_failed_app_start_stops_the_dependency_and_everything_before_it() {
+    let dir = temp_dir("failedup");
+    let opts = UpOptions {
+        dir: dir.join(".stack"),
+        database_url: std::env::var("HARNESS_DATABASE_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
+        database_name: format!("harness_failed_up_test_{}", std::process::id()),
+        with_app: true,
+        preset: "incident".into(),
+        // target-app refuses the flag and exits at once.
+        app_args: vec!["--pool-max=many".into()],
+    };
+    let _down = DownOnDrop(opts.dir.clone());
+    let err = stack::up(&opts, &mut Silent)
+        .await
+        .expect_err("an app that cannot start fails the up");
+    assert!(err.to_string().contains("target-app exited"), "{err}");
+    let logs = opts.dir.join("logs");
+    assert!(
+        logs.join("dependency-stub.log").exists(),
+        "the stub was started before the app"
+    );
+    assert!(
+        processes_in(&opts.dir).is_empty(),
+        "left running after a failed up: {:?}",
+        processes_in(&opts.dir)
+    );
+    assert!(!opts.dir.join("state.json").exists());
+    let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mariadb::with_database(
+        &opts.database_url,
+        "",
+    ))
+    .await
+    .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS `{}`", opts.database_name))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    drop(_down);
+    assert!(!dir.join(".stack").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

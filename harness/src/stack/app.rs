@@ -1,5 +1,5 @@
 //! The bundled target app as a stack component: the `target-app` binary built beside
-//! `harness`, started on a free port against the stack's database and broker.
+//! `harness`, started on a free port against the stack's database, broker and dependency.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,9 +37,16 @@ pub fn find_sibling(name: &str, env_var: &str) -> Result<PathBuf, StackError> {
     })
 }
 
+/// Where the app finds the rest of the stack.
+pub struct Parts<'a> {
+    pub database_url: &'a str,
+    pub bootstrap: &'a str,
+    /// The external dependency the orders call (the stub, through the relay).
+    pub external_url: &'a str,
+}
+
 pub async fn start(
-    database_url: &str,
-    bootstrap: &str,
+    parts: &Parts<'_>,
     preset: &str,
     extra: &[String],
     dir: &Path,
@@ -51,9 +58,11 @@ pub async fn start(
         "--listen".to_owned(),
         format!("127.0.0.1:{port}"),
         "--database-url".to_owned(),
-        database_url.to_owned(),
+        parts.database_url.to_owned(),
         "--kafka".to_owned(),
-        bootstrap.to_owned(),
+        parts.bootstrap.to_owned(),
+        "--external-url".to_owned(),
+        parts.external_url.to_owned(),
         "--preset".to_owned(),
         preset.to_owned(),
     ];

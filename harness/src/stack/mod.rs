@@ -1,5 +1,5 @@
-//! `harness stack up|down|status|env`: the local stack on 127.0.0.1 (database, broker, target
-//! app) for the demo and the end-to-end tests.
+//! `harness stack up|down|status|env`: the local stack on 127.0.0.1 (database, broker, the
+//! target app and its external dependency) for the demo and the end-to-end tests.
 //!
 //! Invariants: every process the stack starts is recorded in the state file *before* the next
 //! one starts, so a failed or interrupted `up` can always be undone by `down`; `down` leaves no
@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod dependency;
 pub mod mariadb;
 pub mod process;
 pub mod relay;
@@ -77,6 +78,10 @@ pub struct StackState {
     pub relay: Option<relay::RelayProc>,
     /// Relay port in front of the database (the app connects here).
     pub db_proxy_port: Option<u16>,
+    /// The app's external dependency (started with the app).
+    pub dependency: Option<dependency::Dependency>,
+    /// Relay port in front of the dependency (the app calls it here).
+    pub dependency_proxy_port: Option<u16>,
     pub app: Option<app::App>,
 }
 
@@ -86,7 +91,7 @@ pub struct UpOptions {
     /// Tried first; a private server is started when it does not answer.
     pub database_url: String,
     pub database_name: String,
-    /// Start the target app too (tests start their own in-process).
+    /// Start the target app and its dependency stub too (tests start their own in-process).
     pub with_app: bool,
     pub preset: String,
     /// Extra `target-app` flags.
@@ -144,8 +149,9 @@ impl StackState {
             .is_some_and(|d| d.private.as_ref().is_none_or(|p| p.child.alive()));
         let broker = self.broker.as_ref().is_some_and(|b| b.child.alive());
         let relay = self.relay.as_ref().is_some_and(|r| r.child.alive());
+        let dependency = self.dependency.as_ref().is_none_or(|d| d.child.alive());
         let app = self.app.as_ref().is_none_or(|a| a.child.alive());
-        db && broker && relay && app
+        db && broker && relay && dependency && app
     }
 
     /// Shell `export` lines for tests and scripts.
@@ -169,6 +175,10 @@ impl StackState {
         if let Some(r) = &self.relay {
             out.push(("HARNESS_PROXY_API", r.api.clone()));
         }
+        if let Some(d) = &self.dependency {
+            out.push(("HARNESS_DEPENDENCY_URL", d.url.clone()));
+            out.push(("HARNESS_DEPENDENCY_PROXY", dependency::PROXY.to_owned()));
+        }
         if let Some(a) = &self.app {
             out.push(("HARNESS_TARGET_URL", a.url.clone()));
         }
@@ -180,7 +190,8 @@ impl StackState {
 pub async fn up(opts: &UpOptions, observer: &mut dyn Observer) -> Result<StackState, StackError> {
     if let Some(state) = StackState::load(&opts.dir)? {
         let same_app = match (&state.app, opts.with_app) {
-            (Some(a), true) => a.preset == opts.preset,
+            // A stack recorded before the dependency existed is restarted to get one.
+            (Some(a), true) => a.preset == opts.preset && state.dependency.is_some(),
             (None, false) => true,
             _ => false,
         };
@@ -246,35 +257,67 @@ async fn start_parts(
     state.save(&opts.dir)?;
 
     if opts.with_app {
-        observer.event(Event::Stack(StackStep::StartingApp {
-            preset: &opts.preset,
-        }));
-        let url = state.app_database_url().expect("database recorded above");
-        let bootstrap = state
-            .broker
-            .as_ref()
-            .expect("broker recorded above")
-            .bootstrap
-            .clone();
-        state.app = Some(
-            app::start(
-                &url,
-                &bootstrap,
-                &opts.preset,
-                &opts.app_args,
-                &opts.dir,
-                logs,
-            )
-            .await?,
-        );
-        state.save(&opts.dir)?;
+        start_dependency(opts, logs, &relay, state, observer).await?;
+        start_app(opts, logs, state, observer).await?;
     }
     Ok(())
+}
+
+/// The dependency stub, and the relay proxy in front of it that the app will call.
+async fn start_dependency(
+    opts: &UpOptions,
+    logs: &Path,
+    relay: &relay::RelayProc,
+    state: &mut StackState,
+    observer: &mut dyn Observer,
+) -> Result<(), StackError> {
+    observer.event(Event::Stack(StackStep::Starting {
+        component: "dependency stub",
+    }));
+    let stub = dependency::start(&opts.dir, logs).await?;
+    let upstream = stub.upstream().to_owned();
+    state.dependency = Some(stub);
+    state.save(&opts.dir)?;
+    let port = relay.add_proxy(dependency::PROXY, &upstream).await?;
+    state.dependency_proxy_port = Some(port);
+    state.save(&opts.dir)
+}
+
+async fn start_app(
+    opts: &UpOptions,
+    logs: &Path,
+    state: &mut StackState,
+    observer: &mut dyn Observer,
+) -> Result<(), StackError> {
+    observer.event(Event::Stack(StackStep::StartingApp {
+        preset: &opts.preset,
+    }));
+    let url = state.app_database_url().expect("database recorded before");
+    let bootstrap = state
+        .broker
+        .as_ref()
+        .expect("broker recorded before")
+        .bootstrap
+        .clone();
+    let port = state
+        .dependency_proxy_port
+        .expect("dependency recorded before");
+    let parts = app::Parts {
+        database_url: &url,
+        bootstrap: &bootstrap,
+        external_url: &dependency::via_relay(port),
+    };
+    let started = app::start(&parts, &opts.preset, &opts.app_args, &opts.dir, logs).await?;
+    state.app = Some(started);
+    state.save(&opts.dir)
 }
 
 fn stop_parts(state: &StackState) -> Result<(), StackError> {
     if let Some(a) = &state.app {
         a.stop();
+    }
+    if let Some(d) = &state.dependency {
+        d.stop();
     }
     let broker = state.broker.as_ref().map(|b| b.stop()).unwrap_or(Ok(()));
     if let Some(r) = &state.relay {
@@ -301,14 +344,14 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
     if let Some(d) = &state.database {
         match &d.private {
             Some(p) => out.push(format!(
-                "{} database  {}/{} (private mariadbd pid {})",
+                "{} database   {}/{} (private mariadbd pid {})",
                 mark(p.child.alive()),
                 d.server_url,
                 state.database_name,
                 p.child.pid
             )),
             None => out.push(format!(
-                "up   database  {}/{} (existing server)",
+                "up   database   {}/{} (existing server)",
                 d.server_url, state.database_name
             )),
         }
@@ -319,7 +362,7 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
             .map(|p| format!("database via 127.0.0.1:{p}, "))
             .unwrap_or_default();
         out.push(format!(
-            "{} relay     {} ({db}pid {})",
+            "{} relay      {} ({db}pid {})",
             mark(r.child.alive()),
             r.api,
             r.child.pid
@@ -327,16 +370,34 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
     }
     if let Some(b) = &state.broker {
         out.push(format!(
-            "{} broker    {} via relay → {} (tansu pid {})",
+            "{} broker     {} via relay → {} (tansu pid {})",
             mark(b.child.alive()),
             b.bootstrap,
             b.direct,
             b.child.pid
         ));
     }
+    if let Some(d) = &state.dependency {
+        let via = state
+            .dependency_proxy_port
+            .map(|p| {
+                format!(
+                    "app calls it via relay proxy `{}` at 127.0.0.1:{p}, ",
+                    dependency::PROXY
+                )
+            })
+            .unwrap_or_default();
+        out.push(format!(
+            "{} dependency {} (stub, {} ms; {via}pid {})",
+            mark(d.child.alive()),
+            d.url,
+            d.delay_ms,
+            d.child.pid
+        ));
+    }
     if let Some(a) = &state.app {
         out.push(format!(
-            "{} app       {} (preset {}, pid {})",
+            "{} app        {} (preset {}, pid {})",
             mark(a.child.alive()),
             a.url,
             a.preset,

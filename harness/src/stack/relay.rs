@@ -1,6 +1,6 @@
-//! The stack's fault relay: `harness proxy` as a child process, with one proxy in front of the
-//! database and one in front of the broker, so network faults hit the target app's real
-//! traffic.
+//! The stack's fault relay: `harness proxy` as a child process, with a proxy in front of the
+//! database, the broker and (with the app) the dependency stub, so network faults hit the
+//! target app's real traffic.
 
 use std::path::Path;
 use std::time::Duration;
