@@ -14,7 +14,7 @@ TEST_STACK_DIR ?= reports/.stack-test
 # wasm-component-ld (DESIGN.md §1); outputs are copied to plugins/build/<name>.wasm.
 SYSROOT = $(shell rustc --print sysroot)
 PLUGIN_LINKER = $(SYSROOT)/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld
-SHIPPED_PLUGINS := k6-thresholds st-001 peak lock-contention slow-inserts
+SHIPPED_PLUGINS := k6-thresholds st-001 peak lock-contention slow-inserts chaos-schedule
 FIXTURE_PLUGINS := trap spin hog malformed abi2 fault-trap
 
 setup:

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod clock;
+mod db;
 mod demo;
 mod event;
 mod fault;
@@ -53,8 +54,10 @@ pub mod local_stack {
 
 /// The fault relay, its Toxiproxy-compatible API and our client for any Toxiproxy API.
 pub mod faults {
+    pub use crate::fault::agent::{serve as serve_agent, AgentSpec, Log as AgentLog};
     pub use crate::fault::api::run as serve_api;
     pub use crate::fault::client::{ToxiproxyClient, ToxiproxyError};
+    pub use crate::fault::ledger::{recover, unreverted, Open, Reading};
     pub use crate::fault::relay::Relay;
     pub use crate::fault::toxic::{Kind, Stream, Toxic, ToxicError};
 }

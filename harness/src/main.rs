@@ -40,6 +40,10 @@ enum Cmd {
         /// Run a load over the scenario's [limits] (rate, VUs, duration).
         #[arg(long)]
         allow_huge: bool,
+        /// First undo faults that earlier, killed runs left on this scenario's actuators
+        /// (without it the run refuses to start on top of them).
+        #[arg(long)]
+        recover: bool,
     },
     /// The main job: for each preset start the local stack, run ST-001 and peak through it, stop
     /// it; print the verdicts and the incident reproduction table. Exit 0 when the incident
@@ -94,6 +98,20 @@ enum Cmd {
         #[arg(long)]
         allow_huge: bool,
     },
+    /// Faults a killed run left behind (every run journals its faults to faults.jsonl).
+    Faults {
+        #[command(subcommand)]
+        action: FaultsCmd,
+    },
+    /// Holds database sessions for a sql-lock or sql-connections fault until SIGTERM (started
+    /// by a run; not for direct use).
+    #[command(hide = true)]
+    FaultAgent {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        spec: String,
+    },
     /// Manage the local stack (database, broker, target app) on 127.0.0.1.
     Stack {
         #[command(subcommand)]
@@ -101,6 +119,23 @@ enum Cmd {
         /// Where the state file and logs live.
         #[arg(long, global = true, default_value = "reports/.stack")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaultsCmd {
+    /// Undo every fault a killed run left in force (toxics, app faults, paused or killed
+    /// processes, database lock sessions), from the runs' fault journals.
+    Recover {
+        /// Run directories (or directories of runs); default: every run under --out.
+        run_dirs: Vec<PathBuf>,
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+    },
+    /// List the runs whose journals have faults not rolled back.
+    Status {
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
     },
 }
 
@@ -168,6 +203,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             time_scale,
             quiet,
             allow_huge,
+            recover,
         } => {
             let vars = Default::default();
             let opts = RunOptions {
@@ -180,6 +216,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 vars,
                 allow_huge,
                 hurry: None,
+                recover,
             };
             Ok(run_and_print(opts).await)
         }
@@ -225,7 +262,67 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::PASS)
         }
         Cmd::Stack { action, dir } => stack_cmd(action, dir).await,
+        Cmd::Faults { action } => faults_cmd(action).await,
+        Cmd::FaultAgent { token: _, spec } => {
+            let spec: faults::AgentSpec = serde_json::from_str(&spec)
+                .map_err(|e| anyhow::anyhow!("fault-agent --spec: {e}"))?;
+            let log: faults::AgentLog = std::sync::Arc::new(|m| eprintln!("fault-agent: {m}"));
+            Ok(faults::serve_agent(spec, interrupted(), log).await)
+        }
     }
+}
+
+/// `harness faults recover|status`.
+async fn faults_cmd(action: FaultsCmd) -> anyhow::Result<i32> {
+    let (roots, undo) = match action {
+        FaultsCmd::Recover { run_dirs, out } if run_dirs.is_empty() => (vec![out], true),
+        FaultsCmd::Recover { run_dirs, .. } => (run_dirs, true),
+        FaultsCmd::Status { out } => (vec![out], false),
+    };
+    let mut readings = Vec::new();
+    for root in &roots {
+        readings.extend(faults::unreverted(root)?);
+    }
+    if readings.is_empty() {
+        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        println!(
+            "no fault left in force by any run under {}",
+            roots.join(", ")
+        );
+        return Ok(exit::PASS);
+    }
+    let mut code = exit::PASS;
+    for r in &readings {
+        let dir = r.path.parent().unwrap_or(&r.path).display().to_string();
+        if r.writer_alive || !undo {
+            let state = match r.writer_alive {
+                true => format!("run in progress, harness pid {}", r.pid),
+                false => format!("harness pid {} is gone", r.pid),
+            };
+            println!("{dir} ({state}): {} fault(s) in force", r.open.len());
+            for o in &r.open {
+                println!("  - {} {} (from {})", o.kind, o.target, o.plugin);
+            }
+            code = if r.writer_alive { exit::RUNTIME } else { code };
+            continue;
+        }
+        println!(
+            "{dir} (harness pid {} is gone): recovering {} fault(s)",
+            r.pid,
+            r.open.len()
+        );
+        let failed = faults::recover(r).await?;
+        for o in r.open.iter().rev() {
+            match failed.iter().find(|(f, _)| f.id == o.id) {
+                Some((_, e)) => {
+                    code = exit::RUNTIME;
+                    println!("  FAILED {} {}: {e}", o.kind, o.target);
+                }
+                None => println!("  undone {} {}", o.kind, o.target),
+            }
+        }
+    }
+    Ok(code)
 }
 
 /// `harness demo`: both tables, and exit 0 when every preset judged as the incident says it
@@ -270,6 +367,7 @@ fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>, allow_huge: bool) -> i32
             vars: Default::default(),
             allow_huge,
             hurry: None,
+            recover: false,
         };
         let s = match harness::prepare(&opts) {
             Ok(s) => s,

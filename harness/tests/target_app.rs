@@ -130,6 +130,7 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
         vars: Default::default(),
         allow_huge: false,
         hurry: None,
+        recover: false,
     };
     let outcome = run(&opts, std::future::pending()).await.unwrap();
     let s = &outcome.summary;

@@ -138,6 +138,7 @@ async fn one_run(
         vars: vars.clone(),
         allow_huge: false,
         hurry: None,
+        recover: false,
     };
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;

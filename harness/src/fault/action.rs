@@ -2,6 +2,7 @@
 //! vocabulary between `plugin::fault` (which validates plugin output into it) and `session`
 //! (which carries it out).
 
+use super::sql::Hold;
 use super::toxic::{Kind, Stream, Toxic, ToxicError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,79 @@ pub enum Action {
     },
     /// Undo everything the asking plugin applied.
     RestoreAll,
+    /// Hold locks or connections in `[actuators.sql.<database>]` (a fault agent does).
+    Sql(SqlFault),
+    /// Pause or kill a process of `[actuators.processes.<process>]`.
+    Process {
+        name: String,
+        process: String,
+        kill: bool,
+    },
+    /// An HTTP toxic on an http proxy of the relay.
+    AddHttpToxic(HttpToxicSpec),
+    /// End the sql or process fault `name` of the asking plugin.
+    EndFault {
+        name: String,
+    },
+}
+
+/// A database fault: which database, and what the agent holds there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlFault {
+    pub name: String,
+    pub database: String,
+    pub hold: Hold,
+}
+
+/// An HTTP toxic as a plugin describes it (`kind`: status, latency or abort).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpToxicSpec {
+    pub proxy: String,
+    pub name: String,
+    pub kind: String,
+    pub route: String,
+    pub toxicity: f64,
+    pub status: u16,
+    pub latency_ms: u32,
+    pub bytes: u32,
+}
+
+impl HttpToxicSpec {
+    /// The relay's toxic (`http_status`, `http_latency`, `http_abort` on the upstream stream),
+    /// parsed by the same code as the relay API.
+    pub fn to_toxic(&self) -> Result<Toxic, ToxicError> {
+        let (kind, attributes) = match self.kind.as_str() {
+            "status" => (
+                "http_status",
+                serde_json::json!({ "status": self.status, "route": self.route }),
+            ),
+            "latency" => (
+                "http_latency",
+                serde_json::json!({ "latency": self.latency_ms, "route": self.route }),
+            ),
+            "abort" => (
+                "http_abort",
+                serde_json::json!({ "bytes": self.bytes, "route": self.route }),
+            ),
+            other => (other, serde_json::json!({})),
+        };
+        let kind: Kind =
+            serde_json::from_value(serde_json::json!({ "type": kind, "attributes": attributes }))
+                .map_err(|source| ToxicError::Shape {
+                toxic: self.name.clone(),
+                source,
+            })?;
+        kind.validate().map_err(|e| ToxicError::Invalid {
+            toxic: self.name.clone(),
+            source: Box::new(e),
+        })?;
+        Ok(Toxic {
+            name: self.name.clone(),
+            kind,
+            stream: Stream::Upstream,
+            toxicity: self.toxicity as f32,
+        })
+    }
 }
 
 /// A toxic as a plugin describes it; `kind = "down"` disables the proxy instead.

@@ -2,6 +2,12 @@
 //! the Go and Python clients) drive it unchanged: `/version`, `/proxies`, `/populate`,
 //! `/reset`, `/proxies/{name}/toxics/…`, with Toxiproxy's status codes (201 created, 204 no
 //! content, 404 unknown, 409 duplicate, 400 bad input). Served with `run(listener, shutdown)`.
+//!
+//! Extensions (clients that do not know them are unaffected): a proxy's JSON may carry
+//! `"protocol": "http"` (default `"tcp"`, shown in every proxy view), and an http proxy takes
+//! the toxic types `http_status`, `http_latency` and `http_abort` with a `route` attribute,
+//! e.g. `{"name":"no_cart","type":"http_status","stream":"upstream","toxicity":0.1,
+//! "attributes":{"status":503,"route":"POST /api/cart"}}`; on a tcp proxy they are a 400.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::relay::{Relay, RelayError};
+use super::relay::{Protocol, Relay, RelayError};
 use super::toxic::Toxic;
 
 pub const VERSION: &str = "2.12.0";
@@ -26,7 +32,9 @@ impl IntoResponse for RelayError {
         let status = match self {
             RelayError::ProxyExists(_) | RelayError::ToxicExists(_) => StatusCode::CONFLICT,
             RelayError::NoProxy(_) | RelayError::NoToxic(_) => StatusCode::NOT_FOUND,
-            RelayError::Listen { .. } | RelayError::BadToxic(_) => StatusCode::BAD_REQUEST,
+            RelayError::Listen { .. } | RelayError::BadToxic(_) | RelayError::NotHttp { .. } => {
+                StatusCode::BAD_REQUEST
+            }
         };
         (
             status,
@@ -56,6 +64,21 @@ struct NewProxy {
     upstream: String,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(default)]
+    protocol: Protocol,
+}
+
+impl NewProxy {
+    async fn create(&self, r: &Relay) -> Result<super::relay::ProxyView, RelayError> {
+        r.create(
+            &self.name,
+            &self.listen,
+            &self.upstream,
+            self.enabled,
+            self.protocol,
+        )
+        .await
+    }
 }
 
 fn yes() -> bool {
@@ -116,7 +139,7 @@ async fn create(State(r): State<Arc<Relay>>, body: Bytes) -> Response {
         Ok(p) => p,
         Err(e) => return *e,
     };
-    match r.create(&p.name, &p.listen, &p.upstream, p.enabled).await {
+    match p.create(&r).await {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -130,7 +153,7 @@ async fn populate(State(r): State<Arc<Relay>>, body: Bytes) -> Response {
     };
     let mut created = Vec::new();
     for p in list {
-        match r.create(&p.name, &p.listen, &p.upstream, p.enabled).await {
+        match p.create(&r).await {
             Ok(v) => created.push(v),
             Err(RelayError::ProxyExists(_)) => created.push(r.get(&p.name).expect("exists").view()),
             Err(e) => return e.into_response(),

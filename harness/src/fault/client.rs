@@ -2,12 +2,15 @@
 //! every status code, so a rejected toxic (409 duplicate, 404 unknown proxy, 400 bad input) is
 //! an error the journal sees, never a silently lost fault. Unlike `toxiproxy_rust` it is async
 //! and safe to create and drop inside tokio.
+//!
+//! `create_http_proxy` uses our relay's extension (`"protocol": "http"`, which HTTP toxics
+//! need); a real Toxiproxy ignores the field and makes a TCP proxy.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::relay::ProxyView;
+use super::relay::{Protocol, ProxyView};
 use super::toxic::Toxic;
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,7 @@ impl ToxiproxyClient {
             .unwrap_or_else(|| v.to_string()))
     }
 
+    /// Creates an enabled TCP proxy; returns the address it listens on.
     pub async fn create_proxy(
         &self,
         name: &str,
@@ -106,6 +110,25 @@ impl ToxiproxyClient {
         upstream: &str,
     ) -> Result<String, ToxiproxyError> {
         let body = json!({ "name": name, "listen": listen, "upstream": upstream, "enabled": true });
+        self.create(body, listen).await
+    }
+
+    /// Creates an enabled proxy whose upstream speaks HTTP/1.1, so HTTP toxics can act on its
+    /// requests (our relay's extension); returns the address it listens on.
+    pub async fn create_http_proxy(
+        &self,
+        name: &str,
+        listen: &str,
+        upstream: &str,
+    ) -> Result<String, ToxiproxyError> {
+        let body = json!({
+            "name": name, "listen": listen, "upstream": upstream, "enabled": true,
+            "protocol": Protocol::Http,
+        });
+        self.create(body, listen).await
+    }
+
+    async fn create(&self, body: Value, listen: &str) -> Result<String, ToxiproxyError> {
         let v = self.call("POST", "/proxies", Some(body), 201).await?;
         Ok(v.get("listen")
             .and_then(Value::as_str)

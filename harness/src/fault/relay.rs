@@ -5,8 +5,16 @@
 //! Latency is pipelined (each chunk is delayed from the moment it was read, not queued behind
 //! the previous chunk's delay), and a reader feeding a slow writer is back-pressured through a
 //! bounded channel, so bandwidth limits hold without buffering without bound.
+//!
+//! Extension: a proxy created with `"protocol": "http"` (default `"tcp"`) has an HTTP/1.1
+//! upstream. Its links put a stage of [`super::http`] between each reader and writer, which
+//! frames requests and responses so the HTTP toxics (`http_status`, `http_latency`,
+//! `http_abort`) decide per request, rolling `toxicity` for each matching request; the TCP
+//! toxics act below that stage as on any proxy. HTTP toxics are refused on tcp proxies, whose
+//! links stay byte pipes with no parsing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -21,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::http::{Exchange, Plan, Requests, Responses, Route};
 use super::toxic::{Kind, Stream, Toxic};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -37,12 +46,27 @@ pub enum RelayError {
     Listen { addr: String, message: String },
     #[error("invalid toxic: {0}")]
     BadToxic(String),
+    #[error(
+        "toxic type {kind} acts on HTTP requests: proxy {proxy} is a tcp proxy (create it with \
+         \"protocol\": \"http\")"
+    )]
+    NotHttp { kind: &'static str, proxy: String },
+}
+
+/// What a proxy's upstream speaks: bytes (Toxiproxy's only kind) or HTTP/1.1 (our extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Http,
 }
 
 /// One proxy: a listener, its upstream, its toxics and its live links.
 pub struct Proxy {
     pub name: String,
     pub upstream: String,
+    pub protocol: Protocol,
     listen: Mutex<SocketAddr>,
     enabled: AtomicBool,
     toxics: RwLock<Vec<Toxic>>,
@@ -56,6 +80,9 @@ pub struct ProxyView {
     pub name: String,
     pub listen: String,
     pub upstream: String,
+    /// An extension: absent (tcp) in a real Toxiproxy's answers.
+    #[serde(default)]
+    pub protocol: Protocol,
     pub enabled: bool,
     pub toxics: Vec<Toxic>,
 }
@@ -78,6 +105,7 @@ impl Relay {
         listen: &str,
         upstream: &str,
         enabled: bool,
+        protocol: Protocol,
     ) -> Result<ProxyView, RelayError> {
         if self.proxies.lock().expect("relay lock").contains_key(name) {
             return Err(RelayError::ProxyExists(name.to_owned()));
@@ -95,6 +123,7 @@ impl Relay {
         let proxy = Arc::new(Proxy {
             name: name.to_owned(),
             upstream: upstream.to_owned(),
+            protocol,
             listen: Mutex::new(addr),
             enabled: AtomicBool::new(false),
             toxics: RwLock::new(Vec::new()),
@@ -175,6 +204,7 @@ impl Proxy {
             name: self.name.clone(),
             listen: self.listen.lock().expect("listen lock").to_string(),
             upstream: self.upstream.clone(),
+            protocol: self.protocol,
             enabled: self.enabled.load(Relaxed),
             toxics: self.toxics.read().expect("toxics lock").clone(),
         }
@@ -257,11 +287,12 @@ impl Proxy {
         t.kind
             .validate()
             .map_err(|e| RelayError::BadToxic(e.to_string()))?;
-        if !(0.0..=1.0).contains(&t.toxicity) {
-            return Err(RelayError::BadToxic(format!(
-                "toxicity {} must be between 0 and 1",
-                t.toxicity
-            )));
+        check_toxicity(t.toxicity)?;
+        if t.kind.is_http() && self.protocol != Protocol::Http {
+            return Err(RelayError::NotHttp {
+                kind: t.kind.type_name(),
+                proxy: self.name.clone(),
+            });
         }
         if t.name.is_empty() {
             t.name = format!(
@@ -312,6 +343,7 @@ impl Proxy {
                 .map_err(|e| RelayError::BadToxic(e.to_string()))?;
         }
         if let Some(x) = toxicity {
+            check_toxicity(x)?;
             updated.toxicity = x;
         }
         *t = updated.clone();
@@ -342,13 +374,13 @@ impl Proxy {
             .ok_or_else(|| RelayError::NoToxic(name.to_owned()))
     }
 
-    /// The toxics acting on `dir` for one link; toxicity is rolled once per link and toxic.
+    /// The TCP toxics acting on `dir` for one link; toxicity is rolled once per link and toxic.
     fn active(&self, dir: Stream, rolls: &mut HashMap<String, bool>) -> Vec<Kind> {
         self.toxics
             .read()
             .expect("toxics lock")
             .iter()
-            .filter(|t| t.stream == dir)
+            .filter(|t| t.stream == dir && !t.kind.is_http())
             .filter(|t| {
                 *rolls
                     .entry(t.name.clone())
@@ -357,6 +389,60 @@ impl Proxy {
             .map(|t| t.kind.clone())
             .collect()
     }
+}
+
+impl Proxy {
+    /// What the HTTP toxics do to one request: each whose route matches is rolled for this
+    /// request alone, and the first hit of each kind counts.
+    pub(super) fn http_plan(&self, method: &str, target: &str) -> Plan {
+        let mut plan = Plan::default();
+        for t in self.toxics.read().expect("toxics lock").iter() {
+            let Some(route) = t.kind.route() else {
+                continue;
+            };
+            if !Route::parse(route).is_ok_and(|r| r.matches(method, target)) {
+                continue;
+            }
+            if !(t.toxicity >= 1.0 || fastrand::f32() < t.toxicity) {
+                continue;
+            }
+            match &t.kind {
+                Kind::HttpStatus { status, .. } => {
+                    plan.status.get_or_insert_with(|| (*status, t.name.clone()));
+                }
+                Kind::HttpLatency {
+                    latency, jitter, ..
+                } => {
+                    plan.delay
+                        .get_or_insert_with(|| jittered(*latency, *jitter));
+                }
+                Kind::HttpAbort { bytes, .. } => {
+                    plan.abort.get_or_insert(*bytes);
+                }
+                _ => {}
+            }
+        }
+        plan
+    }
+}
+
+fn check_toxicity(x: f32) -> Result<(), RelayError> {
+    if (0.0..=1.0).contains(&x) {
+        return Ok(());
+    }
+    Err(RelayError::BadToxic(format!(
+        "toxicity {x} must be between 0 and 1"
+    )))
+}
+
+/// `latency` ± a uniform `jitter`, never below zero.
+fn jittered(latency: u64, jitter: u64) -> Duration {
+    let j = if jitter > 0 {
+        fastrand::i64(-(jitter as i64)..=jitter as i64)
+    } else {
+        0
+    };
+    Duration::from_millis((latency as i64 + j).max(0) as u64)
 }
 
 /// How a pipe ended.
@@ -384,8 +470,33 @@ async fn run_link(mut client: TcpStream, proxy: Arc<Proxy>) {
     // reset_peer into a clean EOF. These close nothing; `client` itself closes last.
     let (cr, cw) = client.split();
     let (ur, uw) = upstream.into_split();
-    let up = pipe(cr, uw, Stream::Upstream, proxy.clone());
-    let down = pipe(ur, cw, Stream::Downstream, proxy.clone());
+    let end = match proxy.protocol {
+        Protocol::Tcp => {
+            let up = pipe(cr, uw, Stream::Upstream, proxy.clone());
+            both(up, pipe(ur, cw, Stream::Downstream, proxy.clone())).await
+        }
+        Protocol::Http => {
+            // Every request leaves its place in the answer order here (bounded: a client
+            // pipelining without reading is back-pressured).
+            let (ex_tx, ex_rx) = mpsc::channel::<Exchange>(64);
+            let p = proxy.clone();
+            let requests = |raw, out| Requests::new(raw, out, ex_tx, p).run();
+            let responses = |raw, out| Responses::new(raw, out, ex_rx).run();
+            let up = staged(cr, uw, Stream::Upstream, proxy.clone(), requests);
+            both(
+                up,
+                staged(ur, cw, Stream::Downstream, proxy.clone(), responses),
+            )
+            .await
+        }
+    };
+    if end == End::Reset {
+        reset(client_fd);
+    }
+}
+
+/// Runs a link's two pipes until both ended cleanly or one ends the link.
+async fn both(up: impl Future<Output = End>, down: impl Future<Output = End>) -> End {
     tokio::pin!(up);
     tokio::pin!(down);
     let (mut up_done, mut down_done) = (false, false);
@@ -394,15 +505,11 @@ async fn run_link(mut client: TcpStream, proxy: Arc<Proxy>) {
             e = &mut up, if !up_done => { up_done = true; e }
             e = &mut down, if !down_done => { down_done = true; e }
         };
-        match end {
-            End::Eof => {}
-            End::Close => return,
-            End::Reset => {
-                reset(client_fd);
-                return;
-            }
+        if end != End::Eof {
+            return end;
         }
     }
+    End::Eof
 }
 
 /// Makes the coming close of the client socket an RST (SO_LINGER with zero timeout).
@@ -432,6 +539,8 @@ impl InForce {
         let mut f = InForce::default();
         for k in toxics {
             match *k {
+                // HTTP toxics act in the http stage, per request, never here.
+                Kind::HttpStatus { .. } | Kind::HttpLatency { .. } | Kind::HttpAbort { .. } => {}
                 Kind::Timeout { timeout } => f.timeout = f.timeout.or(Some(timeout)),
                 Kind::ResetPeer { timeout } => f.reset_peer = f.reset_peer.or(Some(timeout)),
                 Kind::SlowClose { delay } => f.slow_close = f.slow_close.or(Some(delay)),
@@ -451,32 +560,58 @@ impl InForce {
     }
 }
 
-/// One chunk read from the source, with when it was read (latency counts from then).
-type Chunk = Option<(Instant, Bytes)>;
+/// What flows from a reader (or an http stage) to a pipe's writer.
+#[derive(Debug)]
+pub(super) enum Piece {
+    /// Bytes, with when they were read (latency counts from then).
+    Data(Instant, Bytes),
+    /// The source ended: pass the close on.
+    Eof,
+    /// Reset the link once what came before is written (`http_abort`).
+    Reset,
+}
 
 async fn pipe<R, W>(r: R, w: W, dir: Stream, proxy: Arc<Proxy>) -> End
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let (tx, rx) = mpsc::channel::<Chunk>(16);
+    let (tx, rx) = mpsc::channel::<Piece>(16);
     tokio::select! {
         end = write_toxic(w, rx, dir, proxy) => end,
         _ = read_all(r, tx) => End::Close,
     }
 }
 
-/// Reads until EOF or error (sent as `None`), then waits forever: the writer decides the end.
-async fn read_all<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<Chunk>) {
+/// A pipe with a stage between reader and writer (an http link's framing); the stage never
+/// returns, like the reader: the writer decides the end.
+async fn staged<R, W, S, F>(r: R, w: W, dir: Stream, proxy: Arc<Proxy>, stage: S) -> End
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+    S: FnOnce(mpsc::Receiver<Piece>, mpsc::Sender<Piece>) -> F,
+    F: Future<Output = ()>,
+{
+    let (raw_tx, raw_rx) = mpsc::channel::<Piece>(16);
+    let (tx, rx) = mpsc::channel::<Piece>(16);
+    tokio::select! {
+        end = write_toxic(w, rx, dir, proxy) => end,
+        _ = read_all(r, raw_tx) => End::Close,
+        _ = stage(raw_rx, tx) => End::Close,
+    }
+}
+
+/// Reads until EOF or error (sent as `Eof`), then waits forever: the writer decides the end.
+async fn read_all<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<Piece>) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => {
-                let _ = tx.send(None).await;
+                let _ = tx.send(Piece::Eof).await;
                 break;
             }
             Ok(n) => {
-                let chunk = Some((Instant::now(), Bytes::copy_from_slice(&buf[..n])));
+                let chunk = Piece::Data(Instant::now(), Bytes::copy_from_slice(&buf[..n]));
                 if tx.send(chunk).await.is_err() {
                     break;
                 }
@@ -489,7 +624,7 @@ async fn read_all<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<Chunk>) {
 /// Writes what the reader sends through the toxics in force, re-reading them on every change.
 async fn write_toxic<W>(
     mut w: W,
-    mut rx: mpsc::Receiver<Chunk>,
+    mut rx: mpsc::Receiver<Piece>,
     dir: Stream,
     proxy: Arc<Proxy>,
 ) -> End
@@ -523,25 +658,23 @@ where
         }
         let reset = async { tokio::time::sleep_until(reset_at.expect("guarded")).await };
         let item = tokio::select! {
-            it = rx.recv() => it.flatten(),
+            it = rx.recv() => it,
             _ = changed.changed() => continue,
             _ = reset, if reset_at.is_some() => return End::Reset,
         };
-        let Some((read_at, mut data)) = item else {
-            if let Some(d) = toxics.slow_close {
-                tokio::time::sleep(Duration::from_millis(d)).await;
+        let (read_at, mut data) = match item {
+            Some(Piece::Data(at, data)) => (at, data),
+            Some(Piece::Reset) => return End::Reset,
+            Some(Piece::Eof) | None => {
+                if let Some(d) = toxics.slow_close {
+                    tokio::time::sleep(Duration::from_millis(d)).await;
+                }
+                let _ = w.shutdown().await;
+                return End::Eof;
             }
-            let _ = w.shutdown().await;
-            return End::Eof;
         };
         if let Some((latency, jitter)) = toxics.latency {
-            let j = if jitter > 0 {
-                fastrand::i64(-(jitter as i64)..=jitter as i64)
-            } else {
-                0
-            };
-            let delay = Duration::from_millis((latency as i64 + j).max(0) as u64);
-            tokio::time::sleep_until(read_at + delay).await;
+            tokio::time::sleep_until(read_at + jittered(latency, jitter)).await;
         }
         let mut last = false;
         if let Some(limit) = toxics.limit_data {

@@ -3,15 +3,21 @@
 //! and rolls every one back — on pass, fail, abort, plugin error and signals alike, because
 //! `run` calls [`FaultSession::rollback_all`] on every path out of the load loop.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use super::action::{Action, ToxicSpec};
+use super::action::{Action, HttpToxicSpec, SqlFault, ToxicSpec};
+use super::agent::{self, AgentRef, AgentSpec};
 use super::app::AppFaultApi;
 use super::client::ToxiproxyClient;
 use super::journal::{FaultEvent, FaultRecord};
+use super::ledger::{Ledger, Line};
+use super::process::{self, ProcessTarget};
+use super::undo::Undo;
 use crate::clock::rfc3339;
 use crate::load::plan::LoadPlan;
 
@@ -23,26 +29,40 @@ pub enum FaultError {
     NoActuator {
         plugin: String,
         what: &'static str,
-        key: &'static str,
+        key: String,
     },
+    /// The journal file could not be written: no fault is applied without its intent on disk.
+    #[error(transparent)]
+    Ledger(#[from] super::ledger::LedgerError),
 }
 
-/// Where faults go; either may be absent when a scenario has no use for it.
+/// Where faults go; each may be absent when a scenario has no use for it.
 #[derive(Debug, Clone, Default)]
 pub struct Actuators {
     /// The app's fault admin endpoint (GET returns the fields, POST sets some).
     pub app_faults: Option<String>,
     /// A Toxiproxy-compatible API (our relay or an external Toxiproxy).
     pub toxiproxy: Option<String>,
+    /// `[actuators.sql.NAME]`: database URLs the sql faults may use.
+    pub sql: BTreeMap<String, String>,
+    /// `[actuators.processes.NAME]`: processes the process faults may pause or kill.
+    pub processes: BTreeMap<String, ProcessTarget>,
 }
 
-/// How to undo one journal entry.
-#[derive(Debug, Clone)]
-enum Undo {
-    App { field: String, original: Value },
-    Toxic { proxy: String, name: String },
-    Enable { proxy: String },
-    HotShare { generator: String, original: f64 },
+impl Actuators {
+    /// What each actuator is called in journals: a run is refused while another journal has
+    /// faults open on one of these.
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.app_faults.iter().cloned().collect();
+        out.extend(self.toxiproxy.iter().cloned());
+        out.extend(self.sql.values().map(|u| crate::probe::sql::redact(u)));
+        out.extend(
+            self.processes
+                .values()
+                .map(|p| p.pid_file.display().to_string()),
+        );
+        out
+    }
 }
 
 /// One change as journaled: what it is, its value, and how to undo it.
@@ -59,6 +79,8 @@ struct Entry {
     undo: Undo,
     /// Identity for updates: the same plugin setting the same thing again.
     key: String,
+    /// Its id in the journal file.
+    id: u32,
 }
 
 pub struct FaultSession {
@@ -70,6 +92,12 @@ pub struct FaultSession {
     entries: Vec<Entry>,
     /// What happened since the last `take_events`, for the run's observer.
     events: Vec<FaultEvent>,
+    /// The run directory: the journal file (created at the first fault) and agent and restart
+    /// logs go there.
+    dir: Option<PathBuf>,
+    ledger: Option<Ledger>,
+    /// The id the next intent gets.
+    next_id: u32,
 }
 
 impl FaultSession {
@@ -85,7 +113,16 @@ impl FaultSession {
             started,
             entries: Vec::new(),
             events: Vec::new(),
+            dir: None,
+            ledger: None,
+            next_id: 0,
         }
+    }
+
+    /// Journals every fault to `dir/faults.jsonl` before applying it (see `ledger`).
+    pub fn with_ledger(mut self, dir: &std::path::Path) -> FaultSession {
+        self.dir = Some(dir.to_owned());
+        self
     }
 
     /// Journal times count from `started` (when the load began).
@@ -106,6 +143,21 @@ impl FaultSession {
         self.started.elapsed().as_secs_f64()
     }
 
+    fn logs(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    fn write(&mut self, line: Line) -> Result<(), FaultError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        if self.ledger.is_none() {
+            self.ledger = Some(Ledger::create(&dir.join(super::ledger::FILE))?);
+        }
+        self.ledger.as_mut().expect("created").write(&line)?;
+        Ok(())
+    }
+
     /// Carries out `action` for `plugin`, journaling it. An error leaves the journal as it was
     /// for this action (nothing half-applied is recorded as applied).
     pub async fn apply(&mut self, plugin: &str, action: Action) -> Result<(), FaultError> {
@@ -116,23 +168,43 @@ impl FaultSession {
             }
             Action::SetAppFault { field, value } => self.set_app_fault(plugin, field, value).await,
             Action::AddToxic(spec) => self.add_toxic(plugin, spec).await,
+            Action::AddHttpToxic(spec) => self.add_http_toxic(plugin, spec).await,
             Action::RemoveToxic { proxy, name } => {
-                let key = format!("toxic:{proxy}:{name}");
-                let Some(i) = self.active_entry(plugin, &key) else {
-                    let message =
-                        format!("remove-toxic {proxy}/{name}: this plugin did not add it");
-                    return Err(FaultError::Apply {
-                        plugin: plugin.to_owned(),
-                        message,
-                    });
-                };
-                self.rollback_one(i).await;
-                Ok(())
+                self.end(plugin, &format!("toxic:{proxy}:{name}"), &name)
+                    .await
+            }
+            Action::EndFault { name } => {
+                let key = self
+                    .entries
+                    .iter()
+                    .rev()
+                    .find(|e| e.record.plugin == plugin && e.key.ends_with(&format!(":{name}")))
+                    .map(|e| e.key.clone())
+                    .unwrap_or_default();
+                self.end(plugin, &key, &name).await
             }
             Action::SetHotShare { generator, share } => {
                 self.set_hot_share(plugin, generator, share)
             }
+            Action::Sql(f) => self.sql_fault(plugin, f).await,
+            Action::Process {
+                name,
+                process,
+                kill,
+            } => self.process_fault(plugin, name, process, kill).await,
         }
+    }
+
+    /// Rolls back the active entry `key` of `plugin` (`name` for the message).
+    async fn end(&mut self, plugin: &str, key: &str, name: &str) -> Result<(), FaultError> {
+        let Some(i) = self.active_entry(plugin, key) else {
+            return Err(FaultError::Apply {
+                plugin: plugin.to_owned(),
+                message: format!("{name}: this plugin has no such fault in force"),
+            });
+        };
+        self.rollback_one(i).await;
+        Ok(())
     }
 
     /// Rolls back every active entry of `plugin`, newest first.
@@ -146,6 +218,40 @@ impl FaultSession {
         for i in mine {
             self.rollback_one(i).await;
         }
+    }
+
+    /// Writes the intent of a new fault before it is applied; returns its id.
+    fn intend(
+        &mut self,
+        plugin: &str,
+        kind: &str,
+        target: &str,
+        undo: &Undo,
+    ) -> Result<u32, FaultError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.write(Line::Intent {
+            id,
+            plugin: plugin.to_owned(),
+            kind: kind.to_owned(),
+            target: target.to_owned(),
+            undo: undo.clone(),
+        })?;
+        Ok(id)
+    }
+
+    /// After an apply failed: its undo runs at once (the apply may have half-happened) and the
+    /// journal says so; the error goes back to the caller.
+    async fn abandon(&mut self, id: u32, undo: &Undo, error: FaultError) -> FaultError {
+        let line = match undo.run(&self.logs()).await {
+            Ok(()) => Line::Reverted {
+                id,
+                at: rfc3339(SystemTime::now()),
+            },
+            Err(e) => Line::Failed { id, error: e },
+        };
+        let _ = self.write(line);
+        error
     }
 
     /// Sets `field` through the app fault API; the value it had first is what rollback restores.
@@ -166,7 +272,7 @@ impl FaultSession {
             .ok_or(FaultError::NoActuator {
                 plugin: plugin.into(),
                 what: "app fault API",
-                key: "app_faults",
+                key: "app_faults".into(),
             })?;
         let key = format!("app:{url}:{field}");
         let existing = self.active_entry(plugin, &key);
@@ -187,19 +293,46 @@ impl FaultSession {
         } else {
             json!(value)
         };
-        let body = json!({ field.clone(): new.clone() });
-        self.app
-            .post(&url, body)
-            .await
-            .map_err(|e| err(e.to_string()))?;
         let change = Change {
             kind: "app",
             target: format!("{field} at {url}"),
             value: new.to_string(),
             original: original.to_string(),
-            undo: Undo::App { field, original },
+            undo: Undo::App {
+                url: url.clone(),
+                field: field.clone(),
+                original,
+            },
         };
-        self.record(plugin, key, existing, change);
+        let body = json!({ field: new });
+        let app = self.app.clone();
+        self.carry_out(plugin, key, existing, change, async move {
+            app.post(&url, body).await.map_err(|e| err(e.to_string()))
+        })
+        .await
+    }
+
+    /// Journals the intent (for a new entry), runs `effect`, records the change; on failure
+    /// the effect's undo runs and the error is returned.
+    async fn carry_out(
+        &mut self,
+        plugin: &str,
+        key: String,
+        existing: Option<usize>,
+        change: Change,
+        effect: impl std::future::Future<Output = Result<(), FaultError>>,
+    ) -> Result<(), FaultError> {
+        let id = match existing {
+            Some(i) => self.entries[i].id,
+            None => self.intend(plugin, change.kind, &change.target, &change.undo)?,
+        };
+        if let Err(e) = effect.await {
+            if existing.is_none() {
+                return Err(self.abandon(id, &change.undo, e).await);
+            }
+            return Err(e);
+        }
+        self.record(plugin, key, existing, id, change);
         Ok(())
     }
 
@@ -233,8 +366,21 @@ impl FaultSession {
                 original,
             },
         };
-        self.record(plugin, key, existing, change);
+        let id = match existing {
+            Some(i) => self.entries[i].id,
+            None => self.intend(plugin, change.kind, &change.target, &change.undo)?,
+        };
+        self.record(plugin, key, existing, id, change);
         Ok(())
+    }
+
+    fn toxiproxy(&self, plugin: &str) -> Result<(ToxiproxyClient, String), FaultError> {
+        let client = self.toxiproxy.clone().ok_or(FaultError::NoActuator {
+            plugin: plugin.into(),
+            what: "Toxiproxy API",
+            key: "toxiproxy".into(),
+        })?;
+        Ok((client, self.actuators.toxiproxy.clone().unwrap_or_default()))
     }
 
     async fn add_toxic(&mut self, plugin: &str, spec: ToxicSpec) -> Result<(), FaultError> {
@@ -242,70 +388,203 @@ impl FaultSession {
             plugin: plugin.to_owned(),
             message,
         };
-        let client = self.toxiproxy.clone().ok_or(FaultError::NoActuator {
-            plugin: plugin.into(),
-            what: "Toxiproxy API",
-            key: "toxiproxy",
-        })?;
-        let api = self.actuators.toxiproxy.clone().unwrap_or_default();
+        let (client, api) = self.toxiproxy(plugin)?;
         if spec.kind == "down" {
             let key = format!("down:{}", spec.proxy);
             let existing = self.active_entry(plugin, &key);
-            client
-                .set_enabled(&spec.proxy, false)
-                .await
-                .map_err(|e| err(e.to_string()))?;
-            self.record(
-                plugin,
-                key,
-                existing,
-                Change {
-                    kind: "proxy-down",
-                    target: format!("proxy {} at {api}", spec.proxy),
-                    value: "disabled".into(),
-                    original: "enabled".into(),
-                    undo: Undo::Enable { proxy: spec.proxy },
+            let change = Change {
+                kind: "proxy-down",
+                target: format!("proxy {} at {api}", spec.proxy),
+                value: "disabled".into(),
+                original: "enabled".into(),
+                undo: Undo::Enable {
+                    api,
+                    proxy: spec.proxy.clone(),
                 },
-            );
-            return Ok(());
+            };
+            let effect = async move {
+                let r = client.set_enabled(&spec.proxy, false).await;
+                r.map_err(|e| err(e.to_string()))
+            };
+            return self.carry_out(plugin, key, existing, change, effect).await;
         }
         let toxic = spec.to_toxic().map_err(|e| err(e.to_string()))?;
-        let key = format!("toxic:{}:{}", spec.proxy, spec.name);
-        let existing = self.active_entry(plugin, &key);
-        if existing.is_some() {
-            // Toxiproxy updates attributes in place only; replace to change anything.
-            client
-                .remove_toxic(&spec.proxy, &spec.name)
-                .await
-                .map_err(|e| err(e.to_string()))?;
-        }
-        client
-            .add_toxic(&spec.proxy, &toxic)
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let value = serde_json::to_value(&toxic)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
         let target = format!(
             "toxic {} ({}) on proxy {} at {api}",
             spec.name, spec.kind, spec.proxy
         );
-        self.record(
-            plugin,
-            key,
-            existing,
-            Change {
-                kind: "toxic",
-                target,
-                value,
-                original: "removed".into(),
-                undo: Undo::Toxic {
-                    proxy: spec.proxy,
-                    name: spec.name,
-                },
-            },
+        self.put_toxic(plugin, &spec.proxy, toxic, target).await
+    }
+
+    async fn add_http_toxic(
+        &mut self,
+        plugin: &str,
+        spec: HttpToxicSpec,
+    ) -> Result<(), FaultError> {
+        let toxic = spec.to_toxic().map_err(|e| FaultError::Apply {
+            plugin: plugin.to_owned(),
+            message: e.to_string(),
+        })?;
+        let (_, api) = self.toxiproxy(plugin)?;
+        let route = if spec.route.is_empty() {
+            "every route"
+        } else {
+            &spec.route
+        };
+        let target = format!(
+            "http toxic {} ({} on {route}) on proxy {} at {api}",
+            spec.name, spec.kind, spec.proxy
         );
+        self.put_toxic(plugin, &spec.proxy, toxic, target).await
+    }
+
+    /// Adds `toxic` to `proxy`, or replaces this plugin's toxic of that name.
+    async fn put_toxic(
+        &mut self,
+        plugin: &str,
+        proxy: &str,
+        toxic: super::toxic::Toxic,
+        target: String,
+    ) -> Result<(), FaultError> {
+        let err = |message: String| FaultError::Apply {
+            plugin: plugin.to_owned(),
+            message,
+        };
+        let (client, api) = self.toxiproxy(plugin)?;
+        let key = format!("toxic:{proxy}:{}", toxic.name);
+        let existing = self.active_entry(plugin, &key);
+        let value = serde_json::to_value(&toxic)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let change = Change {
+            kind: "toxic",
+            target,
+            value,
+            original: "removed".into(),
+            undo: Undo::Toxic {
+                api,
+                proxy: proxy.to_owned(),
+                name: toxic.name.clone(),
+            },
+        };
+        let proxy = proxy.to_owned();
+        let replace = existing.is_some();
+        let effect = async move {
+            if replace {
+                // Toxiproxy updates attributes in place only; replace to change anything.
+                let r = client.remove_toxic(&proxy, &toxic.name).await;
+                r.map_err(|e| err(e.to_string()))?;
+            }
+            let r = client.add_toxic(&proxy, &toxic).await;
+            r.map(|_| ()).map_err(|e| err(e.to_string()))
+        };
+        self.carry_out(plugin, key, existing, change, effect).await
+    }
+
+    /// Starts (or replaces) a fault agent holding locks or connections.
+    async fn sql_fault(&mut self, plugin: &str, f: SqlFault) -> Result<(), FaultError> {
+        let url = self
+            .actuators
+            .sql
+            .get(&f.database)
+            .cloned()
+            .ok_or_else(|| FaultError::NoActuator {
+                plugin: plugin.into(),
+                what: "database",
+                key: format!("sql.{}.url", f.database),
+            })?;
+        let key = format!("sql:{}:{}", f.database, f.name);
+        let existing = self.active_entry(plugin, &key);
+        if let Some(i) = existing {
+            // A new shape of the same fault: the old agent goes first.
+            self.rollback_one(i).await;
+        }
+        let (kind, value) = describe_hold(&f.hold);
+        let token = format!("{}-{}", std::process::id(), self.next_id);
+        let pending = AgentRef {
+            token: token.clone(),
+            pid: 0,
+            url: url.clone(),
+            sessions: Vec::new(),
+        };
+        let target = format!("{} in {}", f.name, crate::probe::sql::redact(&url));
+        let undo = Undo::Agent(pending);
+        let id = self.intend(plugin, kind, &target, &undo)?;
+        let spec = AgentSpec { url, hold: f.hold };
+        let log = self.logs().join(format!("agent-{}.log", f.name));
+        let agent = match agent::spawn(&spec, &token, &log).await {
+            Ok(a) => a,
+            Err(e) => {
+                let e = FaultError::Apply {
+                    plugin: plugin.to_owned(),
+                    message: e.to_string(),
+                };
+                return Err(self.abandon(id, &undo, e).await);
+            }
+        };
+        let undo = Undo::Agent(agent.clone());
+        self.write(Line::Update {
+            id,
+            undo: undo.clone(),
+        })?;
+        let change = Change {
+            kind,
+            target,
+            value: format!(
+                "{value}; sessions {:?} (agent pid {})",
+                agent.sessions, agent.pid
+            ),
+            original: "no sessions".into(),
+            undo,
+        };
+        self.record(plugin, key, None, id, change);
         Ok(())
+    }
+
+    /// Pauses or kills a named process; a second ask for the same fault changes nothing.
+    async fn process_fault(
+        &mut self,
+        plugin: &str,
+        name: String,
+        process: String,
+        kill: bool,
+    ) -> Result<(), FaultError> {
+        let err = |message: String| FaultError::Apply {
+            plugin: plugin.to_owned(),
+            message,
+        };
+        let target = self
+            .actuators
+            .processes
+            .get(&process)
+            .cloned()
+            .ok_or_else(|| FaultError::NoActuator {
+                plugin: plugin.into(),
+                what: "process",
+                key: format!("processes.{process}.pid_file"),
+            })?;
+        let key = format!("process:{process}:{name}");
+        if self.active_entry(plugin, &key).is_some() {
+            return Ok(());
+        }
+        let faulted = process::find(&target, kill).map_err(|e| err(e.to_string()))?;
+        let (kind, original) = match kill {
+            true => ("process-kill", "restarted"),
+            false => ("process-pause", "resumed"),
+        };
+        let change = Change {
+            kind,
+            target: format!("{name}: process {} (pid {})", target.name, faulted.pid),
+            value: if kill { "killed" } else { "paused (SIGSTOP)" }.into(),
+            original: original.into(),
+            undo: Undo::Process(faulted.clone()),
+        };
+        let effect = async move {
+            process::apply(&faulted)
+                .await
+                .map_err(|e| err(e.to_string()))
+        };
+        self.carry_out(plugin, key, None, change, effect).await
     }
 
     fn active_entry(&self, plugin: &str, key: &str) -> Option<usize> {
@@ -315,7 +594,14 @@ impl FaultSession {
     }
 
     /// Journals `change` as a new entry, or as an update of the `existing` one.
-    fn record(&mut self, plugin: &str, key: String, existing: Option<usize>, change: Change) {
+    fn record(
+        &mut self,
+        plugin: &str,
+        key: String,
+        existing: Option<usize>,
+        id: u32,
+        change: Change,
+    ) {
         let Change {
             kind,
             target,
@@ -348,7 +634,12 @@ impl FaultSession {
             target: record.target.clone(),
             value: record.value.clone(),
         });
-        self.entries.push(Entry { record, undo, key });
+        self.entries.push(Entry {
+            record,
+            undo,
+            key,
+            id,
+        });
     }
 
     /// Undoes every active entry, newest first; failures are recorded on the entry and retried
@@ -374,21 +665,6 @@ impl FaultSession {
     async fn rollback_one(&mut self, i: usize) {
         let undo = self.entries[i].undo.clone();
         let result: Result<(), String> = match &undo {
-            Undo::App { field, original } => match &self.actuators.app_faults {
-                Some(url) => {
-                    let body = json!({ field.clone(): original.clone() });
-                    self.app.post(url, body).await.map_err(|e| e.to_string())
-                }
-                None => Err("no app fault API".into()),
-            },
-            Undo::Toxic { proxy, name } => match &self.toxiproxy {
-                Some(c) => c.remove_toxic(proxy, name).await.map_err(|e| e.to_string()),
-                None => Err("no Toxiproxy API".into()),
-            },
-            Undo::Enable { proxy } => match &self.toxiproxy {
-                Some(c) => c.set_enabled(proxy, true).await.map_err(|e| e.to_string()),
-                None => Err("no Toxiproxy API".into()),
-            },
             Undo::HotShare {
                 generator,
                 original,
@@ -397,10 +673,23 @@ impl FaultSession {
                 .set_hot_share(generator, *original)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+            other => other.run(&self.logs()).await,
         };
         let now_s = self.now_s();
+        let id = self.entries[i].id;
+        let line = match &result {
+            Ok(()) => Line::Reverted {
+                id,
+                at: rfc3339(SystemTime::now()),
+            },
+            Err(e) => Line::Failed {
+                id,
+                error: e.clone(),
+            },
+        };
+        let written = self.write(line).map_err(|e| e.to_string());
         let r = &mut self.entries[i].record;
-        match result {
+        match result.and(written) {
             Ok(()) => {
                 r.rolled_back_at = Some(rfc3339(SystemTime::now()));
                 r.rolled_back_s = Some(now_s);
@@ -418,6 +707,43 @@ impl FaultSession {
                 });
                 r.rollback_error = Some(e);
             }
+        }
+    }
+}
+
+/// The journal kind and value of an agent's hold.
+fn describe_hold(hold: &super::sql::Hold) -> (&'static str, String) {
+    match hold {
+        super::sql::Hold::Locks {
+            query,
+            table,
+            hold_ms,
+            interval_ms,
+            sessions,
+        } => {
+            let what = if table.is_empty() {
+                format!("rows of `{query}`")
+            } else {
+                format!("table {table}")
+            };
+            let value = format!(
+                "{what} locked {hold_ms} ms every {interval_ms} ms from {sessions} session(s)"
+            );
+            ("sql-lock", value)
+        }
+        super::sql::Hold::Connections {
+            count,
+            in_transaction,
+        } => {
+            let how = if *in_transaction {
+                "in a transaction"
+            } else {
+                "idle"
+            };
+            (
+                "sql-connections",
+                format!("{count} connection(s) held {how}"),
+            )
         }
     }
 }

@@ -190,8 +190,10 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn arrivals_a_quantum_apart_keep_their_times_and_closer_ones_share_a_wake() {
+    /// One pass of the gathering rules; None when this process was descheduled past a due
+    /// time mid-pass (then the late arrival rightly leaves at once, and the pass proves
+    /// nothing), so the test retries instead of failing on a busy machine.
+    async fn gathering_pass() -> Option<()> {
         let mut p = Pacer::default();
         let t0 = Instant::now() + Duration::from_millis(2);
         assert_eq!(p.wait(t0).await, t0);
@@ -201,6 +203,9 @@ mod tests {
         // from there.
         let close = spaced + Duration::from_micros(900);
         let wake = spaced + QUANTUM;
+        if Instant::now() >= close {
+            return None;
+        }
         assert_eq!(p.wait(close).await, wake);
         assert!(Instant::now() >= wake, "never before its intended start");
         assert_eq!(p.wait(close + Duration::from_micros(50)).await, wake);
@@ -208,6 +213,19 @@ mod tests {
         p.forget();
         let refill = Instant::now() + Duration::from_micros(200);
         assert_eq!(p.wait(refill).await, refill);
+        Some(())
+    }
+
+    #[tokio::test]
+    async fn arrivals_a_quantum_apart_keep_their_times_and_closer_ones_share_a_wake() {
+        let mut undisturbed = 0;
+        for _ in 0..20 {
+            if gathering_pass().await.is_some() {
+                undisturbed += 1;
+                break;
+            }
+        }
+        assert_eq!(undisturbed, 1, "every pass was descheduled past a due time");
         // Already late: its own due time, at once.
         let past = Instant::now() - Duration::from_millis(5);
         let mut q = Pacer::default();

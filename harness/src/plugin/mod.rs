@@ -23,7 +23,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 /// The ABI this harness speaks; components for another major version are refused.
 pub const ABI_PACKAGE: &str = "harness:plugin";
 pub const ABI_MAJOR: u64 = 1;
-pub const ABI_VERSION: &str = "1.0.0";
+pub const ABI_VERSION: &str = "1.1.0";
 
 /// What one plugin call may use.
 #[derive(Debug, Clone, Copy)]

@@ -1,8 +1,17 @@
 //! Post-run SQL checks: integrity invariants declared in the scenario (no negative stock, no
-//! duplicate coupons, rows that match what the harness saw answered).
+//! duplicate coupons, rows that match what the harness saw answered), and the SQL probe
+//! (`[probes.sql]`: named queries sampled every second as series). MySQL/MariaDB or
+//! PostgreSQL, by the URL's scheme (`crate::db`).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, MySqlConnection};
+use tokio::sync::watch;
+
+use super::ProbeHealth;
+use crate::db::{Db, DbError, Flavor};
+use crate::metrics::Recorder;
 
 use crate::metrics::RunMetrics;
 use crate::scenario::{EnvError, SqlCheck, Vars};
@@ -24,31 +33,17 @@ pub enum SqlError {
     #[error(transparent)]
     Url(#[from] EnvError),
     #[error("cannot connect: {0}")]
-    Connect(sqlx::Error),
-    #[error("cannot connect: no answer within 5 s")]
-    ConnectTimeout,
+    Connect(DbError),
     #[error("query took longer than 30 s")]
     QueryTimeout,
     /// The query failed, or its value is not an integer.
     #[error(transparent)]
-    Query(sqlx::Error),
-    #[error("`{url}` is not a MySQL URL: {message}")]
+    Query(DbError),
+    #[error("`{url}` is not a MySQL or PostgreSQL URL: {message}")]
     BadUrl { url: String, message: String },
 }
 
-/// `url` with any password replaced by `***`, for messages and reports.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((auth, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
+pub use crate::db::redact;
 
 /// A check's `database_url` with `{env:…}` expanded, if it parses as a MySQL URL.
 pub fn database_url(raw: &str, vars: &Vars) -> Result<String, SqlError> {
@@ -57,32 +52,28 @@ pub fn database_url(raw: &str, vars: &Vars) -> Result<String, SqlError> {
     Ok(url)
 }
 
-/// Whether `url` parses as a MySQL URL (nothing is connected).
+/// Whether `url` parses as a MySQL or PostgreSQL URL (nothing is connected).
 pub fn parse_url(url: &str) -> Result<(), SqlError> {
     use std::str::FromStr;
-    sqlx::mysql::MySqlConnectOptions::from_str(url)
-        .map(|_| ())
-        .map_err(|e| SqlError::BadUrl {
-            url: redact(url),
-            message: e.to_string(),
-        })
-}
-
-/// Connects to `url` (5 s at most) and closes the connection: the preflight of a check.
-pub async fn connects(url: &str) -> Result<(), SqlError> {
-    connect(url).await?.close().await.map_err(SqlError::Connect)
-}
-
-async fn connect(url: &str) -> Result<MySqlConnection, SqlError> {
-    let connect = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        MySqlConnection::connect(url),
-    );
-    match connect.await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(SqlError::Connect(e)),
-        Err(_) => Err(SqlError::ConnectTimeout),
+    let bad = |message: String| SqlError::BadUrl {
+        url: redact(url),
+        message,
+    };
+    match Flavor::of(url).map_err(|e| bad(e.to_string()))? {
+        Flavor::Mysql => sqlx::mysql::MySqlConnectOptions::from_str(url).map(|_| ()),
+        Flavor::Postgres => sqlx::postgres::PgConnectOptions::from_str(url).map(|_| ()),
     }
+    .map_err(|e| bad(e.to_string()))
+}
+
+/// Connects to `url` and closes the connection: the preflight of a check or probe.
+pub async fn connects(url: &str) -> Result<(), SqlError> {
+    Db::connect(url)
+        .await
+        .map_err(SqlError::Connect)?
+        .close()
+        .await;
+    Ok(())
 }
 
 /// Values of the `delta = true` checks before the load (None for the others; an error is
@@ -150,19 +141,93 @@ pub async fn run_checks(
 
 async fn run_one(c: &SqlCheck, vars: &Vars) -> Result<i64, SqlError> {
     let url = crate::scenario::expand_env(&c.database_url, vars)?;
-    let mut conn = connect(&url).await?;
-    // Casting makes SUM()/COUNT()/NULL all come back as one integer.
-    let sql = format!(
-        "SELECT CAST(({}) AS SIGNED)",
-        c.query.trim().trim_end_matches(';')
-    );
-    let v: Option<i64> = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        sqlx::query_scalar(&sql).fetch_one(&mut conn),
-    )
-    .await
-    .map_err(|_| SqlError::QueryTimeout)?
-    .map_err(SqlError::Query)?;
-    let _ = conn.close().await;
-    Ok(v.unwrap_or(0))
+    let mut db = Db::connect(&url).await.map_err(SqlError::Connect)?;
+    let v = tokio::time::timeout(Duration::from_secs(30), db.scalar(&c.query))
+        .await
+        .map_err(|_| SqlError::QueryTimeout)?
+        .map_err(SqlError::Query)?;
+    db.close().await;
+    match v {
+        Some(v) if v.fract() != 0.0 => Err(SqlError::Query(DbError::Statement {
+            statement: c.query.clone(),
+            message: format!("answered {v}, not an integer"),
+        })),
+        Some(v) => Ok(v as i64),
+        None => Ok(0),
+    }
+}
+
+/// `[probes.sql]`: each named query on one connection every `interval`, as a series.
+pub struct SqlProbe {
+    pub url: String,
+    /// (series name, query returning one number).
+    pub queries: Vec<(String, String)>,
+    pub interval: Duration,
+    pub min_coverage: f64,
+}
+
+impl SqlProbe {
+    pub async fn run(
+        self,
+        recorder: Arc<Recorder>,
+        mut stop: watch::Receiver<bool>,
+    ) -> ProbeHealth {
+        let name = format!("sql {}", redact(&self.url));
+        let series: Vec<String> = self.queries.iter().map(|(n, _)| n.clone()).collect();
+        let mut health = ProbeHealth::new(&name, &series, self.min_coverage);
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut db: Option<Db> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let sampled = tokio::time::timeout(self.interval.max(Duration::from_secs(1)), async {
+                self.sample(&mut db, &recorder, &mut health).await
+            });
+            match sampled.await {
+                Ok(Ok(())) => health.ok(),
+                Ok(Err(e)) => {
+                    // A broken connection is dropped and dialled again next time.
+                    db = None;
+                    health.failed(e);
+                }
+                Err(_) => {
+                    db = None;
+                    health.failed(format!("no answer within {:?}", self.interval));
+                }
+            }
+        }
+        if let Some(db) = db {
+            db.close().await;
+        }
+        health
+    }
+
+    async fn sample(
+        &self,
+        db: &mut Option<Db>,
+        recorder: &Recorder,
+        health: &mut ProbeHealth,
+    ) -> Result<(), String> {
+        if db.is_none() {
+            *db = Some(Db::connect(&self.url).await.map_err(|e| e.to_string())?);
+        }
+        let conn = db.as_mut().expect("connected");
+        let mut missing = Vec::new();
+        for (name, q) in &self.queries {
+            match conn.scalar(q).await.map_err(|e| format!("{name}: {e}"))? {
+                Some(v) => {
+                    recorder.set_gauge(name, v, true);
+                    health.saw(name);
+                }
+                None => missing.push(name.as_str()),
+            }
+        }
+        match missing.is_empty() {
+            true => Ok(()),
+            false => Err(format!("NULL from {}", missing.join(", "))),
+        }
+    }
 }

@@ -13,6 +13,7 @@ use super::summary::{self, Findings, Status};
 use super::{Base, RunError, RunOutcome};
 use crate::alerts::{AlertState, Condition};
 use crate::event::{Event, Observer, Progress};
+use crate::fault::process::ProcessTarget;
 use crate::fault::session::{Actuators, FaultError, FaultSession};
 use crate::load::{self, LoadCtx, Shared};
 use crate::metrics::RunMetrics;
@@ -69,7 +70,8 @@ impl<'a> Run<'a> {
         let vars = &base.opts.vars;
         let probes = Probes::start(s, &base.target, vars, &base.recorder);
         let sql_before = sql::baseline(&s.sql_checks, vars).await;
-        let faults = FaultSession::new(actuators(s, &base.target, vars), base.plan.clone());
+        let faults = FaultSession::new(actuators(s, &base.target, vars), base.plan.clone())
+            .with_ledger(&base.dir);
         let alerts = s
             .alerts
             .iter()
@@ -383,15 +385,27 @@ async fn second_interrupt(hurry: &mut Option<watch::Receiver<bool>>) {
 
 /// `{target}` and `{env:NAME}` expanded; an unset variable leaves that actuator absent (a
 /// fault needing it then fails with a message naming the setting).
-fn actuators(s: &Scenario, target: &str, vars: &Vars) -> Actuators {
+pub(super) fn actuators(s: &Scenario, target: &str, vars: &Vars) -> Actuators {
     let expand = |v: &str| {
         expand_env(&v.replace("{target}", target), vars)
             .ok()
             .filter(|x| !x.is_empty())
     };
+    let sql = s.actuators.sql.iter();
+    let sql = sql.filter_map(|(k, a)| Some((k.clone(), expand(a.url.get_ref())?)));
+    let processes = s.actuators.processes.iter().filter_map(|(k, p)| {
+        let target = ProcessTarget {
+            name: k.clone(),
+            pid_file: expand(p.pid_file.get_ref())?.into(),
+            restart: p.restart.iter().filter_map(|a| expand(a)).collect(),
+        };
+        Some((k.clone(), target))
+    });
     Actuators {
         app_faults: s.actuators.app_faults.as_deref().and_then(expand),
         toxiproxy: expand(&s.actuators.toxiproxy),
+        sql: sql.collect(),
+        processes: processes.collect(),
     }
 }
 

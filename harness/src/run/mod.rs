@@ -3,6 +3,7 @@
 //! it goes (start, a tick each second, finish). Whatever ends the run, every fault applied is
 //! rolled back and a report is written.
 
+mod journals;
 mod live;
 mod preflight;
 mod probes;
@@ -44,6 +45,9 @@ pub struct RunOptions {
     /// Flips to true on a second Ctrl-C/SIGTERM: an interrupted run then stops waiting for
     /// requests in flight at once (faults are still rolled back, the report still written).
     pub hurry: Option<tokio::sync::watch::Receiver<bool>>,
+    /// `--recover`: undo the faults earlier, killed runs left on this run's actuators before
+    /// starting (without it such a run is refused).
+    pub recover: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +165,11 @@ pub async fn run_observed(
     };
     // The run directory exists from here on, so even a killed run leaves one.
     report::start_dir(&base.dir, base.scenario.source_text())?;
-    match preflight::check(&base).await {
+    let checked = match journals::guard(&base, observer).await {
+        Ok(()) => preflight::check(&base).await,
+        Err(e) => Err(e),
+    };
+    match checked {
         Ok(()) => {}
         Err(Refusal::File(e)) => return Err(RunError::Preflight(e)),
         Err(Refusal::World(reason)) => {
@@ -291,13 +299,11 @@ pub fn start_plugins(
         let path = verdict::resolve(spec.plugin.get_ref(), &opts.scenario);
         let config = verdict::config_json(spec, opts.time_scale);
         let located = |e| StartError::at(s, spec.plugin.span(), "faults", e);
-        if s.actuators.app_faults.is_none() {
-            // A second instance, so the dry run leaves the real one's state untouched.
-            let dry = FaultPlugin::start(&path, &config, limits).map_err(located)?;
-            if let Some(message) = first_app_fault(s, dry).map_err(located)? {
-                let e = s.locate(spec.plugin.span(), "actuators.app_faults", message);
-                return Err(StartError::Actuator(e));
-            }
+        // A second instance, so the dry run leaves the real one's state untouched.
+        let dry = FaultPlugin::start(&path, &config, limits).map_err(located)?;
+        if let Some((key, message)) = first_missing_actuator(s, dry).map_err(located)? {
+            let e = s.locate(spec.plugin.span(), &key, message);
+            return Err(StartError::Actuator(e));
         }
         faults.push(FaultPlugin::start(&path, &config, limits).map_err(located)?);
     }
@@ -305,8 +311,11 @@ pub fn start_plugins(
 }
 
 /// Ticks a fault plugin once a second over the planned stages, sending nothing, and describes
-/// the first app fault it would set.
-fn first_app_fault(s: &Scenario, mut p: FaultPlugin) -> Result<Option<String>, PluginError> {
+/// the first fault it would send to an actuator the scenario does not name: (field, message).
+fn first_missing_actuator(
+    s: &Scenario,
+    mut p: FaultPlugin,
+) -> Result<Option<(String, String)>, PluginError> {
     let planned = s.total_duration().as_secs_f64();
     let mut t = 0.0;
     while t <= planned {
@@ -316,18 +325,60 @@ fn first_app_fault(s: &Scenario, mut p: FaultPlugin) -> Result<Option<String>, P
             ..Default::default()
         };
         for a in p.on_tick(&state)? {
-            if let crate::fault::action::Action::SetAppFault { field, .. } = a {
+            if let Some((key, what)) = missing_actuator(s, &a) {
                 let name = p.name();
-                return Ok(Some(format!(
-                    "fault plugin {name} sets app fault `{field}` (at {t:.0} s of the stages) \
-                     but the scenario names no app fault API: add [actuators] app_faults = \
-                     \"<URL of the target's fault admin endpoint>\""
+                return Ok(Some((
+                    key,
+                    format!("fault plugin {name} {what} (at {t:.0} s of the stages)"),
                 )));
             }
         }
         t += 1.0;
     }
     Ok(None)
+}
+
+/// The scenario field an action needs and the scenario lacks, with what the action does.
+fn missing_actuator(s: &Scenario, a: &crate::fault::action::Action) -> Option<(String, String)> {
+    use crate::fault::action::Action;
+    let acts = &s.actuators;
+    match a {
+        Action::SetAppFault { field, .. } if acts.app_faults.is_none() => Some((
+            "actuators.app_faults".into(),
+            format!(
+                "sets app fault `{field}` but the scenario names no app fault API: add \
+                 [actuators] app_faults = \"<URL of the target's fault admin endpoint>\""
+            ),
+        )),
+        Action::Sql(f) if !acts.sql.contains_key(&f.database) => Some((
+            "actuators.sql".into(),
+            format!(
+                "holds {} in database `{db}` but the scenario names no such database: add \
+                 [actuators.sql.{db}] url = \"mysql://… or postgres://…\"",
+                f.name,
+                db = f.database
+            ),
+        )),
+        Action::Process { process, .. } if !acts.processes.contains_key(process) => Some((
+            "actuators.processes".into(),
+            format!(
+                "pauses or kills process `{process}` but the scenario names no such process: \
+                 add [actuators.processes.{process}] pid_file = \"…\""
+            ),
+        )),
+        Action::Process {
+            process,
+            kill: true,
+            ..
+        } if acts.processes[process].restart.is_empty() => Some((
+            format!("actuators.processes.{process}.restart"),
+            format!(
+                "kills process `{process}`, which has no `restart` command to start it \
+                     again at rollback"
+            ),
+        )),
+        _ => None,
+    }
 }
 
 /// One filter per tag set the thresholds ask for (and k6's default one), selecting the

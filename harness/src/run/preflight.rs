@@ -28,6 +28,8 @@ pub(super) async fn check(base: &Base<'_>) -> Result<(), Refusal> {
         )));
     }
     databases(base).await?;
+    sql_actuators(base).await?;
+    sql_probe(base).await?;
     prometheus_probe(base).await?;
     kafka_probe(base).await
 }
@@ -54,6 +56,51 @@ async fn databases(base: &Base<'_>) -> Result<(), Refusal> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Each `[actuators.sql.NAME]` database parses and connects: a fault that cannot reach its
+/// database must not be found out mid-run.
+async fn sql_actuators(base: &Base<'_>) -> Result<(), Refusal> {
+    let s = &base.scenario;
+    for (name, a) in &s.actuators.sql {
+        let field = format!("actuators.sql.{name}.url");
+        let url = expand_env(a.url.get_ref(), &base.opts.vars)
+            .map_err(|e| Refusal::File(s.locate(a.url.span(), &field, e.to_string())))?;
+        sql::parse_url(&url)
+            .map_err(|e| Refusal::File(s.locate(a.url.span(), &field, e.to_string())))?;
+        if let Err(e) = sql::connects(&url).await {
+            let url = sql::redact(&url);
+            return Err(Refusal::World(format!(
+                "actuator sql.{name}: database {url}: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `[probes.sql]`: the database connects and every query answers one number now.
+async fn sql_probe(base: &Base<'_>) -> Result<(), Refusal> {
+    let Some(p) = &base.scenario.probes.sql else {
+        return Ok(());
+    };
+    let url = expand_env(&p.url, &base.opts.vars)
+        .map_err(|e| Refusal::File(base.scenario.locate_key("probes.sql.url", e.to_string())))?;
+    sql::parse_url(&url)
+        .map_err(|e| Refusal::File(base.scenario.locate_key("probes.sql.url", e.to_string())))?;
+    let shown = sql::redact(&url);
+    let refuse = |what: String| Refusal::World(format!("probe sql {shown}: {what}"));
+    let mut db = crate::db::Db::connect(&url)
+        .await
+        .map_err(|e| refuse(e.to_string()))?;
+    for (name, q) in &p.queries {
+        match db.scalar(q).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(refuse(format!("query `{name}` answered NULL"))),
+            Err(e) => return Err(refuse(format!("query `{name}`: {e}"))),
+        }
+    }
+    db.close().await;
     Ok(())
 }
 

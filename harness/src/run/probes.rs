@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use crate::metrics::Recorder;
 use crate::probe::kafka::{KafkaLagProbe, LagSummary};
 use crate::probe::prometheus::{selectors, PrometheusProbe};
+use crate::probe::sql::SqlProbe;
 use crate::probe::ProbeHealth;
 use crate::scenario::{expand_env, Scenario, Vars};
 
@@ -40,6 +41,26 @@ impl Probes {
             probes
                 .scrapes
                 .push(tokio::spawn(probe.run(rec.clone(), stopped.clone())));
+        }
+        if let Some(p) = &s.probes.sql {
+            match expand_env(&p.url, vars) {
+                Ok(url) => {
+                    let probe = SqlProbe {
+                        url,
+                        queries: p.queries.clone().into_iter().collect(),
+                        interval: p.interval.0,
+                        min_coverage: p.min_coverage,
+                    };
+                    let task = probe.run(rec.clone(), stopped.clone());
+                    probes.scrapes.push(tokio::spawn(task));
+                }
+                Err(e) => {
+                    let series: Vec<String> = p.queries.keys().cloned().collect();
+                    let mut h = ProbeHealth::new("sql", &series, p.min_coverage);
+                    h.failed(e.to_string());
+                    probes.failed.push(h);
+                }
+            }
         }
         if let Some(k) = &s.probes.kafka {
             let made = expand_env(&k.bootstrap, vars)

@@ -353,6 +353,23 @@ impl<'de> Deserialize<'de> for ThresholdSpec {
 pub struct Probes {
     pub prometheus: Option<PrometheusProbe>,
     pub kafka: Option<KafkaProbe>,
+    pub sql: Option<SqlProbeSpec>,
+}
+
+/// `[probes.sql]`: named queries, each returning one number, run every `interval` on one
+/// connection; each name is a series like a scraped one (thresholds, alerts, charts).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlProbeSpec {
+    /// mysql://, mariadb:// or postgres:// URL; `{env:NAME}` expanded.
+    pub url: String,
+    /// series name → query, e.g. `lock_waits = "SELECT COUNT(*) FROM pg_locks WHERE NOT granted"`.
+    pub queries: BTreeMap<String, String>,
+    #[serde(default = "one_second")]
+    pub interval: Dur,
+    /// Share of samples that must have a series for a gate on it to judge (default 0.9).
+    #[serde(default = "default_coverage")]
+    pub min_coverage: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -468,6 +485,12 @@ pub struct ActuatorSpec {
     /// A Toxiproxy-compatible API: `harness stack` exports the relay's as HARNESS_PROXY_API.
     #[serde(default = "default_toxiproxy")]
     pub toxiproxy: String,
+    /// `[actuators.sql.NAME]`: databases the sql-lock and sql-connections faults act in.
+    #[serde(default)]
+    pub sql: BTreeMap<String, SqlActuator>,
+    /// `[actuators.processes.NAME]`: processes the process faults may pause or kill.
+    #[serde(default)]
+    pub processes: BTreeMap<String, ProcessActuator>,
 }
 
 impl Default for ActuatorSpec {
@@ -475,8 +498,30 @@ impl Default for ActuatorSpec {
         ActuatorSpec {
             app_faults: None,
             toxiproxy: default_toxiproxy(),
+            sql: BTreeMap::new(),
+            processes: BTreeMap::new(),
         }
     }
+}
+
+/// A database faults may act in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlActuator {
+    /// mysql://, mariadb:// or postgres:// URL; `{env:NAME}` expanded.
+    pub url: Spanned<String>,
+}
+
+/// A process faults may pause or kill.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessActuator {
+    /// File holding the pid, read when a fault starts.
+    pub pid_file: Spanned<String>,
+    /// argv that starts the process again after a kill (it must rewrite the pid file);
+    /// without it only pauses are allowed.
+    #[serde(default)]
+    pub restart: Vec<String>,
 }
 
 fn default_toxiproxy() -> String {
@@ -759,7 +804,12 @@ impl Scenario {
             .kafka
             .iter()
             .map(|_| "kafka_consumer_lag".to_owned());
-        prometheus.chain(kafka).collect()
+        let sql = self
+            .probes
+            .sql
+            .iter()
+            .flat_map(|p| p.queries.keys().cloned());
+        prometheus.chain(kafka).chain(sql).collect()
     }
 
     /// The progress line's series, labelled (default: every probe series).
@@ -821,6 +871,14 @@ impl Scenario {
                 .prometheus
                 .as_ref()
                 .is_some_and(|p| p.series.iter().any(|s| s == n)) =>
+            {
+                Some(MetricKind::Gauge)
+            }
+            n if self
+                .probes
+                .sql
+                .as_ref()
+                .is_some_and(|p| p.queries.contains_key(n)) =>
             {
                 Some(MetricKind::Gauge)
             }
@@ -1522,13 +1580,8 @@ impl Checker<'_> {
             if c.database_url.contains("{env:") {
                 continue;
             }
-            if let Err(e) =
-                <sqlx::mysql::MySqlConnectOptions as std::str::FromStr>::from_str(&c.database_url)
-            {
-                let m = format!(
-                    "check `{}`: `{}` is not a MySQL URL: {e}",
-                    c.name, c.database_url
-                );
+            if let Err(e) = crate::probe::sql::parse_url(&c.database_url) {
+                let m = format!("check `{}`: {e}", c.name);
                 return Err(v.nowhere("sql_checks.database_url", m));
             }
         }
@@ -1576,6 +1629,10 @@ impl Checker<'_> {
                 .kafka
                 .as_ref()
                 .map(|k| ("probes.kafka.min_coverage", k.min_coverage)),
+            s.probes
+                .sql
+                .as_ref()
+                .map(|p| ("probes.sql.min_coverage", p.min_coverage)),
         ];
         for (field, c) in coverages.into_iter().flatten() {
             if !(0.0..=1.0).contains(&c) {
@@ -1601,6 +1658,17 @@ impl Checker<'_> {
             if !url.contains("{env:") && parsed.is_none() {
                 let m = format!("`{}` is not an http:// or https:// URL", p.url);
                 return Err(self.nowhere("probes.prometheus.url", m));
+            }
+        }
+        if let Some(p) = &s.probes.sql {
+            if !p.url.contains("{env:") {
+                if let Err(e) = crate::probe::sql::parse_url(&p.url) {
+                    return Err(self.nowhere("probes.sql.url", e.to_string()));
+                }
+            }
+            if p.queries.is_empty() {
+                let m = "name at least one query (series = \"SELECT …\")";
+                return Err(self.nowhere("probes.sql.queries", m.to_owned()));
             }
         }
         if let Some(k) = &s.probes.kafka {

@@ -1,6 +1,6 @@
 //! The crate plugin authors depend on: implement [`Threshold`] or [`Fault`] on a type, then
 //! export it with [`threshold_plugin!`] or [`fault_plugin!`]. The bindings come from
-//! `plugins/wit` (package `harness:plugin@1.0.0`); authors never touch them.
+//! `plugins/wit` (package `harness:plugin@1.1.0`); authors never touch them.
 //!
 //! Why wrap wit-bindgen: plugins get the measured run as a [`Summary`] with k6's evaluation
 //! rules ([`rules`]) ready to use, their config as JSON with typed getters, and one instance
@@ -35,7 +35,9 @@ pub mod fault_bindings {
     });
 }
 
-pub use fault_bindings::harness::plugin::types::{FaultAction, RunState, Toxic};
+pub use fault_bindings::harness::plugin::types::{
+    FaultAction, HttpToxic, ProcessFault, RunState, SqlConnections, SqlLock, Toxic,
+};
 
 /// A threshold plugin: built once per run from its config, then asked for verdicts.
 pub trait Threshold: Sized + 'static {
