@@ -48,6 +48,24 @@ fn column(run: &Path, name: &str) -> Vec<f64> {
         .collect()
 }
 
+/// The seconds of `timeseries.csv` before a fault, inside it (from one second after it went in
+/// to its rollback) and after it (two seconds after the rollback on).
+fn seconds(
+    fault: &serde_json::Value,
+    len: usize,
+) -> (
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+) {
+    let on = fault["applied_s"].as_f64().unwrap();
+    let off = fault["rolled_back_s"].as_f64().unwrap();
+    let before = 0..on.floor() as usize;
+    let inside = on.ceil() as usize + 1..off.floor() as usize;
+    let after = (off.ceil() as usize + 2).min(len)..len;
+    (before, inside, after)
+}
+
 fn max_of(v: &[f64]) -> f64 {
     v.iter()
         .copied()
@@ -151,7 +169,7 @@ duration_s = 5
     assert!(faults[0]["rolled_back_at"].is_string(), "{faults:?}");
     let pending = column(&run, "db_pool_pending");
     let p95 = column(&run, "p95_ms");
-    let (before, inside, after) = (0..4, 6..11, 13..pending.len().min(16));
+    let (before, inside, after) = seconds(&faults[0], pending.len());
     assert!(
         max_of(&pending[before.clone()]) <= 2.0,
         "pending before: {pending:?}"
@@ -215,18 +233,13 @@ async fn sql_lock_in_postgresql_shows_in_pg_locks_only_inside_the_window_and_lea
     );
     let run = run_dir(&out);
     let series = column(&run, "locked");
+    let (before, inside, after) = seconds(&summary(&out)["faults"][0], series.len());
+    assert!(max_of(&series[before]) == 0.0, "locks before: {series:?}");
     assert!(
-        max_of(&series[..3]) == 0.0,
-        "locks before the window: {series:?}"
-    );
-    assert!(
-        max_of(&series[4..7]) >= 1.0,
+        max_of(&series[inside]) >= 1.0,
         "no lock inside the window: {series:?}"
     );
-    assert!(
-        max_of(&series[8..]) == 0.0,
-        "locks after the window: {series:?}"
-    );
+    assert!(max_of(&series[after]) == 0.0, "locks after: {series:?}");
     let (ids, tokens) = agent_sessions(&run);
     assert_eq!(ids.len(), 2);
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
@@ -279,10 +292,11 @@ async fn sql_connections_hold_server_connections_for_the_window_on_mariadb() {
     );
     let run = run_dir(&out);
     let s = column(&run, "sessions");
+    let (before, inside, after) = seconds(&summary(&out)["faults"][0], s.len());
     // The probe's own session is the one before and after.
-    assert!(max_of(&s[..3]) <= 1.0, "sessions before: {s:?}");
-    assert!(max_of(&s[4..7]) >= 26.0, "sessions inside: {s:?}");
-    assert!(max_of(&s[8..]) <= 1.0, "sessions after: {s:?}");
+    assert!(max_of(&s[before]) <= 1.0, "sessions before: {s:?}");
+    assert!(max_of(&s[inside]) >= 26.0, "sessions inside: {s:?}");
+    assert!(max_of(&s[after]) <= 1.0, "sessions after: {s:?}");
     let (ids, _) = agent_sessions(&run);
     assert_eq!(ids.len(), 25);
     assert_eq!(mysql_sessions_left(&db, &ids).await, 0);

@@ -19,7 +19,8 @@ pub struct FaultRecord {
     /// What rollback puts back, e.g. `0`, `removed`, `enabled`.
     pub original: String,
     pub applied_at: String,
-    /// Seconds since the load started.
+    /// Seconds on the run's clock: the `second` of `timeseries.csv` (the recorder starts just
+    /// before the preflight, so the load's first second may be a few seconds in).
     pub applied_s: f64,
     pub rolled_back_at: Option<String>,
     pub rolled_back_s: Option<f64>,

@@ -436,6 +436,11 @@ impl Recorder {
             .unwrap_or_else(|| self.start.elapsed())
     }
 
+    /// When this recorder's clock started: second 0 of its windows (and of `timeseries.csv`).
+    pub fn started(&self) -> Instant {
+        self.start
+    }
+
     pub fn elapsed_secs(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }

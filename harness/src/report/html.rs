@@ -74,6 +74,7 @@ pub fn print_page<W: Write>(out: &mut W, s: &Summary, t: &Table) -> fmt::Result 
     print_alerts(out, s)?;
     print_probes(out, s)?;
     print_faults(out, s)?;
+    print_steady_state(out, s)?;
     print_footer(out, s)
 }
 
@@ -633,6 +634,57 @@ fn print_faults<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             f.applied_s,
             back,
             esc(&f.original)
+        )?;
+    }
+    out.write_str("</table>")
+}
+
+/// The hypothesis, its check before the first fault, and each window's recovery time.
+fn print_steady_state<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    let Some(st) = &s.steady_state else {
+        return Ok(());
+    };
+    out.write_str("<h2>Steady state and recovery</h2><p>")?;
+    let probes: Vec<String> = st
+        .probes
+        .iter()
+        .map(|p| format!("<code>{}</code>", esc(p)))
+        .collect();
+    write!(
+        out,
+        "Hypothesis {} held in {} of {} seconds checked. ",
+        probes.join(", "),
+        st.seconds_steady,
+        st.seconds_checked
+    )?;
+    match &st.before_faults {
+        None => out.write_str("No fault was asked for.")?,
+        Some(d) if d.is_empty() => out.write_str("It held before the first fault.")?,
+        Some(d) => write!(
+            out,
+            "<span class=\"bad\">It did not hold before the first fault ({}); no fault was injected.</span>",
+            esc(&d.join("; "))
+        )?,
+    }
+    out.write_str("</p>")?;
+    if st.recoveries.is_empty() {
+        return Ok(());
+    }
+    out.write_str(
+        "<table><tr><th>fault window</th><th>steady again</th><th>recovery time</th></tr>",
+    )?;
+    for r in &st.recoveries {
+        let (at, took) = match (r.steady_at_s, r.recovery_time_s) {
+            (Some(a), Some(t)) => (format!("{a:.0} s"), format!("{t:.1} s")),
+            _ => (
+                "<span class=\"bad\">not</span>".into(),
+                format!("&gt; {:.0} s", st.timeout_s),
+            ),
+        };
+        write!(
+            out,
+            "<tr><td>{:.1}–{:.1} s</td><td>{at}</td><td>{took}</td></tr>",
+            r.fault_start_s, r.fault_end_s
         )?;
     }
     out.write_str("</table>")

@@ -23,6 +23,7 @@ pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     print_sql_checks(out, s)?;
     print_alerts(out, s)?;
     print_faults(out, s)?;
+    print_steady_state(out, s)?;
     print_detect_from(out, s)?;
     print_probe_failures(out, s)?;
     out.write_str("Files: [report.html](report.html) · [summary.json](summary.json) · [timeseries.csv](timeseries.csv) · [junit.xml](junit.xml)\n")
@@ -229,6 +230,48 @@ fn print_faults<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             out,
             "| {} `{}` ({}) | `{}` | {:.1} s | {} |",
             f.kind, f.target, f.plugin, f.value, f.applied_s, back
+        )?;
+    }
+    out.write_char('\n')
+}
+
+fn print_steady_state<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    let Some(st) = &s.steady_state else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "Steady-state hypothesis: {} — held in {} of {} seconds checked.",
+        st.probes
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        st.seconds_steady,
+        st.seconds_checked
+    )?;
+    match &st.before_faults {
+        None => out.write_str("No fault was asked for.\n")?,
+        Some(d) if d.is_empty() => out.write_str("It held before the first fault.\n")?,
+        Some(d) => writeln!(
+            out,
+            "❌ It did not hold before the first fault: {}; no fault was injected.",
+            d.join("; ")
+        )?,
+    }
+    if st.recoveries.is_empty() {
+        return out.write_char('\n');
+    }
+    out.write_str("\n| fault window | steady again | recovery time |\n|---|---:|---:|\n")?;
+    for r in &st.recoveries {
+        let (at, took) = match (r.steady_at_s, r.recovery_time_s) {
+            (Some(a), Some(t)) => (format!("{a:.0} s"), format!("{t:.1} s")),
+            _ => ("❌ not".into(), format!("> {:.0} s", st.timeout_s)),
+        };
+        writeln!(
+            out,
+            "| {:.1}–{:.1} s | {at} | {took} |",
+            r.fault_start_s, r.fault_end_s
         )?;
     }
     out.write_char('\n')

@@ -63,6 +63,10 @@ pub struct Summary {
     /// Per flow step: iterations it ended as failed (a failed extraction or poll).
     #[serde(default)]
     pub iteration_failed: BTreeMap<String, u64>,
+    /// The steady-state hypothesis: its check before the first fault and each fault window's
+    /// time to recover (only with `[hypothesis]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<SteadyState>,
 }
 
 /// One scenario's requests together.
@@ -337,4 +341,31 @@ pub fn series_peaks(m: &RunMetrics) -> BTreeMap<String, f64> {
                 .map(|p| (k.clone(), p))
         })
         .collect()
+}
+
+/// How one fault window ended: when the system was steady again, if it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// The window: from the first fault applied to the last one rolled back (overlapping
+    /// faults are one window), seconds since the load started.
+    pub fault_start_s: f64,
+    pub fault_end_s: f64,
+    /// End of the first second from the window's end on in which every probe held.
+    pub steady_at_s: Option<f64>,
+    /// `steady_at_s − fault_end_s`; None: not steady again within the hypothesis timeout.
+    pub recovery_time_s: Option<f64>,
+}
+
+/// What `summary.json` says of the hypothesis.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SteadyState {
+    pub probes: Vec<String>,
+    /// The check before the first fault: None when no fault was asked for, else the
+    /// deviations (empty: it held).
+    pub before_faults: Option<Vec<String>>,
+    pub seconds_checked: u64,
+    pub seconds_steady: u64,
+    pub recoveries: Vec<Recovery>,
+    /// How long after the last rollback the run waited for the hypothesis to hold.
+    pub timeout_s: f64,
 }

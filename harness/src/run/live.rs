@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::probes::Probes;
+use super::steady::Watch;
 use super::summary::{self, Findings, Status};
 use super::{Base, RunError, RunOutcome};
 use crate::alerts::{AlertState, Condition};
@@ -30,6 +31,11 @@ pub(super) enum LiveError {
     Plugin(#[from] PluginError),
     #[error(transparent)]
     Fault(#[from] FaultError),
+    /// The steady-state hypothesis did not hold when the first fault was due: none injected.
+    #[error(
+        "steady-state hypothesis does not hold before the first fault, so none was injected: {0}"
+    )]
+    NotSteady(String),
 }
 
 /// How long an interrupted run waits for requests in flight before it rolls back and reports
@@ -51,6 +57,8 @@ pub(super) struct Run<'a> {
     sql_before: Baseline,
     /// The series the progress line shows.
     progress: Vec<SeriesLabel>,
+    /// The steady-state hypothesis, checked every second.
+    steady: Option<Watch>,
     /// What the scenarios share while the load runs (setup's variables, data exhaustion).
     shared: Option<std::sync::Arc<Shared>>,
     /// `setup` failed (or was interrupted): no load, and no teardown either.
@@ -85,7 +93,12 @@ impl<'a> Run<'a> {
             })
             .collect();
         let progress = s.progress_series();
+        let steady = s.hypothesis.as_ref().map(|h| {
+            let probes: Vec<String> = h.probes.iter().map(|p| p.get_ref().clone()).collect();
+            Watch::new(&probes, h.timeout.0.as_secs_f64())
+        });
         Run {
+            steady,
             base,
             judges,
             fault_plugins,
@@ -123,7 +136,10 @@ impl<'a> Run<'a> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         let started = Instant::now();
-        self.faults.start_clock(started);
+        // The journal's times are on the recorder's clock, as the windows, alerts and charts
+        // are, so a fault window and the seconds it shaped line up (the recorder starts before
+        // the preflight; a plugin's own schedule still counts from the load's start).
+        self.faults.start_clock(self.base.recorder.started());
         let mut status: Option<Status> = None;
         // After an interrupt, requests in flight get this long to finish; then they are left
         // behind, so a stop never waits for a slow target's timeouts.
@@ -163,6 +179,9 @@ impl<'a> Run<'a> {
         // Faults end with the load, before the drain is watched and whatever the outcome.
         let stuck = self.faults.rollback_all().await;
         self.forward_fault_events();
+        if status != Some(Status::Interrupted) {
+            self.await_steady().await;
+        }
         // An abort asked for between the last tick and the load's end still counts.
         let status = status.or_else(|| shared.abort_reason().map(Status::Aborted));
         let status = match (status, load_result) {
@@ -270,6 +289,9 @@ impl<'a> Run<'a> {
             tls_insecure: s.target.tls.insecure,
         }));
         summary::observe_alerts(&mut self.alerts, &snapshot);
+        if let Some(w) = &mut self.steady {
+            w.observe(&snapshot);
+        }
         if stopping {
             return None;
         }
@@ -294,13 +316,65 @@ impl<'a> Run<'a> {
     }
 
     async fn tick_faults(&mut self, state: &TickState) -> Result<(), LiveError> {
+        let mut asked = Vec::new();
         for p in self.fault_plugins.iter_mut() {
             let actions = p.on_tick(state)?;
-            for a in actions {
-                self.faults.apply(p.name(), a).await?;
-            }
+            asked.extend(actions.into_iter().map(|a| (p.name().to_owned(), a)));
+        }
+        if !asked.is_empty() && self.faults.journal().is_empty() {
+            self.check_steady_before_faults()?;
+        }
+        for (plugin, a) in asked {
+            self.faults.apply(&plugin, a).await?;
         }
         Ok(())
+    }
+
+    /// The hypothesis on the last complete second, before the first fault goes in.
+    fn check_steady_before_faults(&mut self) -> Result<(), LiveError> {
+        let Some(w) = &mut self.steady else {
+            return Ok(());
+        };
+        if w.before_faults.is_some() {
+            return Ok(());
+        }
+        let snapshot = self.base.recorder.snapshot();
+        let deviations = match snapshot.windows.last() {
+            Some(win) => w.deviations(win),
+            None => w.deviations(&Default::default()),
+        };
+        let failed = deviations.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+        w.before_faults = Some(deviations);
+        match failed.is_empty() {
+            true => Ok(()),
+            false => Err(LiveError::NotSteady(failed.join("; "))),
+        }
+    }
+
+    /// After the rollback: keeps reading seconds until the hypothesis holds again (on a second
+    /// that began after the last rollback) or its timeout passes. Probes go on meanwhile.
+    async fn await_steady(&mut self) {
+        let last_rollback = self
+            .faults
+            .journal()
+            .iter()
+            .filter_map(|f| f.rolled_back_s)
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+        let (Some(w), Some(since)) = (self.steady.as_mut(), last_rollback) else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(w.timeout_s);
+        let mut hurry = self.base.opts.hurry.clone();
+        loop {
+            w.observe(&self.base.recorder.snapshot());
+            if w.steady_since(since) || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = second_interrupt(&mut hurry) => return,
+            }
+        }
     }
 
     /// This second's threshold judgement: records first breaches; Some(reason) to abort.
@@ -323,6 +397,17 @@ impl<'a> Run<'a> {
     pub(super) async fn finish(mut self, status: Status) -> Result<RunOutcome, RunError> {
         let interrupted = status == Status::Interrupted;
         let (probes, lag) = self.probes.stop(interrupted).await;
+        let journal = self.faults.journal();
+        let steady = self.steady.as_mut().map(|w| {
+            w.observe(&self.base.recorder.snapshot());
+            w.report(&journal)
+        });
+        // Each window's recovery time is a series, so `recovery_time: max<30` judges it.
+        for r in steady.iter().flat_map(|st| &st.recoveries) {
+            if let Some(t) = r.recovery_time_s {
+                self.base.recorder.set_gauge("recovery_time", t, true);
+            }
+        }
         let metrics = self.base.recorder.finish();
         summary::observe_alerts(&mut self.alerts, &metrics);
         let s = &self.base.scenario;
@@ -349,6 +434,9 @@ impl<'a> Run<'a> {
         };
         let mut alerts: Vec<AlertState> = self.alerts.into_iter().map(|(_, a)| a).collect();
         summary::require_coverage(&mut thresholds, &mut alerts, &probes);
+        if let Some(st) = &steady {
+            summary::require_recovery(&mut thresholds, st);
+        }
         let plugins = self.judges.stats().into_iter();
         let plugins = plugins.chain(
             self.fault_plugins
@@ -363,8 +451,9 @@ impl<'a> Run<'a> {
             lag,
             alerts,
             evaluator: self.judges.evaluator.clone(),
-            faults: self.faults.journal(),
+            faults: journal,
             plugins: plugins.collect(),
+            steady,
         };
         let summary = summary::build(&self.base.identity(), status, &metrics, findings);
         self.base.write(summary, &metrics)

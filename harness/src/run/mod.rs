@@ -7,6 +7,7 @@ mod journals;
 mod live;
 mod preflight;
 mod probes;
+mod steady;
 mod summary;
 
 use std::future::Future;
@@ -299,9 +300,16 @@ pub fn start_plugins(
         let path = verdict::resolve(spec.plugin.get_ref(), &opts.scenario);
         let config = verdict::config_json(spec, opts.time_scale);
         let located = |e| StartError::at(s, spec.plugin.span(), "faults", e);
-        // A second instance, so the dry run leaves the real one's state untouched.
+        // A second instance, so the dry run leaves the real one's state untouched. A trap in
+        // the dry run is the real run's to report (with its faults rolled back), except when
+        // the scenario names no app fault API, where it always was an error before any load.
         let dry = FaultPlugin::start(&path, &config, limits).map_err(located)?;
-        if let Some((key, message)) = first_missing_actuator(s, dry).map_err(located)? {
+        let missing = match first_missing_actuator(s, dry) {
+            Ok(m) => m,
+            Err(e) if s.actuators.app_faults.is_none() => return Err(located(e)),
+            Err(_) => None,
+        };
+        if let Some((key, message)) = missing {
             let e = s.locate(spec.plugin.span(), &key, message);
             return Err(StartError::Actuator(e));
         }

@@ -105,6 +105,34 @@ pub(super) fn require_coverage(
     }
 }
 
+/// A threshold on `recovery_time` judges only windows that recovered; when one did not (within
+/// the hypothesis timeout) every such threshold fails, saying which window.
+pub(super) fn require_recovery(
+    thresholds: &mut [Verdict],
+    st: &crate::report::summary::SteadyState,
+) {
+    let Some(r) = st.recoveries.iter().find(|r| r.recovery_time_s.is_none()) else {
+        return;
+    };
+    let why = match r.fault_end_s >= 0.0 {
+        true => format!(
+            "the fault window {:.1}–{:.1} s was not steady again within {:.0} s of its rollback",
+            r.fault_start_s, r.fault_end_s, st.timeout_s
+        ),
+        false => format!(
+            "the fault window from {:.1} s was never rolled back",
+            r.fault_start_s
+        ),
+    };
+    for v in thresholds
+        .iter_mut()
+        .filter(|v| v.metric == "recovery_time")
+    {
+        v.passed = false;
+        v.reason = Some(why.clone());
+    }
+}
+
 /// The run's status and reason once the gates are judged.
 pub(super) fn final_status(
     status: Status,
@@ -190,6 +218,8 @@ pub(super) struct Findings {
     pub evaluator: String,
     pub faults: Vec<FaultRecord>,
     pub plugins: Vec<(String, CallStats)>,
+    /// The steady-state hypothesis and each fault window's recovery (with `[hypothesis]`).
+    pub steady: Option<crate::report::summary::SteadyState>,
 }
 
 /// Each scenario's requests together, from the per-request totals.
@@ -278,6 +308,7 @@ pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findin
             .map(|(n, h)| (n.clone(), report::trend_row(h)))
             .collect(),
         iteration_failed: m.iteration_failed.clone(),
+        steady_state: f.steady,
     }
 }
 

@@ -70,6 +70,10 @@ pub struct Scenario {
     pub sql_checks: Vec<SqlCheck>,
     #[serde(default)]
     pub alerts: Vec<AlertRule>,
+    /// The steady-state hypothesis: checked before the first fault, every second, and after
+    /// each fault window until it holds again (the window's `recovery_time`).
+    #[serde(default)]
+    pub hypothesis: Option<HypothesisSpec>,
     /// Extra gates as Wasm threshold plugins (`harness:plugin/thresholds`).
     #[serde(default)]
     pub threshold_plugins: Vec<PluginSpec>,
@@ -437,6 +441,22 @@ pub struct ResponseCount {
     pub status: u16,
 }
 
+/// `[hypothesis]`: probes with tolerances, each `<series> <op> <number>` like an alert
+/// (`db_pool_pending <= 2`, `http_req_failed < 0.01`, `http_req_duration < 500` — the second's
+/// p95).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HypothesisSpec {
+    pub probes: Vec<Spanned<String>>,
+    /// How long after the last rollback the run waits for the hypothesis to hold again.
+    #[serde(default = "sixty_seconds")]
+    pub timeout: Dur,
+}
+
+fn sixty_seconds() -> Dur {
+    Dur(std::time::Duration::from_secs(60))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRule {
@@ -790,6 +810,9 @@ impl Scenario {
         for a in &mut self.alerts {
             a.for_ = a.for_.scaled(factor);
         }
+        if let Some(h) = &mut self.hypothesis {
+            h.timeout = h.timeout.scaled(factor);
+        }
     }
 
     /// Every series the probes record: the Prometheus series, then the Kafka lag.
@@ -865,6 +888,7 @@ impl Scenario {
             "http_req_failed" | "checks" => Some(MetricKind::Rate),
             "vus" | "vus_max" | "target_rate" => Some(MetricKind::Gauge),
             "kafka_consumer_lag" if self.probes.kafka.is_some() => Some(MetricKind::Gauge),
+            "recovery_time" if self.hypothesis.is_some() => Some(MetricKind::Gauge),
             n if self.metrics.contains_key(n) => Some(self.metrics[n].kind.metric_kind()),
             n if self
                 .probes
@@ -1595,6 +1619,18 @@ impl Checker<'_> {
                     format!("unknown series `{}`", rule.series),
                 ));
             }
+        }
+        for p in s.hypothesis.iter().flat_map(|h| &h.probes) {
+            let rule = crate::alerts::Condition::parse(p.get_ref())
+                .map_err(|e| v.at(p.span(), "hypothesis.probes", e.to_string()))?;
+            if rule.series == "recovery_time" || s.metric_kind(&rule.series).is_none() {
+                let m = format!("unknown series `{}`", rule.series);
+                return Err(v.at(p.span(), "hypothesis.probes", m));
+            }
+        }
+        if s.hypothesis.as_ref().is_some_and(|h| h.probes.is_empty()) {
+            let m = "list at least one probe with its tolerance, e.g. \"db_pool_pending <= 2\"";
+            return Err(v.nowhere("hypothesis.probes", m.to_owned()));
         }
         for c in &s.sql_checks {
             match (&c.expect, &c.expect_responses) {
