@@ -238,7 +238,7 @@ fn http_toxic(t: wit::HttpToxic) -> Result<Action, Malformed> {
         return Err(bad(format!("toxicity {} is outside 0..1", t.toxicity)));
     }
     match t.kind.as_str() {
-        "status" if !(100..=599).contains(&t.status) => {
+        "status" if !(200..=599).contains(&t.status) => {
             return Err(bad(format!("status {} is not an HTTP status", t.status)))
         }
         "status" | "latency" | "abort" => {}
