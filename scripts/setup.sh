@@ -18,6 +18,9 @@ for pkg in gcc g++ make pkg-config zlib1g-dev libc6-dev libssl-dev python3 chrom
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then need+=(mariadb-server); fi
+# postgresql: initdb and postgres (in /usr/lib/postgresql/<version>/bin, off PATH) for the
+# private PostgreSQL the stack starts when --postgres-url (POSTGRES_URL) does not answer.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then need+=(postgresql); fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"
   $SUDO apt-get update -qq

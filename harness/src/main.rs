@@ -112,7 +112,7 @@ enum Cmd {
         #[arg(long)]
         spec: String,
     },
-    /// Manage the local stack (database, broker, target app) on 127.0.0.1.
+    /// Manage the local stack (MariaDB, PostgreSQL, broker, target app) on 127.0.0.1.
     Stack {
         #[command(subcommand)]
         action: StackCmd,
@@ -141,7 +141,8 @@ enum FaultsCmd {
 
 #[derive(Subcommand)]
 enum StackCmd {
-    /// Start database (existing or private), broker and target app; idempotent.
+    /// Start MariaDB and PostgreSQL (each existing or private), broker and target app;
+    /// idempotent. Writes a pid file per started process under `<dir>/pids/`.
     Up {
         /// Server tried first; a private mariadbd starts when it does not answer.
         #[arg(
@@ -153,6 +154,14 @@ enum StackCmd {
         /// Database the target app uses on that server.
         #[arg(long, default_value = "harness")]
         database: String,
+        /// PostgreSQL tried first; a private one (Debian's postgresql binaries) starts when it
+        /// does not answer within 3 s.
+        #[arg(
+            long,
+            env = "POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/test"
+        )]
+        postgres_url: String,
         #[arg(long, default_value = "incident")]
         preset: String,
         /// Only the database and broker (the tests start their own app).
@@ -166,8 +175,17 @@ enum StackCmd {
     Down,
     /// Show each component and whether it runs.
     Status,
-    /// Print `export` lines (HARNESS_DATABASE_URL, HARNESS_KAFKA, HARNESS_TARGET_URL).
+    /// Print `export` lines (HARNESS_DATABASE_URL, HARNESS_POSTGRES_URL, HARNESS_KAFKA,
+    /// HARNESS_TARGET_URL, …, and for process faults the pid files HARNESS_BROKER_PID_FILE,
+    /// HARNESS_APP_PID_FILE, HARNESS_DEPENDENCY_PID_FILE plus HARNESS_BIN and HARNESS_STACK_DIR).
     Env,
+    /// Start one part again as `up` started it (stopping it first if it still runs), record its
+    /// new pid and wait until it answers. A process fault's restart command:
+    /// `["{env:HARNESS_BIN}", "stack", "restart", "broker", "--dir", "{env:HARNESS_STACK_DIR}"]`.
+    Restart {
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(stack::StackState::RESTARTABLE))]
+        part: String,
+    },
 }
 
 fn main() {
@@ -426,6 +444,7 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
         StackCmd::Up {
             database_url,
             database,
+            postgres_url,
             preset,
             no_app,
             app_args,
@@ -434,6 +453,7 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
                 dir: dir.clone(),
                 database_url,
                 database_name: database,
+                postgres_url,
                 with_app: !no_app,
                 preset,
                 app_args,
@@ -469,6 +489,13 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
             let state = stack::StackState::load(&dir)?
                 .ok_or_else(|| stack::StackError::NotUp(dir.join("state.json")))?;
             for line in state.env_lines() {
+                println!("{line}");
+            }
+            Ok(exit::PASS)
+        }
+        StackCmd::Restart { part } => {
+            let state = stack::StackState::restart(&dir, &part).await?;
+            for line in stack::status_lines(&state) {
                 println!("{line}");
             }
             Ok(exit::PASS)

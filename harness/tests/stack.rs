@@ -1,5 +1,6 @@
-//! The local stack on real processes: a private mariadbd when the configured server does not
-//! answer, idempotent `up`, and a `down` that leaves no process or directory behind.
+//! The local stack on real processes: a private mariadbd or postgres when the configured server
+//! does not answer, idempotent `up`, `restart` of a killed part, and a `down` that leaves no
+//! process or directory behind.
 
 mod common;
 
@@ -28,6 +29,43 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 fn harness_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_harness"))
+}
+
+fn mariadb_url() -> String {
+    std::env::var("HARNESS_DATABASE_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// The machine's PostgreSQL (CI has one too); a private one starts when it does not answer.
+fn postgres_url() -> String {
+    std::env::var("POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Options for a stack of the test's own in `dir`, without the app.
+fn no_app_options(dir: &std::path::Path, database_name: String, postgres_url: String) -> UpOptions {
+    UpOptions {
+        dir: dir.join(".stack"),
+        database_url: mariadb_url(),
+        database_name,
+        postgres_url,
+        with_app: false,
+        preset: "incident".into(),
+        app_args: vec![],
+    }
+}
+
+async fn drop_mariadb_database(name: &str) {
+    let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mariadb::with_database(
+        &mariadb_url(),
+        "",
+    ))
+    .await
+    .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+        .execute(&mut c)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -85,9 +123,9 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
     let dir = temp_dir("stack");
     let opts = UpOptions {
         dir: dir.join(".stack"),
-        database_url: std::env::var("HARNESS_DATABASE_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
+        database_url: mariadb_url(),
         database_name: format!("harness_stack_test_{}", std::process::id()),
+        postgres_url: postgres_url(),
         with_app: true,
         preset: "incident".into(),
         app_args: vec![],
@@ -191,6 +229,25 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         env.contains(&format!("export HARNESS_DEPENDENCY_URL='{}'", dep.url))
             && env.contains("export HARNESS_DEPENDENCY_PROXY='dependency'"),
         "{env}"
+    );
+    // The machine's PostgreSQL is used as it is; the app's pid file names the app.
+    let pg = first.postgres.as_ref().expect("postgres recorded");
+    assert!(pg.private.is_none(), "{} should answer", postgres_url());
+    assert!(
+        env.contains(&format!("export HARNESS_POSTGRES_URL='{}'", pg.url)),
+        "{env}"
+    );
+    let app_pid_file = opts.dir.join("pids/app.pid");
+    assert!(
+        env.contains(&format!(
+            "export HARNESS_APP_PID_FILE='{}'",
+            app_pid_file.display()
+        )),
+        "{env}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&app_pid_file).unwrap().trim(),
+        app.child.pid.to_string()
     );
 
     let out = Command::new(harness_bin())
@@ -325,9 +382,9 @@ async fn a_failed_app_start_stops_the_dependency_and_everything_before_it() {
     let dir = temp_dir("failedup");
     let opts = UpOptions {
         dir: dir.join(".stack"),
-        database_url: std::env::var("HARNESS_DATABASE_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
+        database_url: mariadb_url(),
         database_name: format!("harness_failed_up_test_{}", std::process::id()),
+        postgres_url: postgres_url(),
         with_app: true,
         preset: "incident".into(),
         // target-app refuses the flag and exits at once.
@@ -449,5 +506,162 @@ async fn demo_runs_the_scenario_through_a_fresh_stack_and_stops_it() {
         .execute(&mut c)
         .await
         .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A stack whose `--postgres-url` does not answer starts a private postgres (Debian's
+/// binaries; as the `postgres` user when run by root) that answers `SELECT 1` on the recorded
+/// URL; `down` stops it and leaves no process (its backends included) behind.
+#[tokio::test]
+async fn a_private_postgres_starts_when_the_url_does_not_answer_and_down_stops_it() {
+    let dir = temp_dir("postgres");
+    let url = format!("postgres://postgres@127.0.0.1:{}/test", closed_port());
+    let opts = no_app_options(&dir, format!("harness_pg_test_{}", std::process::id()), url);
+    let _down = DownOnDrop(opts.dir.clone());
+    let started = std::time::Instant::now();
+    let state = tokio::time::timeout(Duration::from_secs(120), stack::up(&opts, &mut Silent))
+        .await
+        .expect("up within 120 s")
+        .expect("stack up");
+    let pg = state.postgres.clone().expect("postgres recorded");
+    let private = pg
+        .private
+        .clone()
+        .expect("a private server: the URL did not answer");
+    assert!(private.child.alive());
+    assert!(pg.url.ends_with("/test"), "{}", pg.url);
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&pg.url)
+        .await
+        .expect("the private postgres accepts postgres without a password");
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    sqlx::Connection::close(c).await.unwrap();
+    let pid_file = std::fs::read_to_string(opts.dir.join("pids/postgres.pid")).unwrap();
+    assert_eq!(pid_file.trim(), private.child.pid.to_string());
+    let status = stack::status_lines(&state).join("\n");
+    let line = format!(
+        "up   postgres   {} (private, pid {})",
+        pg.url, private.child.pid
+    );
+    assert!(status.contains(&line), "{status}");
+
+    tokio::task::spawn_blocking({
+        let dir = opts.dir.clone();
+        move || stack::down(&dir)
+    })
+    .await
+    .unwrap()
+    .expect("down");
+    assert!(
+        !private.child.alive(),
+        "postgres pid {} still running",
+        private.child.pid
+    );
+    assert!(
+        processes_in(&dir).is_empty(),
+        "left running: {:?}",
+        processes_in(&dir)
+    );
+    assert!(!opts.dir.exists(), "stack dir left behind");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop_mariadb_database(&opts.database_name).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A process fault's undo: the broker killed with SIGKILL comes back with
+/// `harness stack restart broker`, on the same port behind the relay (a Kafka request through
+/// the bootstrap address works), and its pid file names the new process.
+#[tokio::test]
+async fn restart_brings_a_killed_broker_back_and_updates_its_pid_file() {
+    let dir = temp_dir("restart");
+    let opts = no_app_options(
+        &dir,
+        format!("harness_restart_test_{}", std::process::id()),
+        postgres_url(),
+    );
+    let state = stack::up(&opts, &mut Silent).await.expect("stack up");
+    let _down = DownOnDrop(opts.dir.clone());
+    let broker = state.broker.clone().expect("broker recorded");
+    let pid_file = opts.dir.join("pids/broker.pid");
+    let read_pid = || {
+        std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(read_pid(), broker.child.pid.to_string());
+    let env = Command::new(harness_bin())
+        .args(["stack", "env", "--dir"])
+        .arg(&opts.dir)
+        .output()
+        .unwrap();
+    let env = String::from_utf8_lossy(&env.stdout);
+    for line in [
+        format!("export HARNESS_BROKER_PID_FILE='{}'", pid_file.display()),
+        format!("export HARNESS_STACK_DIR='{}'", opts.dir.display()),
+        "export HARNESS_BIN='/".to_owned(),
+    ] {
+        assert!(env.contains(&line), "no {line} in:\n{env}");
+    }
+
+    // SAFETY: kill(2) on the broker this test's stack started and still runs.
+    unsafe { libc::kill(broker.child.pid as i32, libc::SIGKILL) };
+    let killed = std::time::Instant::now();
+    while broker.child.alive() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "tansu survived SIGKILL"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir_arg = opts.dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(harness_bin())
+            .args(["stack", "restart", "broker", "--dir"])
+            .arg(&dir_arg)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_pid = read_pid();
+    assert_ne!(
+        new_pid,
+        broker.child.pid.to_string(),
+        "the pid file names the new broker"
+    );
+    let after = stack::StackState::load(&opts.dir)
+        .unwrap()
+        .expect("state kept");
+    let restarted = after.broker.clone().expect("broker recorded");
+    assert_eq!(restarted.child.pid.to_string(), new_pid);
+    assert!(restarted.child.alive() && after.healthy());
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        target_app::kafka::ensure_topic(&restarted.bootstrap, "restart-topic", 1),
+    )
+    .await
+    .expect("a Kafka request within 30 s")
+    .expect("the restarted broker answers through the relay");
+
+    drop(_down);
+    assert!(
+        !restarted.child.alive(),
+        "the restarted broker is stopped by down"
+    );
+    drop_mariadb_database(&opts.database_name).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -160,6 +160,7 @@ fn up_options(opts: &DemoOptions, preset: &str) -> UpOptions {
         dir: opts.dir.clone(),
         database_url: opts.database_url.clone(),
         database_name: opts.database.clone(),
+        postgres_url: stack::postgres::url_from_env(),
         with_app: true,
         preset: preset.to_owned(),
         app_args: vec![],

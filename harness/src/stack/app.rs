@@ -69,21 +69,26 @@ pub async fn start(
     args.extend(extra.iter().cloned());
     let child = process::spawn(&bin, &args, dir, &logs.join("target-app.log"), &[])?;
     let url = format!("http://127.0.0.1:{port}");
-    let health = format!("{url}/actuator/health");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()
-        .expect("http client");
-    process::wait_ready(&child, "target-app", Duration::from_secs(90), || {
-        let (c, h) = (client.clone(), health.clone());
-        async move { matches!(c.get(&h).send().await, Ok(r) if r.status().is_success()) }
-    })
-    .await?;
+    wait_healthy(&child, &url).await?;
     Ok(App {
         url,
         preset: preset.to_owned(),
         child,
     })
+}
+
+/// Waits until the app (`child`) at `url` reports itself healthy.
+pub(super) async fn wait_healthy(child: &Child, url: &str) -> Result<(), StackError> {
+    let health = format!("{url}/actuator/health");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("http client");
+    process::wait_ready(child, "target-app", Duration::from_secs(90), || {
+        let (c, h) = (client.clone(), health.clone());
+        async move { matches!(c.get(&h).send().await, Ok(r) if r.status().is_success()) }
+    })
+    .await
 }
 
 impl App {

@@ -112,14 +112,7 @@ pub async fn start(
         &logs.join("tansu.log"),
         &[("RUST_LOG", "warn")],
     )?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    process::wait_ready(
-        &child,
-        "tansu broker",
-        Duration::from_secs(60),
-        || async move { process::port_open(addr) },
-    )
-    .await?;
+    wait_ready(&child, port).await?;
     Ok(Broker {
         bootstrap: format!("127.0.0.1:{advertised}"),
         direct: format!("127.0.0.1:{port}"),
@@ -128,7 +121,24 @@ pub async fn start(
     })
 }
 
+/// Waits until tansu (`child`) listens on `port`.
+pub(super) async fn wait_ready(child: &Child, port: u16) -> Result<(), StackError> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    process::wait_ready(
+        child,
+        "tansu broker",
+        Duration::from_secs(60),
+        || async move { process::port_open(addr) },
+    )
+    .await
+}
+
 impl Broker {
+    /// The port tansu itself listens on.
+    pub fn port(&self) -> Option<u16> {
+        self.direct.rsplit_once(':')?.1.parse().ok()
+    }
+
     pub fn stop(&self) -> Result<(), StackError> {
         self.child.stop(Duration::from_secs(10));
         std::fs::remove_dir_all(&self.dir)

@@ -39,21 +39,26 @@ pub async fn start(dir: &Path, logs: &Path) -> Result<Dependency, StackError> {
     ];
     let child = process::spawn(&bin, &args, dir, &logs.join("dependency-stub.log"), &[])?;
     let url = format!("http://127.0.0.1:{port}");
-    let stats = format!("{url}{STATS_PATH}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("http client");
-    process::wait_ready(&child, "dependency stub", Duration::from_secs(20), || {
-        let (c, s) = (client.clone(), stats.clone());
-        async move { matches!(c.get(&s).send().await, Ok(r) if r.status().is_success()) }
-    })
-    .await?;
+    wait_ready(&child, &url).await?;
     Ok(Dependency {
         url,
         delay_ms: DELAY_MS,
         child,
     })
+}
+
+/// Waits until the stub (`child`) at `url` answers its stats endpoint.
+pub(super) async fn wait_ready(child: &Child, url: &str) -> Result<(), StackError> {
+    let stats = format!("{url}{STATS_PATH}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("http client");
+    process::wait_ready(child, "dependency stub", Duration::from_secs(20), || {
+        let (c, s) = (client.clone(), stats.clone());
+        async move { matches!(c.get(&s).send().await, Ok(r) if r.status().is_success()) }
+    })
+    .await
 }
 
 impl Dependency {

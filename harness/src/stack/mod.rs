@@ -1,5 +1,6 @@
-//! `harness stack up|down|status|env`: the local stack on 127.0.0.1 (database, broker, the
-//! target app and its external dependency) for the demo and the end-to-end tests.
+//! `harness stack up|down|status|env|restart`: the local stack on 127.0.0.1 (MariaDB,
+//! PostgreSQL, broker, the target app and its external dependency) for the demo and the
+//! end-to-end tests.
 //!
 //! Invariants: every process the stack starts is recorded in the state file *before* the next
 //! one starts, so a failed or interrupted `up` can always be undone by `down`; `down` leaves no
@@ -9,8 +10,11 @@ pub mod app;
 pub mod broker;
 pub mod dependency;
 pub mod mariadb;
+pub mod pids;
+pub mod postgres;
 pub mod process;
 pub mod relay;
+pub mod restart;
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +60,8 @@ pub enum StackError {
     },
     #[error("the stack is not up (no {0})")]
     NotUp(PathBuf),
+    #[error("no {part} to restart in the stack at {dir} (restartable: broker, app, dependency)")]
+    NoPart { part: String, dir: PathBuf },
 }
 
 impl StackError {
@@ -70,6 +76,9 @@ impl StackError {
 /// What `up` started, persisted between commands.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StackState {
+    /// The stack directory, absolute (empty in state files written before it was recorded).
+    #[serde(default)]
+    pub dir: PathBuf,
     pub database: Option<mariadb::Database>,
     /// The database the target app uses on that server.
     pub database_name: String,
@@ -83,6 +92,9 @@ pub struct StackState {
     /// Relay port in front of the dependency (the app calls it here).
     pub dependency_proxy_port: Option<u16>,
     pub app: Option<app::App>,
+    /// `None` in state files written before the stack had one.
+    #[serde(default)]
+    pub postgres: Option<postgres::Postgres>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +103,8 @@ pub struct UpOptions {
     /// Tried first; a private server is started when it does not answer.
     pub database_url: String,
     pub database_name: String,
+    /// PostgreSQL tried first; a private server is started when it does not answer.
+    pub postgres_url: String,
     /// Start the target app and its dependency stub too (tests start their own in-process).
     pub with_app: bool,
     pub preset: String,
@@ -122,7 +136,30 @@ impl StackState {
             serde_json::to_vec_pretty(self).expect("state serialises"),
         )
         .map_err(|e| StackError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| StackError::io(&path, e))
+        std::fs::rename(&tmp, &path).map_err(|e| StackError::io(&path, e))?;
+        pids::write(dir, &self.pid_parts())
+    }
+
+    /// Each running child by its pid file's name.
+    fn pid_parts(&self) -> Vec<(&'static str, u32)> {
+        let private = |p: Option<&mariadb::PrivateServer>| p.map(|p| p.child.pid);
+        [
+            (
+                "mariadb",
+                private(self.database.as_ref().and_then(|d| d.private.as_ref())),
+            ),
+            (
+                "postgres",
+                private(self.postgres.as_ref().and_then(|d| d.private.as_ref())),
+            ),
+            ("relay", self.relay.as_ref().map(|r| r.child.pid)),
+            ("broker", self.broker.as_ref().map(|b| b.child.pid)),
+            ("dependency", self.dependency.as_ref().map(|d| d.child.pid)),
+            ("app", self.app.as_ref().map(|a| a.child.pid)),
+        ]
+        .into_iter()
+        .filter_map(|(part, pid)| Some((part, pid?)))
+        .collect()
     }
 
     /// Database URL (server + the stack's database), direct.
@@ -151,7 +188,11 @@ impl StackState {
         let relay = self.relay.as_ref().is_some_and(|r| r.child.alive());
         let dependency = self.dependency.as_ref().is_none_or(|d| d.child.alive());
         let app = self.app.as_ref().is_none_or(|a| a.child.alive());
-        db && broker && relay && dependency && app
+        let pg = self
+            .postgres
+            .as_ref()
+            .is_none_or(|p| p.private.as_ref().is_none_or(|p| p.child.alive()));
+        db && pg && broker && relay && dependency && app
     }
 
     /// Shell `export` lines for tests and scripts.
@@ -169,6 +210,9 @@ impl StackState {
         if let Some(url) = self.database_url() {
             out.push(("HARNESS_DATABASE_URL", url));
         }
+        if let Some(p) = &self.postgres {
+            out.push(("HARNESS_POSTGRES_URL", p.url.clone()));
+        }
         if let Some(b) = &self.broker {
             out.push(("HARNESS_KAFKA", b.bootstrap.clone()));
         }
@@ -182,13 +226,47 @@ impl StackState {
         if let Some(a) = &self.app {
             out.push(("HARNESS_TARGET_URL", a.url.clone()));
         }
+        out.extend(self.process_vars());
+        out
+    }
+
+    /// What a scenario's `[actuators.processes.*]` needs: pid files, and the harness binary
+    /// and stack directory for a restart command such as
+    /// `["{env:HARNESS_BIN}", "stack", "restart", "broker", "--dir", "{env:HARNESS_STACK_DIR}"]`.
+    fn process_vars(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !self.dir.is_absolute() {
+            return out;
+        }
+        let bin = self.relay.as_ref().and_then(|r| r.child.launch.as_ref());
+        if let Some(l) = bin {
+            out.push(("HARNESS_BIN", l.path.display().to_string()));
+        }
+        out.push(("HARNESS_STACK_DIR", self.dir.display().to_string()));
+        let pid_file = |part| pids::path(&self.dir, part).display().to_string();
+        if self.broker.is_some() {
+            out.push(("HARNESS_BROKER_PID_FILE", pid_file("broker")));
+        }
+        if self.dependency.is_some() {
+            out.push(("HARNESS_DEPENDENCY_PID_FILE", pid_file("dependency")));
+        }
+        if self.app.is_some() {
+            out.push(("HARNESS_APP_PID_FILE", pid_file("app")));
+        }
         out
     }
 }
 
-/// Brings the stack up; a no-op when the recorded stack is healthy and has what was asked.
+/// Brings the stack up; a no-op when the recorded stack is healthy and has what was asked (a
+/// healthy stack recorded before PostgreSQL existed only gets that part added).
 pub async fn up(opts: &UpOptions, observer: &mut dyn Observer) -> Result<StackState, StackError> {
-    if let Some(state) = StackState::load(&opts.dir)? {
+    // Absolute, so the recorded paths and `restart` work from any working directory.
+    let dir = std::path::absolute(&opts.dir).map_err(|e| StackError::io(&opts.dir, e))?;
+    let opts = &UpOptions {
+        dir,
+        ..opts.clone()
+    };
+    if let Some(mut state) = StackState::load(&opts.dir)? {
         let same_app = match (&state.app, opts.with_app) {
             // A stack recorded before the dependency existed is restarted to get one.
             (Some(a), true) => a.preset == opts.preset && state.dependency.is_some(),
@@ -196,6 +274,9 @@ pub async fn up(opts: &UpOptions, observer: &mut dyn Observer) -> Result<StackSt
             _ => false,
         };
         if state.healthy() && same_app {
+            if state.postgres.is_none() || state.dir.as_os_str().is_empty() {
+                add_postgres(opts, &mut state, observer).await?;
+            }
             observer.event(Event::Stack(StackStep::AlreadyUp { dir: &opts.dir }));
             return Ok(state);
         }
@@ -205,6 +286,7 @@ pub async fn up(opts: &UpOptions, observer: &mut dyn Observer) -> Result<StackSt
     let logs = opts.dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| StackError::io(&logs, e))?;
     let mut state = StackState {
+        dir: opts.dir.clone(),
         database_name: opts.database_name.clone(),
         ..Default::default()
     };
@@ -232,6 +314,7 @@ async fn start_parts(
     state.database = Some(db);
     state.save(&opts.dir)?;
     mariadb::create_database(&server, &opts.database_name).await?;
+    start_postgres(opts, logs, state, observer).await?;
 
     observer.event(Event::Stack(StackStep::Starting {
         component: "fault relay",
@@ -261,6 +344,34 @@ async fn start_parts(
         start_app(opts, logs, state, observer).await?;
     }
     Ok(())
+}
+
+async fn start_postgres(
+    opts: &UpOptions,
+    logs: &Path,
+    state: &mut StackState,
+    observer: &mut dyn Observer,
+) -> Result<(), StackError> {
+    observer.event(Event::Stack(StackStep::Starting {
+        component: "postgres",
+    }));
+    state.postgres = Some(postgres::start(&opts.postgres_url, &opts.dir, logs, observer).await?);
+    state.save(&opts.dir)
+}
+
+/// Completes a healthy stack recorded by an older harness: its directory and PostgreSQL.
+async fn add_postgres(
+    opts: &UpOptions,
+    state: &mut StackState,
+    observer: &mut dyn Observer,
+) -> Result<(), StackError> {
+    state.dir = opts.dir.clone();
+    if state.postgres.is_none() {
+        let logs = opts.dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| StackError::io(&logs, e))?;
+        start_postgres(opts, &logs, state, observer).await?;
+    }
+    state.save(&opts.dir)
 }
 
 /// The dependency stub, and the relay proxy in front of it that the app will call.
@@ -323,8 +434,9 @@ fn stop_parts(state: &StackState) -> Result<(), StackError> {
     if let Some(r) = &state.relay {
         r.stop();
     }
+    let pg = state.postgres.as_ref().map(|p| p.stop()).unwrap_or(Ok(()));
     let db = state.database.as_ref().map(|d| d.stop()).unwrap_or(Ok(()));
-    broker.and(db)
+    broker.and(pg).and(db)
 }
 
 /// Stops everything recorded and removes the stack directory. Idempotent.
@@ -355,6 +467,17 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
                 d.server_url, state.database_name
             )),
         }
+    }
+    if let Some(p) = &state.postgres {
+        out.push(match &p.private {
+            Some(s) => format!(
+                "{} postgres   {} (private, pid {})",
+                mark(s.child.alive()),
+                p.url,
+                s.child.pid
+            ),
+            None => format!("up   postgres   {} (existing server)", p.url),
+        });
     }
     if let Some(r) = &state.relay {
         let db = state

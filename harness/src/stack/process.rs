@@ -16,13 +16,28 @@ use serde::{Deserialize, Serialize};
 
 use super::StackError;
 
-/// A child the stack started: what to check before signalling it, and where it logs.
+/// A child the stack started: what to check before signalling it, where it logs, and how it
+/// was started (so `harness stack restart` can start it again the same way).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Child {
     pub pid: u32,
     /// File name of the program, matched against `/proc/<pid>/cmdline`.
     pub program: String,
     pub log: PathBuf,
+    /// `None` in state files written before restarts existed.
+    #[serde(default)]
+    pub launch: Option<Launch>,
+}
+
+/// Everything `spawn` was given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Launch {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// (uid, gid) to run as; set when root starts a server that refuses to run as root.
+    pub user: Option<(u32, u32)>,
 }
 
 pub fn spawn(
@@ -32,30 +47,79 @@ pub fn spawn(
     log: &Path,
     env: &[(&str, &str)],
 ) -> Result<Child, StackError> {
+    spawn_as(program, args, cwd, log, env, None)
+}
+
+/// `spawn`, as `user` (uid, gid) when given.
+pub fn spawn_as(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+    user: Option<(u32, u32)>,
+) -> Result<Child, StackError> {
+    let launch = Launch {
+        path: program.to_owned(),
+        args: args.to_vec(),
+        cwd: cwd.to_owned(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        user,
+    };
     let out = File::create(log).map_err(|e| StackError::io(log, e))?;
-    let err = out.try_clone().map_err(|e| StackError::io(log, e))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().map_err(|e| StackError::Spawn {
-        program: program.display().to_string(),
-        source: e,
+    launch.start(out, log)
+}
+
+/// Starts `child`'s program again as it was started, its output appended to the same log.
+pub fn respawn(child: &Child) -> Result<Child, StackError> {
+    let launch = child.launch.as_ref().ok_or_else(|| StackError::Missing {
+        what: format!("how {} was started", child.program),
+        hint: "the stack was started by an older harness; `harness stack down` and `up` again"
+            .into(),
     })?;
-    Ok(Child {
-        pid: child.id(),
-        program: program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        log: log.to_owned(),
-    })
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&child.log)
+        .map_err(|e| StackError::io(&child.log, e))?;
+    launch.start(out, &child.log)
+}
+
+impl Launch {
+    fn start(&self, out: File, log: &Path) -> Result<Child, StackError> {
+        let err = out.try_clone().map_err(|e| StackError::io(log, e))?;
+        let mut cmd = Command::new(&self.path);
+        cmd.args(&self.args)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some((uid, gid)) = self.user {
+            // std drops root's supplementary groups before setuid.
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd.spawn().map_err(|e| StackError::Spawn {
+            program: self.path.display().to_string(),
+            source: e,
+        })?;
+        Ok(Child {
+            pid: child.id(),
+            program: self
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            log: log.to_owned(),
+            launch: Some(self.clone()),
+        })
+    }
 }
 
 impl Child {
@@ -77,10 +141,15 @@ impl Child {
 
     /// SIGTERM, then SIGKILL after `grace`. Returns once the process is gone.
     pub fn stop(&self, grace: Duration) {
+        self.stop_with(libc::SIGTERM, grace);
+    }
+
+    /// `sig`, then SIGKILL after `grace`. Returns once the process is gone.
+    pub fn stop_with(&self, sig: i32, grace: Duration) {
         if !self.alive() {
             return;
         }
-        signal(self.pid, libc::SIGTERM);
+        signal(self.pid, sig);
         let deadline = Instant::now() + grace;
         while self.alive() && Instant::now() < deadline {
             reap(self.pid);

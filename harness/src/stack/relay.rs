@@ -20,6 +20,8 @@ pub struct RelayProc {
 
 pub async fn start(dir: &Path, logs: &Path) -> Result<RelayProc, StackError> {
     let bin = super::app::find_sibling("harness", "HARNESS_BIN")?;
+    // Absolute: `harness stack env` exports it as HARNESS_BIN for restart commands.
+    let bin = std::path::absolute(&bin).map_err(|e| StackError::io(&bin, e))?;
     let port = process::free_port()?;
     let args = vec![
         "proxy".to_owned(),
