@@ -194,6 +194,7 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         "after /reset {restored:?} (direct {direct:?})"
     );
     dependency_latency_lengthens_orders(&first, &order).await;
+    dependency_http_status_fails_orders(&first, &order).await;
 
     let second = stack::up(&opts, &mut Silent).await.expect("second up");
     assert_eq!(
@@ -356,6 +357,46 @@ where
     );
     let reset = http.post(format!("{api}/reset")).send().await.unwrap();
     assert_eq!(reset.status().as_u16(), 204);
+}
+
+/// The relay's `dependency` proxy parses HTTP: an `http_status` toxic there answers the app's
+/// call 503, so an order fails with 502 `external_dependency_failed` (and is rolled back);
+/// with the toxic removed orders succeed again.
+async fn dependency_http_status_fails_orders<F, Fut>(state: &stack::StackState, order: &F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let api = &state.relay.as_ref().expect("relay recorded").api;
+    let app = &state.app.as_ref().expect("app recorded").url;
+    let http = reqwest::Client::new();
+    let toxic = serde_json::json!({"name": "unavailable", "type": "http_status",
+        "stream": "upstream", "toxicity": 1.0, "attributes": {"status": 503, "route": "/"}});
+    let created = http
+        .post(format!("{api}/proxies/dependency/toxics"))
+        .json(&toxic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 200, "{:?}", created.text().await);
+    let failed = http
+        .post(format!("{app}/api/orders"))
+        .header("content-type", "application/json")
+        .body(r#"{"user_id":1,"product_id":2,"quantity":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status().as_u16(), 502);
+    let body = failed.text().await.unwrap();
+    assert!(body.contains("external_dependency_failed"), "{body}");
+    let removed = http
+        .delete(format!("{api}/proxies/dependency/toxics/unavailable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status().as_u16(), 204);
+    // `order` asserts the 201.
+    order().await;
 }
 
 /// Processes whose working directory is under `dir` (every stack child runs in its dir).

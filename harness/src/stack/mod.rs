@@ -389,7 +389,8 @@ async fn start_dependency(
     let upstream = stub.upstream().to_owned();
     state.dependency = Some(stub);
     state.save(&opts.dir)?;
-    let port = relay.add_proxy(dependency::PROXY, &upstream).await?;
+    // HTTP-aware, so a scenario can fail or slow the dependency per route.
+    let port = relay.add_http_proxy(dependency::PROXY, &upstream).await?;
     state.dependency_proxy_port = Some(port);
     state.save(&opts.dir)
 }

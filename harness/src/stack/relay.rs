@@ -40,17 +40,29 @@ pub async fn start(dir: &Path, logs: &Path) -> Result<RelayProc, StackError> {
 }
 
 impl RelayProc {
-    /// Creates proxy `name` → `upstream` on a free port; returns that port.
+    /// Creates TCP proxy `name` → `upstream` on a free port; returns that port.
     pub async fn add_proxy(&self, name: &str, upstream: &str) -> Result<u16, StackError> {
+        self.add(name, upstream, false).await
+    }
+
+    /// Creates proxy `name` → `upstream` that parses HTTP/1.1, so the HTTP toxics
+    /// (`http_status`, `http_latency`, `http_abort`) work on it; returns its port.
+    pub async fn add_http_proxy(&self, name: &str, upstream: &str) -> Result<u16, StackError> {
+        self.add(name, upstream, true).await
+    }
+
+    async fn add(&self, name: &str, upstream: &str, http: bool) -> Result<u16, StackError> {
         let port = process::free_port()?;
         let listen = format!("127.0.0.1:{port}");
-        ToxiproxyClient::new(&self.api)
-            .create_proxy(name, &listen, upstream)
-            .await
-            .map_err(|e| StackError::Command {
-                what: format!("create proxy {name} at {}", self.api),
-                output: e.to_string(),
-            })?;
+        let client = ToxiproxyClient::new(&self.api);
+        let created = match http {
+            true => client.create_http_proxy(name, &listen, upstream).await,
+            false => client.create_proxy(name, &listen, upstream).await,
+        };
+        created.map_err(|e| StackError::Command {
+            what: format!("create proxy {name} at {}", self.api),
+            output: e.to_string(),
+        })?;
         Ok(port)
     }
 
