@@ -67,10 +67,11 @@ impl Db {
     /// process list shows and `KILL` / `pg_terminate_backend` take.
     pub async fn session_id(&mut self) -> Result<i64, DbError> {
         let r = match self {
-            Db::My(c) => sqlx::query_scalar::<_, u64>("SELECT CONNECTION_ID()")
-                .fetch_one(c)
-                .await
-                .map(|v| v as i64),
+            Db::My(c) => {
+                sqlx::query_scalar::<_, i64>("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+                    .fetch_one(c)
+                    .await
+            }
             Db::Pg(c) => sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
                 .fetch_one(c)
                 .await
@@ -102,12 +103,14 @@ impl Db {
         }
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let r = match self {
-            Db::My(c) => sqlx::query_scalar::<_, u64>(&format!(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN ({list})"
+            // ID is BIGINT UNSIGNED on MySQL and signed on MariaDB: cast to one type.
+            Db::My(c) => {
+                sqlx::query_scalar::<_, i64>(&format!(
+                "SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST WHERE ID IN ({list})"
             ))
-            .fetch_all(c)
-            .await
-            .map(|v| v.into_iter().map(|x| x as i64).collect()),
+                .fetch_all(c)
+                .await
+            }
             Db::Pg(c) => sqlx::query_scalar::<_, i32>(&format!(
                 "SELECT pid FROM pg_stat_activity WHERE pid IN ({list})"
             ))

@@ -52,6 +52,10 @@ enum Cmd {
         /// Scenarios to run on each preset.
         #[arg(long = "scenario", default_values = ["scenarios/st-001.toml", "scenarios/peak.toml"])]
         scenarios: Vec<PathBuf>,
+        /// Scenarios run on the incident preset only, after the others: injected stand-ins for
+        /// the incident's own failures (its overloaded broker).
+        #[arg(long = "incident-scenario", default_values = ["scenarios/peak-broker-pause.toml"])]
+        incident_scenarios: Vec<PathBuf>,
         /// Presets, each on a fresh stack.
         #[arg(long = "preset", default_values = ["incident", "remediated"])]
         presets: Vec<String>,
@@ -240,6 +244,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Demo {
             scenarios,
+            incident_scenarios,
             presets,
             dir,
             database_url,
@@ -254,6 +259,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 database,
                 out,
                 scenarios,
+                incident_only: incident_scenarios,
                 presets,
                 time_scale,
                 keep,

@@ -26,6 +26,9 @@ pub struct DemoOptions {
     pub database: String,
     pub out: PathBuf,
     pub scenarios: Vec<PathBuf>,
+    /// Run after `scenarios` on the incident preset only: injected stand-ins for what the
+    /// incident's own system did (the broker-pause peak).
+    pub incident_only: Vec<PathBuf>,
     pub presets: Vec<String>,
     pub time_scale: f64,
     pub keep: bool,
@@ -85,7 +88,8 @@ async fn all_presets(
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        for scenario in &opts.scenarios {
+        let extra = opts.incident_only.iter().filter(|_| preset == "incident");
+        for scenario in opts.scenarios.iter().chain(extra) {
             let run = match one_run(opts, preset, scenario, &vars, stop.clone(), observer).await {
                 Ok(run) => run,
                 Err(e) => {

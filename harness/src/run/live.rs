@@ -176,6 +176,9 @@ impl<'a> Run<'a> {
             }
         };
         self.base.recorder.end_load();
+        if let Some(w) = &mut self.steady {
+            w.load_ended(self.base.recorder.elapsed_secs().ceil() as u64);
+        }
         // Faults end with the load, before the drain is watched and whatever the outcome.
         let stuck = self.faults.rollback_all().await;
         self.forward_fault_events();

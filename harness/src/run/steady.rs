@@ -37,7 +37,17 @@ pub(super) struct Watch {
     /// (second, held) per window seen, in order.
     seen: Vec<(u64, bool)>,
     pub before_faults: Option<Vec<Deviation>>,
+    /// The first second without load.
+    load_end: Option<u64>,
 }
+
+/// The series only the load feeds (see `summary::alert_value`).
+const LOAD_SERIES: [&str; 4] = [
+    "http_reqs",
+    "http_req_failed",
+    "http_req_duration",
+    "dropped_iterations",
+];
 
 impl Watch {
     pub fn new(probes: &[String], timeout_s: f64) -> Watch {
@@ -50,14 +60,27 @@ impl Watch {
             timeout_s,
             seen: Vec::new(),
             before_faults: None,
+            load_end: None,
         }
     }
 
     /// The probes outside their tolerance in `w` (a probe with no value deviates: steady is
-    /// something measured, never assumed).
+    /// something measured, never assumed). After the load ended a probe on the load's own
+    /// metrics has nothing to judge and is left out, unless every probe is one.
     pub fn deviations(&self, w: &Window) -> Vec<Deviation> {
-        self.probes
+        let after_load = self.load_end.is_some_and(|s| w.second >= s);
+        let judged: Vec<&(String, Condition)> = self
+            .probes
             .iter()
+            .filter(|(_, c)| !(after_load && LOAD_SERIES.contains(&c.series.as_str())))
+            .collect();
+        let judged = if judged.is_empty() {
+            self.probes.iter().collect()
+        } else {
+            judged
+        };
+        judged
+            .into_iter()
             .filter_map(|(text, c)| {
                 let v = alert_value(&c.series, w);
                 match v {
@@ -69,6 +92,11 @@ impl Watch {
                 }
             })
             .collect()
+    }
+
+    /// From `second` on there is no load: see [`Watch::deviations`].
+    pub fn load_ended(&mut self, second: u64) {
+        self.load_end.get_or_insert(second);
     }
 
     /// Records every complete second of `m` not seen yet; the newest second's deviations.
@@ -205,7 +233,7 @@ mod tests {
         w.failed = 5;
         assert_eq!(
             watch.deviations(&w)[0].to_string(),
-            "http_req_failed < 0.1 (observed 0.5)"
+            "http_req_failed < 0.1 (observed 0.5000)"
         );
     }
 }
