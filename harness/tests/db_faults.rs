@@ -24,6 +24,10 @@ fn schedule_plugin() -> String {
     p.canonicalize().unwrap().display().to_string()
 }
 
+fn lock_contention_plugin() -> String {
+    schedule_plugin().replace("chaos-schedule.wasm", "lock-contention.wasm")
+}
+
 /// The PostgreSQL the tests use (`harness stack env` exports it).
 fn postgres_url() -> String {
     stack_env("HARNESS_POSTGRES_URL")
@@ -110,7 +114,8 @@ async fn mysql_sessions_left(url: &str, ids: &[i64]) -> i64 {
     sqlx::query_scalar(&q).fetch_one(&mut c).await.unwrap()
 }
 
-/// sql-lock on the hot product's inventory row, the app's external call at 0 and no app fault:
+/// lock-contention's sql-lock mode on the hot product's inventory row, the app's external call
+/// at 0 and no app fault:
 /// orders on that row wait for the lock while it is held, so the pool's pending count and the
 /// order latency rise inside the window only; afterwards the server lists none of the agent's
 /// sessions and the agent is gone.
@@ -146,17 +151,10 @@ series = ["db_pool_pending"]
 url = "{db}"
 [[faults]]
 plugin = "{plugin}"
-[[faults.config.steps]]
-action = "sql-lock"
-name = "hot-row"
-database = "shop"
-query = "SELECT product_id FROM inventories WHERE product_id = 1"
-hold_ms = 1500
-at_s = 5
-duration_s = 5
+config = {{ mode = "sql-lock", database = "shop", query = "SELECT product_id FROM inventories WHERE product_id = 1", hold_ms = 1500, at_s = 5, duration_s = 5 }}
 "#,
         url = app.url,
-        plugin = schedule_plugin(),
+        plugin = lock_contention_plugin(),
     );
     let (_dir, out, o) = run_in_temp("sql-lock", &text).await;
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -220,7 +218,9 @@ async fn sql_lock_in_postgresql_shows_in_pg_locks_only_inside_the_window_and_lea
          [actuators.sql.pg]\nurl = \"{pg}\"\n[[faults]]\nplugin = \"{plugin}\"\n\
          [[faults.config.steps]]\naction = \"sql-lock\"\ndatabase = \"pg\"\n\
          query = \"SELECT id FROM {table} WHERE id = 1\"\nhold_ms = 800\ninterval_ms = 1000\n\
-         sessions = 2\nat_s = 3\nduration_s = 4\n",
+         sessions = 2\nat_s = 3\nduration_s = 4\n\
+         [[sql_checks]]\nname = \"rows in postgres\"\ndatabase_url = \"{pg}\"\n\
+         query = \"SELECT COUNT(*) FROM {table}\"\nexpect = 2\n",
         basic(&server.url, 20, 10, r#"locked = ["max>=1"]"#),
         plugin = schedule_plugin(),
     );
@@ -240,6 +240,11 @@ async fn sql_lock_in_postgresql_shows_in_pg_locks_only_inside_the_window_and_lea
         "no lock inside the window: {series:?}"
     );
     assert!(max_of(&series[after]) == 0.0, "locks after: {series:?}");
+    let check = &summary(&out)["sql_checks"][0];
+    assert_eq!(
+        check["passed"], true,
+        "the post-run check on PostgreSQL: {check}"
+    );
     let (ids, tokens) = agent_sessions(&run);
     assert_eq!(ids.len(), 2);
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");

@@ -244,3 +244,62 @@ async fn a_killed_harness_leaves_its_faults_in_force_until_faults_recover_undoes
     broker.child.stop(Duration::from_secs(5));
     app.stop().await;
 }
+
+/// `harness run --recover` undoes what a killed run left on its actuators, then runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_recover_undoes_a_killed_runs_faults_first_and_then_runs() {
+    let server = TestServer::start().await;
+    let dir = temp_dir("recover-run");
+    let api = stack_env("HARNESS_PROXY_API");
+    let relay = ToxiproxyClient::new(&api);
+    let name = format!("recover-run-{}", std::process::id());
+    let upstream = server.url.trim_start_matches("http://").to_owned();
+    relay
+        .create_proxy(&name, "127.0.0.1:0", &upstream)
+        .await
+        .unwrap();
+    let step = |secs: u32| {
+        format!(
+            "{}\n[actuators]\ntoxiproxy = \"{api}\"\n[[faults]]\nplugin = \"{}\"\n\
+             [[faults.config.steps]]\naction = \"toxic\"\nproxy = \"{name}\"\nkind = \"latency\"\n\
+             attributes = {{ latency = 50 }}\n",
+            basic(&server.url, 10, secs, r#"http_req_failed = ["rate<0.5"]"#),
+            schedule_plugin()
+        )
+    };
+    let long = scenario(&dir, "long.toml", &step(60));
+    let out = dir.join("out");
+    let mut child = spawn_run(&long, &out, false);
+    let started = Instant::now();
+    while toxic_count(&relay, &name).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the toxic never went in"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        toxic_count(&relay, &name).await,
+        1,
+        "a killed run undoes nothing"
+    );
+    let short = scenario(&dir, "short.toml", &step(3));
+    let o = harness_in(
+        &dir,
+        &["run", &short.display().to_string(), "--quiet", "--recover"],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("recovered"), "the recovery is reported: {err}");
+    assert_eq!(
+        toxic_count(&relay, &name).await,
+        0,
+        "left behind after the new run"
+    );
+    let status = harness_in(&dir, &["faults", "status"]).await;
+    assert!(String::from_utf8_lossy(&status.stdout).contains("no fault left"));
+    relay.delete_proxy(&name).await.unwrap();
+}
