@@ -58,7 +58,7 @@ pub enum PluginError {
     },
     #[error("plugin {plugin}: not a WebAssembly component ({message})")]
     Invalid { plugin: String, message: String },
-    #[error("plugin {plugin} targets {found}; this harness speaks {ABI_PACKAGE}@{ABI_VERSION} (major version {ABI_MAJOR}) — rebuild it against plugins/wit of this harness")]
+    #[error("plugin {plugin} targets {found}; this harness speaks {ABI_PACKAGE}@{ABI_VERSION} (major version {ABI_MAJOR}; fault plugins need 1.1) — rebuild it against plugins/wit of this harness")]
     Abi { plugin: String, found: String },
     #[error("plugin {plugin} exports {found}, not the {expected} interface a {kind} plugin needs")]
     Kind {
@@ -225,7 +225,10 @@ fn check_export(
         .split('.')
         .next()
         .and_then(|m| m.parse::<u64>().ok());
-    if major != Some(ABI_MAJOR) {
+    // 1.1 added fault-action cases, and a variant's cases are part of its type: a fault
+    // schedule built against 1.0 cannot be instantiated (thresholds are unchanged).
+    let fault_before_1_1 = expected_iface == "faults" && version.starts_with("1.0.");
+    if major != Some(ABI_MAJOR) || fault_before_1_1 {
         let shown = if version.is_empty() {
             "(unversioned)"
         } else {
