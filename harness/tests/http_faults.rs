@@ -14,7 +14,11 @@ use target_app::Preset;
 
 fn schedule_plugin() -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/build/chaos-schedule.wasm");
-    assert!(p.is_file(), "{} is missing: run `make plugins`", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make plugins`",
+        p.display()
+    );
     p.canonicalize().unwrap().display().to_string()
 }
 
@@ -79,7 +83,12 @@ toxicity = 0.1
         plugin = schedule_plugin(),
     );
     let (_dir, out, o) = run_in_temp("http-share", &text).await;
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     let orders = failed_share(&sum, "order");
     assert!((orders - 0.10).abs() <= 0.02, "orders failed {orders}");
@@ -92,7 +101,10 @@ toxicity = 0.1
     );
     let statuses = &sum["requests"].as_array().unwrap()[0]["statuses"];
     assert!(statuses.to_string().contains("503"), "{statuses}");
-    assert!(relay.proxy(&name).await.unwrap().toxics.is_empty(), "toxic left behind");
+    assert!(
+        relay.proxy(&name).await.unwrap().toxics.is_empty(),
+        "toxic left behind"
+    );
     relay.delete_proxy(&name).await.unwrap();
 }
 
@@ -143,10 +155,18 @@ at_s = 3
         plugin = schedule_plugin(),
     );
     let (_dir, out, o) = run_in_temp("dep-latency", &text).await;
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let sum = summary(&out);
     let peaks = &sum["series_peaks"];
-    assert!(peaks["external_calls_total"].as_f64().unwrap() > 30.0, "{peaks}");
+    assert!(
+        peaks["external_calls_total"].as_f64().unwrap() > 30.0,
+        "{peaks}"
+    );
     assert!(
         peaks["db_pool_pending"].as_f64().unwrap() >= 10.0,
         "{peaks} {} {}",

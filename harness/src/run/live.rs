@@ -175,16 +175,7 @@ impl<'a> Run<'a> {
                 }
             }
         };
-        self.base.recorder.end_load();
-        if let Some(w) = &mut self.steady {
-            w.load_ended(self.base.recorder.elapsed_secs().ceil() as u64);
-        }
-        // Faults end with the load, before the drain is watched and whatever the outcome.
-        let stuck = self.faults.rollback_all().await;
-        self.forward_fault_events();
-        if status != Some(Status::Interrupted) {
-            self.await_steady().await;
-        }
+        let stuck = self.end_faults(status.as_ref()).await;
         // An abort asked for between the last tick and the load's end still counts.
         let status = status.or_else(|| shared.abort_reason().map(Status::Aborted));
         let status = match (status, load_result) {
@@ -200,6 +191,22 @@ impl<'a> Run<'a> {
             )),
             _ => status,
         }
+    }
+
+    /// The load is over: every fault is rolled back (before the drain is watched, whatever
+    /// the outcome), then, unless interrupted, the steady state is awaited. Returns how many
+    /// faults could not be rolled back.
+    async fn end_faults(&mut self, status: Option<&Status>) -> usize {
+        self.base.recorder.end_load();
+        if let Some(w) = &mut self.steady {
+            w.load_ended(self.base.recorder.elapsed_secs().ceil() as u64);
+        }
+        let stuck = self.faults.rollback_all().await;
+        self.forward_fault_events();
+        if status != Some(&Status::Interrupted) {
+            self.await_steady().await;
+        }
+        stuck
     }
 
     /// Runs `setup` before the load; Some(status) when it failed or was interrupted (then

@@ -442,7 +442,7 @@ pub struct ResponseCount {
 }
 
 /// `[hypothesis]`: probes with tolerances, each `<series> <op> <number>` like an alert
-/// (`db_pool_pending <= 2`, `http_req_failed < 0.01`, `http_req_duration < 500` — the second's
+/// (`queue_depth <= 2`, `http_req_failed < 0.01`, `http_req_duration < 500` — the second's
 /// p95).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1629,7 +1629,7 @@ impl Checker<'_> {
             }
         }
         if s.hypothesis.as_ref().is_some_and(|h| h.probes.is_empty()) {
-            let m = "list at least one probe with its tolerance, e.g. \"db_pool_pending <= 2\"";
+            let m = "list at least one probe with its tolerance, e.g. \"queue_depth <= 2\"";
             return Err(v.nowhere("hypothesis.probes", m.to_owned()));
         }
         for c in &s.sql_checks {
