@@ -896,3 +896,70 @@ async fn an_http_toxic_on_a_tcp_proxy_is_refused_with_400() {
     assert_eq!(api.call("POST", "/proxies", Some(body)).await.0, 400);
     assert_eq!(Conn::open(&addr).await.get("/api/products/1").await, 200);
 }
+
+/// A hyper HTTP/1.1 server whose handler answers 200 without reading the request body, as
+/// many do (the test servers' fallback, most GET-style handlers): hyper then keeps the
+/// connection only if the rest of the body is already in its read buffer, and closes it after
+/// the answer otherwise. Counts the connections it accepted.
+async fn body_ignoring_server() -> (String, Arc<AtomicU64>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let connections = Arc::new(AtomicU64::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let _ = s.set_nodelay(true);
+            count.fetch_add(1, Relaxed);
+            let service = service_fn(|_req: hyper::Request<hyper::body::Incoming>| async {
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+            });
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(s), service));
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_link_survives_local_answers_and_forwarded_bodies_the_upstream_ignores() {
+    let api = Api::start().await;
+    let (upstream, connections) = body_ignoring_server().await;
+    let addr = api.http_proxy("shop", &upstream).await;
+    api.toxic(
+        "shop",
+        json!({"name": "refuse", "type": "http_status",
+        "attributes": {"status": 503, "route": "POST /api/refused"}}),
+    )
+    .await;
+    // 10 KB/s toward the upstream: each write the relay makes is followed by its share of
+    // time (≈ 6 ms for a request head), so a request forwarded in more writes than the client
+    // made reaches the upstream in pieces every time, not only when a loaded relay is slow.
+    api.toxic(
+        "shop",
+        json!({"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 10}}),
+    )
+    .await;
+    let post =
+        |path: &str| format!("POST {path} HTTP/1.1\r\nhost: shop\r\ncontent-length: 2\r\n\r\n{{}}");
+    let get = "GET /api/products/1 HTTP/1.1\r\nhost: shop\r\n\r\n";
+    // One keep-alive connection, each request in one write (as clients send them), answered
+    // locally, forwarded with a body, forwarded without: every answer comes on it, and the
+    // upstream, which got every forwarded request whole, never had a reason to close.
+    let mut c = Conn::open(&addr).await;
+    for i in 0..150 {
+        let (raw, want) = match i % 3 {
+            0 => (post("/api/refused"), 503),
+            1 => (post("/api/orders"), 200),
+            _ => (get.to_owned(), 200),
+        };
+        c.send(&raw).await;
+        let answer = c.answer().await;
+        assert!(
+            matches!(answer, Ok((status, _, _)) if status == want),
+            "request {i} ({}): {answer:?}; the upstream accepted {} connections",
+            raw.lines().next().unwrap(),
+            connections.load(Relaxed)
+        );
+    }
+    assert_eq!(connections.load(Relaxed), 1, "one upstream connection");
+}

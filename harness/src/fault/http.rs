@@ -7,7 +7,8 @@
 //! not, leaves an [`Exchange`] in a queue; the response stage serves that queue in order,
 //! framing each upstream response, so a local answer never lands inside another response even
 //! when requests are pipelined, and `http_abort` counts the bytes of exactly its response.
-//! Bytes are forwarded as they arrive (a body is never buffered whole).
+//! Bytes are forwarded as they arrive (a body is never buffered whole), a head in one write with
+//! the body bytes that came with it, so a message sent in one piece arrives in one.
 //!
 //! A request that does not parse is never forwarded, not even in part: the client gets a local
 //! `400` with `connection: close` and the link closes. A response that does not parse ends the
@@ -591,7 +592,6 @@ impl Requests {
             tokio::time::sleep_until(self.feed.at + delay).await;
             self.feed.at = Instant::now();
         }
-        let bytes = self.feed.buf.split_to(head.len).freeze();
         let is_head = head.method == "HEAD";
         if let Some((status, toxic)) = plan.status {
             // After a refused `Expect: 100-continue` the client may or may not send the body:
@@ -600,7 +600,7 @@ impl Requests {
             let message = format!("answered by the relay's http_status toxic {toxic}");
             let answer = answer(status, &message, Some(&toxic), is_head, close);
             let _ = self.exchanges.send(Exchange::Local { answer, close }).await;
-            return !close && self.body(head.body, false).await;
+            return !close && self.body(head.len, head.body, false).await;
         }
         let asked = Asked {
             head: is_head,
@@ -609,8 +609,7 @@ impl Requests {
             abort: plan.abort,
         };
         let _ = self.exchanges.send(Exchange::Upstream(asked)).await;
-        self.send(bytes).await;
-        if !self.body(head.body, true).await {
+        if !self.body(head.len, head.body, true).await {
             return false;
         }
         if head.tunnel {
@@ -620,16 +619,30 @@ impl Requests {
         true
     }
 
-    /// Frames the body, forwarding it or dropping it; `false` if the client's side ended or
-    /// the body broke its framing (the upstream then sees the request cut short).
-    async fn body(&mut self, mut body: Body, forward: bool) -> bool {
+    /// Frames the body after the `head` bytes at the front of the buffer, forwarding both or
+    /// dropping both; `false` if the client's side ended or the body broke its framing (the
+    /// upstream then sees the request cut short).
+    ///
+    /// The head leaves in one write with the part of the body that came with it, so a request
+    /// the client sent in one write reaches the upstream in one, as through a tcp proxy. Split
+    /// into head and body, it could arrive in two segments: a server that answers without
+    /// reading the body (hyper, whenever a handler ignores it) keeps the connection only if
+    /// the rest of the body is already buffered, and closes it after its answer otherwise, a
+    /// close the client's pool may then race with its next request.
+    async fn body(&mut self, mut head: usize, mut body: Body, forward: bool) -> bool {
         loop {
-            let Ok(n) = body.advance(&self.feed.buf) else {
-                return false;
-            };
-            let part = self.feed.buf.split_to(n).freeze();
+            let framed = body.advance(&self.feed.buf[head..]);
+            let part = self
+                .feed
+                .buf
+                .split_to(head + *framed.as_ref().unwrap_or(&0))
+                .freeze();
+            head = 0;
             if forward && !part.is_empty() {
                 self.send(part).await;
+            }
+            if framed.is_err() {
+                return false;
             }
             if body.done() {
                 return true;
@@ -711,19 +724,23 @@ impl Responses {
             let Ok(Some(head)) = self.feed.head(parse).await else {
                 return false;
             };
-            let bytes = self.feed.buf.split_to(head.len).freeze();
-            if !self.pass(bytes, &mut budget).await {
-                return false;
-            }
+            // A head without a body is passed as one with an empty body.
+            let bare = Body::Length(0);
             match head.after {
-                After::Interim => continue,
-                After::Tunnel => return self.tunnel().await,
+                After::Interim => {
+                    if !self.body(head.len, bare, &mut budget).await {
+                        return false;
+                    }
+                }
+                After::Tunnel => {
+                    return self.body(head.len, bare, &mut budget).await && self.tunnel().await
+                }
                 After::Body(body) if asked.tunnel => {
                     // The upgrade was declined, but the request side tunnels already.
-                    return self.body(body, &mut budget).await && self.tunnel().await;
+                    return self.body(head.len, body, &mut budget).await && self.tunnel().await;
                 }
                 After::Body(body) => {
-                    if !self.body(body, &mut budget).await {
+                    if !self.body(head.len, body, &mut budget).await {
                         return false;
                     }
                     break;
@@ -739,16 +756,21 @@ impl Responses {
         false
     }
 
-    async fn body(&mut self, mut body: Body, budget: &mut Option<u64>) -> bool {
+    /// Passes the `head` bytes at the front of the buffer and the body after them, the head in
+    /// one write with the part of the body that came with it (as [`Requests::body`]).
+    async fn body(&mut self, mut head: usize, mut body: Body, budget: &mut Option<u64>) -> bool {
         loop {
-            let Ok(n) = body.advance(&self.feed.buf) else {
-                return false;
-            };
+            let framed = body.advance(&self.feed.buf[head..]);
+            let n = head + *framed.as_ref().unwrap_or(&0);
+            head = 0;
             if n > 0 {
                 let part = self.feed.buf.split_to(n).freeze();
                 if !self.pass(part, budget).await {
                     return false;
                 }
+            }
+            if framed.is_err() {
+                return false;
             }
             if body.done() {
                 return true;
