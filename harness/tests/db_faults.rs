@@ -9,47 +9,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::faults::*;
 use common::*;
 use sqlx::Connection;
 use target_app::test_support::{stack_env, with_db, TestApp};
 use target_app::Preset;
 
-fn schedule_plugin() -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/build/chaos-schedule.wasm");
-    assert!(
-        p.is_file(),
-        "{} is missing: build the plugins with `make plugins` (make test does)",
-        p.display()
-    );
-    p.canonicalize().unwrap().display().to_string()
-}
-
-fn lock_contention_plugin() -> String {
-    schedule_plugin().replace("chaos-schedule.wasm", "lock-contention.wasm")
-}
-
 /// The PostgreSQL the tests use (`harness stack env` exports it).
 fn postgres_url() -> String {
     stack_env("HARNESS_POSTGRES_URL")
-}
-
-/// One column of `timeseries.csv` by header name (empty cells skipped as NaN).
-fn column(run: &Path, name: &str) -> Vec<f64> {
-    let csv = std::fs::read_to_string(run.join("timeseries.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let i = header
-        .iter()
-        .position(|h| h.trim_matches('"') == name)
-        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
-    lines
-        .map(|l| {
-            l.split(',')
-                .nth(i)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN)
-        })
-        .collect()
 }
 
 /// The seconds of `timeseries.csv` before a fault, inside it (from one second after it went in
@@ -97,23 +65,6 @@ fn agent_sessions(run: &Path) -> (Vec<i64>, Vec<String>) {
     (ids, tokens)
 }
 
-/// Whether a `harness fault-agent` with `token` still runs.
-fn agent_runs(token: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|d| {
-        std::fs::read(d.path().join("cmdline")).is_ok_and(|c| {
-            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-            args.contains(&&b"fault-agent"[..]) && args.contains(&token.as_bytes())
-        })
-    })
-}
-
-async fn mysql_sessions_left(url: &str, ids: &[i64]) -> i64 {
-    let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let q = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN ({list})");
-    sqlx::query_scalar(&q).fetch_one(&mut c).await.unwrap()
-}
-
 /// lock-contention's sql-lock mode on the hot product's inventory row, the app's external call
 /// at 0 and no app fault:
 /// orders on that row wait for the lock while it is held, so the pool's pending count and the
@@ -154,7 +105,7 @@ plugin = "{plugin}"
 config = {{ mode = "sql-lock", database = "shop", query = "SELECT product_id FROM inventories WHERE product_id = 1", hold_ms = 1500, at_s = 5, duration_s = 5 }}
 "#,
         url = app.url,
-        plugin = lock_contention_plugin(),
+        plugin = built_plugin("lock-contention.wasm"),
     );
     let (_dir, out, o) = run_in_temp("sql-lock", &text).await;
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -222,7 +173,7 @@ async fn sql_lock_in_postgresql_shows_in_pg_locks_only_inside_the_window_and_lea
          [[sql_checks]]\nname = \"rows in postgres\"\ndatabase_url = \"{pg}\"\n\
          query = \"SELECT COUNT(*) FROM {table}\"\nexpect = 2\n",
         basic(&server.url, 20, 10, r#"locked = ["max>=1"]"#),
-        plugin = schedule_plugin(),
+        plugin = built_plugin("chaos-schedule.wasm"),
     );
     let (_dir, out, o) = run_in_temp("pg-lock", &text).await;
     assert_eq!(
@@ -286,7 +237,7 @@ async fn sql_connections_hold_server_connections_for_the_window_on_mariadb() {
          [[faults.config.steps]]\naction = \"sql-connections\"\nname = \"{user}\"\n\
          database = \"db\"\ncount = 25\nin_transaction = true\nat_s = 3\nduration_s = 4\n",
         basic(&server.url, 10, 10, r#"sessions = ["max>=25"]"#),
-        plugin = schedule_plugin(),
+        plugin = built_plugin("chaos-schedule.wasm"),
     );
     let (_dir, out, o) = run_in_temp("sql-conns", &text).await;
     assert_eq!(
@@ -318,13 +269,6 @@ fn pid_file(dir: &Path, name: &str, pid: u32) -> PathBuf {
     p
 }
 
-fn state_of(pid: u32) -> char {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    s.rfind(')')
-        .and_then(|i| s[i + 1..].trim_start().chars().next())
-        .unwrap_or('?')
-}
-
 /// A paused process stays paused for its window and is resumed after; a killed one is started
 /// again by its restart command (which rewrites the pid file).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,7 +294,7 @@ async fn process_faults_pause_then_resume_and_kill_then_restart() {
         basic(&server.url, 10, 5, r#"http_req_failed = ["rate<0.5"]"#),
         pause_pid.display(),
         kill_pid.display(),
-        plugin = schedule_plugin(),
+        plugin = built_plugin("chaos-schedule.wasm"),
     );
     let file = scenario(&dir, "procs.toml", &text);
     let out = dir.join("out");

@@ -9,29 +9,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::faults::*;
 use common::*;
 use harness::faults::ToxiproxyClient;
 use harness::{local_stack, Silent};
-use sqlx::Connection;
 use target_app::test_support::{stack_env, TestApp};
 use target_app::Preset;
-
-fn schedule_plugin() -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/build/chaos-schedule.wasm");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make plugins`",
-        p.display()
-    );
-    p.canonicalize().unwrap().display().to_string()
-}
-
-fn state_of(pid: u32) -> char {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    s.rfind(')')
-        .and_then(|i| s[i + 1..].trim_start().chars().next())
-        .unwrap_or('?')
-}
 
 /// The journal's agent sessions and token, once the agent answered.
 fn agent(run: &Path) -> Option<(Vec<i64>, String)> {
@@ -54,22 +37,6 @@ fn intents(run: &Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-fn agent_runs(token: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|d| {
-        std::fs::read(d.path().join("cmdline")).is_ok_and(|c| {
-            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-            args.contains(&&b"fault-agent"[..]) && args.contains(&token.as_bytes())
-        })
-    })
-}
-
-async fn sessions_left(url: &str, ids: &[i64]) -> i64 {
-    let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let q = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN ({list})");
-    sqlx::query_scalar(&q).fetch_one(&mut c).await.unwrap()
 }
 
 async fn hold_ms(app: &TestApp) -> serde_json::Value {
@@ -139,7 +106,7 @@ hold_ms = 60000
         url = app.url,
         db = app.config.database_url,
         pid = pid_file.display(),
-        plugin = schedule_plugin(),
+        plugin = built_plugin("chaos-schedule.wasm"),
     )
 }
 
@@ -204,7 +171,7 @@ async fn a_killed_harness_leaves_its_faults_in_force_until_faults_recover_undoes
     assert_eq!(toxic_count(&relay, &http).await, 1, "http toxic");
     assert_eq!(state_of(broker.child.pid), 'T', "broker paused");
     assert!(agent_runs(&token), "lock agent");
-    assert_eq!(sessions_left(&db, &ids).await, 1, "lock session");
+    assert_eq!(mysql_sessions_left(&db, &ids).await, 1, "lock session");
 
     let refused = harness_in(&dir, &["run", &file.display().to_string(), "--quiet"]).await;
     let err = String::from_utf8_lossy(&refused.stderr);
@@ -236,7 +203,7 @@ async fn a_killed_harness_leaves_its_faults_in_force_until_faults_recover_undoes
     assert_eq!(toxic_count(&relay, &http).await, 0);
     assert_ne!(state_of(broker.child.pid), 'T');
     assert!(!agent_runs(&token));
-    assert_eq!(sessions_left(&db, &ids).await, 0);
+    assert_eq!(mysql_sessions_left(&db, &ids).await, 0);
     let again = harness_in(&dir, &["faults", "recover"]).await;
     assert!(String::from_utf8_lossy(&again.stdout).contains("no fault left"));
     relay.delete_proxy(&tcp).await.unwrap();
@@ -264,7 +231,7 @@ async fn run_with_recover_undoes_a_killed_runs_faults_first_and_then_runs() {
              [[faults.config.steps]]\naction = \"toxic\"\nproxy = \"{name}\"\nkind = \"latency\"\n\
              attributes = {{ latency = 50 }}\n",
             basic(&server.url, 10, secs, r#"http_req_failed = ["rate<0.5"]"#),
-            schedule_plugin()
+            built_plugin("chaos-schedule.wasm")
         )
     };
     let long = scenario(&dir, "long.toml", &step(60));

@@ -5,23 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
+use common::faults::*;
 use common::*;
 use target_app::test_support::TestApp;
 use target_app::Preset;
-
-fn plugin(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/build")
-        .join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make plugins`",
-        p.display()
-    );
-    p.canonicalize().unwrap().display().to_string()
-}
 
 /// Orders at `rate`/s on products 1–10 (half on product 1) for `secs`, with `extra` TOML.
 fn orders(app: &TestApp, rate: u32, secs: u32, extra: &str) -> String {
@@ -55,24 +42,6 @@ app_faults = "{{target}}/admin/faults"
     )
 }
 
-fn column(run: &Path, name: &str) -> Vec<f64> {
-    let csv = std::fs::read_to_string(run.join("timeseries.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let i = header
-        .iter()
-        .position(|h| h.trim_matches('"') == name)
-        .unwrap();
-    lines
-        .map(|l| {
-            l.split(',')
-                .nth(i)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN)
-        })
-        .collect()
-}
-
 /// A fault left on purpose (the app's hold knob set before the run) exhausts the pool, so the
 /// hypothesis fails before the first fault: the fault plugin's lock is never taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +54,7 @@ async fn an_unsteady_system_gets_no_fault_and_the_run_names_the_deviating_probe(
     let extra = format!(
         "[hypothesis]\nprobes = [\"db_pool_pending <= 2\"]\n[[faults]]\nplugin = \"{}\"\n\
          config = {{ at_s = 4, duration_s = 3, hold_ms = 500 }}\n",
-        plugin("lock-contention.wasm")
+        built_plugin("lock-contention.wasm")
     );
     let (_dir, out, o) = run_in_temp("unsteady", &orders(&app, 40, 10, &extra)).await;
     let err = String::from_utf8_lossy(&o.stderr);
@@ -121,7 +90,7 @@ async fn the_recovery_time_after_a_pool_exhaustion_window_matches_the_per_second
         "[hypothesis]\nprobes = [\"db_pool_pending <= 1\"]\ntimeout = \"30s\"\n\
          [thresholds]\nrecovery_time = [\"max<30\"]\n\
          [[faults]]\nplugin = \"{}\"\nconfig = {{ at_s = 3, duration_s = 5, hold_ms = 1200 }}\n",
-        plugin("lock-contention.wasm")
+        built_plugin("lock-contention.wasm")
     );
     let (_dir, out, o) = run_in_temp("recovery", &orders(&app, 40, 16, &extra)).await;
     let err = String::from_utf8_lossy(&o.stderr);
