@@ -134,6 +134,11 @@ config = {{ mode = "sql-lock", database = "shop", query = "SELECT product_id FRO
     assert!(max_of(&p95[before]) < 300.0, "p95 before: {p95:?}");
     assert!(max_of(&p95[inside]) > 600.0, "p95 inside: {p95:?}");
     assert!(max_of(&p95[after]) < 300.0, "p95 after: {p95:?}");
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        md.contains("Left behind: nothing — all 1 fault(s) rolled back."),
+        "{md}"
+    );
     let (ids, tokens) = agent_sessions(&run);
     assert_eq!(ids.len(), 1, "one session recorded");
     assert_eq!(

@@ -369,7 +369,8 @@ async fn database_urls_are_parsed_and_connected_before_any_load() {
     assert!(
         err.contains("bad.toml:")
             && err.contains(
-                "sql_checks.database_url: check `rows`: `mysql//no-scheme` is not a MySQL URL"
+                "sql_checks.database_url: check `rows`: `mysql//no-scheme` is not a MySQL or \
+                 PostgreSQL URL: its scheme must be"
             ),
         "{err}"
     );
@@ -389,7 +390,7 @@ async fn database_urls_are_parsed_and_connected_before_any_load() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("env.toml:") && err.contains("is not a MySQL URL"),
+        err.contains("env.toml:") && err.contains("is not a MySQL or PostgreSQL URL"),
         "{err}"
     );
 

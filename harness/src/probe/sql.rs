@@ -59,7 +59,8 @@ pub fn parse_url(url: &str) -> Result<(), SqlError> {
         url: redact(url),
         message,
     };
-    match Flavor::of(url).map_err(|e| bad(e.to_string()))? {
+    let scheme = "its scheme must be mysql://, mariadb:// or postgres://";
+    match Flavor::of(url).map_err(|_| bad(scheme.to_owned()))? {
         Flavor::Mysql => sqlx::mysql::MySqlConnectOptions::from_str(url).map(|_| ()),
         Flavor::Postgres => sqlx::postgres::PgConnectOptions::from_str(url).map(|_| ()),
     }

@@ -636,7 +636,17 @@ fn print_faults<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             esc(&f.original)
         )?;
     }
-    out.write_str("</table>")
+    let left = super::left_behind(&s.faults);
+    let class = if s
+        .faults
+        .iter()
+        .all(|f| !f.active() && f.rollback_error.is_none())
+    {
+        "muted"
+    } else {
+        "bad"
+    };
+    write!(out, "</table><p class=\"{class}\">{}</p>", esc(&left))
 }
 
 /// The hypothesis, its check before the first fault, and each window's recovery time.

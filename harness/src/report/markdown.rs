@@ -232,7 +232,7 @@ fn print_faults<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             f.kind, f.target, f.plugin, f.value, f.applied_s, back
         )?;
     }
-    out.write_char('\n')
+    writeln!(out, "\n{}\n", super::left_behind(&s.faults))
 }
 
 fn print_steady_state<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {

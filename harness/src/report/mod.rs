@@ -107,3 +107,22 @@ fn sql_observed(c: &crate::probe::sql::SqlResult) -> String {
         (None, None) => String::new(),
     }
 }
+
+/// What the faults of a run left in force, in words: nothing, or which and what to do.
+pub(crate) fn left_behind(faults: &[crate::fault::journal::FaultRecord]) -> String {
+    let left: Vec<String> = faults
+        .iter()
+        .filter(|f| f.active() || f.rollback_error.is_some())
+        .map(|f| format!("{} {}", f.kind, f.target))
+        .collect();
+    match left.as_slice() {
+        [] => format!(
+            "Left behind: nothing — all {} fault(s) rolled back.",
+            faults.len()
+        ),
+        _ => format!(
+            "May still be in force: {}; undo with `harness faults recover <this run's directory>`.",
+            left.join("; ")
+        ),
+    }
+}
