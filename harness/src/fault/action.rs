@@ -79,23 +79,41 @@ impl HttpToxicSpec {
             ),
             other => (other, serde_json::json!({})),
         };
-        let kind: Kind =
-            serde_json::from_value(serde_json::json!({ "type": kind, "attributes": attributes }))
-                .map_err(|source| ToxicError::Shape {
-                toxic: self.name.clone(),
+        toxic(
+            &self.name,
+            kind,
+            attributes,
+            Stream::Upstream,
+            self.toxicity,
+        )
+    }
+}
+
+/// A Toxiproxy-shaped toxic `{type, attributes}` parsed and validated by the relay API's own
+/// code, so a plugin's toxic is valid exactly when the API would accept it.
+fn toxic(
+    name: &str,
+    kind: &str,
+    attributes: serde_json::Value,
+    stream: Stream,
+    toxicity: f64,
+) -> Result<Toxic, ToxicError> {
+    let kind: Kind =
+        serde_json::from_value(serde_json::json!({ "type": kind, "attributes": attributes }))
+            .map_err(|source| ToxicError::Shape {
+                toxic: name.to_owned(),
                 source,
             })?;
-        kind.validate().map_err(|e| ToxicError::Invalid {
-            toxic: self.name.clone(),
-            source: Box::new(e),
-        })?;
-        Ok(Toxic {
-            name: self.name.clone(),
-            kind,
-            stream: Stream::Upstream,
-            toxicity: self.toxicity as f32,
-        })
-    }
+    kind.validate().map_err(|e| ToxicError::Invalid {
+        toxic: name.to_owned(),
+        source: Box::new(e),
+    })?;
+    Ok(Toxic {
+        name: name.to_owned(),
+        kind,
+        stream,
+        toxicity: toxicity as f32,
+    })
 }
 
 /// A toxic as a plugin describes it; `kind = "down"` disables the proxy instead.
@@ -128,23 +146,8 @@ impl ToxicSpec {
             .iter()
             .map(|(k, v)| (k.clone(), (*v).max(0).into()))
             .collect();
-        let kind: Kind = serde_json::from_value(
-            serde_json::json!({ "type": self.kind, "attributes": attributes }),
-        )
-        .map_err(|source| ToxicError::Shape {
-            toxic: self.name.clone(),
-            source,
-        })?;
-        kind.validate().map_err(|e| ToxicError::Invalid {
-            toxic: self.name.clone(),
-            source: Box::new(e),
-        })?;
-        Ok(Toxic {
-            name: self.name.clone(),
-            kind,
-            stream,
-            toxicity: self.toxicity as f32,
-        })
+        let attributes = serde_json::Value::Object(attributes);
+        toxic(&self.name, &self.kind, attributes, stream, self.toxicity)
     }
 }
 

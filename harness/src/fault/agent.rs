@@ -136,7 +136,7 @@ pub async fn stop(agent: &AgentRef) -> Result<(), AgentError> {
         false => find(&agent.token),
     };
     if let Some(pid) = pid {
-        signal(pid, libc::SIGTERM);
+        super::process::signal(pid, libc::SIGTERM);
         for _ in 0..50 {
             if !is_agent(pid, &agent.token) {
                 break;
@@ -144,7 +144,7 @@ pub async fn stop(agent: &AgentRef) -> Result<(), AgentError> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if is_agent(pid, &agent.token) {
-            signal(pid, libc::SIGKILL);
+            super::process::signal(pid, libc::SIGKILL);
         }
     }
     end_sessions(&agent.url, &agent.sessions).await?;
@@ -160,15 +160,10 @@ fn is_agent(pid: u32, token: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rfind(')')
-                .map(|i| s[i + 1..].trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true);
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    !zombie && args.contains(&&b"fault-agent"[..]) && args.contains(&token.as_bytes())
+    super::process::stat(pid).is_some()
+        && args.contains(&&b"fault-agent"[..])
+        && args.contains(&token.as_bytes())
 }
 
 /// The pid of the agent started with `token`, if one runs.
@@ -178,13 +173,6 @@ fn find(token: &str) -> Option<u32> {
         .flatten()
         .filter_map(|d| d.file_name().to_str()?.parse::<u32>().ok())
         .find(|pid| is_agent(*pid, token))
-}
-
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) with a pid we checked is our agent; no memory is involved.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
 }
 
 /// Where an agent's notes go (`main.rs` writes them to its stderr, the agent's log file).

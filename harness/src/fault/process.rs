@@ -66,8 +66,8 @@ fn running(target: &ProcessTarget) -> Result<(u32, u64), ProcessError> {
     }
 }
 
-/// (state letter, start time) of a live process.
-fn stat(pid: u32) -> Option<(char, u64)> {
+/// (state letter, start time) of a live process (None: gone or a zombie).
+pub(super) fn stat(pid: u32) -> Option<(char, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &s[s.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -82,8 +82,9 @@ fn same(f: &Faulted) -> bool {
     stat(f.pid).is_some_and(|(_, started)| started == f.started)
 }
 
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a pid checked against its start time just before; no memory involved.
+/// kill(2); callers check the pid is the process they mean just before.
+pub(super) fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) takes no memory; which process is the caller's check.
     unsafe {
         libc::kill(pid as i32, sig);
     }
