@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::control::Pace;
 use super::flow::VuState;
 use super::schedule::Profile;
 use super::timer::Pacer;
@@ -45,6 +46,8 @@ impl ArrivalRate {
         let shared = Arc::new(ctx.clone());
         let start = tokio::time::Instant::now();
         let mut stop = ctx.stop.clone();
+        let mut control = ctx.shared.control(ctx.workload).watch();
+        let mut pace = Pace::default();
         let mut last_second = u64::MAX;
         let mut n: u64 = 0;
         let w = ctx.workload;
@@ -52,26 +55,49 @@ impl ArrivalRate {
         // each iteration starts with an empty jar.
         let pool: Arc<Mutex<Vec<VuState>>> = Arc::default();
         let keep_state = ctx.plan.workloads[w].has_once;
-        while let Some(at) = self.profile.arrival_time(n) {
+        let end = tokio::time::sleep_until(start + Duration::from_secs_f64(self.profile.total()));
+        tokio::pin!(end);
+        loop {
             if ctx.halted() {
                 break;
             }
+            let setting = *control.borrow_and_update();
+            if setting != pace.setting() {
+                let now = start.elapsed().as_secs_f64();
+                if let Some(resume) = pace.change(setting, now, |t| self.arrivals_before(t)) {
+                    n = n.max(resume);
+                }
+                pacer.forget();
+                self.publish(&ctx, &pace, now, &permits);
+            }
+            let next = match pace.rate() {
+                _ if pace.paused() => None,
+                None => match self.profile.arrival_time(n) {
+                    Some(at) => Some(at),
+                    None => break,
+                },
+                Some(_) => pace.next().filter(|at| *at < self.profile.total()),
+            };
+            let Some(at) = next else {
+                // Paused, or a rate of 0: nothing leaves until the operator or the end says so.
+                tokio::select! {
+                    _ = control.changed() => continue,
+                    _ = stop.changed() => continue,
+                    _ = &mut end => break,
+                }
+            };
             let due = start + Duration::from_secs_f64(at);
             let intended = match pacer.ready(due) {
                 Some(at) => at,
                 None => tokio::select! {
                     at = pacer.wait(due) => at,
                     _ = stop.changed() => continue,
+                    _ = control.changed() => continue,
                 },
             };
-            let second = at as u64;
-            if second != last_second {
-                last_second = second;
-                ctx.gauge("target_rate", self.profile.value_at(at));
-                ctx.gauge(
-                    "in_flight",
-                    f64::from(self.max_in_flight) - permits.available_permits() as f64,
-                );
+            if at as u64 != last_second {
+                last_second = at as u64;
+                self.publish(&ctx, &pace, at, &permits);
             }
             match permits.clone().try_acquire_owned() {
                 Err(_) => {
@@ -82,10 +108,20 @@ impl ArrivalRate {
                         p = permits.acquire() => drop(p),
                         _ = stop.changed() => {}
                     }
-                    let due = self.profile.arrivals_before(start.elapsed().as_secs_f64());
-                    let next = due.max(n + 1);
-                    ctx.recorder.record_dropped_n(next - n);
-                    n = next;
+                    let now = start.elapsed().as_secs_f64();
+                    let refused = match pace.rate() {
+                        None => {
+                            let next = self.arrivals_before(now).max(n + 1);
+                            next - std::mem::replace(&mut n, next)
+                        }
+                        Some(_) => {
+                            let sent = pace.sent_count();
+                            let next = pace.due_before(now).max(sent + 1);
+                            pace.skip_to(next);
+                            next - sent
+                        }
+                    };
+                    ctx.recorder.record_dropped_n(refused);
                     pacer.forget();
                     continue;
                 }
@@ -102,6 +138,9 @@ impl ArrivalRate {
                 }
             }
             n += 1;
+            if pace.rate().is_some() {
+                pace.sent();
+            }
             // Behind schedule nothing above awaits: let the stop signal and the ticks in.
             if n.is_multiple_of(256) {
                 tokio::task::yield_now().await;
@@ -112,6 +151,23 @@ impl ArrivalRate {
         let _all = permits.acquire_many(self.max_in_flight).await;
         ctx.gauge("in_flight", 0.0);
         Ok(())
+    }
+
+    fn arrivals_before(&self, t: f64) -> u64 {
+        self.profile.arrivals_before(t)
+    }
+
+    /// The executor's gauges for the second of `t`: the rate it aims at (the operator's, 0
+    /// while paused) and the iterations in flight.
+    fn publish(&self, ctx: &LoadCtx, pace: &Pace, t: f64, permits: &Semaphore) {
+        let rate = match pace.rate() {
+            _ if pace.paused() => 0.0,
+            Some(r) => r,
+            None => self.profile.value_at(t),
+        };
+        ctx.gauge("target_rate", rate);
+        let busy = f64::from(self.max_in_flight) - permits.available_permits() as f64;
+        ctx.gauge("in_flight", busy);
     }
 }
 

@@ -60,6 +60,11 @@ impl Iterations {
                     if done || ctx.halted() || tokio::time::Instant::now() >= deadline {
                         break;
                     }
+                    // Held by the operator: waits, but never past maxDuration.
+                    let held = tokio::time::timeout_at(deadline, ctx.held(vu)).await;
+                    if !matches!(held, Ok(true)) {
+                        break;
+                    }
                     let end = ctx.plan.iterate(work, &ctx, n, vu, None, &mut state).await;
                     ctx.ended(&end);
                     if end == End::Cut {

@@ -8,6 +8,7 @@
 pub mod arrival_rate;
 pub mod client;
 mod conn;
+pub mod control;
 pub mod flow;
 pub mod iterations;
 pub mod plan;
@@ -66,18 +67,26 @@ pub struct Shared {
     abort: Mutex<Option<String>>,
     /// Each scenario's executor gauges; the recorder gets their sums.
     gauges: Mutex<BTreeMap<&'static str, Vec<f64>>>,
+    /// Per scenario: the operator's rate, VU count and pause (the live endpoint's controls).
+    controls: Vec<control::Control>,
 }
 
 impl Shared {
     pub fn new(workloads: usize) -> Shared {
         Shared {
             halted: (0..workloads).map(|_| AtomicBool::new(false)).collect(),
+            controls: (0..workloads).map(|_| control::Control::default()).collect(),
             ..Shared::default()
         }
     }
 
     pub fn set_setup_vars(&self, vars: Vec<(String, String)>) {
         let _ = self.setup.set(Arc::new(vars));
+    }
+
+    /// Scenario `w`'s controls.
+    pub fn control(&self, w: usize) -> &control::Control {
+        &self.controls[w]
     }
 
     /// Why the load must abort, once something asked for it.
@@ -99,6 +108,27 @@ impl LoadCtx {
     /// Whether this scenario starts no more iterations (stopped, or its data ran out).
     pub fn halted(&self) -> bool {
         *self.stop.borrow() || self.shared.halted[self.workload].load(Relaxed)
+    }
+
+    /// Waits while the operator holds VU `vu` of this scenario (paused, or beyond the VU count
+    /// set); false when the scenario stopped meanwhile.
+    pub async fn held(&self, vu: u64) -> bool {
+        let mut setting = self.shared.controls[self.workload].watch();
+        let mut stop = self.stop.clone();
+        loop {
+            let s = *setting.borrow_and_update();
+            let idle = s.paused || s.vus.is_some_and(|n| vu >= u64::from(n));
+            if self.halted() {
+                return false;
+            }
+            if !idle {
+                return true;
+            }
+            tokio::select! {
+                _ = setting.changed() => {}
+                _ = stop.wait_for(|s| *s) => return false,
+            }
+        }
     }
 
     /// Sleeps `d`; false when cut short.

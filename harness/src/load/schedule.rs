@@ -42,6 +42,11 @@ impl Profile {
         self
     }
 
+    /// Where the stages end (s).
+    pub fn total(&self) -> f64 {
+        self.total
+    }
+
     /// Target (rate or VUs) at `t` seconds.
     pub fn value_at(&self, t: f64) -> f64 {
         for &(start, d, from, to, _) in &self.segments {

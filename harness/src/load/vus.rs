@@ -68,7 +68,8 @@ impl Vus {
             let vu = user.weighted_users_index as u64;
             let running = tx_running.clone();
             Box::pin(async move {
-                if ctx.halted() {
+                // Held while the operator paused it or set fewer VUs than goose runs.
+                if !ctx.held(vu).await {
                     // Goose cannot end one user: a scenario whose data ran out idles to its end.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     return TransactionResult::Ok(());
@@ -189,7 +190,13 @@ fn watch_stop(
                 flag.store(true, Relaxed);
                 goose::trigger_killswitch("harness stop");
             } else {
-                gauges.gauge("vus", running.load(Relaxed) as f64);
+                let set = gauges.shared.control(gauges.workload).get();
+                let n = match (set.paused, set.vus) {
+                    (true, _) => 0,
+                    (false, Some(cap)) => running.load(Relaxed).min(u64::from(cap)),
+                    (false, None) => running.load(Relaxed),
+                };
+                gauges.gauge("vus", n as f64);
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}

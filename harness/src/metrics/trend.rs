@@ -60,6 +60,17 @@ impl Trend {
         self.hist.len()
     }
 
+    /// Values at or below `us` (a Prometheus histogram's cumulative bucket `le`); values in the
+    /// histogram's bucket holding `us` count as below it, within its 3 significant digits.
+    pub fn count_le_us(&self, us: u64) -> u64 {
+        self.hist.count_between(0, us)
+    }
+
+    /// The exact sum, in seconds.
+    pub fn sum_secs(&self) -> f64 {
+        self.sum as f64 / 1e6
+    }
+
     pub fn is_empty(&self) -> bool {
         self.hist.is_empty()
     }
