@@ -47,14 +47,24 @@ pub struct AlertState {
     pub expr: String,
     pub severity: String,
     pub for_secs: f64,
+    /// Who evaluated the rule: empty for the harness, `prometheus <rule file>` for a rule the
+    /// team's Prometheus evaluated (its times read from Prometheus's alerts API).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
     /// First second the condition held in the current streak.
     #[serde(skip)]
     pending_since: Option<f64>,
+    /// When it went pending: the streak that fired, or the latest one when it never fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_at: Option<f64>,
     pub fired_at: Option<f64>,
     pub resolved_at: Option<f64>,
     /// Seconds from the first threshold breach (or fault injection) to firing.
     #[serde(default)]
     pub time_to_detect_s: Option<f64>,
+    /// When Alertmanager first listed it as active (only with `alertmanager_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified_at: Option<f64>,
     /// Set when the rule's probe series had too few samples to say it did not fire: the run
     /// then fails rather than report a quiet system it did not see.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +88,9 @@ impl AlertState {
         let holds = v.is_some_and(|v| cond.holds(v));
         if holds {
             let since = *self.pending_since.get_or_insert(t);
+            if self.fired_at.is_none() {
+                self.pending_at = Some(since);
+            }
             if self.fired_at.is_none() && t - since >= self.for_secs {
                 self.fired_at = Some(t);
             }
@@ -85,6 +98,37 @@ impl AlertState {
             self.pending_since = None;
             if self.fired_at.is_some() && self.resolved_at.is_none() {
                 self.resolved_at = Some(t);
+            }
+        }
+    }
+}
+
+impl AlertState {
+    /// `harness`, or the Prometheus that evaluated the rule.
+    pub fn source(&self) -> &str {
+        match self.source.is_empty() {
+            true => "harness",
+            false => &self.source,
+        }
+    }
+
+    /// Takes one reading of a rule someone else evaluates, at `t`: `pending` is when its
+    /// current activity began (Prometheus's `activeAt`, on the run's clock), `firing` whether
+    /// it fires now. Records the first firing and the first resolution after it.
+    pub fn observe_external(&mut self, t: f64, pending: Option<f64>, firing: bool) {
+        match pending {
+            Some(p) => {
+                if self.fired_at.is_none() {
+                    self.pending_at = Some(p);
+                }
+                if firing && self.fired_at.is_none() {
+                    self.fired_at = Some(t);
+                }
+            }
+            None => {
+                if self.fired_at.is_some() && self.resolved_at.is_none() {
+                    self.resolved_at = Some(t);
+                }
             }
         }
     }

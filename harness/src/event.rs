@@ -77,6 +77,19 @@ pub enum Event<'a> {
     NotStarted {
         error: &'a str,
     },
+    /// `--listen`: the live endpoint answers at `url`; `token` when requests need one (printed
+    /// only when the harness generated it).
+    Listening {
+        url: &'a str,
+        token: Option<&'a str>,
+    },
+    /// A control request was carried out (`ok`) or refused, at `at_s` on the run's clock.
+    Control {
+        at_s: f64,
+        action: &'a str,
+        result: &'a str,
+        ok: bool,
+    },
     /// Ctrl-C or SIGTERM reached the run.
     Interrupted,
     /// A second one: requests still in flight are left behind.

@@ -12,9 +12,11 @@ mod load;
 mod metrics;
 mod plugin;
 mod probe;
+mod prom;
 mod report;
 mod run;
 mod scenario;
+mod serve;
 mod stack;
 mod tls;
 mod verdict;
@@ -27,6 +29,7 @@ pub use run::{
     prepare, run, run_observed, start_plugins, RunError, RunOptions, RunOutcome, StartError,
 };
 pub use scenario::{Located, Scenario, ScenarioError, Vars};
+pub use serve::ListenSpec;
 
 /// `harness demo`: both presets, ST-001 and peak, the verdict and reproduction tables.
 pub mod demos {

@@ -44,6 +44,19 @@ enum Cmd {
         /// (without it the run refuses to start on top of them).
         #[arg(long)]
         recover: bool,
+        /// Serve the live dashboard, /metrics, /api/run and the controls here (k6's port is
+        /// 6565: --listen 127.0.0.1:6565). Off unless given.
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// Bearer token the live endpoint requires (generated and printed when --listen is not
+        /// a loopback address and none is given).
+        #[arg(
+            long,
+            env = "HARNESS_LISTEN_TOKEN",
+            requires = "listen",
+            hide_env_values = true
+        )]
+        listen_token: Option<String>,
     },
     /// The main job: for each preset start the local stack, run ST-001 and peak through it, stop
     /// it; print the verdicts and the incident reproduction table. Exit 0 when the incident
@@ -226,8 +239,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             quiet,
             allow_huge,
             recover,
+            listen,
+            listen_token,
         } => {
             let vars = Default::default();
+            let listen = listen.map(|addr| harness::ListenSpec {
+                addr,
+                token: listen_token,
+            });
             let opts = RunOptions {
                 scenario,
                 sets,
@@ -239,6 +258,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 allow_huge,
                 hurry: None,
                 recover,
+                listen,
             };
             Ok(run_and_print(opts).await)
         }
@@ -392,6 +412,7 @@ fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>, allow_huge: bool) -> i32
             allow_huge,
             hurry: None,
             recover: false,
+            listen: None,
         };
         let s = match harness::prepare(&opts) {
             Ok(s) => s,
@@ -547,7 +568,8 @@ fn run_error_code(e: &RunError) -> i32 {
         | RunError::Plan(_)
         | RunError::Target(_)
         | RunError::PluginSetup(_)
-        | RunError::Preflight(_) => exit::USAGE,
+        | RunError::Preflight(_)
+        | RunError::Listen(_) => exit::USAGE,
         RunError::Report(_) => exit::RUNTIME,
     }
 }

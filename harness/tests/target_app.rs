@@ -131,6 +131,7 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
         allow_huge: false,
         hurry: None,
         recover: false,
+        listen: None,
     };
     let outcome = run(&opts, std::future::pending()).await.unwrap();
     let s = &outcome.summary;

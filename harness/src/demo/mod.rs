@@ -143,6 +143,7 @@ async fn one_run(
         allow_huge: false,
         hurry: None,
         recover: false,
+        listen: None,
     };
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;

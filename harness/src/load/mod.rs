@@ -75,7 +75,9 @@ impl Shared {
     pub fn new(workloads: usize) -> Shared {
         Shared {
             halted: (0..workloads).map(|_| AtomicBool::new(false)).collect(),
-            controls: (0..workloads).map(|_| control::Control::default()).collect(),
+            controls: (0..workloads)
+                .map(|_| control::Control::default())
+                .collect(),
             ..Shared::default()
         }
     }
@@ -87,6 +89,12 @@ impl Shared {
     /// Scenario `w`'s controls.
     pub fn control(&self, w: usize) -> &control::Control {
         &self.controls[w]
+    }
+
+    /// Scenario `w`'s share of gauge `name` (0 before its executor set it).
+    pub fn gauge_of(&self, w: usize, name: &str) -> f64 {
+        let g = self.gauges.lock().expect("gauge lock");
+        g.get(name).and_then(|v| v.get(w)).copied().unwrap_or(0.0)
     }
 
     /// Why the load must abort, once something asked for it.

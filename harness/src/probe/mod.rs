@@ -5,6 +5,7 @@
 
 pub mod kafka;
 pub mod prometheus;
+pub mod promql;
 pub mod selector;
 pub mod sql;
 

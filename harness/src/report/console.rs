@@ -33,6 +33,21 @@ impl Observer for Console {
                 eprintln!("error: {error}; stopping the load and rolling faults back")
             }
             Event::NotStarted { error } => eprintln!("error: {error}"),
+            Event::Listening { url, token } => match token {
+                Some(t) => eprintln!(
+                    "live: {url}#token={t}  (dashboard; /metrics, /api/run, /api/control/* need `Authorization: Bearer {t}`)"
+                ),
+                None => eprintln!("live: {url}  (dashboard; /metrics, /api/run, /api/control/*)"),
+            },
+            Event::Control {
+                at_s,
+                action,
+                result,
+                ok,
+            } => match ok {
+                true => eprintln!("control at {at_s:.0}s: {action}: {result}"),
+                false => eprintln!("control at {at_s:.0}s: {action} refused: {result}"),
+            },
             Event::Interrupted => eprintln!(
                 "interrupted: stopping the load, rolling faults back and writing a partial report…"
             ),

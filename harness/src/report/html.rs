@@ -74,6 +74,7 @@ pub fn print_page<W: Write>(out: &mut W, s: &Summary, t: &Table) -> fmt::Result 
     print_alerts(out, s)?;
     print_probes(out, s)?;
     print_faults(out, s)?;
+    print_control(out, s)?;
     print_steady_state(out, s)?;
     print_footer(out, s)
 }
@@ -547,22 +548,58 @@ fn print_alerts<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     if s.alerts.is_empty() {
         return Ok(());
     }
-    out.write_str("<h2>Alert rules</h2><table><tr><th>alert</th><th>expr</th><th>for</th><th>severity</th><th>fired at</th><th>resolved at</th><th>time to detect</th></tr>")?;
+    out.write_str("<h2>Alert rules</h2><table><tr><th>alert</th><th>evaluated by</th><th>expr</th><th>for</th><th>severity</th><th>pending at</th><th>fired at</th><th>resolved at</th><th>time to detect</th></tr>")?;
     let secs = |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
     for a in &s.alerts {
         write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{:.0} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&a.name),
+            esc(a.source()),
             esc(&a.expr),
             a.for_secs,
             esc(&a.severity),
+            secs(a.pending_at),
             secs(a.fired_at),
             secs(a.resolved_at),
             secs(a.time_to_detect_s)
         )?;
     }
     out.write_str("</table>")
+}
+
+/// The operator's control actions, and the remote-write output's counts.
+fn print_control<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if !s.control.is_empty() {
+        out.write_str("<h2>Control actions</h2><table><tr><th>at</th><th>action</th><th>scenario</th><th>value</th><th>from</th><th>result</th></tr>")?;
+        for c in &s.control {
+            write!(
+                out,
+                "<tr><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                c.at_s,
+                esc(&c.action),
+                esc(c.scenario.as_deref().unwrap_or("all")),
+                c.value.map(|v| format!("{v}")).unwrap_or_default(),
+                esc(&c.from),
+                if c.ok { "pass" } else { "fail" },
+                esc(&c.result)
+            )?;
+        }
+        out.write_str("</table>")?;
+    }
+    if let Some(w) = &s.remote_write {
+        let err = w
+            .last_error
+            .as_deref()
+            .map(|e| format!(" (last error: {})", esc(e)))
+            .unwrap_or_default();
+        write!(
+            out,
+            "<p>Remote write to <code>{}</code>: {} batches sent ({} samples), {} dropped, {} failed{err}.</p>",
+            esc(&w.url), w.sent, w.samples, w.dropped, w.failed
+        )?;
+    }
+    Ok(())
 }
 
 /// Probe health, the peak of every series, and the Kafka lag drain.

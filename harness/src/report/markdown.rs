@@ -23,6 +23,7 @@ pub fn print_all<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     print_sql_checks(out, s)?;
     print_alerts(out, s)?;
     print_faults(out, s)?;
+    print_control(out, s)?;
     print_steady_state(out, s)?;
     print_detect_from(out, s)?;
     print_probe_failures(out, s)?;
@@ -199,20 +200,54 @@ fn print_alerts<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
     if s.alerts.is_empty() {
         return Ok(());
     }
-    out.write_str("| alert | expr | fired at | time to detect |\n|---|---|---:|---:|\n")?;
+    out.write_str("| alert | evaluated by | expr | pending at | fired at | resolved at | time to detect |\n|---|---|---|---:|---:|---:|---:|\n")?;
     let secs = |v: Option<f64>| v.map(|v| format!("{v:.0} s")).unwrap_or_else(|| "—".into());
     for a in &s.alerts {
         writeln!(
             out,
-            "| {} | `{}` for {:.0} s | {} | {} |",
+            "| {} | {} | `{}` for {:.0} s | {} | {} | {} | {} |",
             a.name,
+            cell(a.source()),
             cell(&a.expr),
             a.for_secs,
+            secs(a.pending_at),
             secs(a.fired_at),
+            secs(a.resolved_at),
             secs(a.time_to_detect_s)
         )?;
     }
     out.write_char('\n')
+}
+
+/// The operator's control actions, and the remote-write output's counts.
+fn print_control<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
+    if !s.control.is_empty() {
+        out.write_str("Control actions (live endpoint):\n\n| at | action | scenario | value | from | result |\n|---:|---|---|---:|---|---|\n")?;
+        for c in &s.control {
+            let value = c.value.map(|v| format!("{v}")).unwrap_or_default();
+            let scenario = c.scenario.as_deref().unwrap_or("all");
+            let result = format!("{} {}", mark(c.ok), cell(&c.result));
+            writeln!(
+                out,
+                "| {:.1} s | {} | {scenario} | {value} | {} | {result} |",
+                c.at_s, c.action, c.from
+            )?;
+        }
+        out.write_char('\n')?;
+    }
+    if let Some(w) = &s.remote_write {
+        let err = w
+            .last_error
+            .as_deref()
+            .map(|e| format!(" (last error: {e})"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "Remote write to `{}`: {} batches sent ({} samples), {} dropped, {} failed{err}.\n",
+            w.url, w.sent, w.samples, w.dropped, w.failed
+        )?;
+    }
+    Ok(())
 }
 
 fn print_faults<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {

@@ -67,6 +67,23 @@ pub struct Summary {
     /// time to recover (only with `[hypothesis]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steady_state: Option<SteadyState>,
+    /// What the operator did through the live endpoint's controls, with when and from where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<crate::serve::status::ControlRecord>,
+    /// `[outputs.prometheus_remote_write]`: batches sent, dropped (queue full) and failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<RemoteWriteReport>,
+}
+
+/// How the remote-write output fared.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RemoteWriteReport {
+    pub url: String,
+    pub sent: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    pub samples: u64,
+    pub last_error: Option<String>,
 }
 
 /// One scenario's requests together.

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::operator::{self, Effect, Operator, Reply, View};
 use super::probes::Probes;
+use super::prom_alerts::PromAlerts;
 use super::steady::Watch;
 use super::summary::{self, Findings, Status};
 use super::{Base, RunError, RunOutcome};
@@ -22,6 +24,10 @@ use crate::plugin::fault::{FaultPlugin, TickState};
 use crate::plugin::PluginError;
 use crate::probe::sql::{self, Baseline};
 use crate::scenario::{expand_env, Scenario, SeriesLabel, Vars};
+use crate::serve::control::Command;
+use crate::serve::status::ControlRecord;
+use crate::serve::Bound;
+use crate::threshold::Verdict;
 use crate::verdict::Judges;
 
 /// Why a second of the run cannot go on: a plugin failed, or a fault could not be applied.
@@ -63,6 +69,14 @@ pub(super) struct Run<'a> {
     shared: Option<std::sync::Arc<Shared>>,
     /// `setup` failed (or was interrupted): no load, and no teardown either.
     setup_failed: bool,
+    /// The live endpoint and the remote-write output, with the control journal.
+    operator: Operator,
+    /// The team's Prometheus rules, as their Prometheus evaluates them.
+    prom_alerts: Option<PromAlerts>,
+    /// The thresholds as judged in the last second (the live endpoint shows them).
+    live_verdicts: Vec<Verdict>,
+    /// The operator rolled every fault back: the fault plugins inject nothing more.
+    faults_halted: bool,
     observer: &'a mut dyn Observer,
 }
 
@@ -72,10 +86,13 @@ impl<'a> Run<'a> {
         base: Base<'a>,
         judges: Judges,
         fault_plugins: Vec<FaultPlugin>,
+        bound: Option<Bound>,
         observer: &'a mut dyn Observer,
     ) -> Run<'a> {
         let s = &base.scenario;
         let vars = &base.opts.vars;
+        let operator = Operator::start(bound, s, vars, &base.run_id);
+        let prom_alerts = prometheus_alerts(s, vars, &base.recorder);
         let probes = Probes::start(s, &base.target, vars, &base.recorder);
         let sql_before = sql::baseline(&s.sql_checks, vars).await;
         let faults = FaultSession::new(actuators(s, &base.target, vars), base.plan.clone())
@@ -110,6 +127,10 @@ impl<'a> Run<'a> {
             progress,
             shared: None,
             setup_failed: false,
+            operator,
+            prom_alerts,
+            live_verdicts: Vec::new(),
+            faults_halted: false,
             observer,
         }
     }
@@ -172,6 +193,14 @@ impl<'a> Run<'a> {
                     status = Some(Status::Interrupted);
                     give_up = Some(tokio::time::Instant::now() + INTERRUPT_DRAIN);
                     let _ = stop_tx.send(true);
+                }
+                (cmd, reply) = self.operator.next() => {
+                    let abort = self.command(cmd, reply, &shared).await;
+                    if abort && status.is_none() {
+                        status = Some(Status::Interrupted);
+                        give_up = Some(tokio::time::Instant::now() + INTERRUPT_DRAIN);
+                        let _ = stop_tx.send(true);
+                    }
                 }
             }
         };
@@ -302,10 +331,12 @@ impl<'a> Run<'a> {
         if let Some(w) = &mut self.steady {
             w.observe(&snapshot);
         }
+        let state = if stopping { "stopping" } else { "running" };
+        self.publish(state, t, &snapshot);
         if stopping {
             return None;
         }
-        let state = tick_state(s, &snapshot, t);
+        let state = tick_state(&self.base.scenario, &snapshot, t);
         let faulted = self.tick_faults(&state).await;
         self.forward_fault_events();
         let status = match faulted {
@@ -326,6 +357,9 @@ impl<'a> Run<'a> {
     }
 
     async fn tick_faults(&mut self, state: &TickState) -> Result<(), LiveError> {
+        if self.faults_halted {
+            return Ok(());
+        }
         let mut asked = Vec::new();
         for p in self.fault_plugins.iter_mut() {
             let actions = p.on_tick(state)?;
@@ -393,8 +427,79 @@ impl<'a> Run<'a> {
         let live = self.judges.evaluate(&sum)?;
         let now = snapshot.elapsed.as_secs_f64();
         summary::note_breaches(&mut self.first_breach, &live, now);
+        self.live_verdicts = live;
         let abort = self.judges.check(&sum)?;
         Ok(summary::abort_reason(&abort))
+    }
+
+    /// Every alert rule's state now: the harness's, then the team's Prometheus rules.
+    fn alert_states(&self) -> Vec<AlertState> {
+        let ours = self.alerts.iter().map(|(_, a)| a.clone());
+        let theirs = self.prom_alerts.iter().flat_map(|p| p.states());
+        ours.chain(theirs).collect()
+    }
+
+    /// This second, to the live endpoint and the remote-write output.
+    fn publish(&mut self, state: &'static str, t: f64, m: &RunMetrics) {
+        let alerts = self.alert_states();
+        let faults = self.faults.journal();
+        let view = View {
+            scenario: &self.base.scenario,
+            run_id: &self.base.run_id,
+            state,
+            elapsed_s: t,
+            gauge: load::gauge_name(&self.base.plan),
+            thresholds: &self.live_verdicts,
+            faults: &faults,
+            alerts: &alerts,
+            shared: self.shared.as_deref(),
+        };
+        self.operator.publish(&view, m);
+    }
+
+    /// Carries out one control request, journals it and answers it; true when it asked the
+    /// run to end.
+    async fn command(&mut self, cmd: Command, reply: Reply, shared: &Shared) -> bool {
+        let at_s = self.base.recorder.elapsed_secs();
+        let s = &self.base.scenario;
+        let effect = operator::decide(&cmd.req, s, shared, self.base.opts.allow_huge);
+        let (result, ok, abort) = match effect {
+            Effect::Done(done) => (done, true, false),
+            Effect::Refused(why) => (why, false, false),
+            Effect::Rollback => {
+                let before = self.faults.journal().iter().filter(|f| f.active()).count();
+                let stuck = self.faults.rollback_all().await;
+                self.forward_fault_events();
+                self.faults_halted = true;
+                let done = format!(
+                    "{} fault(s) rolled back, {stuck} could not be; the fault plugins inject nothing more",
+                    before - stuck.min(before)
+                );
+                (done, stuck == 0, false)
+            }
+            Effect::Abort => {
+                let done = "aborting: the load stops, faults roll back, the report follows";
+                (done.to_owned(), true, true)
+            }
+        };
+        let (scenario, value) = cmd.req.target();
+        self.observer.event(Event::Control {
+            at_s,
+            action: cmd.req.action(),
+            result: &result,
+            ok,
+        });
+        self.operator.journal.push(ControlRecord {
+            at_s,
+            action: cmd.req.action().to_owned(),
+            scenario,
+            value,
+            from: cmd.from,
+            result: result.clone(),
+            ok,
+        });
+        let _ = reply.send(if ok { Ok(result) } else { Err(result) });
+        abort
     }
 
     fn forward_fault_events(&mut self) {
@@ -406,7 +511,12 @@ impl<'a> Run<'a> {
     /// After the load: the probes' drain, the final judgement, the SQL checks, the report.
     pub(super) async fn finish(mut self, status: Status) -> Result<RunOutcome, RunError> {
         let interrupted = status == Status::Interrupted;
-        let (probes, lag) = self.probes.stop(interrupted).await;
+        let (mut probes, lag) = self.probes.stop(interrupted).await;
+        let (prom_alerts, prom_health) = match self.prom_alerts.take() {
+            Some(p) => p.stop().await,
+            None => (Vec::new(), None),
+        };
+        probes.extend(prom_health);
         let journal = self.faults.journal();
         let steady = self.steady.as_mut().map(|w| {
             w.observe(&self.base.recorder.snapshot());
@@ -443,6 +553,32 @@ impl<'a> Run<'a> {
             }
         };
         let mut alerts: Vec<AlertState> = self.alerts.into_iter().map(|(_, a)| a).collect();
+        alerts.extend(prom_alerts);
+        let view = View {
+            scenario: s,
+            run_id: &self.base.run_id,
+            state: "finished",
+            elapsed_s: metrics.elapsed.as_secs_f64(),
+            gauge: load::gauge_name(&self.base.plan),
+            thresholds: &thresholds,
+            faults: &journal,
+            alerts: &alerts,
+            shared: self.shared.as_deref(),
+        };
+        let remote_write = self.operator.flush(&view, &metrics).await;
+        let remote_write = remote_write.map(|w| crate::report::summary::RemoteWriteReport {
+            url: s
+                .outputs
+                .prometheus_remote_write
+                .as_ref()
+                .map(|o| o.url.clone())
+                .unwrap_or_default(),
+            sent: w.sent,
+            dropped: w.dropped,
+            failed: w.failed,
+            samples: w.samples_sent,
+            last_error: w.last_error.or(self.operator.remote_error.clone()),
+        });
         summary::require_coverage(&mut thresholds, &mut alerts, &probes);
         if let Some(st) = &steady {
             summary::require_recovery(&mut thresholds, st);
@@ -464,9 +600,29 @@ impl<'a> Run<'a> {
             faults: journal,
             plugins: plugins.collect(),
             steady,
+            control: self.operator.journal.clone(),
+            remote_write,
         };
         let summary = summary::build(&self.base.identity(), status, &metrics, findings);
-        self.base.write(summary, &metrics)
+        let outcome = self.base.write(summary, &metrics);
+        let report = outcome.as_ref().ok().map(|o| o.dir.join("report.html"));
+        let word = match &outcome {
+            Ok(o) => format!("{:?}", o.summary.status).to_lowercase(),
+            Err(_) => "error".to_owned(),
+        };
+        let view = View {
+            scenario: &self.base.scenario,
+            run_id: &self.base.run_id,
+            state: "finished",
+            elapsed_s: metrics.elapsed.as_secs_f64(),
+            gauge: load::gauge_name(&self.base.plan),
+            thresholds: outcome.as_ref().map_or(&[][..], |o| &o.summary.thresholds),
+            faults: outcome.as_ref().map_or(&[][..], |o| &o.summary.faults),
+            alerts: outcome.as_ref().map_or(&[][..], |o| &o.summary.alerts),
+            shared: self.shared.as_deref(),
+        };
+        self.operator.close(&view, &metrics, report, &word).await;
+        outcome
     }
 }
 
@@ -480,6 +636,25 @@ async fn second_interrupt(hurry: &mut Option<watch::Receiver<bool>>) {
         }
         None => std::future::pending().await,
     }
+}
+
+/// The Prometheus-rules poller, when the scenario names rule files (preflight checked the URL).
+fn prometheus_alerts(
+    s: &Scenario,
+    vars: &Vars,
+    rec: &std::sync::Arc<crate::metrics::Recorder>,
+) -> Option<PromAlerts> {
+    let pa = s.prometheus_alerts.as_ref()?;
+    let url = pa
+        .url
+        .as_deref()
+        .or(s.probes.promql.as_ref().map(|p| p.url.as_str()))?;
+    let url = expand_env(url, vars).ok()?;
+    let am = pa
+        .alertmanager_url
+        .as_deref()
+        .and_then(|u| expand_env(u, vars).ok());
+    Some(PromAlerts::start(pa, url, am, rec))
 }
 
 /// `{target}` and `{env:NAME}` expanded; an unset variable leaves that actuator absent (a

@@ -5,8 +5,10 @@
 
 mod journals;
 mod live;
+mod operator;
 mod preflight;
 mod probes;
+mod prom_alerts;
 mod steady;
 mod summary;
 
@@ -49,6 +51,8 @@ pub struct RunOptions {
     /// `--recover`: undo the faults earlier, killed runs left on this run's actuators before
     /// starting (without it such a run is refused).
     pub recover: bool,
+    /// `--listen`: the live endpoint's address and token.
+    pub listen: Option<crate::serve::ListenSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +81,9 @@ pub enum RunError {
     Preflight(Located),
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// `--listen`'s port is taken (or the address is not this machine's).
+    #[error(transparent)]
+    Listen(#[from] crate::serve::ServeError),
 }
 
 /// Why the plugins of a scenario cannot run it. Each names the scenario entry it came from.
@@ -151,6 +158,13 @@ pub async fn run_observed(
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome, RunError> {
     let base = Base::new(opts)?;
+    // The port before anything else: a taken one is a usage error that sends nothing.
+    let bound = opts.listen.as_ref().map(crate::serve::bind).transpose()?;
+    if let Some(b) = &bound {
+        let url = format!("http://{}/", b.addr);
+        let token = b.token.as_deref().filter(|_| b.generated);
+        observer.event(Event::Listening { url: &url, token });
+    }
     // Plugins first: a missing, broken or wrong-ABI plugin is a runtime error before any load.
     let (judges, faults) = match start_plugins(&base.scenario, opts) {
         Ok(x) => x,
@@ -178,7 +192,7 @@ pub async fn run_observed(
             return base.stop_early(reason, judges.evaluator.clone());
         }
     }
-    let mut run = live::Run::start(base, judges, faults, observer).await;
+    let mut run = live::Run::start(base, judges, faults, bound, observer).await;
     let status = run.drive(interrupt).await;
     let status = run.teardown(status).await;
     run.finish(status).await

@@ -9,6 +9,7 @@ use super::Base;
 use crate::probe::kafka::KafkaLagProbe;
 use crate::probe::prometheus;
 use crate::probe::sql::{self, SqlError};
+use crate::prom::api::{AlertmanagerClient, PromClient};
 use crate::scenario::{expand_env, Located};
 
 /// Why a run does not start.
@@ -31,6 +32,8 @@ pub(super) async fn check(base: &Base<'_>) -> Result<(), Refusal> {
     sql_actuators(base).await?;
     sql_probe(base).await?;
     prometheus_probe(base).await?;
+    promql_probe(base).await?;
+    prometheus_rules(base).await?;
     kafka_probe(base).await
 }
 
@@ -101,6 +104,73 @@ async fn sql_probe(base: &Base<'_>) -> Result<(), Refusal> {
         }
     }
     db.close().await;
+    Ok(())
+}
+
+/// `[probes.promql]`: Prometheus answers, and every query gives one number now (a query
+/// Prometheus rejects is refused with Prometheus's own words).
+async fn promql_probe(base: &Base<'_>) -> Result<(), Refusal> {
+    let Some(p) = &base.scenario.probes.promql else {
+        return Ok(());
+    };
+    let url = expand_env(&p.url, &base.opts.vars)
+        .map_err(|e| Refusal::File(base.scenario.locate_key("probes.promql.url", e.to_string())))?;
+    let client = PromClient::new(&url, Duration::from_secs(5));
+    let refuse = |what: String| Refusal::World(format!("probe promql: {what}"));
+    client.ready().await.map_err(|e| refuse(e.to_string()))?;
+    for (name, q) in &p.queries {
+        let value = client
+            .query(q)
+            .await
+            .map_err(|e| refuse(format!("query `{name}` ({q}): {e}")))?;
+        match value.single() {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(refuse(format!("query `{name}` ({q}) gives no series now"))),
+            Err(e) => return Err(refuse(format!("query `{name}` ({q}): {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// `[alerts] prometheus_rules`: the Prometheus that should evaluate them answers and has
+/// every rule of the files loaded, so "did not fire" can only mean it did not fire.
+async fn prometheus_rules(base: &Base<'_>) -> Result<(), Refusal> {
+    let s = &base.scenario;
+    let Some(pa) = &s.prometheus_alerts else {
+        return Ok(());
+    };
+    let url = pa
+        .url
+        .as_deref()
+        .or(s.probes.promql.as_ref().map(|p| p.url.as_str()));
+    let url = url.expect("validation requires a Prometheus for rule files");
+    let url = expand_env(url, &base.opts.vars)
+        .map_err(|e| Refusal::File(s.locate_key("alerts.prometheus_url", e.to_string())))?;
+    let client = PromClient::new(&url, Duration::from_secs(5));
+    let refuse = |what: String| Refusal::World(format!("alert rules: {what}"));
+    client.ready().await.map_err(|e| refuse(e.to_string()))?;
+    let loaded = client
+        .rule_names()
+        .await
+        .map_err(|e| refuse(e.to_string()))?;
+    let missing: Vec<String> = pa
+        .rules
+        .iter()
+        .filter(|r| !loaded.contains(&r.name))
+        .map(|r| format!("{} ({})", r.name, r.file.display()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(refuse(format!(
+            "Prometheus at {url} does not evaluate {}: load the rule files in its rule_files",
+            missing.join(", ")
+        )));
+    }
+    if let Some(am) = &pa.alertmanager_url {
+        let am = expand_env(am, &base.opts.vars)
+            .map_err(|e| Refusal::File(s.locate_key("alerts.alertmanager_url", e.to_string())))?;
+        let client = AlertmanagerClient::new(&am, Duration::from_secs(5));
+        client.alerts().await.map_err(|e| refuse(e.to_string()))?;
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use crate::metrics::Recorder;
 use crate::probe::kafka::{KafkaLagProbe, LagSummary};
 use crate::probe::prometheus::{selectors, PrometheusProbe};
+use crate::probe::promql::PromqlProbe;
 use crate::probe::sql::SqlProbe;
 use crate::probe::ProbeHealth;
 use crate::scenario::{expand_env, Scenario, Vars};
@@ -42,26 +43,8 @@ impl Probes {
                 .scrapes
                 .push(tokio::spawn(probe.run(rec.clone(), stopped.clone())));
         }
-        if let Some(p) = &s.probes.sql {
-            match expand_env(&p.url, vars) {
-                Ok(url) => {
-                    let probe = SqlProbe {
-                        url,
-                        queries: p.queries.clone().into_iter().collect(),
-                        interval: p.interval.0,
-                        min_coverage: p.min_coverage,
-                    };
-                    let task = probe.run(rec.clone(), stopped.clone());
-                    probes.scrapes.push(tokio::spawn(task));
-                }
-                Err(e) => {
-                    let series: Vec<String> = p.queries.keys().cloned().collect();
-                    let mut h = ProbeHealth::new("sql", &series, p.min_coverage);
-                    h.failed(e.to_string());
-                    probes.failed.push(h);
-                }
-            }
-        }
+        probes.start_sql(s, vars, rec, &stopped);
+        probes.start_promql(s, vars, rec, &stopped);
         if let Some(k) = &s.probes.kafka {
             let made = expand_env(&k.bootstrap, vars)
                 .map_err(|e| e.to_string())
@@ -85,6 +68,67 @@ impl Probes {
             }
         }
         probes
+    }
+
+    /// `[probes.sql]`'s queries as a task (an unset variable: a probe that failed to start).
+    fn start_sql(
+        &mut self,
+        s: &Scenario,
+        vars: &Vars,
+        rec: &Arc<Recorder>,
+        stop: &watch::Receiver<bool>,
+    ) {
+        let Some(p) = &s.probes.sql else { return };
+        match expand_env(&p.url, vars) {
+            Ok(url) => {
+                let probe = SqlProbe {
+                    url,
+                    queries: p.queries.clone().into_iter().collect(),
+                    interval: p.interval.0,
+                    min_coverage: p.min_coverage,
+                };
+                self.scrapes
+                    .push(tokio::spawn(probe.run(rec.clone(), stop.clone())));
+            }
+            Err(e) => self.not_started("sql", p.queries.keys(), p.min_coverage, e.to_string()),
+        }
+    }
+
+    /// `[probes.promql]`'s queries as a task.
+    fn start_promql(
+        &mut self,
+        s: &Scenario,
+        vars: &Vars,
+        rec: &Arc<Recorder>,
+        stop: &watch::Receiver<bool>,
+    ) {
+        let Some(p) = &s.probes.promql else { return };
+        match expand_env(&p.url, vars) {
+            Ok(url) => {
+                let probe = PromqlProbe {
+                    url,
+                    queries: p.queries.clone().into_iter().collect(),
+                    interval: p.interval.0,
+                    min_coverage: p.min_coverage,
+                };
+                self.scrapes
+                    .push(tokio::spawn(probe.run(rec.clone(), stop.clone())));
+            }
+            Err(e) => self.not_started("promql", p.queries.keys(), p.min_coverage, e.to_string()),
+        }
+    }
+
+    fn not_started<'s>(
+        &mut self,
+        name: &str,
+        series: impl Iterator<Item = &'s String>,
+        coverage: f64,
+        e: String,
+    ) {
+        let series: Vec<String> = series.cloned().collect();
+        let mut h = ProbeHealth::new(name, &series, coverage);
+        h.failed(e);
+        self.failed.push(h);
     }
 
     /// Stops every probe and collects how each fared; the lag probe is waited for (its drain)

@@ -220,6 +220,9 @@ pub(super) struct Findings {
     pub plugins: Vec<(String, CallStats)>,
     /// The steady-state hypothesis and each fault window's recovery (with `[hypothesis]`).
     pub steady: Option<crate::report::summary::SteadyState>,
+    /// The operator's control actions (live endpoint), in order.
+    pub control: Vec<crate::serve::status::ControlRecord>,
+    pub remote_write: Option<crate::report::summary::RemoteWriteReport>,
 }
 
 /// Each scenario's requests together, from the per-request totals.
@@ -309,6 +312,8 @@ pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findin
             .collect(),
         iteration_failed: m.iteration_failed.clone(),
         steady_state: f.steady,
+        control: f.control,
+        remote_write: f.remote_write,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod env;
 pub mod flow;
 mod http_spec;
+pub mod prometheus;
 pub mod template;
 pub mod workload;
 
@@ -26,6 +27,7 @@ pub use data::{DataSet, DataSpec};
 pub use duration::Dur;
 pub use env::{expand_env, EnvError, Vars};
 pub use flow::{ExtractSpec, PollSpec};
+pub use prometheus::{AlertsSection, Outputs, PrometheusAlerts, PromqlProbeSpec};
 pub use template::{Draws, GeneratorError, GeneratorSpec, Generators, Scope, Template};
 pub use workload::{Executor, ExecutorError, Workload, WorkloadSpec};
 
@@ -68,8 +70,18 @@ pub struct Scenario {
     pub probes: Probes,
     #[serde(default)]
     pub sql_checks: Vec<SqlCheck>,
-    #[serde(default)]
+    /// `[[alerts]]` (in-harness rules) or `[alerts]` (a table: `rules`, and the team's
+    /// Prometheus rule files); split into the two fields below by `normalize`.
+    #[serde(default, rename = "alerts")]
+    alerts_section: AlertsSection,
+    #[serde(skip)]
     pub alerts: Vec<AlertRule>,
+    /// `[alerts] prometheus_rules`: rules a Prometheus evaluates; the run reads their state.
+    #[serde(skip)]
+    pub prometheus_alerts: Option<PrometheusAlerts>,
+    /// `[outputs]`: where metrics go while the run runs (Prometheus remote write).
+    #[serde(default)]
+    pub outputs: Outputs,
     /// The steady-state hypothesis: checked before the first fault, every second, and after
     /// each fault window until it holds again (the window's `recovery_time`).
     #[serde(default)]
@@ -358,6 +370,7 @@ pub struct Probes {
     pub prometheus: Option<PrometheusProbe>,
     pub kafka: Option<KafkaProbe>,
     pub sql: Option<SqlProbeSpec>,
+    pub promql: Option<PromqlProbeSpec>,
 }
 
 /// `[probes.sql]`: named queries, each returning one number, run every `interval` on one
@@ -832,7 +845,12 @@ impl Scenario {
             .sql
             .iter()
             .flat_map(|p| p.queries.keys().cloned());
-        prometheus.chain(kafka).chain(sql).collect()
+        let promql = self
+            .probes
+            .promql
+            .iter()
+            .flat_map(|p| p.queries.keys().cloned());
+        prometheus.chain(kafka).chain(sql).chain(promql).collect()
     }
 
     /// The progress line's series, labelled (default: every probe series).
@@ -906,6 +924,14 @@ impl Scenario {
             {
                 Some(MetricKind::Gauge)
             }
+            n if self
+                .probes
+                .promql
+                .as_ref()
+                .is_some_and(|p| p.queries.contains_key(n)) =>
+            {
+                Some(MetricKind::Gauge)
+            }
             _ => None,
         }
     }
@@ -914,6 +940,12 @@ impl Scenario {
     /// and loads the data files.
     fn normalize(&mut self, text: &str, file: &str) -> Result<(), ScenarioError> {
         let v = Checker { text, file };
+        self.alerts = std::mem::take(&mut self.alerts_section.rules);
+        self.prometheus_alerts = self.alerts_section.prometheus.take();
+        if let Some(pa) = &mut self.prometheus_alerts {
+            prometheus::load_rules(pa, &self.dir)
+                .map_err(|(span, m)| v.at(span, "alerts.prometheus_rules", m))?;
+        }
         let mut workloads = Vec::new();
         match (&self.executor, self.scenarios.is_empty()) {
             (Some(_), false) => {
@@ -992,6 +1024,7 @@ impl Scenario {
         v.probes(self)?;
         v.thresholds(self, &names)?;
         v.alerts_and_sql(self, &names)?;
+        v.prometheus(self)?;
         self.validate_report()
             .map_err(|(field, m)| v.nowhere(field, m))?;
         v.coverage(self)?;
@@ -1669,6 +1702,10 @@ impl Checker<'_> {
                 .sql
                 .as_ref()
                 .map(|p| ("probes.sql.min_coverage", p.min_coverage)),
+            s.probes
+                .promql
+                .as_ref()
+                .map(|p| ("probes.promql.min_coverage", p.min_coverage)),
         ];
         for (field, c) in coverages.into_iter().flatten() {
             if !(0.0..=1.0).contains(&c) {
@@ -1717,6 +1754,46 @@ impl Checker<'_> {
                 let m = format!("`{b}` is not host:port (a comma-separated list of them)");
                 return Err(self.nowhere("probes.kafka.bootstrap", m));
             }
+        }
+        Ok(())
+    }
+
+    /// `[probes.promql]`, `[outputs.prometheus_remote_write]` and `[alerts]`'s Prometheus.
+    fn prometheus(&self, s: &Scenario) -> Result<(), ScenarioError> {
+        if let Some(p) = &s.probes.promql {
+            prometheus::http_url(&p.url).map_err(|m| self.nowhere("probes.promql.url", m))?;
+            if p.queries.is_empty() {
+                let m = "name at least one query (series = \"max(up)\")";
+                return Err(self.nowhere("probes.promql.queries", m.to_owned()));
+            }
+        }
+        if let Some(o) = &s.outputs.prometheus_remote_write {
+            let field = "outputs.prometheus_remote_write.url";
+            prometheus::http_url(&o.url).map_err(|m| self.nowhere(field, m))?;
+            if o.queue == 0 {
+                let m = "must be at least 1".to_owned();
+                return Err(self.nowhere("outputs.prometheus_remote_write.queue", m));
+            }
+        }
+        let Some(pa) = &s.prometheus_alerts else {
+            return Ok(());
+        };
+        if pa.rule_files.is_empty() {
+            let m =
+                "name the rule files Prometheus evaluates (prometheus_rules = [\"alerts.yml\"])";
+            return Err(self.nowhere("alerts.prometheus_rules", m.to_owned()));
+        }
+        let url = pa
+            .url
+            .as_deref()
+            .or(s.probes.promql.as_ref().map(|p| p.url.as_str()));
+        let Some(url) = url else {
+            let m = "say which Prometheus evaluates these rules: prometheus_url = \"http://…:9090\" (or [probes.promql] url)";
+            return Err(self.nowhere("alerts.prometheus_rules", m.to_owned()));
+        };
+        prometheus::http_url(url).map_err(|m| self.nowhere("alerts.prometheus_url", m))?;
+        if let Some(am) = &pa.alertmanager_url {
+            prometheus::http_url(am).map_err(|m| self.nowhere("alerts.alertmanager_url", m))?;
         }
         Ok(())
     }
