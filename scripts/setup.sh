@@ -14,7 +14,8 @@ need=()
 # chromium: the report test renders report.html headless.
 # libssl-dev: the toxiproxy_rust conformance test's HTTP client links OpenSSL.
 # nginx-light: the third-party HTTPS/HTTP/2 server the client tests redirect to.
-for pkg in gcc g++ make pkg-config zlib1g-dev libc6-dev libssl-dev python3 chromium nginx-light; do
+# prometheus: the stack's Prometheus (rules, remote write) and promtool for the rule checks.
+for pkg in gcc g++ make pkg-config zlib1g-dev libc6-dev libssl-dev python3 chromium nginx-light prometheus; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then need+=(mariadb-server); fi
