@@ -52,7 +52,9 @@ pub mod local_stack {
     pub use crate::stack::mariadb::start as start_database;
     pub use crate::stack::mariadb::{answers, create_database, with_database};
     pub use crate::stack::process::free_port;
-    pub use crate::stack::{down, status_lines, up, StackError, StackState, UpOptions};
+    pub use crate::stack::{
+        default_rules, down, status_lines, up, StackError, StackState, UpOptions, DEFAULT_LIVE,
+    };
 }
 
 /// The fault relay, its Toxiproxy-compatible API and our client for any Toxiproxy API.

@@ -187,6 +187,10 @@ enum StackCmd {
         /// Extra flags passed to target-app, e.g. --app-arg=--external-call-ms=200
         #[arg(long = "app-arg", allow_hyphen_values = true)]
         app_args: Vec<String>,
+        /// Rule files the stack's Prometheus evaluates (repeatable; default
+        /// scenarios/alerts/incident.rules.yml when run from the repo).
+        #[arg(long = "prometheus-rules", value_name = "FILE")]
+        prometheus_rules: Vec<PathBuf>,
     },
     /// Stop everything the stack started and remove its files.
     Down,
@@ -475,6 +479,7 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
             preset,
             no_app,
             app_args,
+            prometheus_rules,
         } => {
             let opts = stack::UpOptions {
                 dir: dir.clone(),
@@ -484,6 +489,11 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
                 with_app: !no_app,
                 preset,
                 app_args,
+                prometheus_rules: match prometheus_rules.is_empty() {
+                    true => stack::default_rules(),
+                    false => prometheus_rules.iter().map(std::path::absolute).collect::<Result<_, _>>()?,
+                },
+                scrape_live: stack::DEFAULT_LIVE.to_owned(),
             };
             let state = stack::up(&opts, &mut console).await?;
             for line in stack::status_lines(&state) {

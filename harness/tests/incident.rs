@@ -7,6 +7,7 @@ mod common;
 
 use std::process::{Command, Output};
 
+use common::prometheus::TestPrometheus;
 use common::*;
 use target_app::test_support::{stack_env, TestApp};
 use target_app::Preset;
@@ -58,16 +59,45 @@ async fn run(app: &TestApp, scenario: &str, time_scale: &str, out: &std::path::P
         ]);
     }
     let (db, kafka) = (app.config.database_url.clone(), stack_env("HARNESS_KAFKA"));
-    tokio::task::spawn_blocking(move || {
+    // The team's Prometheus: it scrapes this app and evaluates the incident's rule file.
+    let prom = prometheus_for(app).await;
+    let url = prom.url.clone();
+    let o = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_harness"))
             .args(&args)
             .env("HARNESS_DATABASE_URL", db)
             .env("HARNESS_KAFKA", kafka)
+            .env("HARNESS_PROMETHEUS_URL", url)
             .output()
             .unwrap()
     })
     .await
-    .unwrap()
+    .unwrap();
+    drop(prom);
+    o
+}
+
+/// Debian's Prometheus scraping `app` with `scenarios/alerts/incident.rules.yml`, once it has
+/// scraped the app (the run's preflight wants the PromQL series present).
+async fn prometheus_for(app: &TestApp) -> TestPrometheus {
+    let rules = std::path::PathBuf::from(repo("scenarios/alerts/incident.rules.yml"));
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let prom = TestPrometheus::start(&[("target-app", address, "/metrics")], &[rules]).await;
+    prom.wait_for("up{job=\"target-app\"}", std::time::Duration::from_secs(20), |v| v == 1.0)
+        .await;
+    prom
+}
+
+/// The rule `name` as the report has it from Prometheus: (fired at, time to detect).
+fn prometheus_alert(sum: &serde_json::Value, name: &str) -> (Option<f64>, Option<f64>) {
+    let a = sum["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no alert {name}: {}", sum["alerts"]));
+    assert!(a["source"].as_str().unwrap().starts_with("prometheus "), "{a}");
+    (a["fired_at"].as_f64(), a["time_to_detect_s"].as_f64())
 }
 
 /// Every threshold with what was observed, and each request's statuses: what a failed CI
@@ -136,6 +166,8 @@ async fn st001_fails_on_the_incident_preset_and_passes_remediated() {
     let failed = failing(&sum);
     for expected in [
         "db_pool_acquire_timeouts_total max<=10",
+        // The same gate on Prometheus's view of the pool (a PromQL probe) fails alike.
+        "prom_pool_timeouts max<=10",
         "http_req_duration p(95)<2000",
         // Browsing beside the orders collapses with the pool: "every API stopped answering".
         "http_req_duration{scenario:browse} p(95)<500",
@@ -149,6 +181,7 @@ async fn st001_fails_on_the_incident_preset_and_passes_remediated() {
         failed
             .iter()
             .all(|f| f.starts_with("db_pool_acquire_timeouts_total")
+                || f.starts_with("prom_pool_timeouts")
                 || f.starts_with("http_req_duration")
                 || f.starts_with("http_req_failed")),
         "{failed:?}"
@@ -164,6 +197,9 @@ async fn st001_fails_on_the_incident_preset_and_passes_remediated() {
         "pool of 20 fully used"
     );
     assert_sql_all_pass(&sum);
+    // Prometheus, evaluating the team's rule file, caught it: the 10 s variant fired.
+    let (fired, ttd) = prometheus_alert(&sum, "HikariCPConnectionTimeoutFast");
+    assert!(fired.is_some() && ttd.is_some(), "{}", sum["alerts"]);
     inc.stop().await;
 
     let rem = app(Preset::Remediated).await;

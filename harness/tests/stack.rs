@@ -52,7 +52,15 @@ fn no_app_options(dir: &std::path::Path, database_name: String, postgres_url: St
         with_app: false,
         preset: "incident".into(),
         app_args: vec![],
+        prometheus_rules: vec![],
+        scrape_live: stack::DEFAULT_LIVE.into(),
     }
+}
+
+/// The repo's incident rules, as `harness stack up` loads them by default.
+fn incident_rules() -> Vec<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/alerts/incident.rules.yml");
+    vec![p.canonicalize().unwrap()]
 }
 
 async fn drop_mariadb_database(name: &str) {
@@ -129,6 +137,8 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         with_app: true,
         preset: "incident".into(),
         app_args: vec![],
+        prometheus_rules: incident_rules(),
+        scrape_live: stack::DEFAULT_LIVE.into(),
     };
     let first = stack::up(&opts, &mut Silent).await.expect("stack up");
     // A failing assertion below must not leave the stack's processes running.
@@ -143,6 +153,7 @@ async fn up_is_idempotent_and_down_leaves_nothing_behind() {
         .unwrap();
     assert_eq!(health["components"]["db"]["status"], "UP");
     assert_eq!(health["components"]["kafka"]["status"], "UP");
+    stack_prometheus_scrapes_the_app_with_the_incident_rules(&first).await;
 
     // The app reaches its database through the stack's fault relay: a latency toxic there
     // slows a real order (five statements, each a round trip), and /reset undoes it.
@@ -432,6 +443,8 @@ async fn a_failed_app_start_stops_the_dependency_and_everything_before_it() {
         preset: "incident".into(),
         // target-app refuses the flag and exits at once.
         app_args: vec!["--pool-max=many".into()],
+        prometheus_rules: incident_rules(),
+        scrape_live: stack::DEFAULT_LIVE.into(),
     };
     let _down = DownOnDrop(opts.dir.clone());
     let err = stack::up(&opts, &mut Silent)
@@ -707,4 +720,35 @@ async fn restart_brings_a_killed_broker_back_and_updates_its_pid_file() {
     );
     drop_mariadb_database(&opts.database_name).await;
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The stack's Prometheus: its URL in the variables, the incident's rules loaded, the app
+/// scraped (`up` is 1 within a few scrapes).
+async fn stack_prometheus_scrapes_the_app_with_the_incident_rules(state: &stack::StackState) {
+    let prom = state.prometheus.as_ref().expect("prometheus recorded");
+    let vars = state.vars();
+    assert!(vars.iter().any(|(k, v)| *k == "HARNESS_PROMETHEUS_URL" && *v == prom.url), "{vars:?}");
+    let http = reqwest::Client::new();
+    let rules: serde_json::Value = http.get(format!("{}/api/v1/rules", prom.url)).send().await.unwrap().json().await.unwrap();
+    let text = rules.to_string();
+    for name in ["HikariCPConnectionTimeout", "KafkaConsumerLagHigh", "KafkaConsumerLagHighLowered"] {
+        assert!(text.contains(name), "{name} not loaded: {text}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let q: serde_json::Value = http
+            .get(format!("{}/api/v1/query", prom.url))
+            .query(&[("query", "up{job=\"target-app\"}")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if q["data"]["result"][0]["value"][1] == "1" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the app is not scraped: {q}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

@@ -169,6 +169,8 @@ fn up_options(opts: &DemoOptions, preset: &str) -> UpOptions {
         with_app: true,
         preset: preset.to_owned(),
         app_args: vec![],
+        prometheus_rules: stack::default_rules(),
+        scrape_live: stack::DEFAULT_LIVE.to_owned(),
     }
 }
 

@@ -127,8 +127,8 @@ fn error_rate(s: &Summary, name: &str) -> Option<f64> {
         .map(|r| r.error_rate)
 }
 
-fn alert_cell(s: &Summary, name_prefix: &str) -> String {
-    match s.alerts.iter().find(|a| a.name.starts_with(name_prefix)) {
+fn alert_cell(s: &Summary, name: &str) -> String {
+    match s.alerts.iter().find(|a| a.name == name) {
         None => "—".into(),
         Some(a) => match (a.fired_at, a.time_to_detect_s) {
             (Some(f), Some(d)) => format!(
@@ -388,37 +388,44 @@ fn broker_pause_figures() -> Vec<Figure> {
     ]
 }
 
-/// When each alert rule fired (the incident's rules and faster variants).
+/// When each alert rule fired: the incident's rules and faster variants, as the stack's
+/// Prometheus evaluated `scenarios/alerts/incident.rules.yml` (the rule's name, exactly).
 fn detect_figures() -> Vec<Figure> {
-    let rules: [(&'static str, &'static str, &'static str, &'static str); 5] = [
+    let rules: [(&'static str, &'static str, &'static str, &'static str); 6] = [
         (
-            "detect: pool timeouts > 10 for 2m",
+            "detect: HikariCPConnectionTimeout (timeouts > 10 for 2m, Prometheus)",
             "human: 1.5 min (rule expected 30 s)",
-            "pool timeouts > 10 for 2m",
+            "HikariCPConnectionTimeout",
             "st-001",
         ),
         (
-            "detect: pool timeouts > 10 for 10s",
+            "detect: HikariCPConnectionTimeoutFast (timeouts > 10 for 10s, Prometheus)",
             "—",
-            "pool timeouts > 10 for 10s",
+            "HikariCPConnectionTimeoutFast",
             "st-001",
         ),
         (
-            "detect: lag > 5000 for 3m",
+            "detect: DBPoolConnectionsHigh (pool > 70% for 30s, Prometheus)",
+            "—",
+            "DBPoolConnectionsHigh",
+            "st-001",
+        ),
+        (
+            "detect: KafkaConsumerLagHigh (lag > 5000 for 3m, Prometheus)",
             "human: 2 min",
-            "lag > 5000 for 3m",
+            "KafkaConsumerLagHigh",
             "peak",
         ),
         (
-            "detect: lag > 1000 for 3m (lowered)",
+            "detect: KafkaConsumerLagHighLowered (lag > 1000 for 3m, Prometheus)",
             "—",
-            "lag > 1000 for 3m",
+            "KafkaConsumerLagHighLowered",
             "peak",
         ),
         (
-            "detect: lag > 1000 for 10s",
+            "detect: KafkaConsumerLagHighFast (lag > 1000 for 10s, Prometheus)",
             "—",
-            "lag > 1000 for 10s",
+            "KafkaConsumerLagHighFast",
             "peak",
         ),
     ];

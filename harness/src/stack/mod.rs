@@ -13,6 +13,7 @@ pub mod mariadb;
 pub mod pids;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod relay;
 pub mod restart;
 
@@ -95,6 +96,10 @@ pub struct StackState {
     /// `None` in state files written before the stack had one.
     #[serde(default)]
     pub postgres: Option<postgres::Postgres>,
+    /// Debian's Prometheus scraping the app and the harness's live endpoint, evaluating the
+    /// rule files (started with the app).
+    #[serde(default)]
+    pub prometheus: Option<prometheus::Prometheus>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +115,25 @@ pub struct UpOptions {
     pub preset: String,
     /// Extra `target-app` flags.
     pub app_args: Vec<String>,
+    /// Rule files the stack's Prometheus evaluates (with the app only).
+    pub prometheus_rules: Vec<PathBuf>,
+    /// The harness live endpoint the stack's Prometheus scrapes (`harness run --listen`).
+    pub scrape_live: String,
+}
+
+/// The rule file `harness stack up` loads by default, when it is there (run from the repo).
+pub const DEFAULT_RULES: &str = "scenarios/alerts/incident.rules.yml";
+
+/// k6's REST API port: where `harness run --listen` is expected by the stack's Prometheus.
+pub const DEFAULT_LIVE: &str = "127.0.0.1:6565";
+
+/// [`DEFAULT_RULES`] as an absolute path when it exists here, else none.
+pub fn default_rules() -> Vec<PathBuf> {
+    let p = Path::new(DEFAULT_RULES);
+    match p.is_file() {
+        true => std::path::absolute(p).into_iter().collect(),
+        false => Vec::new(),
+    }
 }
 
 impl StackState {
@@ -156,6 +180,7 @@ impl StackState {
             ("broker", self.broker.as_ref().map(|b| b.child.pid)),
             ("dependency", self.dependency.as_ref().map(|d| d.child.pid)),
             ("app", self.app.as_ref().map(|a| a.child.pid)),
+            ("prometheus", self.prometheus.as_ref().map(|p| p.child.pid)),
         ]
         .into_iter()
         .filter_map(|(part, pid)| Some((part, pid?)))
@@ -188,11 +213,12 @@ impl StackState {
         let relay = self.relay.as_ref().is_some_and(|r| r.child.alive());
         let dependency = self.dependency.as_ref().is_none_or(|d| d.child.alive());
         let app = self.app.as_ref().is_none_or(|a| a.child.alive());
+        let prom = self.prometheus.as_ref().is_none_or(|p| p.child.alive());
         let pg = self
             .postgres
             .as_ref()
             .is_none_or(|p| p.private.as_ref().is_none_or(|p| p.child.alive()));
-        db && pg && broker && relay && dependency && app
+        db && pg && broker && relay && dependency && app && prom
     }
 
     /// Shell `export` lines for tests and scripts.
@@ -225,6 +251,9 @@ impl StackState {
         }
         if let Some(a) = &self.app {
             out.push(("HARNESS_TARGET_URL", a.url.clone()));
+        }
+        if let Some(p) = &self.prometheus {
+            out.push(("HARNESS_PROMETHEUS_URL", p.url.clone()));
         }
         out.extend(self.process_vars());
         out
@@ -269,7 +298,12 @@ pub async fn up(opts: &UpOptions, observer: &mut dyn Observer) -> Result<StackSt
     if let Some(mut state) = StackState::load(&opts.dir)? {
         let same_app = match (&state.app, opts.with_app) {
             // A stack recorded before the dependency existed is restarted to get one.
-            (Some(a), true) => a.preset == opts.preset && state.dependency.is_some(),
+            // A stack recorded before the dependency or Prometheus existed is restarted.
+            (Some(a), true) => {
+                a.preset == opts.preset
+                    && state.dependency.is_some()
+                    && state.prometheus.is_some()
+            }
             (None, false) => true,
             _ => false,
         };
@@ -342,8 +376,40 @@ async fn start_parts(
     if opts.with_app {
         start_dependency(opts, logs, &relay, state, observer).await?;
         start_app(opts, logs, state, observer).await?;
+        start_prometheus(opts, logs, state, observer).await?;
     }
     Ok(())
+}
+
+/// Debian's Prometheus, scraping the app and the harness's live endpoint every second and
+/// evaluating the rule files, with the remote-write receiver on.
+async fn start_prometheus(
+    opts: &UpOptions,
+    logs: &Path,
+    state: &mut StackState,
+    observer: &mut dyn Observer,
+) -> Result<(), StackError> {
+    observer.event(Event::Stack(StackStep::Starting {
+        component: "prometheus",
+    }));
+    let app = state.app.as_ref().expect("app recorded before");
+    let app_addr = app.url.trim_start_matches("http://").to_owned();
+    let target = |job: &str, address: String| prometheus::ScrapeTarget {
+        job: job.to_owned(),
+        address,
+        metrics_path: "/metrics".to_owned(),
+    };
+    let spec = prometheus::PromSpec {
+        port: 0,
+        scrape: vec![
+            target("target-app", app_addr),
+            target("harness", opts.scrape_live.clone()),
+        ],
+        rule_files: opts.prometheus_rules.clone(),
+        remote_write_receiver: true,
+    };
+    state.prometheus = Some(prometheus::start(&spec, &opts.dir, logs).await?);
+    state.save(&opts.dir)
 }
 
 async fn start_postgres(
@@ -425,6 +491,7 @@ async fn start_app(
 }
 
 fn stop_parts(state: &StackState) -> Result<(), StackError> {
+    let prom = state.prometheus.as_ref().map(|p| p.stop()).unwrap_or(Ok(()));
     if let Some(a) = &state.app {
         a.stop();
     }
@@ -437,7 +504,7 @@ fn stop_parts(state: &StackState) -> Result<(), StackError> {
     }
     let pg = state.postgres.as_ref().map(|p| p.stop()).unwrap_or(Ok(()));
     let db = state.database.as_ref().map(|d| d.stop()).unwrap_or(Ok(()));
-    broker.and(pg).and(db)
+    prom.and(broker).and(pg).and(db)
 }
 
 /// Stops everything recorded and removes the stack directory. Idempotent.
@@ -526,6 +593,17 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
             a.url,
             a.preset,
             a.child.pid
+        ));
+    }
+    if let Some(p) = &state.prometheus {
+        let rules: Vec<String> = p.rule_files.iter().map(|f| f.display().to_string()).collect();
+        out.push(format!(
+            "{} prometheus {} (scrapes the app and the harness at {}; rules: {}; pid {})",
+            mark(p.child.alive()),
+            p.url,
+            DEFAULT_LIVE,
+            if rules.is_empty() { "none".to_owned() } else { rules.join(", ") },
+            p.child.pid
         ));
     }
     out

@@ -6,6 +6,7 @@
 
 pub mod cdp;
 pub mod faults;
+pub mod prometheus;
 pub mod web;
 
 use std::collections::BTreeMap;
