@@ -296,19 +296,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             allow_huge,
         } => Ok(validate(scenarios, sets, allow_huge)),
         Cmd::Report { runs, format } => report(runs, format),
-        Cmd::Proxy { listen } => {
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-            let relay = faults::Relay::new();
-            eprintln!(
-                "fault relay API (Toxiproxy-compatible) on http://{}",
-                listener.local_addr()?
-            );
-            faults::serve_api(listener, relay.clone(), interrupted()).await?;
-            relay.shutdown();
-            Ok(exit::PASS)
-        }
+        Cmd::Proxy { listen } => proxy(&listen).await,
         Cmd::Stack { action, dir } => stack_cmd(action, dir).await,
         Cmd::Faults { action } => faults_cmd(action).await,
         Cmd::FaultAgent { token: _, spec } => {
@@ -318,6 +306,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(faults::serve_agent(spec, interrupted(), log).await)
         }
     }
+}
+
+/// `harness proxy`: the fault relay's Toxiproxy-compatible API until Ctrl-C.
+async fn proxy(listen: &str) -> anyhow::Result<i32> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let relay = faults::Relay::new();
+    eprintln!(
+        "fault relay API (Toxiproxy-compatible) on http://{}",
+        listener.local_addr()?
+    );
+    faults::serve_api(listener, relay.clone(), interrupted()).await?;
+    relay.shutdown();
+    Ok(exit::PASS)
 }
 
 /// `harness faults recover|status`.
@@ -491,7 +494,10 @@ async fn stack_cmd(action: StackCmd, dir: PathBuf) -> anyhow::Result<i32> {
                 app_args,
                 prometheus_rules: match prometheus_rules.is_empty() {
                     true => stack::default_rules(),
-                    false => prometheus_rules.iter().map(std::path::absolute).collect::<Result<_, _>>()?,
+                    false => prometheus_rules
+                        .iter()
+                        .map(std::path::absolute)
+                        .collect::<Result<_, _>>()?,
                 },
                 scrape_live: stack::DEFAULT_LIVE.to_owned(),
             };

@@ -83,8 +83,12 @@ async fn prometheus_for(app: &TestApp) -> TestPrometheus {
     let rules = std::path::PathBuf::from(repo("scenarios/alerts/incident.rules.yml"));
     let address = app.url.trim_start_matches("http://").to_owned();
     let prom = TestPrometheus::start(&[("target-app", address, "/metrics")], &[rules]).await;
-    prom.wait_for("up{job=\"target-app\"}", std::time::Duration::from_secs(20), |v| v == 1.0)
-        .await;
+    prom.wait_for(
+        "up{job=\"target-app\"}",
+        std::time::Duration::from_secs(20),
+        |v| v == 1.0,
+    )
+    .await;
     prom
 }
 
@@ -96,7 +100,10 @@ fn prometheus_alert(sum: &serde_json::Value, name: &str) -> (Option<f64>, Option
         .iter()
         .find(|a| a["name"] == name)
         .unwrap_or_else(|| panic!("no alert {name}: {}", sum["alerts"]));
-    assert!(a["source"].as_str().unwrap().starts_with("prometheus "), "{a}");
+    assert!(
+        a["source"].as_str().unwrap().starts_with("prometheus "),
+        "{a}"
+    );
     (a["fired_at"].as_f64(), a["time_to_detect_s"].as_f64())
 }
 

@@ -59,7 +59,8 @@ fn no_app_options(dir: &std::path::Path, database_name: String, postgres_url: St
 
 /// The repo's incident rules, as `harness stack up` loads them by default.
 fn incident_rules() -> Vec<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/alerts/incident.rules.yml");
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/alerts/incident.rules.yml");
     vec![p.canonicalize().unwrap()]
 }
 
@@ -727,11 +728,26 @@ async fn restart_brings_a_killed_broker_back_and_updates_its_pid_file() {
 async fn stack_prometheus_scrapes_the_app_with_the_incident_rules(state: &stack::StackState) {
     let prom = state.prometheus.as_ref().expect("prometheus recorded");
     let vars = state.vars();
-    assert!(vars.iter().any(|(k, v)| *k == "HARNESS_PROMETHEUS_URL" && *v == prom.url), "{vars:?}");
+    assert!(
+        vars.iter()
+            .any(|(k, v)| *k == "HARNESS_PROMETHEUS_URL" && *v == prom.url),
+        "{vars:?}"
+    );
     let http = reqwest::Client::new();
-    let rules: serde_json::Value = http.get(format!("{}/api/v1/rules", prom.url)).send().await.unwrap().json().await.unwrap();
+    let rules: serde_json::Value = http
+        .get(format!("{}/api/v1/rules", prom.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let text = rules.to_string();
-    for name in ["HikariCPConnectionTimeout", "KafkaConsumerLagHigh", "KafkaConsumerLagHighLowered"] {
+    for name in [
+        "HikariCPConnectionTimeout",
+        "KafkaConsumerLagHigh",
+        "KafkaConsumerLagHighLowered",
+    ] {
         assert!(text.contains(name), "{name} not loaded: {text}");
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -748,7 +764,10 @@ async fn stack_prometheus_scrapes_the_app_with_the_incident_rules(state: &stack:
         if q["data"]["result"][0]["value"][1] == "1" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the app is not scraped: {q}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app is not scraped: {q}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

@@ -12,9 +12,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::control::Pace;
+use super::control::{Pace, Setting};
 use super::flow::VuState;
 use super::schedule::Profile;
 use super::timer::Pacer;
@@ -43,18 +43,13 @@ impl ArrivalRate {
     async fn drive(&self, ctx: LoadCtx) -> Result<(), LoadError> {
         let permits = Arc::new(Semaphore::new(self.max_in_flight as usize));
         let mut pacer = Pacer::default();
-        let shared = Arc::new(ctx.clone());
         let start = tokio::time::Instant::now();
         let mut stop = ctx.stop.clone();
         let mut control = ctx.shared.control(ctx.workload).watch();
         let mut pace = Pace::default();
         let mut last_second = u64::MAX;
         let mut n: u64 = 0;
-        let w = ctx.workload;
-        // VU state only for flows with `once` steps (then the cookies go with it); otherwise
-        // each iteration starts with an empty jar.
-        let pool: Arc<Mutex<Vec<VuState>>> = Arc::default();
-        let keep_state = ctx.plan.workloads[w].has_once;
+        let spawner = Spawner::new(&ctx);
         let end = tokio::time::sleep_until(start + Duration::from_secs_f64(self.profile.total()));
         tokio::pin!(end);
         loop {
@@ -64,19 +59,12 @@ impl ArrivalRate {
             let setting = *control.borrow_and_update();
             if setting != pace.setting() {
                 let now = start.elapsed().as_secs_f64();
-                if let Some(resume) = pace.change(setting, now, |t| self.arrivals_before(t)) {
-                    n = n.max(resume);
-                }
+                self.follow(setting, now, &mut pace, &mut n);
                 pacer.forget();
                 self.publish(&ctx, &pace, now, &permits);
             }
-            let next = match pace.rate() {
-                _ if pace.paused() => None,
-                None => match self.profile.arrival_time(n) {
-                    Some(at) => Some(at),
-                    None => break,
-                },
-                Some(_) => pace.next().filter(|at| *at < self.profile.total()),
+            let Some(next) = self.next_arrival(&pace, n) else {
+                break;
             };
             let Some(at) = next else {
                 // Paused, or a rate of 0: nothing leaves until the operator or the end says so.
@@ -109,33 +97,12 @@ impl ArrivalRate {
                         _ = stop.changed() => {}
                     }
                     let now = start.elapsed().as_secs_f64();
-                    let refused = match pace.rate() {
-                        None => {
-                            let next = self.arrivals_before(now).max(n + 1);
-                            next - std::mem::replace(&mut n, next)
-                        }
-                        Some(_) => {
-                            let sent = pace.sent_count();
-                            let next = pace.due_before(now).max(sent + 1);
-                            pace.skip_to(next);
-                            next - sent
-                        }
-                    };
-                    ctx.recorder.record_dropped_n(refused);
+                    ctx.recorder
+                        .record_dropped_n(self.refused(&mut pace, &mut n, now));
                     pacer.forget();
                     continue;
                 }
-                Ok(permit) => {
-                    // One Arc clone per request instead of cloning every field of the context.
-                    spawn_iteration(
-                        shared.clone(),
-                        pool.clone(),
-                        keep_state,
-                        n,
-                        intended,
-                        permit,
-                    );
-                }
+                Ok(permit) => spawner.spawn(n, intended, permit),
             }
             n += 1;
             if pace.rate().is_some() {
@@ -153,6 +120,40 @@ impl ArrivalRate {
         Ok(())
     }
 
+    /// Takes the operator's new setting at `now`; a resume puts the schedule at its `now`.
+    fn follow(&self, setting: Setting, now: f64, pace: &mut Pace, n: &mut u64) {
+        if let Some(resume) = pace.change(setting, now, |t| self.arrivals_before(t)) {
+            *n = (*n).max(resume);
+        }
+    }
+
+    /// When the next arrival is due: Some(None) while paused or at a rate of 0, None once
+    /// the stages are over.
+    fn next_arrival(&self, pace: &Pace, n: u64) -> Option<Option<f64>> {
+        match pace.rate() {
+            _ if pace.paused() => Some(None),
+            None => self.profile.arrival_time(n).map(Some),
+            Some(_) => Some(pace.next().filter(|at| *at < self.profile.total())),
+        }
+    }
+
+    /// Skips the arrivals that came due while every permit was taken (on the schedule or at
+    /// the operator's rate); returns how many were refused.
+    fn refused(&self, pace: &mut Pace, n: &mut u64, now: f64) -> u64 {
+        match pace.rate() {
+            None => {
+                let next = self.arrivals_before(now).max(*n + 1);
+                next - std::mem::replace(n, next)
+            }
+            Some(_) => {
+                let sent = pace.sent_count();
+                let next = pace.due_before(now).max(sent + 1);
+                pace.skip_to(next);
+                next - sent
+            }
+        }
+    }
+
     fn arrivals_before(&self, t: f64) -> u64 {
         self.profile.arrivals_before(t)
     }
@@ -168,6 +169,36 @@ impl ArrivalRate {
         ctx.gauge("target_rate", rate);
         let busy = f64::from(self.max_in_flight) - permits.available_permits() as f64;
         ctx.gauge("in_flight", busy);
+    }
+}
+
+/// What every iteration of this scenario shares: the context (one Arc clone per request
+/// instead of cloning every field), and the VU states of flows with `once` steps (then the
+/// cookies go with them; otherwise each iteration starts with an empty jar).
+struct Spawner {
+    ctx: Arc<LoadCtx>,
+    pool: Arc<Mutex<Vec<VuState>>>,
+    keep_state: bool,
+}
+
+impl Spawner {
+    fn new(ctx: &LoadCtx) -> Spawner {
+        Spawner {
+            ctx: Arc::new(ctx.clone()),
+            pool: Arc::default(),
+            keep_state: ctx.plan.workloads[ctx.workload].has_once,
+        }
+    }
+
+    fn spawn(&self, n: u64, due: tokio::time::Instant, permit: OwnedSemaphorePermit) {
+        spawn_iteration(
+            self.ctx.clone(),
+            self.pool.clone(),
+            self.keep_state,
+            n,
+            due,
+            permit,
+        );
     }
 }
 

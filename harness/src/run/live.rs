@@ -207,19 +207,7 @@ impl<'a> Run<'a> {
         let stuck = self.end_faults(status.as_ref()).await;
         // An abort asked for between the last tick and the load's end still counts.
         let status = status.or_else(|| shared.abort_reason().map(Status::Aborted));
-        let status = match (status, load_result) {
-            (Some(st), _) => st,
-            (None, Err(load::LoadError::Interrupted)) => Status::Interrupted,
-            (None, Err(e)) => Status::Error(e.to_string()),
-            (None, Ok(())) => Status::Done,
-        };
-        match status {
-            Status::Error(_) => status,
-            _ if stuck > 0 => Status::Error(format!(
-                "{stuck} fault(s) could not be rolled back; see the fault table"
-            )),
-            _ => status,
-        }
+        final_status(status, load_result, stuck)
     }
 
     /// The load is over: every fault is rolled back (before the drain is watched, whatever
@@ -554,31 +542,10 @@ impl<'a> Run<'a> {
         };
         let mut alerts: Vec<AlertState> = self.alerts.into_iter().map(|(_, a)| a).collect();
         alerts.extend(prom_alerts);
-        let view = View {
-            scenario: s,
-            run_id: &self.base.run_id,
-            state: "finished",
-            elapsed_s: metrics.elapsed.as_secs_f64(),
-            gauge: load::gauge_name(&self.base.plan),
-            thresholds: &thresholds,
-            faults: &journal,
-            alerts: &alerts,
-            shared: self.shared.as_deref(),
-        };
+        let shared = self.shared.as_deref();
+        let view = final_view(&self.base, shared, &metrics, &thresholds, &journal, &alerts);
         let remote_write = self.operator.flush(&view, &metrics).await;
-        let remote_write = remote_write.map(|w| crate::report::summary::RemoteWriteReport {
-            url: s
-                .outputs
-                .prometheus_remote_write
-                .as_ref()
-                .map(|o| o.url.clone())
-                .unwrap_or_default(),
-            sent: w.sent,
-            dropped: w.dropped,
-            failed: w.failed,
-            samples: w.samples_sent,
-            last_error: w.last_error.or(self.operator.remote_error.clone()),
-        });
+        let remote_write = remote_write.map(|w| remote_report(s, w, &self.operator));
         summary::require_coverage(&mut thresholds, &mut alerts, &probes);
         if let Some(st) = &steady {
             summary::require_recovery(&mut thresholds, st);
@@ -605,24 +572,31 @@ impl<'a> Run<'a> {
         };
         let summary = summary::build(&self.base.identity(), status, &metrics, findings);
         let outcome = self.base.write(summary, &metrics);
-        let report = outcome.as_ref().ok().map(|o| o.dir.join("report.html"));
-        let word = match &outcome {
-            Ok(o) => format!("{:?}", o.summary.status).to_lowercase(),
-            Err(_) => "error".to_owned(),
-        };
-        let view = View {
-            scenario: &self.base.scenario,
-            run_id: &self.base.run_id,
-            state: "finished",
-            elapsed_s: metrics.elapsed.as_secs_f64(),
-            gauge: load::gauge_name(&self.base.plan),
-            thresholds: outcome.as_ref().map_or(&[][..], |o| &o.summary.thresholds),
-            faults: outcome.as_ref().map_or(&[][..], |o| &o.summary.faults),
-            alerts: outcome.as_ref().map_or(&[][..], |o| &o.summary.alerts),
-            shared: self.shared.as_deref(),
-        };
-        self.operator.close(&view, &metrics, report, &word).await;
+        let shared = self.shared.as_deref();
+        end_live(self.operator, &self.base, shared, &metrics, &outcome).await;
         outcome
+    }
+}
+
+/// How the load ended: what stopped it (if anything did), else the load's own result; any
+/// fault left in force makes it an error.
+fn final_status(
+    status: Option<Status>,
+    load_result: Result<(), load::LoadError>,
+    stuck: usize,
+) -> Status {
+    let status = match (status, load_result) {
+        (Some(st), _) => st,
+        (None, Err(load::LoadError::Interrupted)) => Status::Interrupted,
+        (None, Err(e)) => Status::Error(e.to_string()),
+        (None, Ok(())) => Status::Done,
+    };
+    match status {
+        Status::Error(_) => status,
+        _ if stuck > 0 => Status::Error(format!(
+            "{stuck} fault(s) could not be rolled back; see the fault table"
+        )),
+        _ => status,
     }
 }
 
@@ -635,6 +609,74 @@ async fn second_interrupt(hurry: &mut Option<watch::Receiver<bool>>) {
             }
         }
         None => std::future::pending().await,
+    }
+}
+
+/// The report is written: the live endpoint shows the verdict and the report, then stops.
+async fn end_live(
+    op: Operator,
+    base: &Base<'_>,
+    shared: Option<&Shared>,
+    metrics: &RunMetrics,
+    outcome: &Result<RunOutcome, RunError>,
+) {
+    let report = outcome.as_ref().ok().map(|o| o.dir.join("report.html"));
+    let word = match outcome {
+        Ok(o) => format!("{:?}", o.summary.status).to_lowercase(),
+        Err(_) => "error".to_owned(),
+    };
+    let sum = outcome.as_ref().ok().map(|o| &o.summary);
+    let view = final_view(
+        base,
+        shared,
+        metrics,
+        sum.map_or(&[][..], |s| &s.thresholds),
+        sum.map_or(&[][..], |s| &s.faults),
+        sum.map_or(&[][..], |s| &s.alerts),
+    );
+    op.close(&view, metrics, report, &word).await;
+}
+
+/// The finished run, for the live endpoint.
+fn final_view<'v>(
+    base: &'v Base<'_>,
+    shared: Option<&'v Shared>,
+    m: &RunMetrics,
+    thresholds: &'v [Verdict],
+    faults: &'v [crate::fault::journal::FaultRecord],
+    alerts: &'v [AlertState],
+) -> View<'v> {
+    View {
+        scenario: &base.scenario,
+        run_id: &base.run_id,
+        state: "finished",
+        elapsed_s: m.elapsed.as_secs_f64(),
+        gauge: load::gauge_name(&base.plan),
+        thresholds,
+        faults,
+        alerts,
+        shared,
+    }
+}
+
+/// How the remote-write output fared, for the summary.
+fn remote_report(
+    s: &Scenario,
+    w: crate::prom::remote_write::WriteStats,
+    op: &Operator,
+) -> crate::report::summary::RemoteWriteReport {
+    let url = s
+        .outputs
+        .prometheus_remote_write
+        .as_ref()
+        .map(|o| o.url.clone());
+    crate::report::summary::RemoteWriteReport {
+        url: url.unwrap_or_default(),
+        sent: w.sent,
+        dropped: w.dropped,
+        failed: w.failed,
+        samples: w.samples_sent,
+        last_error: w.last_error.or(op.remote_error.clone()),
     }
 }
 

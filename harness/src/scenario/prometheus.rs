@@ -17,7 +17,7 @@ use super::{AlertRule, Dur};
 pub struct PromqlProbeSpec {
     /// Prometheus's base URL, e.g. `http://127.0.0.1:9090`; `{env:NAME}` expanded.
     pub url: String,
-    /// series name → PromQL, e.g. `pool_pending = "max(db_pool_pending)"`; each must give one
+    /// series name → PromQL, e.g. `queue_depth = "max(queue_depth)"`; each must give one
     /// number (a scalar or a one-element vector).
     pub queries: std::collections::BTreeMap<String, String>,
     #[serde(default = "super::one_second")]

@@ -300,9 +300,7 @@ pub async fn up(opts: &UpOptions, observer: &mut dyn Observer) -> Result<StackSt
             // A stack recorded before the dependency existed is restarted to get one.
             // A stack recorded before the dependency or Prometheus existed is restarted.
             (Some(a), true) => {
-                a.preset == opts.preset
-                    && state.dependency.is_some()
-                    && state.prometheus.is_some()
+                a.preset == opts.preset && state.dependency.is_some() && state.prometheus.is_some()
             }
             (None, false) => true,
             _ => false,
@@ -491,7 +489,11 @@ async fn start_app(
 }
 
 fn stop_parts(state: &StackState) -> Result<(), StackError> {
-    let prom = state.prometheus.as_ref().map(|p| p.stop()).unwrap_or(Ok(()));
+    let prom = state
+        .prometheus
+        .as_ref()
+        .map(|p| p.stop())
+        .unwrap_or(Ok(()));
     if let Some(a) = &state.app {
         a.stop();
     }
@@ -568,6 +570,14 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
             b.child.pid
         ));
     }
+    out.extend(service_lines(state));
+    out
+}
+
+/// The dependency stub's, the app's and Prometheus's status lines.
+fn service_lines(state: &StackState) -> Vec<String> {
+    let mark = |alive: bool| if alive { "up  " } else { "DOWN" };
+    let mut out = Vec::new();
     if let Some(d) = &state.dependency {
         let via = state
             .dependency_proxy_port
@@ -596,13 +606,21 @@ pub fn status_lines(state: &StackState) -> Vec<String> {
         ));
     }
     if let Some(p) = &state.prometheus {
-        let rules: Vec<String> = p.rule_files.iter().map(|f| f.display().to_string()).collect();
+        let rules: Vec<String> = p
+            .rule_files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
         out.push(format!(
             "{} prometheus {} (scrapes the app and the harness at {}; rules: {}; pid {})",
             mark(p.child.alive()),
             p.url,
             DEFAULT_LIVE,
-            if rules.is_empty() { "none".to_owned() } else { rules.join(", ") },
+            if rules.is_empty() {
+                "none".to_owned()
+            } else {
+                rules.join(", ")
+            },
             p.child.pid
         ));
     }
