@@ -10,6 +10,7 @@
 
 mod flows;
 mod https;
+mod live;
 mod measure;
 mod open_model;
 mod ours;
@@ -67,6 +68,10 @@ fn main() {
         let stall = open_model::stall(&ours, &peers, &server);
         let rss = open_model::rss(&ours, &server);
         open_model::print(&accuracy, stall, &rss);
+    }
+    if wants("live") {
+        let (off, on, pushed) = live::rows(&ours, &server);
+        live::print(&off, &on, pushed);
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

@@ -406,8 +406,30 @@ async fn start_prometheus(
         rule_files: opts.prometheus_rules.clone(),
         remote_write_receiver: true,
     };
-    state.prometheus = Some(prometheus::start(&spec, &opts.dir, logs).await?);
-    state.save(&opts.dir)
+    let prom = prometheus::start(&spec, &opts.dir, logs).await?;
+    let url = prom.url.clone();
+    state.prometheus = Some(prom);
+    state.save(&opts.dir)?;
+    // A run right after `up` queries the app's series at its preflight: wait for one scrape.
+    scraped(&url, "target-app").await
+}
+
+/// Waits (15 s at most) until Prometheus at `url` has scraped `job` once.
+async fn scraped(url: &str, job: &str) -> Result<(), StackError> {
+    let client = crate::prom::api::PromClient::new(url, std::time::Duration::from_secs(2));
+    let q = format!("up{{job=\"{job}\"}}");
+    for _ in 0..60 {
+        if let Ok(v) = client.query(&q).await {
+            if v.single().ok().flatten() == Some(1.0) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Err(StackError::Missing {
+        what: format!("a scrape of {job} by Prometheus at {url}"),
+        hint: "see <dir>/logs/prometheus.log and the app's /metrics".into(),
+    })
 }
 
 async fn start_postgres(
