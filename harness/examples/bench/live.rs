@@ -14,7 +14,7 @@ use crate::measure::{counted, Counted, Server, RUN_SECS};
 use crate::ours::Ours;
 
 const RATE: u32 = 10_000;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// (with the console, CPU µs per request) per round, off and on alternating.
 pub fn rows(ours: &Ours, server: &Server) -> (Vec<Counted>, Vec<Counted>, u64) {
