@@ -79,19 +79,22 @@ impl Probes {
         stop: &watch::Receiver<bool>,
     ) {
         let Some(p) = &s.probes.sql else { return };
-        match expand_env(&p.url, vars) {
-            Ok(url) => {
+        self.start_queries(
+            "sql",
+            &p.url,
+            &p.queries,
+            p.min_coverage,
+            vars,
+            |url, queries| {
                 let probe = SqlProbe {
                     url,
-                    queries: p.queries.clone().into_iter().collect(),
+                    queries,
                     interval: p.interval.0,
                     min_coverage: p.min_coverage,
                 };
-                self.scrapes
-                    .push(tokio::spawn(probe.run(rec.clone(), stop.clone())));
-            }
-            Err(e) => self.not_started("sql", p.queries.keys(), p.min_coverage, e.to_string()),
-        }
+                tokio::spawn(probe.run(rec.clone(), stop.clone()))
+            },
+        );
     }
 
     /// `[probes.promql]`'s queries as a task.
@@ -103,18 +106,41 @@ impl Probes {
         stop: &watch::Receiver<bool>,
     ) {
         let Some(p) = &s.probes.promql else { return };
-        match expand_env(&p.url, vars) {
-            Ok(url) => {
+        self.start_queries(
+            "promql",
+            &p.url,
+            &p.queries,
+            p.min_coverage,
+            vars,
+            |url, queries| {
                 let probe = PromqlProbe {
                     url,
-                    queries: p.queries.clone().into_iter().collect(),
+                    queries,
                     interval: p.interval.0,
                     min_coverage: p.min_coverage,
                 };
-                self.scrapes
-                    .push(tokio::spawn(probe.run(rec.clone(), stop.clone())));
+                tokio::spawn(probe.run(rec.clone(), stop.clone()))
+            },
+        );
+    }
+
+    /// A probe of named queries at `url` (expanded first): started by `spawn`, or recorded
+    /// as failed to start when a variable is unset.
+    fn start_queries(
+        &mut self,
+        name: &str,
+        url: &str,
+        queries: &std::collections::BTreeMap<String, String>,
+        coverage: f64,
+        vars: &Vars,
+        spawn: impl FnOnce(String, Vec<(String, String)>) -> JoinHandle<ProbeHealth>,
+    ) {
+        match expand_env(url, vars) {
+            Ok(url) => {
+                let list = queries.clone().into_iter().collect();
+                self.scrapes.push(spawn(url, list));
             }
-            Err(e) => self.not_started("promql", p.queries.keys(), p.min_coverage, e.to_string()),
+            Err(e) => self.not_started(name, queries.keys(), coverage, e.to_string()),
         }
     }
 
