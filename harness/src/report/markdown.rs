@@ -210,7 +210,10 @@ fn print_alerts<W: Write>(out: &mut W, s: &Summary) -> fmt::Result {
             cell(a.source()),
             cell(&a.expr),
             a.for_secs,
-            secs(a.pending_at),
+            match a.pending_at {
+                Some(p) if p < 0.0 => format!("{p:.0} s (before the run)"),
+                p => secs(p),
+            },
             secs(a.fired_at),
             secs(a.resolved_at),
             secs(a.time_to_detect_s)

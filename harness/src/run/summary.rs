@@ -265,8 +265,11 @@ pub(super) fn build(id: &Identity<'_>, status: Status, m: &RunMetrics, f: Findin
     let detect = detect_from(&f.faults, &thresholds);
     let mut alerts = f.alerts;
     for a in &mut alerts {
+        // A rule already pending before the run started (Prometheus's `activeAt` before the
+        // run's clock) detected something older than this run: no time to detect.
+        let before_run = a.pending_at.is_some_and(|p| p < 0.0);
         a.time_to_detect_s = match (a.fired_at, detect.as_ref()) {
-            (Some(fired), Some(d)) => Some((fired - d.at_s).max(0.0)),
+            (Some(fired), Some(d)) if !before_run => Some((fired - d.at_s).max(0.0)),
             _ => None,
         };
     }
