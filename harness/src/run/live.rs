@@ -687,10 +687,7 @@ fn prometheus_alerts(
     rec: &std::sync::Arc<crate::metrics::Recorder>,
 ) -> Option<PromAlerts> {
     let pa = s.prometheus_alerts.as_ref()?;
-    let url = pa
-        .url
-        .as_deref()
-        .or(s.probes.promql.as_ref().map(|p| p.url.as_str()))?;
+    let url = s.rules_prometheus_url()?;
     let url = expand_env(url, vars).ok()?;
     let am = pa
         .alertmanager_url

@@ -116,7 +116,11 @@ impl Operator {
         if self.endpoint.is_none() && self.remote.is_none() {
             return;
         }
-        let extras = self.extras(v, m);
+        // Once a second, computed once: the probe series and the thresholds' state feed both
+        // the exposition and the status.
+        let series = v.scenario.probe_series();
+        let ths = thresholds(v, &series);
+        let extras = self.extras(v, m, &series, &ths);
         let families = exposition::families(m, &extras);
         if let Some(r) = &mut self.remote {
             let now = tokio::time::Instant::now();
@@ -130,9 +134,9 @@ impl Operator {
             }
         }
         let Some(e) = &self.endpoint else { return };
-        let status = status(v, m, &self.journal);
+        let status = status(v, m, &self.journal, ths);
         let text = exposition::text(&families);
-        let probes = serde_json::to_string(&v.scenario.probe_series()).expect("names serialise");
+        let probes = serde_json::to_string(&series).expect("names serialise");
         e.live.publish(|p| {
             p.status = Arc::new(serde_json::to_string(&status).expect("status serialises"));
             p.metrics = Arc::new(text);
@@ -144,16 +148,22 @@ impl Operator {
         });
     }
 
-    fn extras(&self, v: &View, m: &RunMetrics) -> Extras {
+    fn extras(
+        &self,
+        v: &View,
+        m: &RunMetrics,
+        series: &[String],
+        ths: &[st::ThresholdState],
+    ) -> Extras {
         let last = m.windows.last();
-        let probes = v.scenario.probe_series().into_iter();
-        let probes = probes.filter_map(|s| Some((s.clone(), *last?.gauges.get(&s)?)));
+        let probes = series.iter();
+        let probes = probes.filter_map(|s| Some((s.clone(), *last?.gauges.get(s)?)));
         let stats = self.remote.as_ref().map(|r| r.writer.stats());
         Extras {
             probes: probes.collect(),
-            thresholds: thresholds(v)
-                .into_iter()
-                .map(|t| (t.metric, t.expr, t.ok))
+            thresholds: ths
+                .iter()
+                .map(|t| (t.metric.clone(), t.expr.clone(), t.ok))
                 .collect(),
             faults_active: v
                 .faults
@@ -198,7 +208,8 @@ impl Operator {
         let Some(e) = self.endpoint.take() else {
             return;
         };
-        let mut s = status(v, m, &self.journal);
+        let ths = thresholds(v, &v.scenario.probe_series());
+        let mut s = status(v, m, &self.journal, ths);
         s.report = report.as_ref().map(|_| "/report.html".to_owned());
         s.outcome = Some(outcome.to_owned());
         e.live.publish(|p| {
@@ -217,7 +228,12 @@ fn unix_ms(t: SystemTime) -> i64 {
 }
 
 /// `/api/run` for this moment.
-fn status(v: &View, m: &RunMetrics, journal: &[ControlRecord]) -> RunStatus {
+fn status(
+    v: &View,
+    m: &RunMetrics,
+    journal: &[ControlRecord],
+    thresholds: Vec<st::ThresholdState>,
+) -> RunStatus {
     let s = v.scenario;
     let (stage, stages) = super::summary::stage_at(s, v.elapsed_s);
     let last = m.windows.last();
@@ -250,7 +266,7 @@ fn status(v: &View, m: &RunMetrics, journal: &[ControlRecord]) -> RunStatus {
                 .unwrap_or(0.0),
         },
         scenarios: scenarios(s, v.shared),
-        thresholds: thresholds(v),
+        thresholds,
         faults: faults(v.faults),
         alerts: v.alerts.iter().map(alert_view).collect(),
         control: journal.to_vec(),
@@ -311,8 +327,7 @@ fn max_vus(e: &Executor) -> Option<u32> {
 
 /// Each threshold with its state now, and where a chart draws it: `p(N)` of the request
 /// duration on the latency chart, a probe series' bound on its own chart.
-fn thresholds(v: &View) -> Vec<st::ThresholdState> {
-    let probes = v.scenario.probe_series();
+fn thresholds(v: &View, probes: &[String]) -> Vec<st::ThresholdState> {
     v.thresholds
         .iter()
         .map(|t| {
@@ -403,10 +418,9 @@ pub(super) fn decide(req: &Request, s: &Scenario, shared: &Shared, allow_huge: b
             None => Ok((0..s.workloads.len()).collect()),
         }
     };
-    let one = |name: &Option<String>| match (pick(name), s.workloads.len()) {
-        (Ok(v), _) if v.len() == 1 => Ok(v[0]),
-        (Ok(_), _) => Err("name the scenario: this run has several".to_owned()),
-        (Err(e), _) => Err(e),
+    let one = |name: &Option<String>| match pick(name)?[..] {
+        [i] => Ok(i),
+        _ => Err("name the scenario: this run has several".to_owned()),
     };
     let result = match req {
         Request::Rate { scenario, rate } => {

@@ -139,11 +139,9 @@ async fn prometheus_rules(base: &Base<'_>) -> Result<(), Refusal> {
     let Some(pa) = &s.prometheus_alerts else {
         return Ok(());
     };
-    let url = pa
-        .url
-        .as_deref()
-        .or(s.probes.promql.as_ref().map(|p| p.url.as_str()));
-    let url = url.expect("validation requires a Prometheus for rule files");
+    let url = s
+        .rules_prometheus_url()
+        .expect("validation requires a Prometheus for rule files");
     let url = expand_env(url, &base.opts.vars)
         .map_err(|e| Refusal::File(s.locate_key("alerts.prometheus_url", e.to_string())))?;
     let client = PromClient::new(&url, Duration::from_secs(5));

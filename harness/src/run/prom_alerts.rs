@@ -66,25 +66,18 @@ impl PromAlerts {
         let _ = self.stop.send(true);
         let health = self.task.await.ok();
         let mut states = self.states.lock().expect("alert states").clone();
-        if let Some(h) = &health {
-            let seen = h.samples + h.failures;
-            if seen > 0 && (h.samples as f64) < h.min_coverage * seen as f64 {
-                let why = format!(
-                    "insufficient data ({} of {seen} polls of Prometheus answered{})",
-                    h.samples,
-                    h.last_error
-                        .as_deref()
-                        .map(|e| format!(", last error: {e}"))
-                        .unwrap_or_default()
-                );
-                for a in states.iter_mut().filter(|a| a.fired_at.is_none()) {
-                    a.insufficient_data = Some(why.clone());
-                }
+        if let Some(why) = health.as_ref().and_then(|h| h.shortfall(POLLS)) {
+            for a in states.iter_mut().filter(|a| a.fired_at.is_none()) {
+                a.insufficient_data = Some(why.clone());
             }
         }
         (states, health)
     }
 }
+
+/// The poller's one "series" in its health record: polls that answered, so the probes'
+/// coverage rule (`ProbeHealth::shortfall`) says when "did not fire" is unknowable.
+const POLLS: &str = "/api/v1/alerts";
 
 struct Poller {
     prometheus: PromClient,
@@ -96,7 +89,8 @@ struct Poller {
 
 impl Poller {
     async fn run(self, name: String, mut stop: watch::Receiver<bool>) -> ProbeHealth {
-        let mut health = ProbeHealth::new(&name, &[], crate::probe::DEFAULT_COVERAGE);
+        let polls = [POLLS.to_owned()];
+        let mut health = ProbeHealth::new(&name, &polls, crate::probe::DEFAULT_COVERAGE);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -105,7 +99,10 @@ impl Poller {
                 _ = stop.changed() => break,
             }
             match self.poll().await {
-                Ok(()) => health.ok(),
+                Ok(()) => {
+                    health.saw(POLLS);
+                    health.ok();
+                }
                 Err(e) => health.failed(e),
             }
         }

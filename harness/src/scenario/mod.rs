@@ -853,6 +853,14 @@ impl Scenario {
         prometheus.chain(kafka).chain(sql).chain(promql).collect()
     }
 
+    /// The Prometheus that evaluates `[alerts] prometheus_rules`: its `prometheus_url`, else
+    /// `[probes.promql] url` (unexpanded).
+    pub fn rules_prometheus_url(&self) -> Option<&str> {
+        let pa = self.prometheus_alerts.as_ref()?;
+        let promql = self.probes.promql.as_ref().map(|p| p.url.as_str());
+        pa.url.as_deref().or(promql)
+    }
+
     /// The progress line's series, labelled (default: every probe series).
     pub fn progress_series(&self) -> Vec<SeriesLabel> {
         let listed = self.report.progress.clone();
@@ -1783,11 +1791,7 @@ impl Checker<'_> {
                 "name the rule files Prometheus evaluates (prometheus_rules = [\"alerts.yml\"])";
             return Err(self.nowhere("alerts.prometheus_rules", m.to_owned()));
         }
-        let url = pa
-            .url
-            .as_deref()
-            .or(s.probes.promql.as_ref().map(|p| p.url.as_str()));
-        let Some(url) = url else {
+        let Some(url) = s.rules_prometheus_url() else {
             let m = "say which Prometheus evaluates these rules: prometheus_url = \"http://…:9090\" (or [probes.promql] url)";
             return Err(self.nowhere("alerts.prometheus_rules", m.to_owned()));
         };

@@ -407,29 +407,23 @@ async fn start_prometheus(
         remote_write_receiver: true,
     };
     let prom = prometheus::start(&spec, &opts.dir, logs).await?;
-    let url = prom.url.clone();
+    let client = crate::prom::api::PromClient::new(&prom.url, std::time::Duration::from_secs(2));
     state.prometheus = Some(prom);
     state.save(&opts.dir)?;
     // A run right after `up` queries the app's series at its preflight: wait for one scrape.
-    scraped(&url, "target-app").await
-}
-
-/// Waits (15 s at most) until Prometheus at `url` has scraped `job` once.
-async fn scraped(url: &str, job: &str) -> Result<(), StackError> {
-    let client = crate::prom::api::PromClient::new(url, std::time::Duration::from_secs(2));
-    let q = format!("up{{job=\"{job}\"}}");
-    for _ in 0..60 {
-        if let Ok(v) = client.query(&q).await {
-            if v.single().ok().flatten() == Some(1.0) {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    Err(StackError::Missing {
-        what: format!("a scrape of {job} by Prometheus at {url}"),
-        hint: "see <dir>/logs/prometheus.log and the app's /metrics".into(),
-    })
+    let child = &state.prometheus.as_ref().expect("recorded above").child;
+    let scraped = || async {
+        let up = client.query("up{job=\"target-app\"}").await;
+        up.is_ok_and(|v| v.single().ok().flatten() == Some(1.0))
+    };
+    let within = std::time::Duration::from_secs(15);
+    process::wait_ready(
+        child,
+        "prometheus's first scrape of the app",
+        within,
+        scraped,
+    )
+    .await
 }
 
 async fn start_postgres(
