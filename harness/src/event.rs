@@ -77,6 +77,11 @@ pub enum Event<'a> {
     NotStarted {
         error: &'a str,
     },
+    /// `harness coordinate`: waiting at the start barrier for `workers` workers to dial in.
+    AwaitingWorkers {
+        addr: &'a str,
+        workers: u64,
+    },
     /// `--listen`: the live endpoint answers at `url`; `token` when requests need one (printed
     /// only when the harness generated it).
     Listening {

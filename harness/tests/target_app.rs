@@ -132,6 +132,8 @@ expect_responses = {{ request = "issue_coupon", status = 202 }}
         hurry: None,
         recover: false,
         listen: None,
+        segment: Default::default(),
+        coordinate: None,
     };
     let outcome = run(&opts, std::future::pending()).await.unwrap();
     let s = &outcome.summary;

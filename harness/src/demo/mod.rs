@@ -144,6 +144,8 @@ async fn one_run(
         hurry: None,
         recover: false,
         listen: None,
+        segment: Default::default(),
+        coordinate: None,
     };
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;

@@ -19,11 +19,14 @@ use super::flow::VuState;
 use super::schedule::Profile;
 use super::timer::Pacer;
 use super::{Executor, LoadCtx, LoadError};
-use crate::scenario::Stage;
+use crate::scenario::{Segment, Stage};
 
 pub struct ArrivalRate {
     profile: Profile,
+    /// This segment's share of `maxVUs`.
     max_in_flight: u32,
+    /// Arrival n of the whole run's schedule leaves here only when this segment owns it.
+    segment: Segment,
 }
 
 impl ArrivalRate {
@@ -33,10 +36,12 @@ impl ArrivalRate {
         stages: &[Stage],
         max_in_flight: u32,
         time_unit: Duration,
+        segment: Segment,
     ) -> ArrivalRate {
         ArrivalRate {
             profile: Profile::new(start_rate, stages).per(time_unit.as_secs_f64()),
-            max_in_flight,
+            max_in_flight: (segment.share(u64::from(max_in_flight)) as u32).max(1),
+            segment,
         }
     }
 
@@ -62,6 +67,10 @@ impl ArrivalRate {
                 self.follow(setting, now, &mut pace, &mut n);
                 pacer.forget();
                 self.publish(&ctx, &pace, now, &permits);
+            }
+            if pace.rate().is_none() {
+                // The next arrival of the run's schedule that is this segment's.
+                n = self.segment.nth(self.segment.share(n));
             }
             let Some(next) = self.next_arrival(&pace, n) else {
                 break;
@@ -143,7 +152,8 @@ impl ArrivalRate {
         match pace.rate() {
             None => {
                 let next = self.arrivals_before(now).max(*n + 1);
-                next - std::mem::replace(n, next)
+                let seg = &self.segment;
+                seg.share(next) - seg.share(std::mem::replace(n, next))
             }
             Some(_) => {
                 let sent = pace.sent_count();
@@ -164,7 +174,7 @@ impl ArrivalRate {
         let rate = match pace.rate() {
             _ if pace.paused() => 0.0,
             Some(r) => r,
-            None => self.profile.value_at(t),
+            None => self.profile.value_at(t) * (self.segment.to.as_f64() - self.segment.from.as_f64()),
         };
         ctx.gauge("target_rate", rate);
         let busy = f64::from(self.max_in_flight) - permits.available_permits() as f64;

@@ -13,7 +13,7 @@ use http::header::{COOKIE, SET_COOKIE};
 use super::plan::{LoadPlan, Step, Want, WorkPlan};
 use super::LoadCtx;
 use crate::scenario::template::Env;
-use crate::scenario::DataSet;
+use crate::scenario::{DataSet, Segment};
 
 /// The rows an iteration picked, one per data set it reads (by data set index).
 #[derive(Debug, Clone, Default)]
@@ -21,10 +21,10 @@ pub struct Rows(Vec<Option<Vec<String>>>);
 
 impl Rows {
     /// A row of each of `sets`; Err(set) when `set` has none left (`unique`).
-    pub fn pick(data: &[Arc<DataSet>], sets: &[usize]) -> Result<Rows, usize> {
+    pub fn pick(data: &[Arc<DataSet>], sets: &[usize], seg: &Segment) -> Result<Rows, usize> {
         let mut rows = vec![None; data.len()];
         for &i in sets {
-            rows[i] = Some(data[i].pick().ok_or(i)?);
+            rows[i] = Some(data[i].pick(seg).ok_or(i)?);
         }
         Ok(Rows(rows))
     }
@@ -266,9 +266,9 @@ impl LoadPlan {
     /// no row left.
     fn rows_for(&self, w: &WorkPlan, state: &mut VuState) -> Result<Rows, usize> {
         if !state.once_done && state.rows.is_none() {
-            state.rows = Some(Rows::pick(&self.data, &w.vu_sets)?);
+            state.rows = Some(Rows::pick(&self.data, &w.vu_sets, &self.segment)?);
         }
-        Rows::pick(&self.data, &w.iteration_sets)
+        Rows::pick(&self.data, &w.iteration_sets, &self.segment)
     }
 
     /// One step: the request (polled if it says so), then its extractions.
@@ -365,7 +365,7 @@ impl LoadPlan {
         let mut jar = Jar::default();
         let mut sent = 0;
         for step in steps {
-            let Ok(rows) = Rows::pick(&self.data, &self.requests[step.req].data_sets) else {
+            let Ok(rows) = Rows::pick(&self.data, &self.requests[step.req].data_sets, &self.segment) else {
                 let name = self.requests[step.req].name.clone();
                 return Err((name, "its data file has no row left".into()));
             };

@@ -12,30 +12,41 @@ use std::time::Duration;
 
 use super::flow::{End, VuState};
 use super::{Executor, LoadCtx, LoadError};
+use crate::scenario::Segment;
 
 pub struct Iterations {
     vus: u32,
     iterations: u64,
     shared: bool,
     max_duration: Duration,
+    /// VU k here is the run's VU `segment.nth(k)`; a shared count's n-th iteration likewise.
+    segment: Segment,
 }
 
 impl Iterations {
-    pub fn shared(vus: u32, iterations: u64, max_duration: Duration) -> Iterations {
+    pub fn shared(vus: u32, iterations: u64, max_duration: Duration, seg: Segment) -> Iterations {
         Iterations {
-            vus,
-            iterations,
+            vus: seg.share(u64::from(vus)) as u32,
+            iterations: match true {
+                true => seg.share(iterations),
+                false => iterations,
+            },
             shared: true,
             max_duration,
+            segment: seg,
         }
     }
 
-    pub fn per_vu(vus: u32, iterations: u64, max_duration: Duration) -> Iterations {
+    pub fn per_vu(vus: u32, iterations: u64, max_duration: Duration, seg: Segment) -> Iterations {
         Iterations {
-            vus,
-            iterations,
+            vus: seg.share(u64::from(vus)) as u32,
+            iterations: match false {
+                true => seg.share(iterations),
+                false => iterations,
+            },
             shared: false,
             max_duration,
+            segment: seg,
         }
     }
 
@@ -45,18 +56,17 @@ impl Iterations {
         let mut vus = tokio::task::JoinSet::new();
         ctx.gauge("vus", f64::from(self.vus));
         for vu in 0..u64::from(self.vus) {
-            let (ctx, next) = (ctx.clone(), next.clone());
+            let (ctx, next, seg) = (ctx.clone(), next.clone(), self.segment.clone());
             let (total, shared) = (self.iterations, self.shared);
+            // Iteration numbers (and `{vu}`) are the whole run's, so workers never repeat one.
+            let run_vu = seg.nth(vu);
             vus.spawn(Box::pin(async move {
                 let mut state = VuState::default();
                 let work = &ctx.plan.workloads[ctx.workload];
                 for k in 0.. {
-                    let n = if shared {
-                        next.fetch_add(1, Relaxed)
-                    } else {
-                        vu * total + k
-                    };
-                    let done = if shared { n >= total } else { k >= total };
+                    let local = next.fetch_add(u64::from(shared), Relaxed);
+                    let n = if shared { seg.nth(local) } else { run_vu * total + k };
+                    let done = if shared { local >= total } else { k >= total };
                     if done || ctx.halted() || tokio::time::Instant::now() >= deadline {
                         break;
                     }
@@ -65,7 +75,7 @@ impl Iterations {
                     if !matches!(held, Ok(true)) {
                         break;
                     }
-                    let end = ctx.plan.iterate(work, &ctx, n, vu, None, &mut state).await;
+                    let end = ctx.plan.iterate(work, &ctx, n, run_vu, None, &mut state).await;
                     ctx.ended(&end);
                     if end == End::Cut {
                         break;

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use crate::metrics::Recorder;
 use crate::scenario::data::Exhausted;
 use crate::scenario::Executor as Spec;
+use crate::scenario::Segment;
 use flow::End;
 use plan::LoadPlan;
 
@@ -39,6 +40,9 @@ pub enum LoadError {
     /// Ctrl-C reached the executor before the harness saw it (goose catches SIGINT itself).
     #[error("interrupted")]
     Interrupted,
+    /// A distributed run's worker stopped reporting, or never got ready.
+    #[error("{0}")]
+    Worker(String),
 }
 
 /// What an executor needs: the plan, where to record, its scenario, and the signals to stop
@@ -84,6 +88,11 @@ impl Shared {
 
     pub fn set_setup_vars(&self, vars: Vec<(String, String)>) {
         let _ = self.setup.set(Arc::new(vars));
+    }
+
+    /// The variables `setup` set (none before it ran).
+    pub fn setup_vars(&self) -> Vec<(String, String)> {
+        self.setup.get().map(|v| v.as_ref().clone()).unwrap_or_default()
     }
 
     /// Scenario `w`'s controls.
@@ -189,7 +198,7 @@ pub trait Executor: Send + Sync {
 }
 
 /// The executor a scenario asks for.
-pub fn executor_for(e: &Spec) -> Box<dyn Executor> {
+pub fn executor_for(e: &Spec, seg: &Segment) -> Box<dyn Executor> {
     match e {
         Spec::ArrivalRate {
             start_rate,
@@ -201,13 +210,20 @@ pub fn executor_for(e: &Spec) -> Box<dyn Executor> {
             stages,
             *max_in_flight,
             time_unit.0,
+            seg.clone(),
         )),
         Spec::Vus {
             start_vus,
             stages,
             think_time,
             pacing,
-        } => Box::new(vus::Vus::new(*start_vus, stages, think_time.0, pacing.0)),
+        } => Box::new(vus::Vus::new(
+            *start_vus,
+            stages,
+            think_time.0,
+            pacing.0,
+            seg.clone(),
+        )),
         Spec::SharedIterations {
             vus,
             iterations,
@@ -216,6 +232,7 @@ pub fn executor_for(e: &Spec) -> Box<dyn Executor> {
             *vus,
             *iterations,
             max_duration.0,
+            seg.clone(),
         )),
         Spec::PerVuIterations {
             vus,
@@ -225,6 +242,7 @@ pub fn executor_for(e: &Spec) -> Box<dyn Executor> {
             *vus,
             *iterations,
             max_duration.0,
+            seg.clone(),
         )),
     }
 }
@@ -264,7 +282,7 @@ pub async fn run_all(
             workload: i,
             shared: shared.clone(),
         };
-        let executor = executor_for(&w.spec.executor);
+        let executor = executor_for(&w.spec.executor, &plan.segment);
         let (start, end, grace) = (w.spec.start_time.0, w.spec.end(), w.spec.graceful_stop.0);
         let t0 = tokio::time::Instant::now();
         tasks.spawn(async move {

@@ -16,8 +16,8 @@ use crate::scenario::checks::{Answer, Check};
 use crate::scenario::flow::Extract;
 use crate::scenario::template::{Env, NoEnv};
 use crate::scenario::{
-    CustomKind, DataSet, Draws, GeneratorError, Generators, RequestSpec, Scenario, Scope, Template,
-    Workload, MAX_BODY,
+    CustomKind, DataSet, Draws, GeneratorError, Generators, RequestSpec, Scenario, Scope, Segment,
+    Template, Workload, MAX_BODY,
 };
 
 pub struct PreparedRequest {
@@ -88,6 +88,8 @@ pub struct LoadPlan {
     pub(super) gens: Generators,
     pub(super) data: Vec<Arc<DataSet>>,
     data_names: Vec<String>,
+    /// The part of the run this process drives (`0:1` unless it is one of several workers).
+    pub segment: Segment,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +131,8 @@ pub struct Reply {
 }
 
 impl LoadPlan {
-    pub fn new(s: &Scenario, target: &str) -> Result<LoadPlan, PlanError> {
-        let gens = Generators::new(&s.generators, s.seed);
+    pub fn new(s: &Scenario, target: &str, segment: Segment) -> Result<LoadPlan, PlanError> {
+        let gens = Generators::striped(&s.generators, s.seed, segment.clone());
         let data: Vec<(String, Vec<String>)> = s
             .datasets
             .iter()
@@ -145,6 +147,7 @@ impl LoadPlan {
             gens,
             data: s.datasets.iter().map(|(_, d)| d.clone()).collect(),
             data_names: s.datasets.iter().map(|(n, _)| n.clone()).collect(),
+            segment,
         };
         let mut setup_vars = Vec::new();
         plan.setup = plan.steps(s, &s.setup, &mut setup_vars, &data, target)?;
@@ -307,7 +310,7 @@ impl LoadPlan {
         let env: &dyn Env = match r.data_sets.is_empty() {
             true => &NoEnv,
             false => {
-                rows = super::flow::Rows::pick(&self.data, &r.data_sets)?;
+                rows = super::flow::Rows::pick(&self.data, &r.data_sets, &self.segment)?;
                 &rows
             }
         };

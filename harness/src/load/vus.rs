@@ -20,37 +20,62 @@ use goose::GooseAttack;
 
 use super::flow::VuState;
 use super::{Executor, LoadCtx, LoadError};
-use crate::scenario::Stage;
+use crate::scenario::{Segment, Stage};
 
 pub struct Vus {
     start_vus: u32,
     stages: Vec<Stage>,
     think_time: Duration,
     pacing: Duration,
+    /// This segment's VUs are its share of the run's count at every step; VU k here is the
+    /// run's VU `segment.nth(k)`.
+    segment: Segment,
 }
 
 impl Vus {
-    pub fn new(start_vus: u32, stages: &[Stage], think_time: Duration, pacing: Duration) -> Vus {
+    pub fn new(
+        start_vus: u32,
+        stages: &[Stage],
+        think_time: Duration,
+        pacing: Duration,
+        segment: Segment,
+    ) -> Vus {
         Vus {
             start_vus,
             stages: stages.to_vec(),
             think_time,
             pacing,
+            segment,
         }
     }
 
-    /// Goose's test plan: `users,seconds;…`, one step per stage (plus the start level).
+    /// No VU at any step of this segment's plan.
+    fn idle(&self) -> bool {
+        self.test_plan()
+            .split(';')
+            .all(|step| step.split(',').next() == Some("0"))
+    }
+
+    /// Goose's test plan: `users,seconds;…`, one step per stage (plus the start level). A
+    /// segment's ramps go in 1 s steps of its share of the run's level, so the workers' VUs
+    /// sum to the run's at every second, not only at the stages' ends.
     pub fn test_plan(&self) -> String {
+        let share = |n: f64| self.segment.share(n.floor() as u64);
         let mut steps = Vec::new();
+        let mut level = f64::from(self.start_vus);
         if self.start_vus > 0 {
-            steps.push(format!("{},0", self.start_vus));
+            steps.push(format!("{},0", share(level)));
         }
         for s in &self.stages {
-            steps.push(format!(
-                "{},{}",
-                s.target,
-                s.duration.0.as_secs_f64().round() as u64
-            ));
+            let secs = s.duration.0.as_secs_f64().round() as u64;
+            let to = f64::from(s.target);
+            match self.segment.is_whole() || secs <= 1 || to == level {
+                true => steps.push(format!("{},{secs}", share(to))),
+                false => steps.extend((1..=secs).map(|i| {
+                    format!("{},1", share(level + (to - level) * i as f64 / secs as f64))
+                })),
+            }
+            level = to;
         }
         // Goose holds the last level until told otherwise; k6 stops at the end of the stages.
         steps.push("0,0".to_owned());
@@ -58,6 +83,16 @@ impl Vus {
     }
 
     async fn drive(&self, ctx: LoadCtx) -> Result<(), LoadError> {
+        if self.idle() {
+            // This segment's share is no VU at any step (goose refuses a plan of 0 users).
+            let secs: f64 = self.stages.iter().map(|s| s.duration.0.as_secs_f64()).sum();
+            let mut stop = ctx.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            return Ok(());
+        }
         let err = |e: goose::GooseError| LoadError::Goose(format!("{e:?}"));
         let iterations = Arc::new(AtomicU64::new(0));
         let running = Arc::new(AtomicU64::new(0));
@@ -66,6 +101,7 @@ impl Vus {
         let transaction = Transaction::new(Arc::new(move |user: &mut GooseUser| {
             let (ctx, n) = (tx_ctx.clone(), iterations.fetch_add(1, Relaxed));
             let vu = user.weighted_users_index as u64;
+            let (n, run_vu) = (tx_ctx.plan.segment.nth(n), tx_ctx.plan.segment.nth(vu));
             let running = tx_running.clone();
             Box::pin(async move {
                 // Held while the operator paused it or set fewer VUs than goose runs.
@@ -85,7 +121,7 @@ impl Vus {
                 let session = user.get_session_data_mut::<VuSession>().expect("set above");
                 let end = ctx
                     .plan
-                    .iterate(work, &ctx, n, vu, None, &mut session.state)
+                    .iterate(work, &ctx, n, run_vu, None, &mut session.state)
                     .await;
                 ctx.ended(&end);
                 // Pacing: the next iteration starts `pacing` after this one started, or now.
@@ -238,7 +274,32 @@ mod tests {
             &[st(10, 100), st(30, 100), st(5, 0)],
             Duration::ZERO,
             Duration::ZERO,
+            Segment::whole(),
         );
         assert_eq!(v.test_plan(), "5,0;100,10;100,30;0,5;0,0");
+    }
+
+    #[test]
+    fn segments_share_every_second_of_a_ramp() {
+        let st = |s: u64, t: u32| Stage {
+            duration: Dur(Duration::from_secs(s)),
+            target: t,
+        };
+        let plans: Vec<Vec<Vec<u64>>> = (0..3)
+            .map(|i| {
+                let seg = Segment::of_workers(i, 3).unwrap();
+                let v = Vus::new(1, &[st(4, 7), st(2, 7)], Duration::ZERO, Duration::ZERO, seg);
+                let plan = v.test_plan();
+                plan.split(';')
+                    .map(|s| s.split(',').map(|x| x.parse().unwrap()).collect())
+                    .collect()
+            })
+            .collect();
+        // Same steps everywhere; the users of each step sum to the run's level then.
+        assert!(plans.iter().all(|p| p.len() == plans[0].len()));
+        let levels: Vec<u64> = (0..plans[0].len())
+            .map(|k| plans.iter().map(|p| p[k][0]).sum())
+            .collect();
+        assert_eq!(levels, vec![1, 2, 4, 5, 7, 7, 0]);
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod tags;
 mod trend;
+pub mod window;
 pub use tags::TagFilter;
 pub use trend::Trend;
 
@@ -308,6 +309,11 @@ struct Inner {
     values: BTreeMap<String, Vec<f64>>,
     /// Declared rates fed by a value: their passes (the total is the request's samples).
     passes: BTreeMap<String, u64>,
+    /// A worker's: closed seconds kept whole until the next `cut` takes them.
+    keep_raw: bool,
+    raw: Vec<Current>,
+    /// A coordinator's: the workers' seconds, merged, by this recorder's second.
+    remote: BTreeMap<u64, Current>,
 }
 
 /// One check's results over the run.
@@ -383,6 +389,9 @@ impl Recorder {
                 iteration_duration: Trend::default(),
                 values: BTreeMap::new(),
                 passes: BTreeMap::new(),
+                keep_raw: false,
+                raw: Vec::new(),
+                remote: BTreeMap::new(),
             }),
             traffic: Default::default(),
         }
@@ -452,7 +461,10 @@ impl Recorder {
             let done = inner.current.summarise();
             let next = Current::new(inner.current.second + 1, &done.gauges);
             inner.windows.push(done);
-            inner.current = next;
+            let closed = std::mem::replace(&mut inner.current, next);
+            if inner.keep_raw {
+                inner.raw.push(closed);
+            }
         }
     }
 
@@ -595,7 +607,10 @@ impl Recorder {
             all: inner.all.clone(),
             per_name: inner.per_name.clone(),
             dropped: inner.dropped,
-            windows: inner.windows.clone(),
+            windows: match inner.remote.is_empty() {
+                true => inner.windows.clone(),
+                false => with_remote(&inner.windows, &inner.remote),
+            },
             series: inner.series.clone(),
             checks: inner.checks.clone(),
             iterations: (inner.all.count - inner.redirect_hops).saturating_sub(inner.flow_requests)
@@ -630,6 +645,23 @@ impl Recorder {
         inner.current = next;
         self.collect(&inner)
     }
+}
+
+/// A coordinator's seconds: the workers' requests and executor gauges, summed, with its own
+/// gauges (the probes') beside them.
+fn with_remote(own: &[Window], remote: &BTreeMap<u64, Current>) -> Vec<Window> {
+    let mut by_second: BTreeMap<u64, Window> = own.iter().map(|w| (w.second, w.clone())).collect();
+    for (sec, c) in remote {
+        let theirs = c.summarise();
+        let w = by_second.entry(*sec).or_insert_with(|| Window {
+            second: *sec,
+            ..Window::default()
+        });
+        let mut gauges = std::mem::take(&mut w.gauges);
+        gauges.extend(theirs.gauges.clone());
+        *w = Window { gauges, ..theirs };
+    }
+    by_second.into_values().collect()
 }
 
 impl RunMetrics {

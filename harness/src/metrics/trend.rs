@@ -60,6 +60,54 @@ impl Trend {
         self.hist.len()
     }
 
+    /// What `self` holds beyond `earlier` (an earlier state of the same trend): the counts
+    /// and the sum recorded since, with the exact extremes so far, so adding the parts of
+    /// every window gives back the whole trend exactly.
+    pub fn since(&self, earlier: &Trend) -> Trend {
+        let mut hist = self.hist.clone();
+        // `earlier` is a prefix of `self`: every count is at most self's, so this cannot fail.
+        let _ = hist.subtract(&earlier.hist);
+        Trend {
+            hist,
+            min: self.min,
+            max: self.max,
+            sum: self.sum - earlier.sum,
+        }
+    }
+
+    /// The histogram in HdrHistogram's V2 format, DEFLATE-compressed (the interval log's).
+    pub fn encode(&self) -> Vec<u8> {
+        use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+        let mut out = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.hist, &mut out)
+            .expect("a histogram serialises into memory");
+        out
+    }
+
+    /// A trend from its encoded histogram and its exact extremes and sum.
+    pub fn decode(bytes: &[u8], min: u64, max: u64, sum: u128) -> Result<Trend, String> {
+        let hist: hdrhistogram::Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|e| format!("{e:?}"))?;
+        let mut t = Trend::default();
+        t.hist.add(&hist).map_err(|e| format!("{e:?}"))?;
+        t.min = min;
+        t.max = max;
+        t.sum = sum;
+        Ok(t)
+    }
+
+    /// The exact extremes and sum: (min, max, sum) in µs.
+    pub fn exact(&self) -> (u64, u64, u128) {
+        (self.min, self.max, self.sum)
+    }
+
+    /// The same histogram bucket for bucket (the extremes and sum aside).
+    pub fn same_buckets(&self, other: &Trend) -> bool {
+        self.hist == other.hist
+    }
+
     /// Values at or below `us` (a Prometheus histogram's cumulative bucket `le`); values in the
     /// histogram's bucket holding `us` count as below it, within its 3 significant digits.
     pub fn count_le_us(&self, us: u64) -> u64 {

@@ -33,6 +33,9 @@ impl Observer for Console {
                 eprintln!("error: {error}; stopping the load and rolling faults back")
             }
             Event::NotStarted { error } => eprintln!("error: {error}"),
+            Event::AwaitingWorkers { addr, workers } => {
+                eprintln!("coordinator: waiting on {addr} for {workers} worker(s) to dial in")
+            }
             Event::Listening { url, token } => match token {
                 Some(t) => eprintln!(
                     "live: {url}#token={t}  (dashboard; /metrics, /api/run, /api/control/* need `Authorization: Bearer {t}`)"

@@ -77,6 +77,10 @@ pub(super) struct Run<'a> {
     live_verdicts: Vec<Verdict>,
     /// The operator rolled every fault back: the fault plugins inject nothing more.
     faults_halted: bool,
+    /// Coordinating a distributed run: the workers, ready at the barrier.
+    hub: Option<super::hub::Hub>,
+    /// A segment's or worker's interval log, cut every second.
+    windows: Option<super::window_log::WindowLog>,
     observer: &'a mut dyn Observer,
 }
 
@@ -87,6 +91,7 @@ impl<'a> Run<'a> {
         judges: Judges,
         fault_plugins: Vec<FaultPlugin>,
         bound: Option<Bound>,
+        hub: Option<super::hub::Hub>,
         observer: &'a mut dyn Observer,
     ) -> Run<'a> {
         let s = &base.scenario;
@@ -114,6 +119,7 @@ impl<'a> Run<'a> {
             let probes: Vec<String> = h.probes.iter().map(|p| p.get_ref().clone()).collect();
             Watch::new(&probes, h.timeout.0.as_secs_f64())
         });
+        let windows = super::window_log::WindowLog::for_run(&base);
         Run {
             steady,
             base,
@@ -131,6 +137,8 @@ impl<'a> Run<'a> {
             prom_alerts,
             live_verdicts: Vec::new(),
             faults_halted: false,
+            windows,
+            hub,
             observer,
         }
     }
@@ -146,13 +154,20 @@ impl<'a> Run<'a> {
         if let Some(st) = self.setup(&stop, &shared, &mut interrupt).await {
             return st;
         }
-        let load_fut = load::run_all(
-            self.base.plan.clone(),
-            self.base.recorder.clone(),
-            self.base.client.clone(),
-            stop,
-            shared.clone(),
-        );
+        let load_fut: std::pin::Pin<Box<dyn Future<Output = _> + Send>> = match self.hub.take() {
+            // Coordinating: the workers drive the load; their windows fill the recorder.
+            Some(hub) => {
+                let vars = shared.setup_vars();
+                Box::pin(hub.drive(self.base.recorder.clone(), stop, vars))
+            }
+            None => Box::pin(load::run_all(
+                self.base.plan.clone(),
+                self.base.recorder.clone(),
+                self.base.client.clone(),
+                stop,
+                shared.clone(),
+            )),
+        };
         tokio::pin!(load_fut);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -301,6 +316,9 @@ impl<'a> Run<'a> {
     /// One second: progress, alerts and — unless the run is already stopping — the fault
     /// plugins' ticks and the live judgement. Some(status) stops the load.
     async fn tick(&mut self, gauge: &str, started: Instant, stopping: bool) -> Option<Status> {
+        if let Some(w) = &mut self.windows {
+            w.cut(&self.base.recorder, false);
+        }
         let snapshot = self.base.recorder.snapshot();
         let t = started.elapsed().as_secs_f64();
         let s = &self.base.scenario;
@@ -516,7 +534,14 @@ impl<'a> Run<'a> {
                 self.base.recorder.set_gauge("recovery_time", t, true);
             }
         }
+        if let Some(mut w) = self.windows.take() {
+            w.cut(&self.base.recorder, true);
+        }
         let metrics = self.base.recorder.finish();
+        if !self.base.opts.segment.is_whole() {
+            let (b, seg) = (&self.base, &self.base.opts.segment);
+            super::window_log::write_meta(&b.dir, seg, &b.target, b.opts.time_scale, metrics.elapsed);
+        }
         summary::observe_alerts(&mut self.alerts, &metrics);
         let s = &self.base.scenario;
         let mut status = status;

@@ -3,14 +3,23 @@
 //! it goes (start, a tick each second, finish). Whatever ends the run, every fault applied is
 //! rolled back and a report is written.
 
+mod hub;
 mod journals;
 mod live;
+mod merge;
 mod operator;
 mod preflight;
 mod probes;
 mod prom_alerts;
 mod steady;
 mod summary;
+mod window_log;
+mod wire;
+mod worker;
+
+pub use hub::CoordinateSpec;
+pub use merge::{merge, MergeError};
+pub use worker::{work, WorkerEnd, WorkerSpec};
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -53,6 +62,10 @@ pub struct RunOptions {
     pub recover: bool,
     /// `--listen`: the live endpoint's address and token.
     pub listen: Option<crate::serve::ListenSpec>,
+    /// `--segment`: the part of the run this process drives (`0:1`, the whole, by default).
+    pub segment: crate::scenario::Segment,
+    /// `harness coordinate`: workers drive the load; this process judges, probes and faults.
+    pub coordinate: Option<CoordinateSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +97,9 @@ pub enum RunError {
     /// `--listen`'s port is taken (or the address is not this machine's).
     #[error(transparent)]
     Listen(#[from] crate::serve::ServeError),
+    /// The coordinator's port for its workers is taken.
+    #[error("cannot listen for workers on {0}: {1}")]
+    Workers(std::net::SocketAddr, std::io::Error),
 }
 
 /// Why the plugins of a scenario cannot run it. Each names the scenario entry it came from.
@@ -160,6 +176,10 @@ pub async fn run_observed(
     let base = Base::new(opts)?;
     // The port before anything else: a taken one is a usage error that sends nothing.
     let bound = opts.listen.as_ref().map(crate::serve::bind).transpose()?;
+    let workers_port = match &opts.coordinate {
+        Some(c) => Some((hub::bind(c).map_err(|e| RunError::Workers(c.listen, e))?, c)),
+        None => None,
+    };
     if let Some(b) = &bound {
         let url = format!("http://{}/", b.addr);
         let token = b.token.as_deref().filter(|_| b.generated);
@@ -192,7 +212,23 @@ pub async fn run_observed(
             return base.stop_early(reason, judges.evaluator.clone());
         }
     }
-    let mut run = live::Run::start(base, judges, faults, bound, observer).await;
+    let hub = match workers_port {
+        None => None,
+        Some((listener, spec)) => {
+            observer.event(Event::AwaitingWorkers {
+                addr: &spec.listen.to_string(),
+                workers: spec.workers,
+            });
+            match hub::gather(listener, spec, &base.scenario.name).await {
+                Ok(hub) => Some(hub),
+                Err(reason) => {
+                    observer.event(Event::NotStarted { error: &reason });
+                    return base.stop_early(reason, judges.evaluator.clone());
+                }
+            }
+        }
+    };
+    let mut run = live::Run::start(base, judges, faults, bound, hub, observer).await;
     let status = run.drive(interrupt).await;
     let status = run.teardown(status).await;
     run.finish(status).await
@@ -227,7 +263,7 @@ impl<'a> Base<'a> {
             return Err(RunError::TargetScheme(target, from));
         }
         let target = target.trim_end_matches('/').to_owned();
-        let plan = Arc::new(LoadPlan::new(&scenario, &target)?);
+        let plan = Arc::new(LoadPlan::new(&scenario, &target, opts.segment.clone())?);
         let run_id = run_id(&scenario.name);
         let filters = tag_filters(&scenario, &target).map_err(RunError::Preflight)?;
         let recorder = Arc::new(Recorder::new(&plan.names()).with_filters(filters));
@@ -246,6 +282,18 @@ impl<'a> Base<'a> {
             plan,
             run_id,
         })
+    }
+
+    /// Second 0 is now: a new recorder, the same request names, tag filters and byte counters
+    /// (a worker's, at the coordinator's t0; nothing was recorded before).
+    fn restart_clock(&mut self) -> Result<(), RunError> {
+        let filters = tag_filters(&self.scenario, &self.target).map_err(RunError::Preflight)?;
+        let fresh = Recorder::new(&self.plan.names())
+            .with_filters(filters)
+            .with_traffic(self.recorder.traffic())
+            .keep_seconds();
+        self.recorder = Arc::new(fresh);
+        Ok(())
     }
 
     fn identity(&self) -> Identity<'_> {

@@ -167,13 +167,15 @@ impl DataSet {
         self.select
     }
 
-    /// The row the next iteration gets; None once `unique` rows are used up.
-    pub fn pick(&self) -> Option<Vec<String>> {
+    /// The row the next iteration of `segment` gets; None once its `unique` rows are used up.
+    /// Sequential and unique picks walk the rows this segment owns, so no row is used by two
+    /// workers of one run.
+    pub fn pick(&self, segment: &super::Segment) -> Option<Vec<String>> {
         let i = match self.select {
-            Select::Sequential => self.next.fetch_add(1, Relaxed) % self.len,
+            Select::Sequential => segment.nth(self.next.fetch_add(1, Relaxed)) % self.len,
             Select::Random => self.rng.lock().expect("rng").u64(0..self.len),
             Select::Unique => {
-                let i = self.next.fetch_add(1, Relaxed);
+                let i = segment.nth(self.next.fetch_add(1, Relaxed));
                 if i >= self.len {
                     return None;
                 }
@@ -492,8 +494,9 @@ mod tests {
         assert_eq!(d.columns, ["id", "email"]);
         assert_eq!(d.len(), 40);
         assert_eq!(d.row(37), ["37", "u37@x, \"q\""]);
-        assert_eq!(d.pick().unwrap()[0], "0");
-        assert_eq!(d.pick().unwrap()[0], "1");
+        let whole = crate::scenario::Segment::whole();
+        assert_eq!(d.pick(&whole).unwrap()[0], "0");
+        assert_eq!(d.pick(&whole).unwrap()[0], "1");
     }
 
     #[test]
@@ -511,9 +514,29 @@ mod tests {
     fn unique_rows_run_out() {
         let (dir, mut spec) = write("two.csv", "a\n1\n2\n");
         spec.select = Select::Unique;
-        let d = DataSet::load(&spec, &dir, 1).unwrap();
-        assert!(d.pick().is_some() && d.pick().is_some());
-        assert_eq!(d.pick(), None);
+        let (d, whole) = (DataSet::load(&spec, &dir, 1).unwrap(), crate::scenario::Segment::whole());
+        assert!(d.pick(&whole).is_some() && d.pick(&whole).is_some());
+        assert_eq!(d.pick(&whole), None);
+    }
+
+    #[test]
+    fn workers_never_share_a_unique_row() {
+        let rows: String = (0..10).map(|i| format!("{i}\n")).collect();
+        let (dir, mut spec) = write("ten.csv", &format!("a\n{rows}"));
+        spec.select = Select::Unique;
+        let mut seen = Vec::new();
+        for i in 0..3 {
+            let seg = crate::scenario::Segment::of_workers(i, 3).unwrap();
+            let d = DataSet::load(&spec, &dir, 1).unwrap();
+            while let Some(r) = d.pick(&seg) {
+                seen.push(r[0].clone());
+            }
+        }
+        seen.sort();
+        let all: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let mut want = all.clone();
+        want.sort();
+        assert_eq!(seen, want, "each row exactly once over the workers");
     }
 
     #[test]

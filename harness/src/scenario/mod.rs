@@ -12,6 +12,7 @@ pub mod env;
 pub mod flow;
 mod http_spec;
 pub mod prometheus;
+pub mod segment;
 pub mod template;
 pub mod workload;
 
@@ -27,6 +28,7 @@ pub use data::{DataSet, DataSpec};
 pub use duration::Dur;
 pub use env::{expand_env, EnvError, Vars};
 pub use flow::{ExtractSpec, PollSpec};
+pub use segment::{Segment, SegmentError};
 pub use prometheus::{AlertsSection, Outputs, PrometheusAlerts, PromqlProbeSpec};
 pub use template::{Draws, GeneratorError, GeneratorSpec, Generators, Scope, Template};
 pub use workload::{Executor, ExecutorError, Workload, WorkloadSpec};

@@ -97,12 +97,15 @@ impl GeneratorSpec {
 pub struct Generators {
     names: Vec<String>,
     state: Vec<GenState>,
+    /// A sequence's n-th value here is its `segment.nth(n)`-th of the whole run.
+    segment: super::Segment,
 }
 
 enum GenState {
     Sequence {
-        next: AtomicU64,
+        start: u64,
         step: u64,
+        taken: AtomicU64,
     },
     Uniform {
         min: u64,
@@ -120,6 +123,17 @@ enum GenState {
 
 impl Generators {
     pub fn new(specs: &BTreeMap<String, GeneratorSpec>, seed: u64) -> Generators {
+        Generators::striped(specs, seed, super::Segment::whole())
+    }
+
+    /// The generators of one segment of a run: sequences yield only the values this segment
+    /// owns, and random ones get a seed of the segment's own (so workers do not draw alike).
+    pub fn striped(
+        specs: &BTreeMap<String, GeneratorSpec>,
+        seed: u64,
+        segment: super::Segment,
+    ) -> Generators {
+        let seed = seed.wrapping_add(segment.index() as u64 * 0x51_7CC1_B727_220A);
         let mut names = Vec::new();
         let mut state = Vec::new();
         for (i, (name, spec)) in specs.iter().enumerate() {
@@ -131,8 +145,9 @@ impl Generators {
             };
             state.push(match *spec {
                 GeneratorSpec::Sequence { start, step } => GenState::Sequence {
-                    next: AtomicU64::new(start),
+                    start,
                     step,
+                    taken: AtomicU64::new(0),
                 },
                 GeneratorSpec::Uniform { min, max } => GenState::Uniform {
                     min,
@@ -153,7 +168,11 @@ impl Generators {
                 },
             });
         }
-        Generators { names, state }
+        Generators {
+            names,
+            state,
+            segment,
+        }
     }
 
     /// Changes a hot-key generator's share while the load runs (the hot-product skew fault);
@@ -180,7 +199,10 @@ impl Generators {
 
     fn next(&self, i: usize) -> u64 {
         match &self.state[i] {
-            GenState::Sequence { next, step } => next.fetch_add(*step, Relaxed),
+            GenState::Sequence { start, step, taken } => {
+                let n = self.segment.nth(taken.fetch_add(1, Relaxed));
+                start.wrapping_add(step.wrapping_mul(n))
+            }
             GenState::Uniform { min, max, rng } => rng.lock().expect("rng").u64(*min..=*max),
             GenState::HotKey {
                 min,
