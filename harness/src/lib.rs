@@ -8,6 +8,7 @@ mod db;
 mod demo;
 mod event;
 mod fault;
+mod k8s;
 mod load;
 mod metrics;
 mod plugin;
@@ -55,6 +56,12 @@ pub mod local_stack {
     pub use crate::stack::{
         default_rules, down, status_lines, up, StackError, StackState, UpOptions, DEFAULT_LIVE,
     };
+}
+
+/// `harness k8s render`: a scenario as Kubernetes manifests (Secret, ConfigMap, the
+/// coordinator's Job and Service, the workers' Indexed Job), one YAML stream.
+pub mod kube {
+    pub use crate::k8s::{render, K8sError, RenderOptions, IMAGE_PLUGINS, MOUNT, REPORTS};
 }
 
 /// The fault relay, its Toxiproxy-compatible API and our client for any Toxiproxy API.

@@ -137,6 +137,47 @@ enum Cmd {
         #[arg(long, global = true, default_value = "reports/.stack")]
         dir: PathBuf,
     },
+    /// Kubernetes manifests for a distributed run (coordinator Job and Service, workers as an
+    /// Indexed Job, the scenario's files in a ConfigMap, the token in a Secret).
+    K8s {
+        #[command(subcommand)]
+        cmd: K8sCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum K8sCmd {
+    /// Print the manifests as one YAML stream (`kubectl apply -f -`); prints nothing on error.
+    Render {
+        scenario: PathBuf,
+        /// Worker pods (the Indexed Job's completions and parallelism).
+        #[arg(long)]
+        workers: u32,
+        /// Image with the harness binary and its plugins (see Containerfile).
+        #[arg(long)]
+        image: String,
+        /// Prefix of the objects' names [default: harness-<scenario file stem>].
+        #[arg(long)]
+        name: Option<String>,
+        /// Namespace of every object [default: none, kubectl's current one].
+        #[arg(long)]
+        namespace: Option<String>,
+        /// CPU request and limit of each container.
+        #[arg(long, default_value = "1")]
+        cpu: String,
+        /// Memory request and limit of each container.
+        #[arg(long, default_value = "512Mi")]
+        memory: String,
+        /// The coordinator's bearer token [default: 32 random hex digits].
+        #[arg(long, env = "HARNESS_COORDINATOR_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The coordinator's port.
+        #[arg(long, default_value_t = 6566)]
+        port: u16,
+        /// NAME=VALUE set in both containers, for the scenario's {env:NAME} (repeatable).
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -298,12 +339,55 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Report { runs, format } => report(runs, format),
         Cmd::Proxy { listen } => proxy(&listen).await,
         Cmd::Stack { action, dir } => stack_cmd(action, dir).await,
+        Cmd::K8s { cmd } => Ok(k8s_cmd(cmd)),
         Cmd::Faults { action } => faults_cmd(action).await,
         Cmd::FaultAgent { token: _, spec } => {
             let spec: faults::AgentSpec = serde_json::from_str(&spec)
                 .map_err(|e| anyhow::anyhow!("fault-agent --spec: {e}"))?;
             let log: faults::AgentLog = std::sync::Arc::new(|m| eprintln!("fault-agent: {m}"));
             Ok(faults::serve_agent(spec, interrupted(), log).await)
+        }
+    }
+}
+
+/// `harness k8s render`: the manifests on stdout; any error is the input's (exit 2).
+fn k8s_cmd(cmd: K8sCmd) -> i32 {
+    let K8sCmd::Render {
+        scenario,
+        workers,
+        image,
+        name,
+        namespace,
+        cpu,
+        memory,
+        token,
+        port,
+        env,
+    } = cmd;
+    let opts = harness::kube::RenderOptions {
+        scenario,
+        workers,
+        image,
+        name,
+        namespace,
+        cpu,
+        memory,
+        token,
+        port,
+        env,
+    };
+    match harness::kube::render(&opts) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            exit::PASS
+        }
+        Err(harness::kube::K8sError::Yaml(e)) => {
+            eprintln!("error: cannot write YAML: {e}");
+            exit::RUNTIME
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::USAGE
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod cdp;
 pub mod faults;
+pub mod k8s;
 pub mod prometheus;
 pub mod web;
 
