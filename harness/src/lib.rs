@@ -29,7 +29,12 @@ pub use event::{Event, Observer, Progress, Silent, StackStep};
 pub use run::{
     prepare, run, run_observed, start_plugins, RunError, RunOptions, RunOutcome, StartError,
 };
-pub use scenario::{Located, Scenario, ScenarioError, Vars};
+pub use scenario::{Located, Scenario, ScenarioError, Segment, SegmentError, Vars};
+
+/// Beyond one machine: a coordinator, its workers, and merging their windows offline.
+pub mod distributed {
+    pub use crate::run::{merge, work, CoordinateSpec, MergeError, WorkerEnd, WorkerSpec};
+}
 pub use serve::ListenSpec;
 
 /// `harness demo`: both presets, ST-001 and peak, the verdict and reproduction tables.

@@ -57,6 +57,65 @@ enum Cmd {
             hide_env_values = true
         )]
         listen_token: Option<String>,
+        /// Run only this execution segment of the scenario (k6's `--execution-segment`),
+        /// e.g. 1/4:2/4; its windows go to windows.hlog for `harness merge`.
+        #[arg(long, value_name = "FROM:TO")]
+        segment: Option<String>,
+        /// Every segment of the run, e.g. 0,1/4,2/4,3/4,1 [default: 0,FROM,TO,1].
+        #[arg(long, value_name = "POINTS", requires = "segment")]
+        segment_sequence: Option<String>,
+    },
+    /// Coordinate a distributed run: wait for --workers workers, start them at one t0, merge
+    /// their windows each second, judge thresholds, run probes, alerts and faults (once).
+    Coordinate {
+        scenario: PathBuf,
+        #[arg(long)]
+        workers: u64,
+        /// Where workers dial in.
+        #[arg(long, default_value = "0.0.0.0:6566", value_name = "HOST:PORT")]
+        listen: std::net::SocketAddr,
+        /// The bearer token every worker must present.
+        #[arg(long, env = "HARNESS_COORDINATOR_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Seconds the start barrier waits for every worker (then exit 3, report written).
+        #[arg(long, default_value_t = 120)]
+        ready_timeout: u64,
+        /// Also serve the live dashboard and /metrics here.
+        #[arg(long = "live", value_name = "HOST:PORT")]
+        live: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Drive one worker's segment of a distributed run for the coordinator at --coordinator.
+    Worker {
+        scenario: PathBuf,
+        /// The coordinator's HOST:PORT.
+        #[arg(long)]
+        coordinator: String,
+        /// This worker's index, 0-based (Kubernetes sets JOB_COMPLETION_INDEX in an Indexed Job).
+        #[arg(long, env = "JOB_COMPLETION_INDEX")]
+        index: u64,
+        #[arg(long)]
+        workers: u64,
+        #[arg(long, env = "HARNESS_COORDINATOR_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Seconds to keep dialling the coordinator.
+        #[arg(long, default_value_t = 120)]
+        ready_timeout: u64,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Rebuild one run from its workers' directories (windows.hlog, windows.jsonl): summary,
+    /// thresholds and reports as one process fed the same samples would write them.
+    Merge {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// The scenario file, when its threshold plugins are relative to it [default: the
+        /// first directory's scenario.toml].
+        #[arg(long)]
+        scenario: Option<PathBuf>,
     },
     /// The main job: for each preset start the local stack, run ST-001 and peak through it, stop
     /// it; print the verdicts and the incident reproduction table. Exit 0 when the incident
@@ -143,6 +202,43 @@ enum Cmd {
         #[command(subcommand)]
         cmd: K8sCmd,
     },
+}
+
+/// What `coordinate` and `worker` share with `run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    #[arg(long)]
+    quiet: bool,
+    #[arg(long)]
+    allow_huge: bool,
+}
+
+impl RunArgs {
+    fn options(self, scenario: PathBuf) -> RunOptions {
+        RunOptions {
+            scenario,
+            sets: self.sets,
+            target: self.target,
+            out_dir: self.out,
+            time_scale: self.time_scale,
+            progress: !self.quiet,
+            vars: Default::default(),
+            allow_huge: self.allow_huge,
+            hurry: None,
+            recover: false,
+            listen: None,
+            segment: Default::default(),
+            coordinate: None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -275,38 +371,14 @@ fn main() {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Cmd::Run {
-            scenario,
-            target,
-            sets,
+        r @ Cmd::Run { .. } => Ok(run_cmd(r).await),
+        c @ Cmd::Coordinate { .. } => Ok(coordinate(c).await),
+        w @ Cmd::Worker { .. } => Ok(worker_cmd(w).await),
+        Cmd::Merge {
+            dirs,
             out,
-            time_scale,
-            quiet,
-            allow_huge,
-            recover,
-            listen,
-            listen_token,
-        } => {
-            let vars = Default::default();
-            let listen = listen.map(|addr| harness::ListenSpec {
-                addr,
-                token: listen_token,
-            });
-            let opts = RunOptions {
-                scenario,
-                sets,
-                target,
-                out_dir: out,
-                time_scale,
-                progress: !quiet,
-                vars,
-                allow_huge,
-                hurry: None,
-                recover,
-                listen,
-            };
-            Ok(run_and_print(opts).await)
-        }
+            scenario,
+        } => Ok(merge(&dirs, &out, scenario.as_deref()).await),
         Cmd::Demo {
             scenarios,
             incident_scenarios,
@@ -346,6 +418,165 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 .map_err(|e| anyhow::anyhow!("fault-agent --spec: {e}"))?;
             let log: faults::AgentLog = std::sync::Arc::new(|m| eprintln!("fault-agent: {m}"));
             Ok(faults::serve_agent(spec, interrupted(), log).await)
+        }
+    }
+}
+
+/// `harness run`.
+async fn run_cmd(cmd: Cmd) -> i32 {
+    let Cmd::Run {
+        scenario,
+        target,
+        sets,
+        out,
+        time_scale,
+        quiet,
+        allow_huge,
+        recover,
+        listen,
+        listen_token,
+        segment,
+        segment_sequence,
+    } = cmd
+    else {
+        unreachable!("called with Cmd::Run")
+    };
+    let Some(segment) = parse_segment(segment, segment_sequence) else {
+        return exit::USAGE;
+    };
+    let vars = Default::default();
+    let listen = listen.map(|addr| harness::ListenSpec {
+        addr,
+        token: listen_token,
+    });
+    let opts = RunOptions {
+        scenario,
+        sets,
+        target,
+        out_dir: out,
+        time_scale,
+        progress: !quiet,
+        vars,
+        allow_huge,
+        hurry: None,
+        recover,
+        listen,
+        segment,
+        coordinate: None,
+    };
+    run_and_print(opts).await
+}
+
+/// `--segment` and `--segment-sequence` (the whole run without them); None after saying why.
+fn parse_segment(segment: Option<String>, sequence: Option<String>) -> Option<harness::Segment> {
+    let Some(s) = segment else {
+        return Some(Default::default());
+    };
+    harness::Segment::parse(&s, sequence.as_deref())
+        .map_err(|e| eprintln!("error: --segment: {e}"))
+        .ok()
+}
+
+/// `harness coordinate`: a run whose load the workers drive.
+async fn coordinate(cmd: Cmd) -> i32 {
+    let Cmd::Coordinate {
+        scenario,
+        workers,
+        listen,
+        token,
+        ready_timeout,
+        live,
+        run,
+    } = cmd
+    else {
+        unreachable!("called with Cmd::Coordinate")
+    };
+    let mut opts = run.options(scenario);
+    opts.listen = live.map(|addr| harness::ListenSpec { addr, token: None });
+    opts.coordinate = Some(harness::distributed::CoordinateSpec {
+        listen,
+        token,
+        workers,
+        ready_timeout: std::time::Duration::from_secs(ready_timeout),
+    });
+    run_and_print(opts).await
+}
+
+async fn worker_cmd(cmd: Cmd) -> i32 {
+    let Cmd::Worker {
+        scenario,
+        coordinator,
+        index,
+        workers,
+        token,
+        ready_timeout,
+        run,
+    } = cmd
+    else {
+        unreachable!("called with Cmd::Worker")
+    };
+    let spec = harness::distributed::WorkerSpec {
+        coordinator,
+        token,
+        index,
+        workers,
+        ready_timeout: std::time::Duration::from_secs(ready_timeout),
+    };
+    worker(run.options(scenario), spec).await
+}
+
+/// `harness worker`: its segment for the coordinator; 0 when done, 3 when the coordinator
+/// could not be reached or went away (the load stopped).
+async fn worker(mut opts: RunOptions, spec: harness::distributed::WorkerSpec) -> i32 {
+    opts.segment = match harness::Segment::of_workers(spec.index, spec.workers) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let label = opts.segment.label();
+    eprintln!(
+        "worker {} of {}: segment {label}, coordinator {}",
+        spec.index, spec.workers, spec.coordinator
+    );
+    match harness::distributed::work(&opts, &spec, interrupted()).await {
+        Ok(harness::distributed::WorkerEnd::Done { dir, requests }) => {
+            eprintln!(
+                "worker {}: done, {requests} requests; {}",
+                spec.index,
+                dir.display()
+            );
+            exit::PASS
+        }
+        Ok(harness::distributed::WorkerEnd::Lost(why)) => {
+            eprintln!("error: worker {}: {why}", spec.index);
+            exit::RUNTIME
+        }
+        Ok(harness::distributed::WorkerEnd::Interrupted) => exit::INTERRUPTED,
+        Err(e) => {
+            eprintln!("error: {e}");
+            run_error_code(&e)
+        }
+    }
+}
+
+/// `harness merge`: the merged run's table, as `harness run` prints it.
+async fn merge(dirs: &[PathBuf], out: &std::path::Path, scenario: Option<&std::path::Path>) -> i32 {
+    use harness::distributed::MergeError;
+    match harness::distributed::merge(dirs, out, scenario).await {
+        Ok(outcome) => {
+            print!("{}", reports::table(&outcome.summary));
+            println!("{}", reports::describe(&outcome.dir));
+            outcome.summary.exit_code
+        }
+        Err(MergeError::Run(e)) => {
+            eprintln!("error: {e}");
+            run_error_code(&e)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::USAGE
         }
     }
 }
@@ -504,6 +735,8 @@ fn validate(scenarios: Vec<PathBuf>, sets: Vec<String>, allow_huge: bool) -> i32
             hurry: None,
             recover: false,
             listen: None,
+            segment: Default::default(),
+            coordinate: None,
         };
         let s = match harness::prepare(&opts) {
             Ok(s) => s,
@@ -669,7 +902,8 @@ fn run_error_code(e: &RunError) -> i32 {
         | RunError::Target(_)
         | RunError::PluginSetup(_)
         | RunError::Preflight(_)
-        | RunError::Listen(_) => exit::USAGE,
+        | RunError::Listen(_)
+        | RunError::Workers(..) => exit::USAGE,
         RunError::Report(_) => exit::RUNTIME,
     }
 }

@@ -68,11 +68,7 @@ impl ArrivalRate {
                 pacer.forget();
                 self.publish(&ctx, &pace, now, &permits);
             }
-            if pace.rate().is_none() {
-                // The next arrival of the run's schedule that is this segment's.
-                n = self.segment.nth(self.segment.share(n));
-            }
-            let Some(next) = self.next_arrival(&pace, n) else {
+            let Some(next) = self.next_arrival(&pace, &mut n) else {
                 break;
             };
             let Some(at) = next else {
@@ -138,7 +134,12 @@ impl ArrivalRate {
 
     /// When the next arrival is due: Some(None) while paused or at a rate of 0, None once
     /// the stages are over.
-    fn next_arrival(&self, pace: &Pace, n: u64) -> Option<Option<f64>> {
+    /// On the schedule, `n` first moves to the next arrival this segment owns.
+    fn next_arrival(&self, pace: &Pace, n: &mut u64) -> Option<Option<f64>> {
+        if pace.rate().is_none() {
+            *n = self.segment.nth(self.segment.share(*n));
+        }
+        let n = *n;
         match pace.rate() {
             _ if pace.paused() => Some(None),
             None => self.profile.arrival_time(n).map(Some),
@@ -174,7 +175,9 @@ impl ArrivalRate {
         let rate = match pace.rate() {
             _ if pace.paused() => 0.0,
             Some(r) => r,
-            None => self.profile.value_at(t) * (self.segment.to.as_f64() - self.segment.from.as_f64()),
+            None => {
+                self.profile.value_at(t) * (self.segment.to.as_f64() - self.segment.from.as_f64())
+            }
         };
         ctx.gauge("target_rate", rate);
         let busy = f64::from(self.max_in_flight) - permits.available_permits() as f64;

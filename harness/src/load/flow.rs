@@ -365,7 +365,11 @@ impl LoadPlan {
         let mut jar = Jar::default();
         let mut sent = 0;
         for step in steps {
-            let Ok(rows) = Rows::pick(&self.data, &self.requests[step.req].data_sets, &self.segment) else {
+            let Ok(rows) = Rows::pick(
+                &self.data,
+                &self.requests[step.req].data_sets,
+                &self.segment,
+            ) else {
                 let name = self.requests[step.req].name.clone();
                 return Err((name, "its data file has no row left".into()));
             };

@@ -65,7 +65,11 @@ impl Iterations {
                 let work = &ctx.plan.workloads[ctx.workload];
                 for k in 0.. {
                     let local = next.fetch_add(u64::from(shared), Relaxed);
-                    let n = if shared { seg.nth(local) } else { run_vu * total + k };
+                    let n = if shared {
+                        seg.nth(local)
+                    } else {
+                        run_vu * total + k
+                    };
                     let done = if shared { local >= total } else { k >= total };
                     if done || ctx.halted() || tokio::time::Instant::now() >= deadline {
                         break;
@@ -75,7 +79,10 @@ impl Iterations {
                     if !matches!(held, Ok(true)) {
                         break;
                     }
-                    let end = ctx.plan.iterate(work, &ctx, n, run_vu, None, &mut state).await;
+                    let end = ctx
+                        .plan
+                        .iterate(work, &ctx, n, run_vu, None, &mut state)
+                        .await;
                     ctx.ended(&end);
                     if end == End::Cut {
                         break;

@@ -92,7 +92,10 @@ impl Shared {
 
     /// The variables `setup` set (none before it ran).
     pub fn setup_vars(&self) -> Vec<(String, String)> {
-        self.setup.get().map(|v| v.as_ref().clone()).unwrap_or_default()
+        self.setup
+            .get()
+            .map(|v| v.as_ref().clone())
+            .unwrap_or_default()
     }
 
     /// Scenario `w`'s controls.

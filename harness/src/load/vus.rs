@@ -49,6 +49,18 @@ impl Vus {
         }
     }
 
+    /// A segment whose share is no VU at any step waits out the stages (goose refuses a plan
+    /// of 0 users).
+    async fn sit_out(&self, ctx: &LoadCtx) -> Result<(), LoadError> {
+        let secs: f64 = self.stages.iter().map(|s| s.duration.0.as_secs_f64()).sum();
+        let mut stop = ctx.stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        Ok(())
+    }
+
     /// No VU at any step of this segment's plan.
     fn idle(&self) -> bool {
         self.test_plan()
@@ -83,16 +95,6 @@ impl Vus {
     }
 
     async fn drive(&self, ctx: LoadCtx) -> Result<(), LoadError> {
-        if self.idle() {
-            // This segment's share is no VU at any step (goose refuses a plan of 0 users).
-            let secs: f64 = self.stages.iter().map(|s| s.duration.0.as_secs_f64()).sum();
-            let mut stop = ctx.stop.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
-            return Ok(());
-        }
         let err = |e: goose::GooseError| LoadError::Goose(format!("{e:?}"));
         let iterations = Arc::new(AtomicU64::new(0));
         let running = Arc::new(AtomicU64::new(0));
@@ -254,7 +256,12 @@ impl Executor for Vus {
         &self,
         ctx: LoadCtx,
     ) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
-        Box::pin(self.drive(ctx))
+        Box::pin(async move {
+            match self.idle() {
+                true => self.sit_out(&ctx).await,
+                false => self.drive(ctx).await,
+            }
+        })
     }
 }
 
@@ -288,7 +295,13 @@ mod tests {
         let plans: Vec<Vec<Vec<u64>>> = (0..3)
             .map(|i| {
                 let seg = Segment::of_workers(i, 3).unwrap();
-                let v = Vus::new(1, &[st(4, 7), st(2, 7)], Duration::ZERO, Duration::ZERO, seg);
+                let v = Vus::new(
+                    1,
+                    &[st(4, 7), st(2, 7)],
+                    Duration::ZERO,
+                    Duration::ZERO,
+                    seg,
+                );
                 let plan = v.test_plan();
                 plan.split(';')
                     .map(|s| s.split(',').map(|x| x.parse().unwrap()).collect())

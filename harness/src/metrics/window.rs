@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CheckCount, Current, Inner, Recorder, Totals, Trend};
+use super::{Current, Inner, Recorder, Totals, Trend};
 
 /// Separates the parts of a key (`t␟n:checkout␟0`).
 pub const SEP: char = '\u{1f}';
@@ -54,7 +54,11 @@ impl Delta {
         let scalars = Scalars {
             cut: self.cut,
             second: self.second,
-            trends: self.trends.iter().map(|(k, t)| (k.clone(), t.exact())).collect(),
+            trends: self
+                .trends
+                .iter()
+                .map(|(k, t)| (k.clone(), t.exact()))
+                .collect(),
             counts: self.counts.clone(),
             gauges: self.gauges.clone(),
             values: self.values.clone(),
@@ -131,20 +135,25 @@ pub struct Cumulative {
 }
 
 fn flatten_totals(prefix: &str, t: &Totals, c: &mut Cumulative) {
-    c.trends.insert(key(&["t", prefix, "lat"]), t.latency.clone());
+    c.trends
+        .insert(key(&["t", prefix, "lat"]), t.latency.clone());
     for (i, p) in t.phases.iter().enumerate() {
-        c.trends.insert(key(&["t", prefix, &i.to_string()]), p.clone());
+        c.trends
+            .insert(key(&["t", prefix, &i.to_string()]), p.clone());
     }
     c.counts.insert(key(&["t", prefix, "count"]), t.count);
     c.counts.insert(key(&["t", prefix, "failed"]), t.failed);
     for (st, n) in &t.statuses {
-        c.counts.insert(key(&["t", prefix, "st", &st.to_string()]), *n);
+        c.counts
+            .insert(key(&["t", prefix, "st", &st.to_string()]), *n);
     }
     for (i, n) in t.errors.iter().enumerate().filter(|(_, n)| **n > 0) {
-        c.counts.insert(key(&["t", prefix, "err", &i.to_string()]), *n);
+        c.counts
+            .insert(key(&["t", prefix, "err", &i.to_string()]), *n);
     }
     for (i, n) in t.protocols.iter().enumerate().filter(|(_, n)| **n > 0) {
-        c.counts.insert(key(&["t", prefix, "proto", &i.to_string()]), *n);
+        c.counts
+            .insert(key(&["t", prefix, "proto", &i.to_string()]), *n);
     }
 }
 
@@ -219,7 +228,11 @@ impl Inner {
         ] {
             c.counts.insert(k.to_owned(), v);
         }
-        c.values = self.values.iter().map(|(n, v)| (n.clone(), v.len())).collect();
+        c.values = self
+            .values
+            .iter()
+            .map(|(n, v)| (n.clone(), v.len()))
+            .collect();
         c
     }
 
@@ -247,7 +260,7 @@ impl Inner {
                 }
             }
             ["check", name, which] => {
-                let c = self.checks.entry(name.to_owned()).or_insert(CheckCount::default());
+                let c = self.checks.entry(name.to_owned()).or_default();
                 match which {
                     "pass" => c.passes += n,
                     _ => c.fails += n,
@@ -338,7 +351,9 @@ impl Recorder {
         }
         let traffic = (
             self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
-            self.traffic.received.load(std::sync::atomic::Ordering::Relaxed),
+            self.traffic
+                .received
+                .load(std::sync::atomic::Ordering::Relaxed),
         );
         let now = inner.cumulative(traffic);
         let mut d = Delta {

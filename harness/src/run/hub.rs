@@ -143,7 +143,9 @@ impl Hub {
                 setup_vars: setup_vars.clone(),
             };
             if w.send(&start).await.is_err() {
-                return Err(LoadError::Worker(format!("worker {i} left before the start")));
+                return Err(LoadError::Worker(format!(
+                    "worker {i} left before the start"
+                )));
             }
             tokio::spawn(read_all(i, r, tx.clone()));
             writers.insert(i, w);

@@ -534,14 +534,7 @@ impl<'a> Run<'a> {
                 self.base.recorder.set_gauge("recovery_time", t, true);
             }
         }
-        if let Some(mut w) = self.windows.take() {
-            w.cut(&self.base.recorder, true);
-        }
-        let metrics = self.base.recorder.finish();
-        if !self.base.opts.segment.is_whole() {
-            let (b, seg) = (&self.base, &self.base.opts.segment);
-            super::window_log::write_meta(&b.dir, seg, &b.target, b.opts.time_scale, metrics.elapsed);
-        }
+        let metrics = close_recorder(self.windows.take(), &self.base);
         summary::observe_alerts(&mut self.alerts, &metrics);
         let s = &self.base.scenario;
         let mut status = status;
@@ -601,6 +594,18 @@ impl<'a> Run<'a> {
         end_live(self.operator, &self.base, shared, &metrics, &outcome).await;
         outcome
     }
+}
+
+/// The recorder's last second closed; a segment's last window and `segment.json` written.
+fn close_recorder(windows: Option<super::window_log::WindowLog>, base: &Base<'_>) -> RunMetrics {
+    if let Some(mut w) = windows {
+        w.cut(&base.recorder, true);
+    }
+    let metrics = base.recorder.finish();
+    if !base.opts.segment.is_whole() {
+        super::window_log::write_meta(base, metrics.elapsed);
+    }
+    metrics
 }
 
 /// How the load ended: what stopped it (if anything did), else the load's own result; any

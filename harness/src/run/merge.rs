@@ -24,6 +24,9 @@ pub struct SegmentMeta {
     /// The sequence's points, comma-separated.
     pub sequence: String,
     pub target: String,
+    /// The scenario file the worker ran (its data files and plugins are beside it).
+    #[serde(default)]
+    pub scenario: Option<PathBuf>,
     pub time_scale: f64,
     /// The load's length on this worker.
     pub elapsed_s: f64,
@@ -60,7 +63,11 @@ pub async fn merge(
         }
     }
     let opts = RunOptions {
-        scenario: scenario.map_or_else(|| dirs[0].join("scenario.toml"), Path::to_owned),
+        scenario: scenario.map(Path::to_owned).unwrap_or_else(|| {
+            // The worker's own file when it is still there (data files resolve beside it).
+            let original = metas[0].scenario.clone().filter(|p| p.exists());
+            original.unwrap_or_else(|| dirs[0].join("scenario.toml"))
+        }),
         sets: Vec::new(),
         target: Some(metas[0].target.clone()),
         out_dir: out.parent().unwrap_or(Path::new(".")).to_owned(),
@@ -85,9 +92,15 @@ pub async fn merge(
         }
     }
     let longest = metas.iter().map(|m| m.elapsed_s).fold(0.0, f64::max);
-    base.recorder.set_load_elapsed(Duration::from_secs_f64(longest));
-    let mut judges = Judges::start(&base.scenario, &opts.scenario, opts.time_scale, Limits::default())
-        .map_err(|e| MergeError::Judges(e.source.to_string()))?;
+    base.recorder
+        .set_load_elapsed(Duration::from_secs_f64(longest));
+    let mut judges = Judges::start(
+        &base.scenario,
+        &opts.scenario,
+        opts.time_scale,
+        Limits::default(),
+    )
+    .map_err(|e| MergeError::Judges(e.source.to_string()))?;
     crate::report::start_dir(&base.dir, &String::from_utf8_lossy(&text))
         .map_err(RunError::Report)?;
     let metrics = base.recorder.finish();

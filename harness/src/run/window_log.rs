@@ -22,19 +22,15 @@ pub const JSONL: &str = "windows.jsonl";
 pub const META: &str = "segment.json";
 
 /// Writes `segment.json` beside the logs (best effort: the logs are what matter).
-pub(super) fn write_meta(
-    dir: &Path,
-    seg: &crate::scenario::Segment,
-    target: &str,
-    time_scale: f64,
-    elapsed: std::time::Duration,
-) {
+pub(super) fn write_meta(base: &super::Base<'_>, elapsed: std::time::Duration) {
+    let (dir, seg, target) = (&base.dir, &base.opts.segment, &base.target);
     let points: Vec<String> = seg.sequence.iter().map(|p| p.to_string()).collect();
     let meta = super::merge::SegmentMeta {
         segment: seg.label(),
         sequence: points.join(","),
         target: target.to_owned(),
-        time_scale,
+        scenario: std::fs::canonicalize(&base.opts.scenario).ok(),
+        time_scale: base.opts.time_scale,
         elapsed_s: elapsed.as_secs_f64(),
     };
     if let Ok(text) = serde_json::to_string_pretty(&meta) {
@@ -70,7 +66,10 @@ impl WindowLog {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        writeln!(hlog, "#[Histograms of latencies in µs, one per trend per 1 s window]")?;
+        writeln!(
+            hlog,
+            "#[Histograms of latencies in µs, one per trend per 1 s window]"
+        )?;
         writeln!(hlog, "#[StartTime: {secs:.3} (seconds since epoch)]")?;
         writeln!(hlog, "#[BaseTime: {secs:.3} (seconds since epoch)]")?;
         writeln!(
@@ -175,12 +174,17 @@ pub(super) fn read_dir(dir: &Path) -> Result<Vec<Delta>, String> {
             .map_err(|e| format!("{}: {tag}: {e}", at(HLOG)))?;
         hists.entry(sec).or_default().insert(key, bytes);
     }
-    let text = std::fs::read_to_string(dir.join(JSONL)).map_err(|e| format!("{}: {e}", at(JSONL)))?;
+    let text =
+        std::fs::read_to_string(dir.join(JSONL)).map_err(|e| format!("{}: {e}", at(JSONL)))?;
     let empty = BTreeMap::new();
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let s: Scalars = serde_json::from_str(line)
-            .map_err(|e| format!("{}:{}: {e}", at(JSONL), n + 1))?;
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let s: Scalars =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", at(JSONL), n + 1))?;
         let h = hists.get(&s.cut).unwrap_or(&empty);
         out.push(Delta::join(s, h).map_err(|e| format!("{}: {e}", at(HLOG)))?);
     }

@@ -98,9 +98,8 @@ impl Reader {
             Ok(Err(e)) => Err(WireError::Io(e)),
             Ok(Ok(0)) => Err(WireError::Closed),
             Ok(Ok(_)) if self.buf.len() > MAX_LINE => Err(WireError::Garbled("too long".into())),
-            Ok(Ok(_)) => {
-                serde_json::from_str(self.buf.trim_end()).map_err(|e| WireError::Garbled(e.to_string()))
-            }
+            Ok(Ok(_)) => serde_json::from_str(self.buf.trim_end())
+                .map_err(|e| WireError::Garbled(e.to_string())),
         }
     }
 }
@@ -116,7 +115,11 @@ impl Writer {
 
 /// Compares tokens without stopping at the first difference.
 pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 pub fn unix_ms_now() -> u64 {

@@ -31,7 +31,10 @@ pub struct WorkerSpec {
 #[derive(Debug)]
 pub enum WorkerEnd {
     /// Its load ran to the end or the coordinator stopped it.
-    Done { dir: std::path::PathBuf, requests: u64 },
+    Done {
+        dir: std::path::PathBuf,
+        requests: u64,
+    },
     /// The coordinator was unreachable, refused it, or went away (its load stopped).
     Lost(String),
     Interrupted,
@@ -60,7 +63,11 @@ pub async fn work(
             setup_vars,
         }) => (t0_unix_ms, setup_vars),
         Ok(ToWorker::Stop { reason }) => return Ok(WorkerEnd::Lost(reason)),
-        other => return Ok(WorkerEnd::Lost(format!("no start from the coordinator: {other:?}"))),
+        other => {
+            return Ok(WorkerEnd::Lost(format!(
+                "no start from the coordinator: {other:?}"
+            )))
+        }
     };
     let mut base = Base::new(opts)?;
     report::start_dir(&base.dir, base.scenario.source_text())?;
@@ -116,7 +123,8 @@ async fn join(spec: &WorkerSpec, scenario: &str) -> Result<(Reader, Writer), Str
         scenario: scenario.to_owned(),
     };
     w.send(&hello).await.map_err(|e| e.to_string())?;
-    match r.next::<ToWorker>(wire::SILENCE).await {
+    // The coordinator answers once it is at the start barrier (after its own preflight).
+    match r.next::<ToWorker>(spec.ready_timeout).await {
         Ok(ToWorker::Welcome) => Ok((r, w)),
         Ok(ToWorker::Refused { reason }) => Err(format!("the coordinator refused: {reason}")),
         other => Err(format!("no welcome from the coordinator: {other:?}")),
@@ -197,7 +205,6 @@ impl Link {
         let _ = self.forward().await;
         let _ = self.w.send(&ToCoordinator::Done { error }).await;
         let m = base.recorder.snapshot();
-        let (seg, scale) = (&base.opts.segment, base.opts.time_scale);
-        super::window_log::write_meta(&base.dir, seg, &base.target, scale, m.elapsed);
+        super::window_log::write_meta(base, m.elapsed);
     }
 }

@@ -514,7 +514,10 @@ mod tests {
     fn unique_rows_run_out() {
         let (dir, mut spec) = write("two.csv", "a\n1\n2\n");
         spec.select = Select::Unique;
-        let (d, whole) = (DataSet::load(&spec, &dir, 1).unwrap(), crate::scenario::Segment::whole());
+        let (d, whole) = (
+            DataSet::load(&spec, &dir, 1).unwrap(),
+            crate::scenario::Segment::whole(),
+        );
         assert!(d.pick(&whole).is_some() && d.pick(&whole).is_some());
         assert_eq!(d.pick(&whole), None);
     }

@@ -28,8 +28,8 @@ pub use data::{DataSet, DataSpec};
 pub use duration::Dur;
 pub use env::{expand_env, EnvError, Vars};
 pub use flow::{ExtractSpec, PollSpec};
-pub use segment::{Segment, SegmentError};
 pub use prometheus::{AlertsSection, Outputs, PrometheusAlerts, PromqlProbeSpec};
+pub use segment::{Segment, SegmentError};
 pub use template::{Draws, GeneratorError, GeneratorSpec, Generators, Scope, Template};
 pub use workload::{Executor, ExecutorError, Workload, WorkloadSpec};
 

@@ -200,7 +200,10 @@ impl Segment {
 
     /// Which segment of the sequence this is (0-based): a worker's index.
     pub fn index(&self) -> usize {
-        self.sequence.iter().position(|p| *p == self.from).unwrap_or(0)
+        self.sequence
+            .iter()
+            .position(|p| *p == self.from)
+            .unwrap_or(0)
     }
 
     /// Does this segment own index `i`?

@@ -1,0 +1,443 @@
+//! A distributed run as Kubernetes would start it: the test renders the manifests, unpacks the
+//! ConfigMap, and starts the coordinator's command and each index's command with the
+//! manifest's env (`JOB_COMPLETION_INDEX` from the Indexed Job), each worker in its own
+//! network namespace behind a veth on one bridge (separate hosts), against a server on the
+//! host that counts every request and the path it asked for.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+
+use common::k8s;
+
+const HOST: &str = "10.77.0.1";
+const TOKEN: &str = "fedcba9876543210fedcba9876543210";
+
+/// The hosts share one address plan (10.77.0.0/16), so the tests take turns.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Paths the server was asked for, in order.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+async fn server() -> (u16, Seen) {
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Seen = Default::default();
+    let s = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let s = s.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<_>| {
+                    s.lock().unwrap().push(req.uri().path().to_owned());
+                    async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok")))) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Hosts of the test's own: network namespaces on a bridge the host is 10.77.0.1 on.
+struct Hosts {
+    bridge: String,
+    names: Vec<String>,
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2)");
+    assert!(
+        o.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+impl Hosts {
+    fn new(n: usize) -> Hosts {
+        let tag = std::process::id() % 10_000;
+        let bridge = format!("hb{tag}");
+        let _ = Command::new("ip").args(["link", "del", &bridge]).output();
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        ip(&["addr", "add", &format!("{HOST}/16"), "dev", &bridge]);
+        ip(&["link", "set", &bridge, "up"]);
+        let mut names = Vec::new();
+        for i in 0..n {
+            let (ns, vh, vn) = (
+                format!("hw{tag}-{i}"),
+                format!("vh{tag}-{i}"),
+                format!("vn{tag}-{i}"),
+            );
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            ip(&["netns", "add", &ns]);
+            ip(&["link", "add", &vh, "type", "veth", "peer", "name", &vn]);
+            ip(&["link", "set", &vh, "master", &bridge]);
+            ip(&["link", "set", &vh, "up"]);
+            ip(&["link", "set", &vn, "netns", &ns]);
+            let addr = format!("10.77.1.{}/16", 10 + i);
+            ip(&["netns", "exec", &ns, "ip", "addr", "add", &addr, "dev", &vn]);
+            ip(&["netns", "exec", &ns, "ip", "link", "set", &vn, "up"]);
+            ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+            names.push(ns);
+        }
+        Hosts { bridge, names }
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
+struct Rendered {
+    unpacked: k8s::Unpacked,
+    dir: PathBuf,
+    reports: PathBuf,
+}
+
+/// Renders `scenario` for `workers` and unpacks its ConfigMap under a fresh directory.
+fn render(name: &str, scenario: &str, files: &[(&str, &str)], workers: u32) -> Rendered {
+    let root = std::env::temp_dir().join(format!("harness-dist-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let src = root.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("dist.toml"), scenario).unwrap();
+    for (f, text) in files {
+        std::fs::write(src.join(f), text).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["k8s", "render"])
+        .arg(src.join("dist.toml"))
+        .args(["--workers", &workers.to_string(), "--image", "harness:test"])
+        .args(["--token", TOKEN])
+        .env("HARNESS_PLUGIN_DIR", plugin_dir())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "render: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dir = root.join("mount");
+    let unpacked = k8s::unpack(&String::from_utf8(o.stdout).unwrap(), &dir);
+    let reports = root.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    Rendered {
+        unpacked,
+        dir,
+        reports,
+    }
+}
+
+fn plugin_dir() -> String {
+    std::env::var("HARNESS_PLUGIN_DIR").unwrap_or_else(|_| {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        repo.join("plugins/build").display().to_string()
+    })
+}
+
+impl Rendered {
+    /// The launch with the pod's paths made the test's, and the Service's name this host.
+    fn local(&self, l: k8s::Launch, coordinator: &str) -> k8s::Launch {
+        let (dir, reports) = (
+            self.dir.display().to_string(),
+            self.reports.display().to_string(),
+        );
+        l.rewritten(&[
+            (self.unpacked.mount.as_str(), dir.as_str()),
+            (self.unpacked.reports.as_str(), reports.as_str()),
+            (self.unpacked.service.as_str(), coordinator),
+            ("/opt/harness/plugins", plugin_dir().as_str()),
+        ])
+    }
+
+    /// Starts a launch (in network namespace `ns` when given) with exactly its env.
+    fn start(&self, l: &k8s::Launch, ns: Option<&str>, log: &str) -> Child {
+        assert_eq!(l.command[0], "harness", "{:?}", l.command);
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_harness")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_harness")),
+        };
+        let out = std::fs::File::create(self.reports.join(format!("{log}.stdout"))).unwrap();
+        let err = std::fs::File::create(self.reports.join(format!("{log}.stderr"))).unwrap();
+        cmd.args(&l.command[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(l.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        cmd.spawn().unwrap()
+    }
+
+    fn log(&self, name: &str) -> String {
+        let read = |ext| std::fs::read_to_string(self.reports.join(format!("{name}.{ext}")));
+        format!(
+            "{}{}",
+            read("stdout").unwrap_or_default(),
+            read("stderr").unwrap_or_default()
+        )
+    }
+}
+
+/// Waits for a child, at most `within`.
+fn wait(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+fn worker_dirs(reports: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("segment.json").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+fn scenario(port: u16, rate: u32, secs: u32, thresholds: &str) -> String {
+    format!(
+        r#"
+name = "dist"
+[target]
+url = "http://{HOST}:{port}"
+[data.users]
+file = "users.csv"
+select = "unique"
+[scenarios.steady]
+executor = "constant-arrival-rate"
+rate = {rate}
+duration = "{secs}s"
+preAllocatedVUs = 20
+maxVUs = 40
+[[scenarios.steady.requests]]
+name = "user"
+path = "/u/{{{{users.id}}}}"
+[thresholds]
+{thresholds}
+"#
+    )
+}
+
+fn users(n: usize) -> String {
+    let rows: String = (0..n).map(|i| format!("{i}\n")).collect();
+    format!("id\n{rows}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_send_exactly_the_single_run_schedule_and_a_global_breach_fails_the_run() {
+    let _one = SERIAL.lock().await;
+    let (port, seen) = server().await;
+    let hosts = Hosts::new(4);
+    // 50/s for 4 s is 200 requests: 50 per worker, each alone under the threshold's 120.
+    let text = scenario(port, 50, 4, "http_reqs = [\"count<120\"]");
+    let r = render("four", &text, &[("users.csv", &users(1000))], 4);
+    let coordinator = format!("{HOST}:{}", free_port());
+    let c = r.local(r.unpacked.coordinator(), &coordinator);
+    let c = rewrite_listen(c, &coordinator);
+    let mut coord = r.start(&c, None, "coordinator");
+    let mut workers: Vec<Child> = (0..4)
+        .map(|i| {
+            let w = r.local(r.unpacked.worker(i), &coordinator);
+            assert_eq!(w.var("JOB_COMPLETION_INDEX"), Some(i.to_string().as_str()));
+            r.start(&w, Some(&hosts.names[i as usize]), &format!("worker-{i}"))
+        })
+        .collect();
+    let st = wait(&mut coord, Duration::from_secs(60)).expect("the coordinator ends");
+    for (i, w) in workers.iter_mut().enumerate() {
+        let ws = wait(w, Duration::from_secs(10)).expect("the worker ends");
+        assert!(
+            ws.success(),
+            "worker {i}: {}",
+            r.log(&format!("worker-{i}"))
+        );
+    }
+    assert_eq!(st.code(), Some(99), "{}", r.log("coordinator"));
+    // The preflight's request to the target is the coordinator's, not the load's.
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.starts_with("/u/"))
+        .cloned()
+        .collect();
+    assert_eq!(paths.len(), 200, "exactly the single run's schedule");
+    let mut rows = paths.clone();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(rows.len(), 200, "no unique row used twice across workers");
+    // The coordinator's summary is the merged windows; `harness merge` of the workers'
+    // directories rebuilds the same numbers offline.
+    let dirs = worker_dirs(&r.reports);
+    assert_eq!(dirs.len(), 4);
+    let (_, coord_sum) = summary_in_role(&r.reports, "coordinator");
+    assert_eq!(
+        coord_sum["totals"]["http_reqs"].as_u64(),
+        Some(200),
+        "{coord_sum:#}"
+    );
+    let merged = r.reports.join("merged");
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("merge")
+        .args(&dirs)
+        .arg("--out")
+        .arg(&merged)
+        .env("HARNESS_PLUGIN_DIR", plugin_dir())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let merged_sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
+            .unwrap();
+    let lat = |s: &serde_json::Value| {
+        let t: Vec<serde_json::Value> = s["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["value"].clone())
+            .collect();
+        (s["totals"]["p95_ms"].clone(), t)
+    };
+    assert_eq!(
+        merged_sum["totals"]["http_reqs"],
+        coord_sum["totals"]["http_reqs"]
+    );
+    assert_eq!(
+        lat(&merged_sum),
+        lat(&coord_sum),
+        "latency, bucket for bucket"
+    );
+    // Three of four workers are not the run: refused, never a verdict on part of the load.
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("merge")
+        .args(&dirs[..3])
+        .arg("--out")
+        .arg(r.reports.join("partial"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_run_fails_the_run_with_exit_3_and_the_others_stop() {
+    let _one = SERIAL.lock().await;
+    let (port, seen) = server().await;
+    let hosts = Hosts::new(2);
+    let text = scenario(port, 40, 30, "http_req_failed = [\"rate<0.5\"]");
+    let r = render("kill", &text, &[("users.csv", &users(5000))], 2);
+    let coordinator = format!("{HOST}:{}", free_port());
+    let c = rewrite_listen(
+        r.local(r.unpacked.coordinator(), &coordinator),
+        &coordinator,
+    );
+    let mut coord = r.start(&c, None, "coordinator");
+    let mut workers: Vec<Child> = (0..2)
+        .map(|i| {
+            let w = r.local(r.unpacked.worker(i), &coordinator);
+            r.start(&w, Some(&hosts.names[i as usize]), &format!("worker-{i}"))
+        })
+        .collect();
+    // Wait for the load to flow, then kill worker 1 outright.
+    let until = Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().len() < 60 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen.lock().unwrap().len() >= 60, "{}", r.log("coordinator"));
+    let killed_at = Instant::now();
+    workers[1].kill().unwrap();
+    let st = wait(&mut coord, Duration::from_secs(20)).expect("the coordinator ends");
+    assert_eq!(st.code(), Some(3), "{}", r.log("coordinator"));
+    let w0 = wait(&mut workers[0], Duration::from_secs(10)).expect("worker 0 stops");
+    assert!(killed_at.elapsed() < Duration::from_secs(15));
+    let _ = w0;
+    let (_, sum) = summary_in_role(&r.reports, "coordinator");
+    assert_eq!(sum["status"], "error", "{sum:#}");
+    assert!(
+        sum["reason"].as_str().unwrap_or("").contains("worker 1"),
+        "{sum:#}"
+    );
+    // No orphan load: nothing arrives once the run ended.
+    let after = seen.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(seen.lock().unwrap().len(), after);
+    assert!(after < 1200, "the run ended early: {after}");
+}
+
+/// The coordinator's summary (the run dir without segment.json).
+fn summary_in_role(reports: &Path, _role: &str) -> (PathBuf, serde_json::Value) {
+    let mut found = BTreeMap::new();
+    for e in std::fs::read_dir(reports).unwrap() {
+        let p = e.unwrap().path();
+        if p.join("segment.json").exists() || p.file_name().unwrap() == "merged" {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(p.join("summary.json")) {
+            found.insert(p.clone(), serde_json::from_str(&text).unwrap());
+        }
+    }
+    assert_eq!(found.len(), 1, "one coordinator run: {found:?}");
+    found.into_iter().next().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The coordinator listens on the pod's `0.0.0.0:<port>`; here on the bridge's address.
+fn rewrite_listen(l: k8s::Launch, addr: &str) -> k8s::Launch {
+    let mut l = l;
+    if let Some(i) = l.command.iter().position(|a| a == "--listen") {
+        l.command[i + 1] = addr.to_owned();
+    }
+    l
+}
