@@ -33,6 +33,8 @@ pub use scenario::{Located, Scenario, ScenarioError, Segment, SegmentError, Vars
 
 /// Beyond one machine: a coordinator, its workers, and merging their windows offline.
 pub mod distributed {
+    pub use crate::metrics::window::{Cumulative, Delta, Scalars};
+    pub use crate::metrics::TagFilter;
     pub use crate::run::{merge, work, CoordinateSpec, MergeError, WorkerEnd, WorkerSpec};
 }
 pub use serve::ListenSpec;

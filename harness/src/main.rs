@@ -273,6 +273,12 @@ enum K8sCmd {
         /// NAME=VALUE set in both containers, for the scenario's {env:NAME} (repeatable).
         #[arg(long = "env", value_name = "NAME=VALUE")]
         env: Vec<String>,
+        /// Passed to the coordinator and the workers, as `harness run` takes it.
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        /// Passed to the coordinator and the workers (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
     },
 }
 
@@ -594,8 +600,12 @@ fn k8s_cmd(cmd: K8sCmd) -> i32 {
         token,
         port,
         env,
+        time_scale,
+        sets,
     } = cmd;
     let opts = harness::kube::RenderOptions {
+        time_scale,
+        sets,
         scenario,
         workers,
         image,

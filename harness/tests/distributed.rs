@@ -29,22 +29,42 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Paths the server was asked for, in order.
 type Seen = Arc<Mutex<Vec<String>>>;
+/// When each request arrived.
+type Times = Arc<Mutex<Vec<Instant>>>;
 
 async fn server() -> (u16, Seen) {
+    let (port, seen, _) = timed_server().await;
+    (port, seen)
+}
+
+/// The server: `/u/<id>` answers after 5 + id mod 20 ms, so two runs that ask for the same
+/// rows see the same latencies.
+async fn timed_server() -> (u16, Seen, Times) {
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen: Seen = Default::default();
-    let s = seen.clone();
+    let times: Times = Default::default();
+    let (s, t) = (seen.clone(), times.clone());
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let s = s.clone();
+            let (s, t) = (s.clone(), t.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<_>| {
-                    s.lock().unwrap().push(req.uri().path().to_owned());
-                    async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok")))) }
+                    let path = req.uri().path().to_owned();
+                    s.lock().unwrap().push(path.clone());
+                    t.lock().unwrap().push(Instant::now());
+                    let id: u64 = path
+                        .rsplit('/')
+                        .next()
+                        .and_then(|x| x.parse().ok())
+                        .unwrap_or(0);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(5 + id % 20)).await;
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+                    }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tcp), service)
@@ -52,7 +72,7 @@ async fn server() -> (u16, Seen) {
             });
         }
     });
-    (port, seen)
+    (port, seen, times)
 }
 
 /// Hosts of the test's own: network namespaces on a bridge the host is 10.77.0.1 on.
@@ -351,6 +371,45 @@ async fn four_workers_send_exactly_the_single_run_schedule_and_a_global_breach_f
         lat(&coord_sum),
         "latency, bucket for bucket"
     );
+    // One process fed the same schedule (the same rows, so the same delays): p99 within noise.
+    seen.lock().unwrap().clear();
+    let single = r.reports.join("single");
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("run")
+        .arg(
+            r.unpacked
+                .files
+                .iter()
+                .find(|f| f.ends_with("dist.toml"))
+                .unwrap(),
+        )
+        .args(["--quiet", "--out"])
+        .arg(&single)
+        .env("HARNESS_PLUGIN_DIR", plugin_dir())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (_, one) = summary_in_role(&single, "single");
+    assert_eq!(one["totals"]["http_reqs"], coord_sum["totals"]["http_reqs"]);
+    let p99 = |s: &serde_json::Value| {
+        let r = s["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "user")
+            .unwrap();
+        r["p99_ms"].as_f64().unwrap()
+    };
+    let (a, b) = (p99(&one), p99(&coord_sum));
+    assert!(
+        (a - b).abs() <= 5.0_f64.max(a * 0.25),
+        "p99: one process {a} ms, four workers {b} ms"
+    );
     // Three of four workers are not the run: refused, never a verdict on part of the load.
     let o = Command::new(env!("CARGO_BIN_EXE_harness"))
         .arg("merge")
@@ -440,4 +499,168 @@ fn rewrite_listen(l: k8s::Launch, addr: &str) -> k8s::Launch {
         l.command[i + 1] = addr.to_owned();
     }
     l
+}
+
+/// Starts the coordinator and `n` workers of `r`; the coordinator on the bridge's address.
+fn start_all(r: &Rendered, hosts: &Hosts, n: u32) -> (Child, Vec<Child>) {
+    let coordinator = format!("{HOST}:{}", free_port());
+    let c = rewrite_listen(
+        r.local(r.unpacked.coordinator(), &coordinator),
+        &coordinator,
+    );
+    let coord = r.start(&c, None, "coordinator");
+    let workers = (0..n)
+        .map(|i| {
+            let w = r.local(r.unpacked.worker(i), &coordinator);
+            r.start(&w, Some(&hosts.names[i as usize]), &format!("worker-{i}"))
+        })
+        .collect();
+    (coord, workers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_on_the_global_count_stops_every_worker_within_2_s() {
+    let _one = SERIAL.lock().await;
+    let (port, seen, times) = timed_server().await;
+    let hosts = Hosts::new(2);
+    // 100/s over two workers: the global count passes 300 after ~3 s, each worker's after ~6 s.
+    let t = r#"http_reqs = [{ threshold = "count<300", abortOnFail = true }]"#;
+    let r = render(
+        "abort",
+        &scenario(port, 100, 30, t),
+        &[("users.csv", &users(5000))],
+        2,
+    );
+    let (mut coord, mut workers) = start_all(&r, &hosts, 2);
+    let st = wait(&mut coord, Duration::from_secs(40)).expect("the coordinator ends");
+    let ended = Instant::now();
+    assert_eq!(st.code(), Some(99), "{}", r.log("coordinator"));
+    for (i, w) in workers.iter_mut().enumerate() {
+        let ws = wait(w, Duration::from_secs(10)).expect("the worker ends");
+        assert!(
+            ws.success(),
+            "worker {i}: {}",
+            r.log(&format!("worker-{i}"))
+        );
+    }
+    // Nothing leaves a worker 2 s after the abort (the coordinator ends after its drain).
+    let count = || seen.lock().unwrap().len();
+    let at_end = count();
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(ended.elapsed())).await;
+    assert_eq!(count(), at_end, "load after the abort");
+    assert!(
+        at_end < 1000,
+        "aborted early, not at the end: {at_end} requests"
+    );
+    // The 300th request broke the threshold; the coordinator sees it within a window and a
+    // tick (2 s), and the workers stop within 2 s of its word.
+    let times = times.lock().unwrap().clone();
+    let breach = times[299];
+    let last = *times.last().unwrap();
+    let after = last.duration_since(breach);
+    assert!(
+        after < Duration::from_millis(4500),
+        "load went on {after:?} after the breach"
+    );
+    let (_, sum) = summary_in_role(&r.reports, "coordinator");
+    assert_eq!(sum["status"], "aborted", "{sum:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_plugin_runs_once_on_the_coordinator_applied_once_and_rolled_back_once() {
+    let _one = SERIAL.lock().await;
+    let (port, _seen) = server().await;
+    let hosts = Hosts::new(2);
+    // A process to pause: SIGSTOP at 1 s for 2 s, then SIGCONT.
+    let mut victim = Command::new("sleep").arg("60").spawn().unwrap();
+    let root = std::env::temp_dir().join(format!("harness-dist-victim-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let pid_file = root.join("victim.pid");
+    std::fs::write(&pid_file, victim.id().to_string()).unwrap();
+    let plugin = Path::new(&plugin_dir()).join("chaos-schedule.wasm");
+    let faults = format!(
+        r#"
+[actuators.processes.victim]
+pid_file = "{}"
+[[faults]]
+plugin = "{}"
+[[faults.config.steps]]
+action = "pause"
+name = "victim-paused"
+process = "victim"
+at_s = 1
+duration_s = 2
+"#,
+        pid_file.display(),
+        plugin.display()
+    );
+    let text = scenario(port, 20, 5, "http_req_failed = [\"rate<0.5\"]") + &faults;
+    let r = render("fault", &text, &[("users.csv", &users(1000))], 2);
+    let (mut coord, mut workers) = start_all(&r, &hosts, 2);
+    let st = wait(&mut coord, Duration::from_secs(40)).expect("the coordinator ends");
+    for w in &mut workers {
+        wait(w, Duration::from_secs(10)).expect("the worker ends");
+    }
+    assert_eq!(st.code(), Some(0), "{}", r.log("coordinator"));
+    let (dir, sum) = summary_in_role(&r.reports, "coordinator");
+    let applied = sum["faults"].as_array().unwrap();
+    assert_eq!(applied.len(), 1, "one fault, applied once: {applied:#?}");
+    assert_eq!(applied[0]["kind"], "process-pause");
+    assert!(applied[0]["rolled_back_s"].is_number(), "{applied:#?}");
+    assert!(dir.join("faults.jsonl").exists());
+    for w in worker_dirs(&r.reports) {
+        assert!(
+            !w.join("faults.jsonl").exists(),
+            "a worker journaled a fault: {}",
+            w.display()
+        );
+    }
+    // Rolled back: the process runs again.
+    let state = std::fs::read_to_string(format!("/proc/{}/stat", victim.id())).unwrap();
+    let state = state
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(state, "T", "the victim is still stopped");
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_loses_its_coordinator_stops_its_load_within_5_s() {
+    let _one = SERIAL.lock().await;
+    let (port, seen, times) = timed_server().await;
+    let hosts = Hosts::new(2);
+    let text = scenario(port, 40, 30, "http_req_failed = [\"rate<0.5\"]");
+    let r = render("orphan", &text, &[("users.csv", &users(5000))], 2);
+    let (mut coord, mut workers) = start_all(&r, &hosts, 2);
+    let until = Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().len() < 60 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen.lock().unwrap().len() >= 60, "{}", r.log("coordinator"));
+    let killed_at = Instant::now();
+    coord.kill().unwrap();
+    let _ = coord.wait();
+    for (i, w) in workers.iter_mut().enumerate() {
+        let st = wait(w, Duration::from_secs(8)).expect("the worker stops");
+        assert_eq!(
+            st.code(),
+            Some(3),
+            "worker {i}: {}",
+            r.log(&format!("worker-{i}"))
+        );
+        assert!(r.log(&format!("worker-{i}")).contains("coordinator gone"));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last = *times.lock().unwrap().last().unwrap();
+    let went_on = last.saturating_duration_since(killed_at);
+    assert!(
+        went_on < Duration::from_secs(5),
+        "orphan load for {went_on:?}"
+    );
 }

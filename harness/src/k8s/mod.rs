@@ -41,6 +41,9 @@ pub struct RenderOptions {
     pub port: u16,
     /// `NAME=VALUE` set in both containers (the scenario's `{env:NAME}`).
     pub env: Vec<String>,
+    /// `--time-scale` and `--set KEY=VALUE` for both commands, as `harness run` takes them.
+    pub time_scale: f64,
+    pub sets: Vec<String>,
 }
 
 impl RenderOptions {
@@ -57,6 +60,8 @@ impl RenderOptions {
             token: None,
             port: 6566,
             env: Vec::new(),
+            time_scale: 1.0,
+            sets: Vec::new(),
         }
     }
 }

@@ -134,6 +134,19 @@ impl Pod<'_> {
         format!("{MOUNT}/{}", self.layout.scenario)
     }
 
+    /// The run's own flags, the same for coordinator and workers.
+    fn with_run_args(&self, command: &[String]) -> Vec<String> {
+        let o = self.opts;
+        let mut out = command.to_vec();
+        if o.time_scale != 1.0 {
+            out.extend(["--time-scale".to_owned(), o.time_scale.to_string()]);
+        }
+        for s in &o.sets {
+            out.extend(["--set".to_owned(), s.clone()]);
+        }
+        out
+    }
+
     fn coordinator_job(&self) -> Value {
         let o = self.opts;
         let command = [
@@ -147,6 +160,7 @@ impl Pod<'_> {
             "--out".into(),
             REPORTS.into(),
         ];
+        let command = self.with_run_args(&command);
         let mut c = self.container("coordinator", &command, Vec::new());
         c["ports"] = json!([{ "name": "coordinator", "containerPort": o.port, "protocol": "TCP" }]);
         let spec = json!({ "backoffLimit": 0, "template": self.template("coordinator", c) });
@@ -171,6 +185,7 @@ impl Pod<'_> {
             "name": "JOB_COMPLETION_INDEX",
             "valueFrom": { "fieldRef": { "fieldPath": INDEX_ANNOTATION } },
         });
+        let command = self.with_run_args(&command);
         let c = self.container("worker", &command, vec![index]);
         let spec = json!({
             "completionMode": "Indexed",

@@ -98,6 +98,27 @@ impl Trend {
         Ok(t)
     }
 
+    /// Adds a histogram in V2 (+ DEFLATE) form and its exact extremes and sum, counts read
+    /// straight off the encoding into this histogram: no histogram of 23,552 counters is built
+    /// per window, which is what lets one coordinator core absorb many workers. An encoding of
+    /// another bucket layout goes the long way, through hdrhistogram's deserialiser.
+    pub fn add_encoded(&mut self, bytes: &[u8], exact: (u64, u64, u128)) -> Result<(), String> {
+        let raw = v2::payload(bytes)?;
+        match v2::same_layout(&raw) {
+            true => v2::for_each_count(&raw, |i, n| {
+                let _ = self.hist.record_n(v2::value_at(i), n);
+            })?,
+            false => self.add(&Trend::decode(bytes, exact.0, exact.1, 0)?),
+        }
+        if self.hist.is_empty() {
+            return Ok(());
+        }
+        self.min = self.min.min(exact.0);
+        self.max = self.max.max(exact.1);
+        self.sum += exact.2;
+        Ok(())
+    }
+
     /// The exact extremes and sum: (min, max, sum) in µs.
     pub fn exact(&self) -> (u64, u64, u128) {
         (self.min, self.max, self.sum)
@@ -172,9 +193,120 @@ impl Trend {
     }
 }
 
+/// HdrHistogram's V2 encoding, read for [`Trend::add_encoded`]: a 40-byte header (cookie,
+/// payload length, normalising offset, significant digits, lowest and highest trackable
+/// values, conversion ratio, all big-endian), then LEB128-64b9B zig-zag varints — a positive
+/// number is the count at the next index, a negative one skips that many empty indices. The
+/// DEFLATE form is its own cookie, a length and the V2 bytes zlib-compressed.
+mod v2 {
+    use std::borrow::Cow;
+    use std::io::Read;
+
+    const V2: u32 = 0x1c84_9313;
+    const V2_DEFLATE: u32 = 0x1c84_9314;
+    const HEADER: usize = 40;
+
+    fn be32(b: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    }
+
+    fn be64(b: &[u8], at: usize) -> Option<u64> {
+        Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    }
+
+    /// The uncompressed V2 bytes.
+    pub fn payload(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+        match be32(bytes, 0) {
+            Some(V2) => Ok(Cow::Borrowed(bytes)),
+            Some(V2_DEFLATE) => {
+                let len = be32(bytes, 4).ok_or("truncated")? as usize;
+                let body = bytes.get(8..8 + len).ok_or("truncated")?;
+                let mut out = Vec::with_capacity(len * 4);
+                flate2::read::ZlibDecoder::new(body)
+                    .read_to_end(&mut out)
+                    .map_err(|e| format!("DEFLATE: {e}"))?;
+                Ok(Cow::Owned(out))
+            }
+            other => Err(format!("not a V2 histogram (cookie {other:x?})")),
+        }
+    }
+
+    /// Offset 0, 3 digits, 1 .. 1 h: a [`super::Trend`]'s own layout.
+    pub fn same_layout(raw: &[u8]) -> bool {
+        be32(raw, 8) == Some(0)
+            && be32(raw, 12) == Some(3)
+            && be64(raw, 16) == Some(1)
+            && be64(raw, 24) == Some(3_600_000_000)
+    }
+
+    /// The value of counts index `i` in that layout (2,048 sub-buckets, unit 1).
+    pub fn value_at(i: usize) -> u64 {
+        let bucket = (i >> 10) as i64 - 1;
+        let sub = ((i & 1023) + 1024) as u64;
+        match bucket < 0 {
+            true => sub - 1024,
+            false => sub << bucket,
+        }
+    }
+
+    /// Calls `f(index, count)` for every non-zero count.
+    pub fn for_each_count(raw: &[u8], mut f: impl FnMut(usize, u64)) -> Result<(), String> {
+        let len = be32(raw, 4).ok_or("truncated")? as usize;
+        let mut rest = raw.get(HEADER..HEADER + len).ok_or("truncated payload")?;
+        let mut index = 0usize;
+        while !rest.is_empty() {
+            let (zz, used) = varint(rest).ok_or("truncated count")?;
+            rest = &rest[used..];
+            let n = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
+            if n < 0 {
+                index += n.unsigned_abs() as usize;
+            } else {
+                if n > 0 {
+                    f(index, n as u64);
+                }
+                index += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// LEB128-64b9B: 8 groups of 7 bits, then a 9th byte of 8.
+    fn varint(b: &[u8]) -> Option<(u64, usize)> {
+        let mut v = 0u64;
+        for i in 0..8 {
+            let byte = *b.get(i)?;
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some((v, i + 1));
+            }
+        }
+        Some((v | u64::from(*b.get(8)?) << 56, 9))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoded_histogram_adds_bucket_for_bucket() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut t = Trend::default();
+        for _ in 0..5000 {
+            t.record(match rng.u8(0..10) {
+                0 => rng.u64(1..2048),
+                1 => rng.u64(1_000_000_000..3_600_000_000),
+                _ => rng.u64(2000..3_000_000),
+            });
+        }
+        let mut fast = trend(&[17, 40_000]);
+        let mut slow = fast.clone();
+        fast.add_encoded(&t.encode(), t.exact()).unwrap();
+        slow.add(&Trend::decode(&t.encode(), t.min, t.max, t.sum).unwrap());
+        assert!(fast.same_buckets(&slow));
+        assert_eq!(fast.exact(), slow.exact());
+        assert!(Trend::default().add_encoded(b"nope", (0, 0, 0)).is_err());
+    }
 
     fn trend(values_us: &[u64]) -> Trend {
         let mut t = Trend::default();

@@ -93,6 +93,18 @@ impl Delta {
         })
     }
 
+    /// The counters, gauges and values (no trends).
+    fn scalars_only(&self) -> Scalars {
+        Scalars {
+            cut: self.cut,
+            second: self.second,
+            counts: self.counts.clone(),
+            gauges: self.gauges.clone(),
+            values: self.values.clone(),
+            ..Scalars::default()
+        }
+    }
+
     /// The wire form: one JSON object with the histograms inline.
     pub fn to_wire(&self) -> Scalars {
         use base64::Engine as _;
@@ -114,6 +126,25 @@ impl Delta {
             hists.insert(k, bytes);
         }
         Delta::join(s, &hists)
+    }
+}
+
+/// A trend of a window: whole, or still encoded (V2 + DEFLATE) with its exact extremes and
+/// sum, as it came off the wire (added without building a histogram).
+pub enum Part<'a> {
+    Whole(&'a Trend),
+    Encoded(&'a [u8], (u64, u64, u128)),
+}
+
+impl Trend {
+    fn add_part(&mut self, p: &Part<'_>) {
+        match p {
+            Part::Whole(t) => self.add(t),
+            // Checked by `Recorder::absorb_wire` before anything was added.
+            Part::Encoded(b, exact) => {
+                let _ = self.add_encoded(b, *exact);
+            }
+        }
     }
 }
 
@@ -158,12 +189,12 @@ fn flatten_totals(prefix: &str, t: &Totals, c: &mut Cumulative) {
 }
 
 /// Adds a flat `(key, trend)` into the totals it names.
-fn absorb_totals_trend(t: &mut Totals, part: &str, trend: &Trend) {
+fn absorb_totals_trend(t: &mut Totals, part: &str, trend: &Part<'_>) {
     match part {
-        "lat" => t.latency.add(trend),
+        "lat" => t.latency.add_part(trend),
         i => {
             if let Some(p) = i.parse::<usize>().ok().and_then(|i| t.phases.get_mut(i)) {
-                p.add(trend);
+                p.add_part(trend);
             }
         }
     }
@@ -237,7 +268,7 @@ impl Inner {
     }
 
     /// Adds one whole-run trend of a worker's window.
-    fn absorb_trend(&mut self, k: &str, t: &Trend) {
+    fn absorb_trend(&mut self, k: &str, t: &Part<'_>) {
         let parts: Vec<&str> = k.split(SEP).collect();
         match parts[..] {
             ["t", prefix, part] => {
@@ -245,8 +276,8 @@ impl Inner {
                     absorb_totals_trend(tot, part, t);
                 }
             }
-            ["trend", name] => self.trends.entry(name.to_owned()).or_default().add(t),
-            ["iter"] => self.iteration_duration.add(t),
+            ["trend", name] => self.trends.entry(name.to_owned()).or_default().add_part(t),
+            ["iter"] => self.iteration_duration.add_part(t),
             _ => {}
         }
     }
@@ -391,49 +422,87 @@ impl Recorder {
     /// Adds a worker's window, its seconds placed `offset` seconds after this recorder's
     /// second 0 (where the workers' t0 fell on this clock).
     pub fn absorb(&self, d: &Delta, offset: u64) {
+        let parts = d.trends.iter().map(|(k, t)| (k.as_str(), Part::Whole(t)));
+        self.absorb_parts(parts, &d.scalars_only(), offset);
+    }
+
+    /// [`Recorder::absorb`] straight from the wire form: each histogram is read off its
+    /// encoding into the trend it adds to. A window with a missing or broken histogram is
+    /// refused whole, before anything is added.
+    pub fn absorb_wire(&self, s: &Scalars, offset: u64) -> Result<(), String> {
+        use base64::Engine as _;
+        let mut bytes = Vec::with_capacity(s.trends.len());
+        for (k, exact) in &s.trends {
+            let b64 = s
+                .hists
+                .get(k)
+                .ok_or_else(|| format!("no histogram for {}", shown(k)))?;
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("histogram {}: {e}", shown(k)))?;
+            Trend::default()
+                .add_encoded(&b, *exact)
+                .map_err(|e| format!("histogram {}: {e}", shown(k)))?;
+            bytes.push((k.as_str(), b, *exact));
+        }
+        let parts = bytes.iter().map(|(k, b, e)| (*k, Part::Encoded(b, *e)));
+        self.absorb_parts(parts, s, offset);
+        Ok(())
+    }
+
+    fn absorb_parts<'p>(
+        &self,
+        trends: impl Iterator<Item = (&'p str, Part<'p>)>,
+        s: &Scalars,
+        offset: u64,
+    ) {
         let mut inner = self.inner.lock().expect("recorder lock");
         self.roll(&mut inner);
-        let mut traffic = (0, 0);
-        for (k, t) in &d.trends {
+        for (k, t) in trends {
             match k.split(SEP).collect::<Vec<_>>()[..] {
                 ["s", sec, ref rest @ ..] => {
                     if let Ok(sec) = sec.parse::<u64>() {
-                        absorb_second_trend(&mut inner, sec + offset, rest, t);
+                        absorb_second_trend(&mut inner, sec + offset, rest, &t);
                     }
                 }
-                _ => inner.absorb_trend(k, t),
+                _ => inner.absorb_trend(k, &t),
             }
         }
-        for (k, n) in &d.counts {
-            match k.split(SEP).collect::<Vec<_>>()[..] {
-                ["s", sec, ref rest @ ..] => {
-                    if let Ok(sec) = sec.parse::<u64>() {
-                        absorb_second_count(&mut inner, sec + offset, rest, *n);
-                    }
-                }
-                [which @ ("sent" | "received")] => match which {
-                    "sent" => traffic.0 += *n,
-                    _ => traffic.1 += *n,
-                },
-                _ => inner.absorb_count(k, *n),
-            }
-        }
-        for (k, v) in &d.gauges {
-            if let ["s", sec, g] = k.split(SEP).collect::<Vec<_>>()[..] {
-                if let Ok(sec) = sec.parse::<u64>() {
-                    let c = remote_second(&mut inner, sec + offset);
-                    *c.gauges.entry(g.to_owned()).or_default() += v;
-                }
-            }
-        }
-        for (name, v) in &d.values {
-            inner.values.entry(name.clone()).or_default().extend(v);
-        }
+        let traffic = absorb_scalars(&mut inner, s, offset);
         drop(inner);
         use std::sync::atomic::Ordering::Relaxed;
         self.traffic.sent.fetch_add(traffic.0, Relaxed);
         self.traffic.received.fetch_add(traffic.1, Relaxed);
     }
+}
+
+/// A window's counters, gauges and values; returns the bytes (sent, received) it adds.
+fn absorb_scalars(inner: &mut Inner, s: &Scalars, offset: u64) -> (u64, u64) {
+    let mut traffic = (0, 0);
+    for (k, n) in &s.counts {
+        match k.split(SEP).collect::<Vec<_>>()[..] {
+            ["s", sec, ref rest @ ..] => {
+                if let Ok(sec) = sec.parse::<u64>() {
+                    absorb_second_count(inner, sec + offset, rest, *n);
+                }
+            }
+            ["sent"] => traffic.0 += *n,
+            ["received"] => traffic.1 += *n,
+            _ => inner.absorb_count(k, *n),
+        }
+    }
+    for (k, v) in &s.gauges {
+        if let ["s", sec, g] = k.split(SEP).collect::<Vec<_>>()[..] {
+            if let Ok(sec) = sec.parse::<u64>() {
+                let c = remote_second(inner, sec + offset);
+                *c.gauges.entry(g.to_owned()).or_default() += v;
+            }
+        }
+    }
+    for (name, v) in &s.values {
+        inner.values.entry(name.clone()).or_default().extend(v);
+    }
+    traffic
 }
 
 fn remote_second(inner: &mut Inner, sec: u64) -> &mut Current {
@@ -443,13 +512,13 @@ fn remote_second(inner: &mut Inner, sec: u64) -> &mut Current {
         .or_insert_with(|| Current::new(sec, &BTreeMap::new()))
 }
 
-fn absorb_second_trend(inner: &mut Inner, sec: u64, rest: &[&str], t: &Trend) {
+fn absorb_second_trend(inner: &mut Inner, sec: u64, rest: &[&str], t: &Part<'_>) {
     let c = remote_second(inner, sec);
     match rest {
-        ["all"] => c.all.add(t),
+        ["all"] => c.all.add_part(t),
         ["n", name] => {
             let e = c.per_name.entry((*name).to_owned()).or_default();
-            e.2.add(t);
+            e.2.add_part(t);
         }
         _ => {}
     }
@@ -502,8 +571,11 @@ mod tests {
             if i % 100 == 99 {
                 // Through the wire form, as the coordinator gets it.
                 let d = worker.cut(&mut last, i == 499);
-                let back = Delta::from_wire(d.to_wire()).unwrap();
-                merged.absorb(&back, 0);
+                // Through the wire form, both ways the coordinator and merge read it.
+                match i % 200 == 99 {
+                    true => merged.absorb(&Delta::from_wire(d.to_wire()).unwrap(), 0),
+                    false => merged.absorb_wire(&d.to_wire(), 0).unwrap(),
+                }
             }
         }
         let (a, b) = (one.finish(), merged.finish());

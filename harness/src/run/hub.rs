@@ -13,7 +13,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::wire::{self, Reader, ToCoordinator, ToWorker, WireError, Writer, SILENCE};
 use crate::load::LoadError;
-use crate::metrics::window::Delta;
 use crate::metrics::Recorder;
 
 /// `harness coordinate`'s settings.
@@ -236,10 +235,11 @@ impl Running {
     /// One message from worker `i`; true when it was lost just now.
     fn take(&mut self, i: u64, msg: Result<ToCoordinator, WireError>) -> bool {
         match msg {
-            Ok(ToCoordinator::Window(w)) => match Delta::from_wire(*w) {
-                Ok(d) => self.recorder.absorb(&d, self.offset),
-                Err(e) => return self.lose(i, format!("worker {i} sent a broken window: {e}")),
-            },
+            Ok(ToCoordinator::Window(w)) => {
+                if let Err(e) = self.recorder.absorb_wire(&w, self.offset) {
+                    return self.lose(i, format!("worker {i} sent a broken window: {e}"));
+                }
+            }
             Ok(ToCoordinator::Done { error: None }) => {
                 self.done.insert(i);
             }

@@ -468,7 +468,9 @@ impl<'a> Run<'a> {
     async fn command(&mut self, cmd: Command, reply: Reply, shared: &Shared) -> bool {
         let at_s = self.base.recorder.elapsed_secs();
         let s = &self.base.scenario;
-        let effect = operator::decide(&cmd.req, s, shared, self.base.opts.allow_huge);
+        let distributed = self.base.opts.coordinate.is_some();
+        let huge = self.base.opts.allow_huge;
+        let effect = operator::decide(&cmd.req, s, shared, huge, distributed);
         let (result, ok, abort) = match effect {
             Effect::Done(done) => (done, true, false),
             Effect::Refused(why) => (why, false, false),

@@ -399,7 +399,23 @@ pub(super) enum Effect {
 
 /// Applies rate, VU and pause requests to the scenarios' controls; rollback and abort are the
 /// run's to carry out.
-pub(super) fn decide(req: &Request, s: &Scenario, shared: &Shared, allow_huge: bool) -> Effect {
+/// `distributed`: the workers drive the load, and these controls do not reach them, so rate,
+/// VU and pause requests are refused rather than answered as if applied.
+pub(super) fn decide(
+    req: &Request,
+    s: &Scenario,
+    shared: &Shared,
+    allow_huge: bool,
+    distributed: bool,
+) -> Effect {
+    let load_control = !matches!(req, Request::Rollback | Request::Abort);
+    if distributed && load_control {
+        return Effect::Refused(
+            "the workers drive this run's load: rate, VU and pause controls do not reach them \
+             (rollback and abort do)"
+                .to_owned(),
+        );
+    }
     let pick = |name: &Option<String>| -> Result<Vec<usize>, String> {
         let names = || {
             s.workloads
