@@ -72,5 +72,7 @@ bench: setup plugins
 	@scripts/bench-tools.sh
 	$(CARGO) build --release -p harness --bin harness --example trivial_server --example bench --example goose_bench
 	$(CARGO_TARGET_DIR)/release/examples/bench $(CARGO_TARGET_DIR)/release/harness $(CARGO_TARGET_DIR)/release/examples/trivial_server
+	$(CARGO) build --release -p harness --example coordinator_bench
+	$(CARGO_TARGET_DIR)/release/examples/coordinator_bench 2000 5
 	$(CARGO) build --release -p harness --example plugin_bench
 	$(CARGO_TARGET_DIR)/release/examples/plugin_bench $(CARGO_TARGET_DIR)/release/harness $(CARGO_TARGET_DIR)/release/examples/trivial_server plugins/build

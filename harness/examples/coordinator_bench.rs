@@ -5,12 +5,13 @@
 //! DEFLATE histograms, absorb. CPU is this thread's own (CLOCK_THREAD_CPUTIME_ID), so the
 //! figure does not move with the machine's other load as wall time would.
 //!
-//! Usage: coordinator_bench [RATE_PER_WORKER] [SECONDS]
+//! Usage: coordinator_bench [RATE_PER_WORKER] [SECONDS] [full]
+//! (`full`: decode through hdrhistogram's deserialiser instead, for comparison)
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use harness::distributed::{Cumulative, Scalars, TagFilter};
+use harness::distributed::{Cumulative, Delta, Scalars, TagFilter};
 use harness::probes::{Outcome, Recorder};
 
 const WORKERS: usize = 100;
@@ -51,6 +52,7 @@ fn record(rate: u64, seconds: u64) -> Vec<String> {
     let mut rng = fastrand::Rng::with_seed(7);
     let names = names();
     let mut frames = Vec::new();
+    let mut cut_cpu = Duration::ZERO;
     let start = Instant::now();
     for s in 0..seconds {
         for _ in 0..rate {
@@ -72,9 +74,16 @@ fn record(rate: u64, seconds: u64) -> Vec<String> {
         std::thread::sleep(
             (start + Duration::from_secs(s + 1)).saturating_duration_since(Instant::now()),
         );
+        let c0 = thread_cpu();
         let d = r.cut(&mut last, s + 1 == seconds);
-        frames.push(serde_json::to_string(&d.to_wire()).expect("a window serialises"));
+        let frame = serde_json::to_string(&d.to_wire()).expect("a window serialises");
+        cut_cpu += thread_cpu() - c0;
+        frames.push(frame);
     }
+    println!(
+        "worker: cut + encode of one window  {:.1} ms CPU a second",
+        cut_cpu.as_secs_f64() * 1e3 / seconds as f64
+    );
     frames
 }
 
@@ -82,6 +91,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rate: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let full = args.get(3).map(String::as_str) == Some("full");
     let frames = record(rate, seconds);
     let bytes: usize = frames.iter().map(String::len).sum();
     let coordinator = recorder();
@@ -89,7 +99,11 @@ fn main() {
     for frame in &frames {
         for _ in 0..WORKERS {
             let s: Scalars = serde_json::from_str(frame).expect("a window parses");
-            coordinator.absorb_wire(&s, 0).expect("a window decodes");
+            match full {
+                // hdrhistogram's deserialiser: a whole histogram built per trend and window.
+                true => coordinator.absorb(&Delta::from_wire(s).expect("decodes"), 0),
+                false => coordinator.absorb_wire(&s, 0).expect("a window decodes"),
+            }
         }
     }
     let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());

@@ -664,3 +664,75 @@ async fn a_worker_that_loses_its_coordinator_stops_its_load_within_5_s() {
         "orphan load for {went_on:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_runs_without_a_coordinator_merge_into_the_whole_run() {
+    let _one = SERIAL.lock().await;
+    let (port, seen) = server().await;
+    let _hosts = Hosts::new(0);
+    // Each half alone passes count<80; the merged run (120) fails it, as one process would.
+    let text = scenario(port, 30, 4, "http_reqs = [\"count<80\"]");
+    let r = render("segments", &text, &[("users.csv", &users(500))], 2);
+    let file = r
+        .unpacked
+        .files
+        .iter()
+        .find(|f| f.ends_with("dist.toml"))
+        .unwrap();
+    let halves = ["0:1/2", "1/2:1"];
+    let runs: Vec<Child> = halves
+        .iter()
+        .map(|seg| {
+            Command::new(env!("CARGO_BIN_EXE_harness"))
+                .arg("run")
+                .arg(file)
+                .args(["--quiet", "--segment", seg, "--out"])
+                .arg(&r.reports)
+                .env("HARNESS_PLUGIN_DIR", plugin_dir())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in runs {
+        let st = wait(&mut c, Duration::from_secs(30)).expect("the segment run ends");
+        assert_eq!(st.code(), Some(0), "each half passes on its own share");
+    }
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.starts_with("/u/"))
+        .cloned()
+        .collect();
+    assert_eq!(paths.len(), 120, "the halves send the whole schedule");
+    let mut rows = paths.clone();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(rows.len(), 120, "no row twice");
+    let dirs = worker_dirs(&r.reports);
+    assert_eq!(dirs.len(), 2);
+    let merged = r.reports.join("merged");
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("merge")
+        .args(&dirs)
+        .arg("--out")
+        .arg(&merged)
+        .env("HARNESS_PLUGIN_DIR", plugin_dir())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(sum["totals"]["http_reqs"].as_u64(), Some(120));
+    for f in ["report.html", "k6-summary.json", "timeseries.csv"] {
+        assert!(merged.join(f).exists(), "{f}");
+    }
+}

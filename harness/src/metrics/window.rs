@@ -165,12 +165,19 @@ pub struct Cumulative {
     values: BTreeMap<String, usize>,
 }
 
-fn flatten_totals(prefix: &str, t: &Totals, c: &mut Cumulative) {
-    c.trends
-        .insert(key(&["t", prefix, "lat"]), t.latency.clone());
+impl Cumulative {
+    /// Copies `t` in unless `last` already holds it at this length (trends only grow).
+    fn put(&mut self, last: &Cumulative, k: String, t: &Trend) {
+        if last.trends.get(&k).map(Trend::len) != Some(t.len()) {
+            self.trends.insert(k, t.clone());
+        }
+    }
+}
+
+fn flatten_totals(prefix: &str, t: &Totals, c: &mut Cumulative, last: &Cumulative) {
+    c.put(last, key(&["t", prefix, "lat"]), &t.latency);
     for (i, p) in t.phases.iter().enumerate() {
-        c.trends
-            .insert(key(&["t", prefix, &i.to_string()]), p.clone());
+        c.put(last, key(&["t", prefix, &i.to_string()]), p);
     }
     c.counts.insert(key(&["t", prefix, "count"]), t.count);
     c.counts.insert(key(&["t", prefix, "failed"]), t.failed);
@@ -225,20 +232,20 @@ fn absorb_totals_count(t: &mut Totals, rest: &[&str], n: u64) {
 }
 
 impl Inner {
-    fn cumulative(&self, traffic: (u64, u64)) -> Cumulative {
+    /// The cumulative state; a trend unchanged since `last` is not copied again.
+    fn cumulative(&self, traffic: (u64, u64), last: &Cumulative) -> Cumulative {
         let mut c = Cumulative::default();
-        flatten_totals("all", &self.all, &mut c);
+        flatten_totals("all", &self.all, &mut c, last);
         for (n, t) in &self.per_name {
-            flatten_totals(&format!("n:{n}"), t, &mut c);
+            flatten_totals(&format!("n:{n}"), t, &mut c, last);
         }
         for (f, t) in &self.tagged {
-            flatten_totals(&format!("g:{}", f.entry), t, &mut c);
+            flatten_totals(&format!("g:{}", f.entry), t, &mut c, last);
         }
         for (n, t) in &self.trends {
-            c.trends.insert(key(&["trend", n]), t.clone());
+            c.put(last, key(&["trend", n]), t);
         }
-        c.trends
-            .insert(key(&["iter"]), self.iteration_duration.clone());
+        c.put(last, key(&["iter"]), &self.iteration_duration);
         for (n, cc) in &self.checks {
             c.counts.insert(key(&["check", n, "pass"]), cc.passes);
             c.counts.insert(key(&["check", n, "fail"]), cc.fails);
@@ -372,28 +379,42 @@ impl Recorder {
     /// differences, and the seconds that closed since, whole. With `close`, the current
     /// second is closed first (the run's last cut).
     pub fn cut(&self, last: &mut Cumulative, close: bool) -> Delta {
-        let mut inner = self.inner.lock().expect("recorder lock");
-        self.roll(&mut inner);
-        if close {
-            let next = Current::new(inner.current.second + 1, &BTreeMap::new());
-            let done = std::mem::replace(&mut inner.current, next);
-            inner.windows.push(done.summarise());
-            inner.raw.push(done);
-        }
-        let traffic = (
-            self.traffic.sent.load(std::sync::atomic::Ordering::Relaxed),
-            self.traffic
-                .received
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        let now = inner.cumulative(traffic);
+        // Under the lock only what must be consistent: the copy of the state, the new values
+        // and the closed seconds. The differences are worked out after, so the executors'
+        // recording waits for a copy, not for the window's arithmetic.
+        let (now, values, raw, second) = {
+            let mut inner = self.inner.lock().expect("recorder lock");
+            self.roll(&mut inner);
+            if close {
+                let next = Current::new(inner.current.second + 1, &BTreeMap::new());
+                let done = std::mem::replace(&mut inner.current, next);
+                inner.windows.push(done.summarise());
+                inner.raw.push(done);
+            }
+            use std::sync::atomic::Ordering::Relaxed;
+            let traffic = (
+                self.traffic.sent.load(Relaxed),
+                self.traffic.received.load(Relaxed),
+            );
+            let now = inner.cumulative(traffic, last);
+            let mut values = BTreeMap::new();
+            for (name, v) in &inner.values {
+                let from = last.values.get(name).copied().unwrap_or(0);
+                if v.len() > from {
+                    values.insert(name.clone(), v[from..].to_vec());
+                }
+            }
+            let raw = std::mem::take(&mut inner.raw);
+            (now, values, raw, inner.current.second)
+        };
         let mut d = Delta {
-            second: inner.current.second,
+            second,
+            values,
             ..Delta::default()
         };
+        // `now` holds only the trends that changed since `last`.
         for (k, t) in &now.trends {
             let part = match last.trends.get(k) {
-                Some(before) if before.len() == t.len() => continue,
                 Some(before) => t.since(before),
                 None if t.is_empty() => continue,
                 None => t.clone(),
@@ -406,16 +427,12 @@ impl Recorder {
                 d.counts.insert(k.clone(), diff);
             }
         }
-        for (name, v) in &inner.values {
-            let from = last.values.get(name).copied().unwrap_or(0);
-            if v.len() > from {
-                d.values.insert(name.clone(), v[from..].to_vec());
-            }
-        }
-        for c in std::mem::take(&mut inner.raw) {
+        for c in raw {
             flatten_second(&c, &mut d);
         }
-        *last = now;
+        last.trends.extend(now.trends);
+        last.counts = now.counts;
+        last.values = now.values;
         d
     }
 

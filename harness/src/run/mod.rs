@@ -173,7 +173,7 @@ pub async fn run_observed(
     interrupt: impl Future<Output = ()>,
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome, RunError> {
-    let base = Base::new(opts)?;
+    let mut base = Base::new(opts)?;
     // The port before anything else: a taken one is a usage error that sends nothing.
     let bound = opts.listen.as_ref().map(crate::serve::bind).transpose()?;
     let workers_port = match &opts.coordinate {
@@ -220,7 +220,10 @@ pub async fn run_observed(
                 workers: spec.workers,
             });
             match hub::gather(listener, spec, &base.scenario.name).await {
-                Ok(hub) => Some(hub),
+                Ok(hub) => {
+                    base.restart_clock(false)?;
+                    Some(hub)
+                }
                 Err(reason) => {
                     observer.event(Event::NotStarted { error: &reason });
                     return base.stop_early(reason, judges.evaluator.clone());
@@ -286,13 +289,17 @@ impl<'a> Base<'a> {
 
     /// Second 0 is now: a new recorder, the same request names, tag filters and byte counters
     /// (a worker's, at the coordinator's t0; nothing was recorded before).
-    fn restart_clock(&mut self) -> Result<(), RunError> {
+    /// A coordinator's too, once its workers are at the barrier: however long they took to
+    /// dial in, its seconds and its load time count from the load, not from the wait.
+    fn restart_clock(&mut self, keep_seconds: bool) -> Result<(), RunError> {
         let filters = tag_filters(&self.scenario, &self.target).map_err(RunError::Preflight)?;
         let fresh = Recorder::new(&self.plan.names())
             .with_filters(filters)
-            .with_traffic(self.recorder.traffic())
-            .keep_seconds();
-        self.recorder = Arc::new(fresh);
+            .with_traffic(self.recorder.traffic());
+        self.recorder = Arc::new(match keep_seconds {
+            true => fresh.keep_seconds(),
+            false => fresh,
+        });
         Ok(())
     }
 

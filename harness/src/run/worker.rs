@@ -72,7 +72,7 @@ pub async fn work(
     let mut base = Base::new(opts)?;
     report::start_dir(&base.dir, base.scenario.source_text())?;
     tokio::time::sleep_until(wire::instant_of(t0)).await;
-    base.restart_clock()?;
+    base.restart_clock(true)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let log = WindowLog::create(&base.dir, base.recorder.started_at())
         .map_err(|source| {
