@@ -291,17 +291,19 @@ async fn four_workers_send_exactly_the_single_run_schedule_and_a_global_breach_f
     // 50/s for 4 s is 200 requests: 50 per worker, each alone under the threshold's 120.
     let text = scenario(port, 50, 4, "http_reqs = [\"count<120\"]");
     let r = render("four", &text, &[("users.csv", &users(1000))], 4);
-    let coordinator = format!("{HOST}:{}", free_port());
-    let c = r.local(r.unpacked.coordinator(), &coordinator);
-    let c = rewrite_listen(c, &coordinator);
-    let mut coord = r.start(&c, None, "coordinator");
-    let mut workers: Vec<Child> = (0..4)
-        .map(|i| {
-            let w = r.local(r.unpacked.worker(i), &coordinator);
-            assert_eq!(w.var("JOB_COMPLETION_INDEX"), Some(i.to_string().as_str()));
-            r.start(&w, Some(&hosts.names[i as usize]), &format!("worker-{i}"))
-        })
-        .collect();
+    for i in 0..4 {
+        let env = r
+            .unpacked
+            .worker(i)
+            .var("JOB_COMPLETION_INDEX")
+            .map(str::to_owned);
+        assert_eq!(
+            env,
+            Some(i.to_string()),
+            "the Indexed Job's index is the worker's"
+        );
+    }
+    let (mut coord, mut workers) = start_all(&r, &hosts, 4);
     let st = wait(&mut coord, Duration::from_secs(60)).expect("the coordinator ends");
     for (i, w) in workers.iter_mut().enumerate() {
         let ws = wait(w, Duration::from_secs(10)).expect("the worker ends");
@@ -312,19 +314,11 @@ async fn four_workers_send_exactly_the_single_run_schedule_and_a_global_breach_f
         );
     }
     assert_eq!(st.code(), Some(99), "{}", r.log("coordinator"));
-    // The preflight's request to the target is the coordinator's, not the load's.
-    let paths: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|p| p.starts_with("/u/"))
-        .cloned()
-        .collect();
-    assert_eq!(paths.len(), 200, "exactly the single run's schedule");
-    let mut rows = paths.clone();
-    rows.sort();
-    rows.dedup();
-    assert_eq!(rows.len(), 200, "no unique row used twice across workers");
+    assert_eq!(
+        load_paths(&seen).len(),
+        200,
+        "exactly the single run's schedule"
+    );
     // The coordinator's summary is the merged windows; `harness merge` of the workers'
     // directories rebuilds the same numbers offline.
     let dirs = worker_dirs(&r.reports);
@@ -336,23 +330,7 @@ async fn four_workers_send_exactly_the_single_run_schedule_and_a_global_breach_f
         "{coord_sum:#}"
     );
     let merged = r.reports.join("merged");
-    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("merge")
-        .args(&dirs)
-        .arg("--out")
-        .arg(&merged)
-        .env("HARNESS_PLUGIN_DIR", plugin_dir())
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(99),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let merged_sum: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
-            .unwrap();
+    let merged_sum = merge(&dirs, &merged, 99);
     let lat = |s: &serde_json::Value| {
         let t: Vec<serde_json::Value> = s["thresholds"]
             .as_array()
@@ -430,24 +408,9 @@ async fn a_worker_killed_mid_run_fails_the_run_with_exit_3_and_the_others_stop()
     let hosts = Hosts::new(2);
     let text = scenario(port, 40, 30, "http_req_failed = [\"rate<0.5\"]");
     let r = render("kill", &text, &[("users.csv", &users(5000))], 2);
-    let coordinator = format!("{HOST}:{}", free_port());
-    let c = rewrite_listen(
-        r.local(r.unpacked.coordinator(), &coordinator),
-        &coordinator,
-    );
-    let mut coord = r.start(&c, None, "coordinator");
-    let mut workers: Vec<Child> = (0..2)
-        .map(|i| {
-            let w = r.local(r.unpacked.worker(i), &coordinator);
-            r.start(&w, Some(&hosts.names[i as usize]), &format!("worker-{i}"))
-        })
-        .collect();
+    let (mut coord, mut workers) = start_all(&r, &hosts, 2);
     // Wait for the load to flow, then kill worker 1 outright.
-    let until = Instant::now() + Duration::from_secs(20);
-    while seen.lock().unwrap().len() < 60 && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(seen.lock().unwrap().len() >= 60, "{}", r.log("coordinator"));
+    wait_for_load(&seen, 60, &r).await;
     let killed_at = Instant::now();
     workers[1].kill().unwrap();
     let st = wait(&mut coord, Duration::from_secs(20)).expect("the coordinator ends");
@@ -482,6 +445,51 @@ fn summary_in_role(reports: &Path, _role: &str) -> (PathBuf, serde_json::Value) 
     }
     assert_eq!(found.len(), 1, "one coordinator run: {found:?}");
     found.into_iter().next().unwrap()
+}
+
+/// `harness merge DIRS --out OUT`, which must exit `code`; the merged summary.
+fn merge(dirs: &[PathBuf], out: &Path, code: i32) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("merge")
+        .args(dirs)
+        .arg("--out")
+        .arg(out)
+        .env("HARNESS_PLUGIN_DIR", plugin_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+/// The load's paths (the preflight's request to `/` is the coordinator's, not the load's),
+/// checked to name no `unique` row twice.
+fn load_paths(seen: &Seen) -> Vec<String> {
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.starts_with("/u/"))
+        .cloned()
+        .collect();
+    let mut rows = paths.clone();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(
+        rows.len(),
+        paths.len(),
+        "a unique row used twice across workers"
+    );
+    paths
+}
+
+/// Waits until the server has seen `n` requests (at most 20 s).
+async fn wait_for_load(seen: &Seen, n: usize, r: &Rendered) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().len() < n && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen.lock().unwrap().len() >= n, "{}", r.log("coordinator"));
 }
 
 fn free_port() -> u16 {
@@ -638,11 +646,7 @@ async fn a_worker_that_loses_its_coordinator_stops_its_load_within_5_s() {
     let text = scenario(port, 40, 30, "http_req_failed = [\"rate<0.5\"]");
     let r = render("orphan", &text, &[("users.csv", &users(5000))], 2);
     let (mut coord, mut workers) = start_all(&r, &hosts, 2);
-    let until = Instant::now() + Duration::from_secs(20);
-    while seen.lock().unwrap().len() < 60 && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(seen.lock().unwrap().len() >= 60, "{}", r.log("coordinator"));
+    wait_for_load(&seen, 60, &r).await;
     let killed_at = Instant::now();
     coord.kill().unwrap();
     let _ = coord.wait();
@@ -699,38 +703,15 @@ async fn segment_runs_without_a_coordinator_merge_into_the_whole_run() {
         let st = wait(&mut c, Duration::from_secs(30)).expect("the segment run ends");
         assert_eq!(st.code(), Some(0), "each half passes on its own share");
     }
-    let paths: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|p| p.starts_with("/u/"))
-        .cloned()
-        .collect();
-    assert_eq!(paths.len(), 120, "the halves send the whole schedule");
-    let mut rows = paths.clone();
-    rows.sort();
-    rows.dedup();
-    assert_eq!(rows.len(), 120, "no row twice");
+    assert_eq!(
+        load_paths(&seen).len(),
+        120,
+        "the halves send the whole schedule"
+    );
     let dirs = worker_dirs(&r.reports);
     assert_eq!(dirs.len(), 2);
     let merged = r.reports.join("merged");
-    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("merge")
-        .args(&dirs)
-        .arg("--out")
-        .arg(&merged)
-        .env("HARNESS_PLUGIN_DIR", plugin_dir())
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(99),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let sum: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
-            .unwrap();
+    let sum = merge(&dirs, &merged, 99);
     assert_eq!(sum["totals"]["http_reqs"].as_u64(), Some(120));
     for f in ["report.html", "k6-summary.json", "timeseries.csv"] {
         assert!(merged.join(f).exists(), "{f}");
