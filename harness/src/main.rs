@@ -22,24 +22,8 @@ enum Cmd {
     /// Run a scenario: drive load, watch probes, judge thresholds, write reports/<run-id>/.
     Run {
         scenario: PathBuf,
-        /// Base URL of the target (overrides the scenario's target.url).
-        #[arg(long)]
-        target: Option<String>,
-        /// Override a scenario value, e.g. --set executor.max_in_flight=200 (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        /// Directory for run reports.
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        /// Multiply every stage duration (and alert `for`, drain timeout) by this factor.
-        #[arg(long, default_value_t = 1.0)]
-        time_scale: f64,
-        /// No progress line.
-        #[arg(long)]
-        quiet: bool,
-        /// Run a load over the scenario's [limits] (rate, VUs, duration).
-        #[arg(long)]
-        allow_huge: bool,
+        #[command(flatten)]
+        run: RunArgs,
         /// First undo faults that earlier, killed runs left on this scenario's actuators
         /// (without it the run refuses to start on top of them).
         #[arg(long)]
@@ -204,19 +188,25 @@ enum Cmd {
     },
 }
 
-/// What `coordinate` and `worker` share with `run`.
+/// The flags `run`, `coordinate` and `worker` share.
 #[derive(clap::Args)]
 struct RunArgs {
+    /// Base URL of the target (overrides the scenario's target.url).
     #[arg(long)]
     target: Option<String>,
+    /// Override a scenario value, e.g. --set executor.max_in_flight=200 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Directory for run reports.
     #[arg(long, default_value = "reports")]
     out: PathBuf,
+    /// Multiply every stage duration (and alert `for`, drain timeout) by this factor.
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
+    /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Run a load over the scenario's [limits] (rate, VUs, duration).
     #[arg(long)]
     allow_huge: bool,
 }
@@ -432,12 +422,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 async fn run_cmd(cmd: Cmd) -> i32 {
     let Cmd::Run {
         scenario,
-        target,
-        sets,
-        out,
-        time_scale,
-        quiet,
-        allow_huge,
+        run,
         recover,
         listen,
         listen_token,
@@ -450,26 +435,13 @@ async fn run_cmd(cmd: Cmd) -> i32 {
     let Some(segment) = parse_segment(segment, segment_sequence) else {
         return exit::USAGE;
     };
-    let vars = Default::default();
-    let listen = listen.map(|addr| harness::ListenSpec {
+    let mut opts = run.options(scenario);
+    opts.recover = recover;
+    opts.listen = listen.map(|addr| harness::ListenSpec {
         addr,
         token: listen_token,
     });
-    let opts = RunOptions {
-        scenario,
-        sets,
-        target,
-        out_dir: out,
-        time_scale,
-        progress: !quiet,
-        vars,
-        allow_huge,
-        hurry: None,
-        recover,
-        listen,
-        segment,
-        coordinate: None,
-    };
+    opts.segment = segment;
     run_and_print(opts).await
 }
 

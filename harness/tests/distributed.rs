@@ -716,4 +716,24 @@ async fn segment_runs_without_a_coordinator_merge_into_the_whole_run() {
     for f in ["report.html", "k6-summary.json", "timeseries.csv"] {
         assert!(merged.join(f).exists(), "{f}");
     }
+    // A worker whose window log stopped early holds part of its load: refused by name.
+    let meta = dirs[1].join("segment.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    m["log_error"] = "No space left on device (os error 28)".into();
+    std::fs::write(&meta, m.to_string()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("merge")
+        .args(&dirs)
+        .arg("--out")
+        .arg(r.reports.join("partial"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("window log is incomplete"), "{err}");
+    assert!(
+        !r.reports.join("partial").exists(),
+        "nothing written for a refused merge"
+    );
 }

@@ -27,10 +27,7 @@ impl Iterations {
     pub fn shared(vus: u32, iterations: u64, max_duration: Duration, seg: Segment) -> Iterations {
         Iterations {
             vus: seg.share(u64::from(vus)) as u32,
-            iterations: match true {
-                true => seg.share(iterations),
-                false => iterations,
-            },
+            iterations: seg.share(iterations),
             shared: true,
             max_duration,
             segment: seg,
@@ -40,10 +37,8 @@ impl Iterations {
     pub fn per_vu(vus: u32, iterations: u64, max_duration: Duration, seg: Segment) -> Iterations {
         Iterations {
             vus: seg.share(u64::from(vus)) as u32,
-            iterations: match false {
-                true => seg.share(iterations),
-                false => iterations,
-            },
+            // Each VU runs its own count; the VUs are what is shared out.
+            iterations,
             shared: false,
             max_duration,
             segment: seg,

@@ -15,7 +15,7 @@ pub mod tags;
 mod trend;
 pub mod window;
 pub use tags::TagFilter;
-pub use trend::Trend;
+pub use trend::{Encoded, Trend};
 
 /// Why a request did not get a (usable) response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -652,13 +652,13 @@ impl Recorder {
 fn with_remote(own: &[Window], remote: &BTreeMap<u64, Current>) -> Vec<Window> {
     let mut by_second: BTreeMap<u64, Window> = own.iter().map(|w| (w.second, w.clone())).collect();
     for (sec, c) in remote {
-        let theirs = c.summarise();
+        let mut theirs = c.summarise();
         let w = by_second.entry(*sec).or_insert_with(|| Window {
             second: *sec,
             ..Window::default()
         });
         let mut gauges = std::mem::take(&mut w.gauges);
-        gauges.extend(theirs.gauges.clone());
+        gauges.append(&mut theirs.gauges);
         *w = Window { gauges, ..theirs };
     }
     by_second.into_values().collect()

@@ -98,25 +98,27 @@ impl Trend {
         Ok(t)
     }
 
-    /// Adds a histogram in V2 (+ DEFLATE) form and its exact extremes and sum, counts read
-    /// straight off the encoding into this histogram: no histogram of 23,552 counters is built
-    /// per window, which is what lets one coordinator core absorb many workers. An encoding of
-    /// another bucket layout goes the long way, through hdrhistogram's deserialiser.
-    pub fn add_encoded(&mut self, bytes: &[u8], exact: (u64, u64, u128)) -> Result<(), String> {
-        let raw = v2::payload(bytes)?;
-        match v2::same_layout(&raw) {
-            true => v2::for_each_count(&raw, |i, n| {
-                let _ = self.hist.record_n(v2::value_at(i), n);
-            })?,
-            false => self.add(&Trend::decode(bytes, exact.0, exact.1, 0)?),
+    /// Adds a histogram read off its encoding ([`Encoded::parse`]) and its exact extremes and
+    /// sum: the counts go straight into this histogram, so no histogram of 23,552 counters is
+    /// built per window, which is what lets one coordinator core absorb many workers.
+    pub fn add_encoded(&mut self, e: &Encoded, exact: (u64, u64, u128)) {
+        match e {
+            Encoded::Counts(counts) => {
+                for &(value, n) in counts {
+                    let _ = self.hist.record_n(value, n);
+                }
+            }
+            // Same bounds on both sides, so adding cannot fail.
+            Encoded::Other(t) => {
+                let _ = self.hist.add(&t.hist);
+            }
         }
         if self.hist.is_empty() {
-            return Ok(());
+            return;
         }
         self.min = self.min.min(exact.0);
         self.max = self.max.max(exact.1);
         self.sum += exact.2;
-        Ok(())
     }
 
     /// The exact extremes and sum: (min, max, sum) in µs.
@@ -193,7 +195,29 @@ impl Trend {
     }
 }
 
-/// HdrHistogram's V2 encoding, read for [`Trend::add_encoded`]: a 40-byte header (cookie,
+/// A histogram read off its V2 (+ DEFLATE) encoding, ready for [`Trend::add_encoded`]: its
+/// non-zero counts by value when it has a [`Trend`]'s own bucket layout, else the histogram
+/// hdrhistogram's deserialiser built (the long way).
+pub enum Encoded {
+    Counts(Vec<(u64, u64)>),
+    Other(Trend),
+}
+
+impl Encoded {
+    /// Decompresses and reads the encoding once; a broken one is an error, before anything
+    /// is added anywhere.
+    pub fn parse(bytes: &[u8]) -> Result<Encoded, String> {
+        let raw = v2::payload(bytes)?;
+        if !v2::same_layout(&raw) {
+            return Ok(Encoded::Other(Trend::decode(bytes, 0, 0, 0)?));
+        }
+        let mut counts = Vec::new();
+        v2::for_each_count(&raw, |i, n| counts.push((v2::value_at(i), n)))?;
+        Ok(Encoded::Counts(counts))
+    }
+}
+
+/// HdrHistogram's V2 encoding, read for [`Encoded::parse`]: a 40-byte header (cookie,
 /// payload length, normalising offset, significant digits, lowest and highest trackable
 /// values, conversion ratio, all big-endian), then LEB128-64b9B zig-zag varints — a positive
 /// number is the count at the next index, a negative one skips that many empty indices. The
@@ -301,11 +325,11 @@ mod tests {
         }
         let mut fast = trend(&[17, 40_000]);
         let mut slow = fast.clone();
-        fast.add_encoded(&t.encode(), t.exact()).unwrap();
+        fast.add_encoded(&Encoded::parse(&t.encode()).unwrap(), t.exact());
         slow.add(&Trend::decode(&t.encode(), t.min, t.max, t.sum).unwrap());
         assert!(fast.same_buckets(&slow));
         assert_eq!(fast.exact(), slow.exact());
-        assert!(Trend::default().add_encoded(b"nope", (0, 0, 0)).is_err());
+        assert!(Encoded::parse(b"nope").is_err());
     }
 
     fn trend(values_us: &[u64]) -> Trend {

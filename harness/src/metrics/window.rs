@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Current, Inner, Recorder, Totals, Trend};
+use super::{Current, Encoded, Inner, Recorder, Totals, Trend};
 
 /// Separates the parts of a key (`t␟n:checkout␟0`).
 pub const SEP: char = '\u{1f}';
@@ -129,21 +129,18 @@ impl Delta {
     }
 }
 
-/// A trend of a window: whole, or still encoded (V2 + DEFLATE) with its exact extremes and
-/// sum, as it came off the wire (added without building a histogram).
+/// A trend of a window: whole, or read off its encoding with its exact extremes and sum, as
+/// it came off the wire (added without building a histogram).
 pub enum Part<'a> {
     Whole(&'a Trend),
-    Encoded(&'a [u8], (u64, u64, u128)),
+    Encoded(&'a Encoded, (u64, u64, u128)),
 }
 
 impl Trend {
     fn add_part(&mut self, p: &Part<'_>) {
         match p {
             Part::Whole(t) => self.add(t),
-            // Checked by `Recorder::absorb_wire` before anything was added.
-            Part::Encoded(b, exact) => {
-                let _ = self.add_encoded(b, *exact);
-            }
+            Part::Encoded(e, exact) => self.add_encoded(e, *exact),
         }
     }
 }
@@ -444,25 +441,23 @@ impl Recorder {
     }
 
     /// [`Recorder::absorb`] straight from the wire form: each histogram is read off its
-    /// encoding into the trend it adds to. A window with a missing or broken histogram is
-    /// refused whole, before anything is added.
+    /// encoding once, then added into the trend it belongs to. A window with a missing or
+    /// broken histogram is refused whole, before anything is added.
     pub fn absorb_wire(&self, s: &Scalars, offset: u64) -> Result<(), String> {
         use base64::Engine as _;
-        let mut bytes = Vec::with_capacity(s.trends.len());
+        let mut read = Vec::with_capacity(s.trends.len());
         for (k, exact) in &s.trends {
+            let broken = |e: String| format!("histogram {}: {e}", shown(k));
             let b64 = s
                 .hists
                 .get(k)
                 .ok_or_else(|| format!("no histogram for {}", shown(k)))?;
             let b = base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|e| format!("histogram {}: {e}", shown(k)))?;
-            Trend::default()
-                .add_encoded(&b, *exact)
-                .map_err(|e| format!("histogram {}: {e}", shown(k)))?;
-            bytes.push((k.as_str(), b, *exact));
+                .map_err(|e| broken(e.to_string()))?;
+            read.push((k.as_str(), Encoded::parse(&b).map_err(broken)?, *exact));
         }
-        let parts = bytes.iter().map(|(k, b, e)| (*k, Part::Encoded(b, *e)));
+        let parts = read.iter().map(|(k, e, x)| (*k, Part::Encoded(e, *x)));
         self.absorb_parts(parts, s, offset);
         Ok(())
     }

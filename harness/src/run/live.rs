@@ -600,12 +600,14 @@ impl<'a> Run<'a> {
 
 /// The recorder's last second closed; a segment's last window and `segment.json` written.
 fn close_recorder(windows: Option<super::window_log::WindowLog>, base: &Base<'_>) -> RunMetrics {
-    if let Some(mut w) = windows {
+    let log_error = windows.map(|mut w| {
         w.cut(&base.recorder, true);
-    }
+        w.error().map(str::to_owned)
+    });
     let metrics = base.recorder.finish();
     if !base.opts.segment.is_whole() {
-        super::window_log::write_meta(base, metrics.elapsed);
+        let log_error = log_error.flatten();
+        super::window_log::write_meta(base, metrics.elapsed, log_error.as_deref());
     }
     metrics
 }

@@ -30,6 +30,9 @@ pub struct SegmentMeta {
     pub time_scale: f64,
     /// The load's length on this worker.
     pub elapsed_s: f64,
+    /// Why the worker's window log stopped early (then it holds only part of its load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,8 +130,16 @@ fn read_metas(dirs: &[PathBuf]) -> Result<Vec<SegmentMeta>, MergeError> {
             let p = d.join(META);
             let text = std::fs::read_to_string(&p)
                 .map_err(|e| MergeError::Read(format!("{}: {e}", p.display())))?;
-            serde_json::from_str(&text)
-                .map_err(|e| MergeError::Read(format!("{}: {e}", p.display())))
+            let meta: SegmentMeta = serde_json::from_str(&text)
+                .map_err(|e| MergeError::Read(format!("{}: {e}", p.display())))?;
+            match &meta.log_error {
+                // Merging a log that stopped early would count part of that worker's load.
+                Some(e) => Err(MergeError::Read(format!(
+                    "{}: its window log is incomplete ({e})",
+                    d.display()
+                ))),
+                None => Ok(meta),
+            }
         })
         .collect()
 }

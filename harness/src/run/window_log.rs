@@ -2,7 +2,8 @@
 //! interval log (V2 + DEFLATE, base64, one line per trend and window, tagged with the trend's
 //! key), and `windows.jsonl`, the same windows' counters and exact extremes and sums, one JSON
 //! object per line. `harness merge` reads both back (the histograms with hdrhistogram's own
-//! interval-log parser); a worker also sends each window to its coordinator.
+//! interval-log parser); each cut also gives the window's wire form, for a worker's
+//! coordinator.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -11,7 +12,6 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use tokio::sync::mpsc;
 
 use crate::metrics::window::{Cumulative, Delta, Scalars};
 use crate::metrics::Recorder;
@@ -21,8 +21,13 @@ pub const JSONL: &str = "windows.jsonl";
 /// The worker's part: segment, target, time scale and load time (`merge::SegmentMeta`).
 pub const META: &str = "segment.json";
 
-/// Writes `segment.json` beside the logs (best effort: the logs are what matter).
-pub(super) fn write_meta(base: &super::Base<'_>, elapsed: std::time::Duration) {
+/// Writes `segment.json` beside the logs (best effort: the logs are what matter), with the
+/// error that stopped the logs early, if one did, so `harness merge` refuses them.
+pub(super) fn write_meta(
+    base: &super::Base<'_>,
+    elapsed: std::time::Duration,
+    log_error: Option<&str>,
+) {
     let (dir, seg, target) = (&base.dir, &base.opts.segment, &base.target);
     let points: Vec<String> = seg.sequence.iter().map(|p| p.to_string()).collect();
     let meta = super::merge::SegmentMeta {
@@ -32,6 +37,7 @@ pub(super) fn write_meta(base: &super::Base<'_>, elapsed: std::time::Duration) {
         scenario: std::fs::canonicalize(&base.opts.scenario).ok(),
         time_scale: base.opts.time_scale,
         elapsed_s: elapsed.as_secs_f64(),
+        log_error: log_error.map(str::to_owned),
     };
     if let Ok(text) = serde_json::to_string_pretty(&meta) {
         let _ = std::fs::write(dir.join(META), text);
@@ -44,10 +50,8 @@ pub(super) struct WindowLog {
     cuts: u64,
     hlog: BufWriter<File>,
     jsonl: BufWriter<File>,
-    /// Where the coordinator's copy goes (a worker's).
-    wire: Option<mpsc::UnboundedSender<Scalars>>,
-    /// The first write error: the log stops, the run goes on (its summary says so).
-    pub failed: Option<String>,
+    /// The first write error: the log stops and the run goes on; `segment.json` records it.
+    failed: Option<String>,
 }
 
 impl WindowLog {
@@ -82,42 +86,49 @@ impl WindowLog {
             cuts: 0,
             hlog,
             jsonl,
-            wire: None,
             failed: None,
         })
     }
 
-    pub(super) fn with_wire(mut self, tx: mpsc::UnboundedSender<Scalars>) -> WindowLog {
-        self.wire = Some(tx);
-        self
+    /// Why the log stopped early, if it did.
+    pub(super) fn error(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
-    /// Cuts the window since the last cut and writes it (`close`: the run's last).
-    pub(super) fn cut(&mut self, recorder: &Recorder, close: bool) {
+    /// Cuts the window since the last cut and writes it (`close`: the run's last); returns
+    /// its wire form. Each histogram is encoded once, for the log and the wire alike.
+    pub(super) fn cut(&mut self, recorder: &Recorder, close: bool) -> Scalars {
         let mut d = recorder.cut(&mut self.last, close);
         d.cut = self.cuts;
         self.cuts += 1;
-        if let Some(tx) = &self.wire {
-            let _ = tx.send(d.to_wire());
-        }
+        let (mut scalars, hists) = d.split();
+        let b64: BTreeMap<String, String> = hists
+            .into_iter()
+            .map(|(k, b)| (k, base64::engine::general_purpose::STANDARD.encode(b)))
+            .collect();
         if self.failed.is_none() {
-            if let Err(e) = self.write(&d) {
+            if let Err(e) = self.write(&d, &scalars, &b64) {
                 self.failed = Some(e.to_string());
             }
         }
+        scalars.hists = b64;
+        scalars
     }
 
-    fn write(&mut self, d: &Delta) -> std::io::Result<()> {
-        let (scalars, hists) = d.split();
+    fn write(
+        &mut self,
+        d: &Delta,
+        scalars: &Scalars,
+        b64: &BTreeMap<String, String>,
+    ) -> std::io::Result<()> {
         // A window covers the second before its cut.
         let start = d.second.saturating_sub(1) as f64;
-        for (key, bytes) in hists {
-            let max_ms = d.trends[&key].max_ms().unwrap_or(0.0);
-            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-            let tag = tag_of(&key, d.cut);
+        for (key, b64) in b64 {
+            let max_ms = d.trends[key].max_ms().unwrap_or(0.0);
+            let tag = tag_of(key, d.cut);
             writeln!(self.hlog, "Tag={tag},{start:.3},1.000,{max_ms:.3},{b64}")?;
         }
-        serde_json::to_writer(&mut self.jsonl, &scalars)?;
+        serde_json::to_writer(&mut self.jsonl, scalars)?;
         self.jsonl.write_all(b"\n")?;
         self.hlog.flush()?;
         self.jsonl.flush()

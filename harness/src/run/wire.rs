@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
@@ -92,7 +92,9 @@ impl Reader {
         within: Duration,
     ) -> Result<T, WireError> {
         self.buf.clear();
-        let read = tokio::time::timeout(within, self.lines.read_line(&mut self.buf)).await;
+        // At most one byte past the bound is read, so a runaway line is refused, not buffered.
+        let mut bounded = (&mut self.lines).take(MAX_LINE as u64 + 1);
+        let read = tokio::time::timeout(within, bounded.read_line(&mut self.buf)).await;
         match read {
             Err(_) => Err(WireError::Silent(within)),
             Ok(Err(e)) => Err(WireError::Io(e)),

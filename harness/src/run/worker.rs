@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::window_log::WindowLog;
 use super::wire::{self, Reader, ToCoordinator, ToWorker, Writer};
@@ -50,9 +50,9 @@ pub async fn work(
     spec: &WorkerSpec,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> Result<WorkerEnd, RunError> {
-    // The file's mistakes before dialling: exit 2, nothing sent.
-    let scenario = super::prepare(opts)?;
-    let (mut r, w) = match join(spec, &scenario.name).await {
+    // The file's mistakes before dialling: exit 2, nothing sent. Its clock restarts at t0.
+    let mut base = Base::new(opts)?;
+    let (mut r, w) = match join(spec, &base.scenario.name).await {
         Ok(link) => link,
         Err(why) => return Ok(WorkerEnd::Lost(why)),
     };
@@ -69,34 +69,27 @@ pub async fn work(
             )))
         }
     };
-    let mut base = Base::new(opts)?;
     report::start_dir(&base.dir, base.scenario.source_text())?;
     tokio::time::sleep_until(wire::instant_of(t0)).await;
     base.restart_clock(true)?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let log = WindowLog::create(&base.dir, base.recorder.started_at())
-        .map_err(|source| {
-            let path = base.dir.display().to_string();
-            RunError::Report(report::ReportError { path, source })
-        })?
-        .with_wire(tx);
+    let log = WindowLog::create(&base.dir, base.recorder.started_at()).map_err(|source| {
+        let path = base.dir.display().to_string();
+        RunError::Report(report::ReportError { path, source })
+    })?;
     let shared = Arc::new(Shared::new(base.plan.workloads.len()));
     shared.set_setup_vars(vars);
-    let mut link = Link { r, w, rx, log };
-    let end = link.drive(&base, shared, interrupt).await;
+    let mut link = Link { r, w, log };
+    let ended = link.drive(&base, shared, interrupt).await;
     let requests = base.recorder.snapshot().all.count;
-    let error = match &end {
-        WorkerEnd::Lost(why) => Some(why.clone()),
+    let error = match &ended {
+        Some(WorkerEnd::Lost(why)) => Some(why.clone()),
         _ => None,
     };
     link.finish(&base, error).await;
-    Ok(match end {
-        WorkerEnd::Done { .. } => WorkerEnd::Done {
-            dir: base.dir.clone(),
-            requests,
-        },
-        other => other,
-    })
+    Ok(ended.unwrap_or(WorkerEnd::Done {
+        dir: base.dir.clone(),
+        requests,
+    }))
 }
 
 /// Dials until the coordinator answers (it may start after its workers), then says hello.
@@ -134,18 +127,18 @@ async fn join(spec: &WorkerSpec, scenario: &str) -> Result<(Reader, Writer), Str
 struct Link {
     r: Reader,
     w: Writer,
-    rx: mpsc::UnboundedReceiver<crate::metrics::window::Scalars>,
     log: WindowLog,
 }
 
 impl Link {
-    /// The load until its end, the coordinator's stop, its silence, or `interrupt`.
+    /// The load until its end, the coordinator's stop, its silence, or `interrupt`; None when
+    /// it ended as the run meant (at its end, or stopped by the coordinator).
     async fn drive(
         &mut self,
         base: &Base<'_>,
         shared: Arc<Shared>,
         interrupt: impl std::future::Future<Output = ()>,
-    ) -> WorkerEnd {
+    ) -> Option<WorkerEnd> {
         let (stop_tx, stop) = watch::channel(false);
         let load = load::run_all(
             base.plan.clone(),
@@ -158,7 +151,7 @@ impl Link {
         tokio::pin!(interrupt);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
-        let mut end: Option<WorkerEnd> = None;
+        let (mut stopping, mut end) = (false, None);
         let mut give_up: Option<tokio::time::Instant> = None;
         loop {
             let deadline = give_up.unwrap_or_else(tokio::time::Instant::now);
@@ -166,45 +159,47 @@ impl Link {
                 _ = &mut load => break,
                 _ = tokio::time::sleep_until(deadline), if give_up.is_some() => break,
                 _ = tick.tick() => {
-                    self.log.cut(&base.recorder, false);
-                    if let Err(e) = self.forward().await {
+                    if let Err(e) = self.send_window(base, false).await {
                         end.get_or_insert(WorkerEnd::Lost(format!("coordinator gone: {e}")));
+                        stopping = true;
                     }
                 }
-                m = self.r.next::<ToWorker>(COORDINATOR_SILENCE), if end.is_none() => match m {
-                    Ok(ToWorker::Stop { .. }) => end = Some(WorkerEnd::Done { dir: Default::default(), requests: 0 }),
-                    Ok(_) => continue,
-                    Err(e) => end = Some(WorkerEnd::Lost(format!("coordinator gone: {e}"))),
-                },
-                _ = &mut interrupt, if end.is_none() => end = Some(WorkerEnd::Interrupted),
+                m = self.r.next::<ToWorker>(COORDINATOR_SILENCE), if !stopping => {
+                    stopping = match m {
+                        Ok(ToWorker::Stop { .. }) => true,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            end = Some(WorkerEnd::Lost(format!("coordinator gone: {e}")));
+                            true
+                        }
+                    }
+                }
+                _ = &mut interrupt, if !stopping => {
+                    end = Some(WorkerEnd::Interrupted);
+                    stopping = true;
+                }
             }
-            if end.is_some() && give_up.is_none() {
+            if stopping && give_up.is_none() {
                 let _ = stop_tx.send(true);
                 give_up = Some(tokio::time::Instant::now() + STOP_DRAIN);
             }
         }
-        end.unwrap_or(WorkerEnd::Done {
-            dir: Default::default(),
-            requests: 0,
-        })
+        end
     }
 
-    /// Sends the windows cut since the last call.
-    async fn forward(&mut self) -> Result<(), wire::WireError> {
-        while let Ok(s) = self.rx.try_recv() {
-            self.w.send(&ToCoordinator::Window(Box::new(s))).await?;
-        }
-        Ok(())
+    /// Cuts a window, logs it and sends it to the coordinator.
+    async fn send_window(&mut self, base: &Base<'_>, close: bool) -> Result<(), wire::WireError> {
+        let window = self.log.cut(&base.recorder, close);
+        self.w.send(&ToCoordinator::Window(Box::new(window))).await
     }
 
     /// The last window and `done` (best effort: the coordinator may be gone), and the
     /// worker's own record of its part.
     async fn finish(&mut self, base: &Base<'_>, error: Option<String>) {
         base.recorder.end_load();
-        self.log.cut(&base.recorder, true);
-        let _ = self.forward().await;
+        let _ = self.send_window(base, true).await;
         let _ = self.w.send(&ToCoordinator::Done { error }).await;
         let m = base.recorder.snapshot();
-        super::window_log::write_meta(base, m.elapsed);
+        super::window_log::write_meta(base, m.elapsed, self.log.error());
     }
 }
