@@ -37,8 +37,9 @@ async fn server() -> (u16, Seen) {
     (port, seen)
 }
 
-/// The server: `/u/<id>` answers after 5 + id mod 20 ms, so two runs that ask for the same
-/// rows see the same latencies.
+/// The server: `/u/<id>` answers after 100 + id mod 100 ms, so two runs that ask for the same
+/// rows see the same latencies, and those delays, not the scheduling of five processes on
+/// two cores, make the tail the runs compare.
 async fn timed_server() -> (u16, Seen, Times) {
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -62,7 +63,7 @@ async fn timed_server() -> (u16, Seen, Times) {
                         .and_then(|x| x.parse().ok())
                         .unwrap_or(0);
                     async move {
-                        tokio::time::sleep(Duration::from_millis(5 + id % 20)).await;
+                        tokio::time::sleep(Duration::from_millis(100 + id % 100)).await;
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))))
                     }
                 });
@@ -109,7 +110,9 @@ impl Hosts {
                 format!("vh{tag}-{i}"),
                 format!("vn{tag}-{i}"),
             );
+            // A namespace or veth an aborted earlier run left behind is not this run's.
             let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            let _ = Command::new("ip").args(["link", "del", &vh]).output();
             ip(&["netns", "add", &ns]);
             ip(&["link", "add", &vh, "type", "veth", "peer", "name", &vn]);
             ip(&["link", "set", &vh, "master", &bridge]);
@@ -199,7 +202,7 @@ impl Rendered {
     }
 
     /// Starts a launch (in network namespace `ns` when given) with exactly its env.
-    fn start(&self, l: &k8s::Launch, ns: Option<&str>, log: &str) -> Child {
+    fn start(&self, l: &k8s::Launch, ns: Option<&str>, log: &str) -> Proc {
         assert_eq!(l.command[0], "harness", "{:?}", l.command);
         let mut cmd = match ns {
             Some(ns) => {
@@ -218,7 +221,7 @@ impl Rendered {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        cmd.spawn().unwrap()
+        Proc(cmd.spawn().unwrap())
     }
 
     fn log(&self, name: &str) -> String {
@@ -228,6 +231,32 @@ impl Rendered {
             read("stdout").unwrap_or_default(),
             read("stderr").unwrap_or_default()
         )
+    }
+}
+
+/// A child process that is killed when the test lets go of it, so a failed assertion leaves
+/// no load running and no namespace held for the next test.
+struct Proc(Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -510,7 +539,7 @@ fn rewrite_listen(l: k8s::Launch, addr: &str) -> k8s::Launch {
 }
 
 /// Starts the coordinator and `n` workers of `r`; the coordinator on the bridge's address.
-fn start_all(r: &Rendered, hosts: &Hosts, n: u32) -> (Child, Vec<Child>) {
+fn start_all(r: &Rendered, hosts: &Hosts, n: u32) -> (Proc, Vec<Proc>) {
     let coordinator = format!("{HOST}:{}", free_port());
     let c = rewrite_listen(
         r.local(r.unpacked.coordinator(), &coordinator),
@@ -684,10 +713,10 @@ async fn segment_runs_without_a_coordinator_merge_into_the_whole_run() {
         .find(|f| f.ends_with("dist.toml"))
         .unwrap();
     let halves = ["0:1/2", "1/2:1"];
-    let runs: Vec<Child> = halves
+    let runs: Vec<Proc> = halves
         .iter()
         .map(|seg| {
-            Command::new(env!("CARGO_BIN_EXE_harness"))
+            let c = Command::new(env!("CARGO_BIN_EXE_harness"))
                 .arg("run")
                 .arg(file)
                 .args(["--quiet", "--segment", seg, "--out"])
@@ -696,7 +725,8 @@ async fn segment_runs_without_a_coordinator_merge_into_the_whole_run() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap()
+                .unwrap();
+            Proc(c)
         })
         .collect();
     for mut c in runs {
