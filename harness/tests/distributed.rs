@@ -767,3 +767,95 @@ async fn segment_runs_without_a_coordinator_merge_into_the_whole_run() {
         "nothing written for a refused merge"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_missing_at_the_barrier_is_exit_3_after_the_ready_timeout_and_nothing_is_sent() {
+    let _one = SERIAL.lock().await;
+    let (port, seen) = server().await;
+    let hosts = Hosts::new(1);
+    let text = scenario(port, 20, 5, "http_reqs = [\"count>0\"]");
+    let r = render("barrier", &text, &[("users.csv", &users(200))], 2);
+    let coordinator = format!("{HOST}:{}", free_port());
+    let mut c = rewrite_listen(
+        r.local(r.unpacked.coordinator(), &coordinator),
+        &coordinator,
+    );
+    c.command
+        .extend(["--ready-timeout".to_owned(), "3".to_owned()]);
+    let started = Instant::now();
+    let mut coord = r.start(&c, None, "coordinator");
+    // Index 0 dials in; index 1 never comes.
+    let w = r.local(r.unpacked.worker(0), &coordinator);
+    let mut worker = r.start(&w, Some(&hosts.names[0]), "worker-0");
+    let st = wait(&mut coord, Duration::from_secs(20)).expect("the coordinator ends");
+    assert_eq!(st.code(), Some(3), "{}", r.log("coordinator"));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3), "waited {took:?}");
+    assert!(took < Duration::from_secs(12), "waited {took:?}");
+    let ws = wait(&mut worker, Duration::from_secs(10)).expect("the waiting worker ends");
+    assert_eq!(ws.code(), Some(3), "{}", r.log("worker-0"));
+    let (_, sum) = summary_in_role(&r.reports, "coordinator");
+    assert_eq!(sum["status"], "error", "{sum:#}");
+    let reason = sum["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("missing index 1"), "{sum:#}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        !seen.iter().any(|p| p.starts_with("/u/")),
+        "no load before all are ready: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_and_teardown_run_once_on_the_coordinator_and_its_variables_reach_every_worker() {
+    let _one = SERIAL.lock().await;
+    let (port, seen) = server().await;
+    let hosts = Hosts::new(2);
+    // The server answers "ok": setup's variable is its content-length, 2.
+    let text = format!(
+        r#"
+name = "dist"
+[target]
+url = "http://{HOST}:{port}"
+[[setup]]
+name = "login"
+method = "POST"
+path = "/setup"
+[[setup.extract]]
+var = "sid"
+header = "content-length"
+[scenarios.steady]
+executor = "constant-arrival-rate"
+rate = 20
+duration = "3s"
+preAllocatedVUs = 10
+[[scenarios.steady.flow]]
+name = "work"
+path = "/w/{{{{sid}}}}/1"
+[[teardown]]
+name = "logout"
+method = "POST"
+path = "/teardown"
+[thresholds]
+http_reqs = ["count>=60"]
+"#
+    );
+    let r = render("setup", &text, &[], 2);
+    let (mut coord, mut workers) = start_all(&r, &hosts, 2);
+    let st = wait(&mut coord, Duration::from_secs(40)).expect("the coordinator ends");
+    for w in &mut workers {
+        wait(w, Duration::from_secs(10)).expect("the worker ends");
+    }
+    assert_eq!(st.code(), Some(0), "{}", r.log("coordinator"));
+    let paths = seen.lock().unwrap().clone();
+    let count = |p: &str| paths.iter().filter(|x| x.as_str() == p).count();
+    assert_eq!(count("/setup"), 1, "{paths:?}");
+    assert_eq!(count("/teardown"), 1, "{paths:?}");
+    assert_eq!(
+        count("/w/2/1"),
+        60,
+        "every worker's requests carry setup's value"
+    );
+    // And the coordinator's preflight asked for the target once: nothing else arrived.
+    assert_eq!(count("/"), 1, "{paths:?}");
+    assert_eq!(paths.len(), 63, "{paths:?}");
+}

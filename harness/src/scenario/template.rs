@@ -564,4 +564,29 @@ mod tests {
             .validate()
             .is_err());
     }
+
+    #[test]
+    fn sequences_of_the_segments_of_a_run_are_disjoint_and_make_the_whole_run() {
+        let mut specs = BTreeMap::new();
+        specs.insert(
+            "order".to_owned(),
+            GeneratorSpec::Sequence {
+                start: 100,
+                step: 3,
+            },
+        );
+        let whole = Generators::new(&specs, 7);
+        let single: Vec<u64> = (0..150).map(|_| whole.next(0)).collect();
+        let mut union = Vec::new();
+        for (seg, take) in [("0:1/3", 50), ("1/3:5/6", 75), ("5/6:1", 25)] {
+            let seg = crate::scenario::Segment::parse(seg, Some("0,1/3,5/6,1")).unwrap();
+            let g = Generators::striped(&specs, 7, seg);
+            union.extend((0..take).map(|_| g.next(0)));
+        }
+        union.sort_unstable();
+        let mut distinct = union.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), union.len(), "a value drawn by two segments");
+        assert_eq!(union, single);
+    }
 }
