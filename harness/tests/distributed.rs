@@ -540,11 +540,17 @@ fn rewrite_listen(l: k8s::Launch, addr: &str) -> k8s::Launch {
 
 /// Starts the coordinator and `n` workers of `r`; the coordinator on the bridge's address.
 fn start_all(r: &Rendered, hosts: &Hosts, n: u32) -> (Proc, Vec<Proc>) {
+    start_with(r, hosts, n, &[])
+}
+
+/// `start_all` with `extra` appended to the coordinator's command.
+fn start_with(r: &Rendered, hosts: &Hosts, n: u32, extra: &[&str]) -> (Proc, Vec<Proc>) {
     let coordinator = format!("{HOST}:{}", free_port());
-    let c = rewrite_listen(
+    let mut c = rewrite_listen(
         r.local(r.unpacked.coordinator(), &coordinator),
         &coordinator,
     );
+    c.command.extend(extra.iter().map(|a| a.to_string()));
     let coord = r.start(&c, None, "coordinator");
     let workers = (0..n)
         .map(|i| {
@@ -775,24 +781,15 @@ async fn a_worker_missing_at_the_barrier_is_exit_3_after_the_ready_timeout_and_n
     let hosts = Hosts::new(1);
     let text = scenario(port, 20, 5, "http_reqs = [\"count>0\"]");
     let r = render("barrier", &text, &[("users.csv", &users(200))], 2);
-    let coordinator = format!("{HOST}:{}", free_port());
-    let mut c = rewrite_listen(
-        r.local(r.unpacked.coordinator(), &coordinator),
-        &coordinator,
-    );
-    c.command
-        .extend(["--ready-timeout".to_owned(), "3".to_owned()]);
     let started = Instant::now();
-    let mut coord = r.start(&c, None, "coordinator");
     // Index 0 dials in; index 1 never comes.
-    let w = r.local(r.unpacked.worker(0), &coordinator);
-    let mut worker = r.start(&w, Some(&hosts.names[0]), "worker-0");
+    let (mut coord, mut workers) = start_with(&r, &hosts, 1, &["--ready-timeout", "3"]);
     let st = wait(&mut coord, Duration::from_secs(20)).expect("the coordinator ends");
     assert_eq!(st.code(), Some(3), "{}", r.log("coordinator"));
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(3), "waited {took:?}");
     assert!(took < Duration::from_secs(12), "waited {took:?}");
-    let ws = wait(&mut worker, Duration::from_secs(10)).expect("the waiting worker ends");
+    let ws = wait(&mut workers[0], Duration::from_secs(10)).expect("the waiting worker ends");
     assert_eq!(ws.code(), Some(3), "{}", r.log("worker-0"));
     let (_, sum) = summary_in_role(&r.reports, "coordinator");
     assert_eq!(sum["status"], "error", "{sum:#}");
