@@ -182,12 +182,18 @@ mod tests {
     async fn a_wait_ends_at_its_deadline_not_at_the_next_millisecond() {
         let t = PreciseTimer::new();
         assert!(t.fd.is_some(), "timerfd available on Linux");
-        let precise = median_lateness(|due| t.sleep_until(due)).await;
-        let tick = median_lateness(tokio::time::sleep_until).await;
-        assert!(
-            precise * 2 < tick && precise < Duration::from_micros(400),
-            "median lateness {precise:?}, tokio's timer {tick:?}"
-        );
+        // A few tries: a busy machine can make one round's medians noise, while tokio's
+        // timer can never win a round against a timer that does wake at its deadline.
+        let mut rounds = Vec::new();
+        for _ in 0..5 {
+            let precise = median_lateness(|due| t.sleep_until(due)).await;
+            let tick = median_lateness(tokio::time::sleep_until).await;
+            if precise * 2 < tick && precise < Duration::from_micros(400) {
+                return;
+            }
+            rounds.push((precise, tick));
+        }
+        panic!("median lateness (timerfd, tokio's timer) in each round: {rounds:?}");
     }
 
     /// One pass of the gathering rules; None when this process was descheduled past a due
@@ -203,10 +209,13 @@ mod tests {
         // from there.
         let close = spaced + Duration::from_micros(900);
         let wake = spaced + QUANTUM;
-        if Instant::now() >= close {
+        // Its own due time only when it was already late on arrival (descheduled between
+        // `spaced` and here); a pacer that never gathers fails every pass instead.
+        let got = p.wait(close).await;
+        if got == close {
             return None;
         }
-        assert_eq!(p.wait(close).await, wake);
+        assert_eq!(got, wake);
         assert!(Instant::now() >= wake, "never before its intended start");
         assert_eq!(p.wait(close + Duration::from_micros(50)).await, wake);
         // After the bound refused arrivals, the next leaves at its own time, not a quantum on.
@@ -219,7 +228,7 @@ mod tests {
     #[tokio::test]
     async fn arrivals_a_quantum_apart_keep_their_times_and_closer_ones_share_a_wake() {
         let mut undisturbed = 0;
-        for _ in 0..20 {
+        for _ in 0..50 {
             if gathering_pass().await.is_some() {
                 undisturbed += 1;
                 break;
