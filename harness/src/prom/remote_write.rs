@@ -529,13 +529,17 @@ mod tests {
             w.push(vec![series("a", vec![(i, 1.0)])]);
         }
         let took = started.elapsed();
-        assert!(took < Duration::from_millis(50), "20 pushes took {took:?}");
+        // A blocked push would wait out the receiver's 3 s; the bound leaves a busy CI room.
+        assert!(
+            took < Duration::from_millis(1_000),
+            "20 pushes took {took:?}"
+        );
         assert!(w.stats().dropped >= 17, "{:?}", w.stats());
         tokio::time::sleep(Duration::from_millis(600)).await;
         let closing = std::time::Instant::now();
         let stats = w.close(Duration::from_millis(300)).await;
         assert!(
-            closing.elapsed() < Duration::from_secs(1),
+            closing.elapsed() < Duration::from_secs(2),
             "{:?}",
             closing.elapsed()
         );
