@@ -3,8 +3,8 @@
 
 `harness k8s render` is called; the files volume (ConfigMap items, Secret items) is written
 where the pods would mount it; then the coordinator's and each index's container command start
-with the manifest's env (the token from the Secret, JOB_COMPLETION_INDEX resolved), pod paths
-and the coordinator Service mapped onto OUT and 127.0.0.1. The exit code is the coordinator's,
+with the manifest's env only (the token from the Secret, JOB_COMPLETION_INDEX resolved), pod
+paths and the coordinator Service mapped onto OUT and 127.0.0.1. The exit code is the coordinator's,
 as the coordinator Job's would be. The README's four-worker comparison used it.
 
 Usage: scripts/run-rendered.py HARNESS SCENARIO WORKERS OUT [-- RENDER_FLAGS...]
@@ -13,6 +13,7 @@ Usage: scripts/run-rendered.py HARNESS SCENARIO WORKERS OUT [-- RENDER_FLAGS...]
 """
 import base64
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -37,13 +38,15 @@ def main():
     docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     mount, reports = os.path.join(out, "mount"), os.path.join(out, "reports")
     os.makedirs(reports, exist_ok=True)
-    unpack(docs, mount)
+    secret = one(docs, "Secret")
+    unpack(docs, secret, mount)
     service = one(docs, "Service")
     address = f'{service["metadata"]["name"]}:{service["spec"]["ports"][0]["port"]}'
-    pairs = [("/etc/harness", mount), ("/reports", reports), (address, f"127.0.0.1:{PORT}"),
-             (f"0.0.0.0:{PORT}", f"127.0.0.1:{PORT}")]
-    coordinator = start(docs, "coordinator", None, pairs, out)
-    children = [start(docs, "worker", i, pairs, out) for i in range(int(workers))]
+    pairs = {"/etc/harness": mount, "/reports": reports, address: f"127.0.0.1:{PORT}",
+             f"0.0.0.0:{PORT}": f"127.0.0.1:{PORT}"}
+    coordinator = start(harness, docs, secret, "coordinator", None, pairs, out)
+    children = [start(harness, docs, secret, "worker", i, pairs, out)
+                for i in range(int(workers))]
     code = coordinator.wait()
     codes = [c.wait() for c in children]
     print(f"coordinator exit {code}; workers {codes}; logs and reports in {out}")
@@ -65,9 +68,9 @@ def secret_value(secret, key):
     return base64.b64decode(secret["data"][key])
 
 
-def unpack(docs, mount):
+def unpack(docs, secret, mount):
     """Every item of the coordinator pod's projected files volume, as the kubelet writes it."""
-    config, secret = one(docs, "ConfigMap"), one(docs, "Secret")
+    config = one(docs, "ConfigMap")
     pod = one(docs, "Job", "coordinator")["spec"]["template"]["spec"]
     for volume in pod["volumes"]:
         for source in volume.get("projected", {}).get("sources", []):
@@ -85,17 +88,18 @@ def unpack(docs, mount):
                     f.write(data)
 
 
-def start(docs, role, index, pairs, out):
-    """The role's container command with its env; `index` resolves the completion index."""
-    secret = one(docs, "Secret")
+def start(harness, docs, secret, role, index, pairs, out):
+    """The role's container command with only the manifest's env (plus PATH and HOME), as the
+    pod gets it; `index` resolves the completion index."""
     container = one(docs, "Job", role)["spec"]["template"]["spec"]["containers"][0]
+    # One pass, so a mapped path that contains another pod path (OUT under a `reports`
+    # folder) is not mapped again.
+    pattern = re.compile("|".join(map(re.escape, pairs)))
 
     def mapped(s):
-        for old, new in pairs:
-            s = s.replace(old, new)
-        return s
+        return pattern.sub(lambda m: pairs[m.group(0)], s)
 
-    env = dict(os.environ)
+    env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
     for e in container["env"]:
         if "value" in e:
             value = e["value"]
@@ -105,7 +109,7 @@ def start(docs, role, index, pairs, out):
             value = str(index)
         env[e["name"]] = mapped(value)
     command = container["command"]
-    argv = [sys.argv[1]] + [mapped(a) for a in command[1:]]
+    argv = [harness] + [mapped(a) for a in command[1:]]
     log = open(os.path.join(out, f"{role}{'' if index is None else index}.log"), "w")
     return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
 
